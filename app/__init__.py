@@ -1,0 +1,57 @@
+"""hiscore: leaderboards for web games."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from config import config_for
+
+
+def create_app(config_name: str | None = None, overrides: dict[str, Any] | None = None) -> Flask:
+    """Build the Flask app (and its Celery app) for ``config_name`` or ``HISCORE_CONFIG``."""
+    app = Flask(__name__, instance_relative_config=True)
+    config = config_for(config_name)
+    app.config.from_object(config)
+    if overrides:
+        app.config.update(overrides)
+    config.check()
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_commands(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    """Redis, the games registry, the verdict waiter and Celery."""
+    from app import tasks  # noqa: F401  (registers the shared tasks)
+    from app.celery_app import celery_init_app
+    from app.extensions import init_extensions
+
+    init_extensions(app)
+    celery_init_app(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    """The API and the health endpoints."""
+    from app import health
+    from app.api import create_api_blueprint
+
+    app.register_blueprint(create_api_blueprint())
+    app.register_blueprint(health.bp)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    """Every error as problem+json."""
+    from app.errors import register_errorhandlers as register
+
+    register(app)
+
+
+def register_commands(app: Flask) -> None:
+    """``flask``/``manage.py`` commands beyond ``run`` and ``shell``."""
+    from app.cli import register_cli
+
+    register_cli(app)

@@ -1,0 +1,15 @@
+"""The JSON API under ``/api/v1``."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from app.api import boards, scores
+
+
+def create_api_blueprint() -> Blueprint:
+    """A fresh ``api`` blueprint holding every endpoint of the API."""
+    api = Blueprint("api", __name__, url_prefix="/api/v1")
+    api.register_blueprint(scores.bp)
+    api.register_blueprint(boards.bp)
+    return api

@@ -1,0 +1,159 @@
+"""Players send results here: start a run, submit a score, follow its verdict."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
+
+from app import submissions
+from app.api.inputs import json_body, parse_body, parse_query, require_game
+from app.clock import now_ms
+from app.errors import Problem, validation_problem
+from app.extensions import get_redis, get_waiter
+from app.schemas import QueuedSubmission, ScoreIn, SessionIn, WaitQuery
+from app.tasks import ingest
+from app.validation import check_rules
+
+bp = Blueprint("scores", __name__)
+
+
+def _known_player(candidate: str | None) -> str | None:
+    if candidate and submissions.PLAYER_ID.match(candidate):
+        return candidate
+    return None
+
+
+def _remember_player(response: Response, player_id: str) -> Response:
+    config = current_app.config
+    response.set_cookie(
+        config["PLAYER_COOKIE"],
+        player_id,
+        max_age=400 * 24 * 3600,
+        httponly=True,
+        samesite="Lax",
+        secure=config["PLAYER_COOKIE_SECURE"],
+    )
+    return response
+
+
+@bp.post("/games/<game_slug>/sessions")
+def start_session(game_slug: str) -> tuple[Response, int]:
+    """Start a run: issue (or confirm) the player's id."""
+    game = require_game(game_slug)
+    body = parse_body(SessionIn, json_body(optional=True))
+    if body.variant is not None and body.variant not in game.variants:
+        raise validation_problem(
+            "The variant is not one of the game's.",
+            {"variant": [f"is not a variant of {game.slug}"]},
+        )
+    player_id = (
+        body.player_id
+        or _known_player(request.cookies.get(current_app.config["PLAYER_COOKIE"]))
+        or submissions.new_id()
+    )
+    response = jsonify({"game": game.slug, "player_id": player_id})
+    return _remember_player(response, player_id), 201
+
+
+def _submission_id(body: ScoreIn) -> str:
+    header = request.headers.get("Idempotency-Key")
+    if header is not None and not submissions.SUBMISSION_ID.match(header):
+        raise validation_problem(
+            "The Idempotency-Key header is not a valid id.",
+            {"Idempotency-Key": ["must be 8 to 64 characters of A-Z, a-z, 0-9, _ or -"]},
+        )
+    if header and body.submission_id and header != body.submission_id:
+        raise validation_problem(
+            "The Idempotency-Key header and submission_id disagree.",
+            {"submission_id": ["differs from the Idempotency-Key header"]},
+        )
+    return body.submission_id or header or submissions.new_id()
+
+
+@bp.post("/games/<game_slug>/scores")
+def submit_score(game_slug: str) -> tuple[Response, int]:
+    """Accept a finished game for checking and ranking; answer 202 with where to follow it."""
+    game = require_game(game_slug)
+    body = parse_body(ScoreIn, json_body())
+    errors = check_rules(game, body.variant, body.score, body.duration_ms)
+    if errors:
+        raise validation_problem("The score breaks the rules of the game.", errors)
+    submission_id = _submission_id(body)
+    player_id = (
+        body.player_id
+        or _known_player(request.cookies.get(current_app.config["PLAYER_COOKIE"]))
+        or submissions.new_id()
+    )
+    queued = QueuedSubmission(
+        **body.model_dump(exclude={"player_id", "submission_id"}),
+        game=game.slug,
+        player_id=player_id,
+        submission_id=submission_id,
+        received_at=now_ms(),
+    ).model_dump()
+    fingerprint = submissions.fingerprint(queued)
+    client = get_redis()
+    ttl = current_app.config["SUBMISSION_TTL_SECONDS"]
+    record: dict[str, Any] = {
+        "status": submissions.QUEUED,
+        "fingerprint": fingerprint,
+        "game": game.slug,
+        "player_id": player_id,
+    }
+    existing = submissions.reserve(client, submission_id, record, ttl)
+    if existing is not None:
+        if existing.get("fingerprint") != fingerprint:
+            raise Problem(
+                422,
+                "Submission id reused",
+                "This submission_id was already used for a different submission.",
+                kind="submission-id-reused",
+                errors={"submission_id": ["was already used for a different submission"]},
+            )
+        record = existing
+    else:
+        try:
+            ingest.apply_async(args=[queued])
+        except Exception:
+            # Never answer 202 for an entry no worker will see.
+            submissions.release(client, submission_id)
+            raise
+    status_url = url_for("api.scores.submission_status", submission_id=submission_id)
+    response = jsonify(
+        {
+            "submission_id": submission_id,
+            "status": record["status"],
+            "status_url": status_url,
+            "player_id": player_id,
+        }
+    )
+    response.headers["Location"] = status_url
+    return _remember_player(response, player_id), 202
+
+
+@bp.get("/submissions/<submission_id>")
+def submission_status(submission_id: str) -> Response:
+    """A submission's verdict; with ``?wait=S``, held until the verdict exists or S seconds."""
+    query = parse_query(WaitQuery)
+    wait = min(query.wait, current_app.config["LONG_POLL_MAX_SECONDS"])
+    if not submissions.SUBMISSION_ID.match(submission_id):
+        raise Problem(404, "Not Found", "There is no such submission.", kind="unknown-submission")
+    client = get_redis()
+
+    def read() -> dict[str, Any] | None:
+        return submissions.read(client, submission_id)
+
+    record = read()
+    if record is not None and record["status"] not in submissions.FINAL and wait > 0:
+        record = get_waiter().wait(
+            submission_id,
+            wait,
+            read,
+            lambda r: r is None or r["status"] in submissions.FINAL,
+        )
+    if record is None:
+        raise Problem(404, "Not Found", "There is no such submission.", kind="unknown-submission")
+    response = jsonify(submissions.public_view(submission_id, record))
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,128 @@
+"""Commands of ``manage.py`` (a Flask CLI group): ``up``, ``seed-demo``, plus ``run``/``shell``."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup
+
+from app.boards import Entry, apply_entries
+from app.clock import now_ms
+from app.embedded_redis import EmbeddedRedis
+from app.extensions import get_redis, get_registry
+from app.submissions import new_id
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@click.command("up")
+@click.option("--port", default=5000, show_default=True, help="Port of the web process.")
+def up_command(port: int) -> None:
+    """Start web, worker and beat (and, when REDIS_URL is unset, an embedded Redis)."""
+    env = dict(os.environ)
+    # The Procfile names gunicorn and celery: find the ones installed beside this Python.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    instance = Path(current_app.instance_path)
+    instance.mkdir(parents=True, exist_ok=True)
+    env.setdefault("HISCORE_INSTANCE_PATH", str(instance))
+    server = None
+    if not env.get("REDIS_URL"):
+        server = EmbeddedRedis(instance / "redis", current_app.config["EMBEDDED_REDIS_PORT"])
+        click.echo(f"starting the embedded Redis on port {server.port} (AOF in {server.data_dir})")
+        server.start()
+        env["REDIS_URL"] = server.url()
+    click.echo(f"hiscore on http://127.0.0.1:{port}/ (Ctrl-C stops everything)")
+    try:
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "honcho",
+                "start",
+                "-f",
+                str(ROOT / "Procfile"),
+                "-p",
+                str(port),
+            ],
+            env=env,
+            cwd=ROOT,
+            check=False,
+        )
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if server is not None:
+            click.echo("stopping the embedded Redis")
+            server.stop()
+
+
+_ADJECTIVES = "swift quiet bold lucky clever brave sly calm eager fuzzy jolly keen".split()
+_ANIMALS = "otter falcon lynx badger heron panda gecko koala moose raven tapir yak".split()
+
+
+def _demo_guesses(rng: random.Random, size: int) -> int:
+    # A person roughly halves the range each guess, with some slack and some luck.
+    ideal = max(1, size.bit_length() - 1)
+    return max(1, min(size, round(rng.gauss(ideal + 1, 1.6))))
+
+
+@click.command("seed-demo")
+@click.option("--players", default=300, show_default=True)
+@click.option(
+    "--games", "games_per_player", default=8, show_default=True, help="Games played by each player."
+)
+@click.option("--days", default=14, show_default=True, help="Spread the games over this many days.")
+@click.option("--seed", default=None, type=int, help="Random seed, for a repeatable demo.")
+def seed_demo_command(players: int, games_per_player: int, days: int, seed: int | None) -> None:
+    """Fill the guessing game's boards with realistic fake players."""
+    rng = random.Random(seed)
+    game = get_registry().get("guess")
+    if game is None:
+        raise click.ClickException("the guess game is not configured")
+    now = now_ms()
+    entries = []
+    for _ in range(players):
+        player_id = new_id()
+        name = f"{rng.choice(_ADJECTIVES)} {rng.choice(_ANIMALS)} {rng.randint(1, 99)}"
+        for _ in range(games_per_player):
+            variant = rng.choice(list(game.variants))
+            entries.append(
+                Entry(
+                    submission_id=new_id(),
+                    game=game,
+                    variant=variant,
+                    player_id=player_id,
+                    name=name,
+                    score=_demo_guesses(rng, int(variant)),
+                    achieved_at=now - rng.randint(0, days * 86_400_000),
+                )
+            )
+    entries.sort(key=lambda e: e.achieved_at)
+    client = get_redis()
+    with click.progressbar(length=len(entries), label="seeding") as bar:
+        for start in range(0, len(entries), 500):
+            batch = entries[start : start + 500]
+            apply_entries(client, batch, now)
+            bar.update(len(batch))
+    click.echo(f"{len(entries)} games by {players} players")
+
+
+def register_cli(app: Flask) -> None:
+    """Add hiscore's commands to ``app.cli``."""
+    app.cli.add_command(up_command)
+    app.cli.add_command(seed_demo_command)
+
+
+def _create_app() -> Flask:
+    from app import create_app
+
+    return create_app()
+
+
+cli = FlaskGroup(create_app=_create_app, help="Manage a hiscore deployment.")

@@ -1,0 +1,40 @@
+"""The services an app holds, built by :func:`init_extensions` and read through accessors."""
+
+from __future__ import annotations
+
+import redis
+from flask import Flask, current_app
+
+from app.games import Registry, load_registry
+from app.longpoll import VerdictWaiter
+
+
+def init_extensions(app: Flask) -> None:
+    """Attach the Redis client, games registry and verdict waiter. Nothing connects yet."""
+    # Tests may hand in a client (fakeredis); everyone else gets one built from REDIS_URL.
+    client = app.config.get("REDIS_CLIENT") or redis.Redis.from_url(
+        app.config["REDIS_URL"],
+        decode_responses=True,
+        socket_connect_timeout=2,
+        socket_timeout=5,
+        health_check_interval=30,
+        retry_on_timeout=True,
+    )
+    app.extensions["hiscore.redis"] = client
+    app.extensions["hiscore.games"] = load_registry(app.config.get("GAMES_FILE"))
+    app.extensions["hiscore.waiter"] = VerdictWaiter(client)
+
+
+def get_redis() -> redis.Redis:
+    """The data Redis of the current app."""
+    return current_app.extensions["hiscore.redis"]
+
+
+def get_registry() -> Registry:
+    """The games of the current app."""
+    return current_app.extensions["hiscore.games"]
+
+
+def get_waiter() -> VerdictWaiter:
+    """The verdict waiter of the current app."""
+    return current_app.extensions["hiscore.waiter"]

@@ -1,0 +1,185 @@
+"""The games registry: which games exist, how they sort, and what a plausible score is.
+
+Games are data. The built-in table holds the demo's guessing game; a TOML file named by
+``HISCORE_GAMES_FILE`` adds games or replaces built-in ones without touching code::
+
+    [games.reaction]
+    title = "Reaction time (ms)"
+    order = "lower"            # "lower" or "higher" is better
+    integer = true             # whole-number scores only
+    score_min = 80
+    score_max = 2000
+    variants = ["visual", "audio"]
+    retention_days = 365       # entries older than this are pruned from the log
+    daily_retention_days = 7   # a finished day stays readable this long
+    weekly_retention_days = 35
+    min_ms_per_point = 0       # plausibility: a run lasts at least score * this (0: no check)
+    duration_required = false
+
+A variant may also be a table of overrides: ``[games.guess.variants.10] score_max = 10``.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
+VARIANT = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One variant of a game with its own score bounds."""
+
+    name: str
+    score_min: float
+    score_max: float
+
+
+@dataclass(frozen=True)
+class Game:
+    """A game declared in configuration."""
+
+    slug: str
+    title: str
+    lower_is_better: bool
+    integer: bool
+    variants: Mapping[str, Variant]
+    retention_days: int = 365
+    daily_retention_days: int = 7
+    weekly_retention_days: int = 35
+    min_ms_per_point: int = 0
+    duration_required: bool = False
+    description: str = ""
+
+    def __hash__(self) -> int:
+        return hash(self.slug)
+
+    @property
+    def order(self) -> str:
+        """``"lower"`` or ``"higher"``: which scores rank first."""
+        return "lower" if self.lower_is_better else "higher"
+
+    def sort_key(self, score: float) -> float:
+        """The sorted-set score of ``score``: ascending order is always rank order."""
+        return score if self.lower_is_better else -score
+
+    def window_retention_ms(self, window: str) -> int | None:
+        """How long a finished period of ``window`` stays readable, or None to keep it."""
+        days = {"daily": self.daily_retention_days, "weekly": self.weekly_retention_days}
+        return days[window] * 86_400_000 if window in days else None
+
+
+@dataclass(frozen=True)
+class Registry:
+    """The games this deployment serves, by slug."""
+
+    games: Mapping[str, Game] = field(default_factory=dict)
+
+    def get(self, slug: str) -> Game | None:
+        """The game called ``slug``, or None."""
+        return self.games.get(slug)
+
+    def __iter__(self):
+        return iter(self.games.values())
+
+
+def _guess() -> Game:
+    sizes = (10, 25, 100, 1000)
+    return Game(
+        slug="guess",
+        title="Guess the number",
+        description="Guess the number between 1 and max; the score is the number of guesses.",
+        lower_is_better=True,
+        integer=True,
+        variants={str(n): Variant(str(n), 1, n) for n in sizes},
+        # Typing a number and pressing Enter takes a person well over a fifth of a second.
+        min_ms_per_point=200,
+        duration_required=True,
+    )
+
+
+BUILTIN_GAMES: tuple[Game, ...] = (_guess(),)
+
+
+_GAME_FIELDS = frozenset(
+    {
+        "title",
+        "description",
+        "order",
+        "integer",
+        "score_min",
+        "score_max",
+        "variants",
+        "retention_days",
+        "daily_retention_days",
+        "weekly_retention_days",
+        "min_ms_per_point",
+        "duration_required",
+    }
+)
+_VARIANT_FIELDS = frozenset({"score_min", "score_max"})
+
+
+def game_from_table(slug: str, table: Mapping[str, Any]) -> Game:
+    """Build a :class:`Game` from one ``[games.<slug>]`` table; ValueError if it is wrong."""
+    if not SLUG.match(slug):
+        raise ValueError(f"game slug {slug!r} must match {SLUG.pattern}")
+    unknown = set(table) - _GAME_FIELDS
+    if unknown:
+        raise ValueError(f"game {slug}: unknown settings {', '.join(sorted(unknown))}")
+    order = table.get("order", "lower")
+    if order not in ("lower", "higher"):
+        raise ValueError(f"game {slug}: order must be 'lower' or 'higher'")
+    score_min = float(table.get("score_min", 0))
+    score_max = float(table.get("score_max", 1e9))
+    raw_variants = table.get("variants", ["default"])
+    if isinstance(raw_variants, Mapping):
+        items: Iterable[tuple[str, Mapping[str, Any]]] = raw_variants.items()
+    else:
+        items = ((str(name), {}) for name in raw_variants)
+    variants: dict[str, Variant] = {}
+    for name, overrides in items:
+        name = str(name)
+        if not VARIANT.match(name):
+            raise ValueError(f"game {slug}: variant {name!r} must match {VARIANT.pattern}")
+        if set(overrides) - _VARIANT_FIELDS:
+            raise ValueError(f"game {slug}: variant {name} has unknown settings")
+        variants[name] = Variant(
+            name,
+            float(overrides.get("score_min", score_min)),
+            float(overrides.get("score_max", score_max)),
+        )
+    if not variants:
+        raise ValueError(f"game {slug}: at least one variant is needed")
+    for v in variants.values():
+        if v.score_min > v.score_max:
+            raise ValueError(f"game {slug}: variant {v.name} has score_min > score_max")
+    return Game(
+        slug=slug,
+        title=str(table.get("title", slug)),
+        description=str(table.get("description", "")),
+        lower_is_better=order == "lower",
+        integer=bool(table.get("integer", True)),
+        variants=variants,
+        retention_days=int(table.get("retention_days", 365)),
+        daily_retention_days=int(table.get("daily_retention_days", 7)),
+        weekly_retention_days=int(table.get("weekly_retention_days", 35)),
+        min_ms_per_point=int(table.get("min_ms_per_point", 0)),
+        duration_required=bool(table.get("duration_required", False)),
+    )
+
+
+def load_registry(games_file: str | None = None) -> Registry:
+    """The built-in games, plus (or replaced by) those of a TOML file."""
+    games = {game.slug: game for game in BUILTIN_GAMES}
+    if games_file:
+        with open(games_file, "rb") as fh:
+            data = tomllib.load(fh)
+        for slug, table in data.get("games", {}).items():
+            games[slug] = game_from_table(slug, table)
+    return Registry(games)

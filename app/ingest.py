@@ -1,0 +1,100 @@
+"""The worker's side of a submission: validate again, apply, record the verdict, wake waiters.
+
+Batch-first: :func:`ingest_submissions` takes any number of queued submissions and costs a
+constant number of Redis round trips, whatever the batch size.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+
+from app import submissions
+from app.boards import Applied, Entry, apply_entries
+from app.games import Registry
+from app.validation import Rejection, validate_queued
+
+log = logging.getLogger(__name__)
+
+
+def _rejected(payload: Any, rejection: Rejection) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "status": submissions.REJECTED,
+        "code": rejection.code,
+        "reason": rejection.detail,
+    }
+    if rejection.errors:
+        record["errors"] = rejection.errors
+    if isinstance(payload, dict):
+        record["fingerprint"] = submissions.fingerprint(payload)
+        for name in ("game", "player_id"):
+            if isinstance(payload.get(name), str):
+                record[name] = payload[name][:64]
+    return record
+
+
+def _accepted(entry: Entry, applied: Applied, fp: str) -> dict[str, Any]:
+    return {
+        "status": submissions.ACCEPTED,
+        "fingerprint": fp,
+        "game": entry.game.slug,
+        "player_id": entry.player_id,
+        "board": {"game": entry.game.slug, "variant": entry.variant, "window": "alltime"},
+        "rank": applied.ranks["alltime"],
+        "ranks": applied.ranks,
+        "personal_best": applied.improved["alltime"],
+        "score": entry.score,
+        "achieved_at": entry.achieved_at,
+    }
+
+
+def ingest_submissions(
+    client: redis.Redis,
+    registry: Registry,
+    payloads: Sequence[Any],
+    now_ms: int,
+    ttl: int,
+) -> list[tuple[str, dict[str, Any]]]:
+    """Validate, apply and settle a batch of queued submissions; return the verdicts.
+
+    Running it twice on the same payloads changes nothing more: the boards skip submissions
+    they have applied, and the verdicts are rewritten as they were.
+    """
+    entries: list[Entry] = []
+    fingerprints: list[str] = []
+    verdicts: list[tuple[str, dict[str, Any]]] = []
+    for payload in payloads:
+        try:
+            checked = validate_queued(registry, payload)
+        except Exception:  # a message must never take the worker down
+            log.exception("could not validate a queued submission")
+            checked = Rejection("invalid", "the submission could not be read")
+        if isinstance(checked, Rejection):
+            sid = payload.get("submission_id") if isinstance(payload, dict) else None
+            if isinstance(sid, str) and submissions.SUBMISSION_ID.match(sid):
+                verdicts.append((sid, _rejected(payload, checked)))
+            else:
+                log.warning("dropped a queued message without a usable id: %s", checked.detail)
+            continue
+        sub, game = checked
+        entries.append(
+            Entry(
+                submission_id=sub.submission_id,
+                game=game,
+                variant=sub.variant,
+                player_id=sub.player_id,
+                name=sub.name,
+                score=sub.score,
+                achieved_at=sub.received_at,
+            )
+        )
+        fingerprints.append(submissions.fingerprint(sub.model_dump()))
+    for entry, applied, fp in zip(
+        entries, apply_entries(client, entries, now_ms), fingerprints, strict=True
+    ):
+        verdicts.append((entry.submission_id, _accepted(entry, applied, fp)))
+    submissions.settle(client, verdicts, ttl)
+    return verdicts

@@ -1,0 +1,113 @@
+"""Submission status records: reserved by the web, settled by a worker with its verdict.
+
+A record is a JSON string under :func:`app.keys.submission_key` with a TTL. The web reserves it
+with ``SET NX`` so a repeated ``submission_id`` (or ``Idempotency-Key``) maps to one entry; the
+worker overwrites it with the verdict and announces the id on :data:`app.keys.VERDICT_CHANNEL`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import redis
+
+from app import keys
+from app.schemas import PLAYER_ID_PATTERN, SUBMISSION_ID_PATTERN
+
+SUBMISSION_ID = re.compile(SUBMISSION_ID_PATTERN)
+PLAYER_ID = re.compile(PLAYER_ID_PATTERN)
+
+QUEUED, ACCEPTED, REJECTED = "queued", "accepted", "rejected"
+FINAL = frozenset({ACCEPTED, REJECTED})
+
+# Fields of a submission that make it the same submission when sent again.
+_IDENTITY_FIELDS = ("game", "variant", "player_id", "name", "score", "duration_ms", "token")
+
+# How many rejections the audit stream keeps (approximately).
+REJECTED_STREAM_MAXLEN = 100_000
+
+
+def new_id() -> str:
+    """A fresh opaque id (22 URL-safe characters, 128 random bits)."""
+    return secrets.token_urlsafe(16)
+
+
+def fingerprint(submission: Mapping[str, Any]) -> str:
+    """A digest of what a submission says, to tell an honest retry from a reused id."""
+    identity = {name: submission.get(name) for name in _IDENTITY_FIELDS}
+    text = json.dumps(identity, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def reserve(
+    client: redis.Redis, submission_id: str, record: Mapping[str, Any], ttl: int
+) -> dict[str, Any] | None:
+    """Create the record unless one exists; return the existing record, or None if created."""
+    key = keys.submission_key(submission_id)
+    pipe = client.pipeline(transaction=False)
+    pipe.set(key, json.dumps(record), nx=True, ex=ttl)
+    pipe.get(key)
+    created, current = pipe.execute()
+    if created:
+        return None
+    return json.loads(current) if current else None
+
+
+def release(client: redis.Redis, submission_id: str) -> None:
+    """Forget a reservation whose submission could not be enqueued."""
+    client.delete(keys.submission_key(submission_id))
+
+
+def read(client: redis.Redis, submission_id: str) -> dict[str, Any] | None:
+    """The record of a submission, or None if unknown or expired."""
+    raw = client.get(keys.submission_key(submission_id))
+    return json.loads(raw) if raw else None
+
+
+def settle(client: redis.Redis, verdicts: Sequence[tuple[str, dict[str, Any]]], ttl: int) -> None:
+    """Store final records, audit the rejections and wake long-polls, in one round trip."""
+    if not verdicts:
+        return
+    pipe = client.pipeline(transaction=False)
+    for submission_id, record in verdicts:
+        pipe.set(keys.submission_key(submission_id), json.dumps(record), ex=ttl)
+        if record["status"] == REJECTED:
+            pipe.xadd(
+                keys.REJECTED_STREAM,
+                {
+                    "sid": submission_id,
+                    "code": record.get("code", ""),
+                    "reason": record.get("reason", ""),
+                    "game": record.get("game") or "",
+                    "player_id": record.get("player_id") or "",
+                },
+                maxlen=REJECTED_STREAM_MAXLEN,
+                approximate=True,
+            )
+    pipe.publish(keys.VERDICT_CHANNEL, " ".join(sid for sid, _ in verdicts))
+    pipe.execute()
+
+
+def public_view(submission_id: str, record: Mapping[str, Any]) -> dict[str, Any]:
+    """What a client may see of a record."""
+    view = {"submission_id": submission_id, "status": record["status"]}
+    for name in (
+        "reason",
+        "code",
+        "errors",
+        "board",
+        "rank",
+        "ranks",
+        "personal_best",
+        "score",
+        "achieved_at",
+        "player_id",
+    ):
+        if record.get(name) is not None:
+            view[name] = record[name]
+    return view

@@ -1,0 +1,136 @@
+"""Configuration classes, chosen by the ``HISCORE_CONFIG`` environment variable.
+
+Every secret and every address comes from the environment. ``ProductionConfig`` refuses to
+start without the secrets it needs (see :func:`ProductionConfig.check`).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6390/0"
+
+# Queue names: ingestion and maintenance never share a queue, so a long rebuild cannot
+# delay a player's verdict.
+INGEST_QUEUE = "ingest"
+MAINTENANCE_QUEUE = "maintenance"
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+def celery_settings(broker_url: str) -> dict[str, Any]:
+    """The Celery settings of a careful deployment, as lowercase Celery names.
+
+    The hard time limit of every task is shorter than the broker's visibility timeout, so a
+    message is never redelivered while the worker that holds it is still allowed to run it.
+    """
+    task_time_limit = _env_int("HISCORE_TASK_TIME_LIMIT", 300)
+    return {
+        "broker_url": broker_url,
+        "result_backend": None,
+        "task_ignore_result": True,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "event_serializer": "json",
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_soft_time_limit": task_time_limit - 30,
+        "task_time_limit": task_time_limit,
+        "broker_transport_options": {
+            "visibility_timeout": task_time_limit * 4,
+            # Sentinel URLs name the master set here; ignored for plain redis:// URLs.
+            "master_name": os.environ.get("CELERY_BROKER_MASTER_NAME", "mymaster"),
+        },
+        "broker_connection_retry_on_startup": True,
+        "task_default_queue": INGEST_QUEUE,
+        "task_routes": {
+            "hiscore.ingest": {"queue": INGEST_QUEUE},
+            "hiscore.maintenance.*": {"queue": MAINTENANCE_QUEUE},
+        },
+        "worker_hijack_root_logger": False,
+        "beat_schedule_filename": os.path.join(
+            os.environ.get("HISCORE_INSTANCE_PATH", "instance"), "celerybeat-schedule"
+        ),
+        "beat_schedule": {},
+    }
+
+
+class Config:
+    """Settings shared by every environment, read from the environment when instantiated."""
+
+    DEBUG = False
+    TESTING = False
+    # A score body is a few hundred bytes; anything near this is not a score.
+    MAX_CONTENT_LENGTH = 16 * 1024
+    # Upper bound of ?wait= on the submission status endpoint.
+    LONG_POLL_MAX_SECONDS = 30
+    PLAYER_COOKIE = "hiscore_player"
+    PLAYER_COOKIE_SECURE = False
+    DEFAULT_SECRET_KEY = ""
+
+    def __init__(self) -> None:
+        env = os.environ
+        self.SECRET_KEY = env.get("SECRET_KEY", self.DEFAULT_SECRET_KEY)
+        self.REDIS_URL = env.get("REDIS_URL", DEFAULT_REDIS_URL)
+        self.CELERY_BROKER_URL = env.get("CELERY_BROKER_URL") or self.REDIS_URL
+        self.CELERY = celery_settings(self.CELERY_BROKER_URL)
+        # Extra or replacement games, as a TOML file (see app/games.py for the fields).
+        self.GAMES_FILE = env.get("HISCORE_GAMES_FILE")
+        # How long a submission's status stays readable.
+        self.SUBMISSION_TTL_SECONDS = _env_int("HISCORE_SUBMISSION_TTL", 7 * 24 * 3600)
+        # Where `manage.py up` starts its own Redis when REDIS_URL is unset.
+        self.EMBEDDED_REDIS_PORT = _env_int("HISCORE_REDIS_PORT", 6390)
+
+    def check(self) -> None:
+        """Raise if this configuration cannot run safely."""
+
+
+class DevelopmentConfig(Config):
+    """A laptop: debug on, a fixed secret so cookies survive restarts."""
+
+    DEBUG = True
+    DEFAULT_SECRET_KEY = "dev-only-secret"
+
+
+class TestingConfig(Config):
+    """The test suite; unit tests swap Redis and the broker for in-process fakes."""
+
+    TESTING = True
+    DEFAULT_SECRET_KEY = "testing-secret"
+
+
+class ProductionConfig(Config):
+    """A dyno or a VPS: secrets must come from the environment."""
+
+    PLAYER_COOKIE_SECURE = True
+
+    def check(self) -> None:
+        missing = [name for name in ("SECRET_KEY", "REDIS_URL") if not os.environ.get(name)]
+        if missing:
+            raise RuntimeError(
+                "production configuration needs these environment variables: " + ", ".join(missing)
+            )
+
+
+CONFIGS: dict[str, type[Config]] = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def config_for(name: str | None = None) -> Config:
+    """The configuration named by ``name`` or by ``HISCORE_CONFIG`` (default development)."""
+    name = name or os.environ.get("HISCORE_CONFIG", "development")
+    try:
+        return CONFIGS[name]()
+    except KeyError:
+        raise RuntimeError(
+            f"HISCORE_CONFIG={name!r} is not one of {', '.join(sorted(CONFIGS))}"
+        ) from None

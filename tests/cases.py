@@ -1,0 +1,78 @@
+"""Inputs shared by the unit and integration suites."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+GOOD = {"name": "Ann", "score": 4, "variant": "10", "duration_ms": 5000}
+
+
+def _json(body: object) -> bytes:
+    return json.dumps(body).encode()
+
+
+@dataclass(frozen=True)
+class BadRequest:
+    """A submission that must be refused with ``status`` naming ``fields``."""
+
+    id: str
+    body: bytes
+    status: int
+    fields: frozenset[str] = frozenset()
+    content_type: str = "application/json"
+    game: str = "guess"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _bad(id: str, body: object, status: int = 422, *fields: str, **kw) -> BadRequest:
+    raw = body if isinstance(body, bytes) else _json(body)
+    return BadRequest(id, raw, status, frozenset(fields), **kw)
+
+
+BAD_SUBMISSIONS: list[BadRequest] = [
+    _bad("malformed-json", b'{"name": "Ann", "score": ', 400),
+    _bad("json-nan", b'{"name": "Ann", "score": NaN, "variant": "10"}', 400),
+    _bad("not-utf8", b'{"name": "\xff\xfe"}', 400),
+    _bad("empty-body", b"", 400),
+    _bad("text-plain", GOOD, 415, content_type="text/plain"),
+    _bad(
+        "form-encoded",
+        b"name=Ann&score=4&variant=10",
+        415,
+        content_type="application/x-www-form-urlencoded",
+    ),
+    _bad("array", [GOOD], 422, "body"),
+    _bad("null", None, 422, "body"),
+    _bad("missing-everything", {}, 422, "name", "score", "variant"),
+    _bad("missing-score", {k: v for k, v in GOOD.items() if k != "score"}, 422, "score"),
+    _bad("extra-field", {**GOOD, "rank": 1}, 422, "rank"),
+    _bad("score-as-text", {**GOOD, "score": "4"}, 422, "score"),
+    _bad("score-as-bool", {**GOOD, "score": True}, 422, "score"),
+    _bad("name-as-number", {**GOOD, "name": 42}, 422, "name"),
+    _bad("variant-as-list", {**GOOD, "variant": ["10"]}, 422, "variant"),
+    _bad("duration-as-text", {**GOOD, "duration_ms": "5s"}, 422, "duration_ms"),
+    _bad("player-id-as-number", {**GOOD, "player_id": 123456789012345678}, 422, "player_id"),
+    _bad("player-id-with-colon", {**GOOD, "player_id": "abcdefgh:ijklmnop"}, 422, "player_id"),
+    _bad("submission-id-with-star", {**GOOD, "submission_id": "abc*defgh"}, 422, "submission_id"),
+    _bad("negative-score", {**GOOD, "score": -1}, 422, "score"),
+    _bad("zero-score", {**GOOD, "score": 0}, 422, "score"),
+    _bad("huge-score", {**GOOD, "score": 10**30}, 422, "score"),
+    _bad("huge-float", {**GOOD, "score": 1e308}, 422, "score"),
+    _bad("fractional-guesses", {**GOOD, "score": 2.5}, 422, "score"),
+    _bad("more-guesses-than-numbers", {**GOOD, "score": 11, "duration_ms": 60_000}, 422, "score"),
+    _bad("too-fast-to-type", {**GOOD, "score": 8, "duration_ms": 300}, 422, "duration_ms"),
+    _bad("no-duration", {k: v for k, v in GOOD.items() if k != "duration_ms"}, 422, "duration_ms"),
+    _bad("negative-duration", {**GOOD, "duration_ms": -1}, 422, "duration_ms"),
+    _bad("unknown-variant", {**GOOD, "variant": "11"}, 422, "variant"),
+    _bad("unknown-game", GOOD, 404, game="chess"),
+    _bad("megabyte-body", {**GOOD, "name": "x" * 1_000_000}, 413),
+    _bad("name-with-control-chars", {**GOOD, "name": "Ann\x00\x1b[2J"}, 422, "name"),
+    _bad("name-with-newline", {**GOOD, "name": "Ann\nBob"}, 422, "name"),
+    _bad("name-of-1000-chars", {**GOOD, "name": "n" * 1000}, 422, "name"),
+    _bad("name-of-spaces", {**GOOD, "name": "    "}, 422, "name"),
+    _bad("bad-idempotency-key", GOOD, 422, "Idempotency-Key", headers={"Idempotency-Key": "a b"}),
+]
+
+#: Names that are fine to show but must never become part of a Redis key.
+HOSTILE_BUT_VALID_NAMES = ["*", "a:b", "{guess:10}", "</script>", "Zoë 🙂", "名前", "x|y"]

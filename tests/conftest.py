@@ -1,0 +1,83 @@
+"""Fixtures shared by every test: an app on fakeredis with an in-memory broker."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import fakeredis
+import pytest
+
+from app import create_app
+from app.extensions import get_registry
+from app.games import Registry
+from app.ingest import ingest_submissions
+from config import celery_settings
+
+
+@pytest.fixture
+def redis_client() -> fakeredis.FakeRedis:
+    """A fresh in-process Redis (with Lua) per test."""
+    return fakeredis.FakeRedis(decode_responses=True)
+
+
+@pytest.fixture
+def app(redis_client):
+    """The Flask app in testing mode, on fakeredis and Celery's in-memory broker."""
+    app = create_app(
+        "testing", {"REDIS_CLIENT": redis_client, "CELERY": celery_settings("memory://")}
+    )
+    yield app
+    # The memory transport is process-wide: leave no message behind for the next test.
+    with app.extensions["celery"].connection_for_write() as conn:
+        for queue in ("ingest", "maintenance"):
+            conn.SimpleQueue(queue).clear()
+
+
+@pytest.fixture
+def client(app):
+    """An HTTP client of the app."""
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    """A CLI runner of the app."""
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def registry(app) -> Registry:
+    """The app's games."""
+    with app.app_context():
+        return get_registry()
+
+
+@pytest.fixture
+def queued(app) -> Callable[[], list[Any]]:
+    """Take every message the web enqueued, as the worker would receive them."""
+
+    def take() -> list[Any]:
+        payloads = []
+        with app.extensions["celery"].connection_for_read() as conn:
+            queue = conn.SimpleQueue("ingest")
+            while True:
+                try:
+                    message = queue.get_nowait()
+                except queue.Empty:
+                    return payloads
+                assert message.headers["task"] == "hiscore.ingest"
+                payloads.append(message.payload[0][0])
+                message.ack()
+
+    return take
+
+
+@pytest.fixture
+def work(queued, redis_client, registry) -> Callable[[int], list[Any]]:
+    """Run the worker's ingest function over everything queued, as of ``now`` (epoch ms)."""
+
+    def run(now: int = 1_800_000_000_000) -> list[Any]:
+        return ingest_submissions(redis_client, registry, queued(), now, 3600)
+
+    return run

@@ -1,0 +1,151 @@
+"""The HTTP API on fakeredis, with the worker's function run by hand on what was enqueued."""
+
+import pytest
+
+from app import keys
+
+GOOD = {"name": "Ann", "score": 4, "variant": "10", "duration_ms": 5000}
+
+
+def submit(client, body=None, **kwargs):
+    return client.post("/api/v1/games/guess/scores", json=body or GOOD, **kwargs)
+
+
+def test_a_score_is_accepted_for_checking_and_then_ranked(client, work):
+    resp = submit(client)
+    assert resp.status_code == 202
+    body = resp.get_json()
+    assert body["status"] == "queued"
+    assert resp.headers["Location"] == body["status_url"]
+    assert body["status_url"] == f"/api/v1/submissions/{body['submission_id']}"
+    assert client.get(body["status_url"]).get_json()["status"] == "queued"
+
+    work()
+
+    status = client.get(body["status_url"]).get_json()
+    assert status["status"] == "accepted"
+    assert status["rank"] == 1
+    assert status["board"] == {"game": "guess", "variant": "10", "window": "alltime"}
+    top = client.get("/api/v1/games/guess/boards/10").get_json()
+    assert top["total"] == 1
+    assert top["entries"][0]["name"] == "Ann"
+    assert top["entries"][0]["player_id"] == body["player_id"]
+
+
+def test_the_same_submission_id_twice_is_one_entry(client, queued):
+    body = {**GOOD, "submission_id": "client-chosen-1"}
+    first, second = submit(client, body), submit(client, body)
+    assert first.status_code == second.status_code == 202
+    assert first.get_json()["submission_id"] == second.get_json()["submission_id"]
+    assert len(queued()) == 1
+
+
+def test_the_idempotency_key_header_works_like_submission_id(client, queued):
+    headers = {"Idempotency-Key": "header-key-123"}
+    body = {**GOOD, "player_id": "p" * 22}
+    ids = {submit(client, body, headers=headers).get_json()["submission_id"] for _ in range(3)}
+    assert ids == {"header-key-123"}
+    assert len(queued()) == 1
+
+
+def test_a_reused_id_with_another_body_is_refused(client, queued):
+    submit(client, {**GOOD, "player_id": "p" * 22, "submission_id": "reused-id"})
+    resp = submit(client, {**GOOD, "player_id": "p" * 22, "score": 5, "submission_id": "reused-id"})
+    assert resp.status_code == 422
+    assert resp.get_json()["errors"] == {
+        "submission_id": ["was already used for a different submission"]
+    }
+    assert len(queued()) == 1
+
+
+def test_a_failed_enqueue_answers_503_and_frees_the_id(app, client, redis_client, monkeypatch):
+    from kombu.exceptions import OperationalError
+
+    from app import tasks
+
+    def broken(*args, **kwargs):
+        raise OperationalError("broker down")
+
+    monkeypatch.setattr(tasks.ingest, "apply_async", broken)
+    resp = submit(client, {**GOOD, "submission_id": "retry-me-later"})
+    assert resp.status_code == 503
+    assert resp.mimetype == "application/problem+json"
+    assert redis_client.get(keys.submission_key("retry-me-later")) is None
+
+
+def test_sessions_issue_a_player_id_and_keep_it_in_a_cookie(client):
+    resp = client.post("/api/v1/games/guess/sessions")
+    assert resp.status_code == 201
+    player_id = resp.get_json()["player_id"]
+    assert f"hiscore_player={player_id}" in resp.headers["Set-Cookie"]
+    # The cookie identifies the player from then on, in sessions and in scores.
+    assert client.post("/api/v1/games/guess/sessions").get_json()["player_id"] == player_id
+    assert submit(client).get_json()["player_id"] == player_id
+
+
+def test_a_player_id_in_the_body_wins(client):
+    resp = client.post("/api/v1/games/guess/sessions", json={"player_id": "q" * 20})
+    assert resp.get_json()["player_id"] == "q" * 20
+
+
+def test_games_list_their_boards(client):
+    games = client.get("/api/v1/games").get_json()["games"]
+    guess = next(g for g in games if g["slug"] == "guess")
+    assert guess["order"] == "lower"
+    assert [v["name"] for v in guess["variants"]] == ["10", "25", "100", "1000"]
+    assert guess["variants"][0]["board_url"] == "/api/v1/games/guess/boards/10"
+
+
+def test_player_standing_with_neighbours(client, work):
+    ids = []
+    for i, name in enumerate(["A", "B", "C", "D"]):
+        resp = submit(client, {**GOOD, "name": name, "score": i + 1, "duration_ms": 9000})
+        ids.append(resp.get_json()["player_id"])
+        client.delete_cookie("hiscore_player")
+    work()
+    url = f"/api/v1/games/guess/boards/10/players/{ids[2]}?around=1"
+    body = client.get(url).get_json()
+    assert (body["rank"], body["name"], body["score"]) == (3, "C", 3)
+    assert [row["name"] for row in body["neighbours"]] == ["B", "C", "D"]
+    unknown = client.get("/api/v1/games/guess/boards/10/players/" + "z" * 22)
+    assert unknown.status_code == 404
+    assert unknown.mimetype == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    ("url", "status", "field"),
+    [
+        ("/api/v1/games/chess/boards/10", 404, None),
+        ("/api/v1/games/guess/boards/11", 404, None),
+        ("/api/v1/games/guess/boards/10?window=monthly", 400, "window"),
+        ("/api/v1/games/guess/boards/10?limit=0", 400, "limit"),
+        ("/api/v1/games/guess/boards/10?limit=101", 400, "limit"),
+        ("/api/v1/games/guess/boards/10?offset=-1", 400, "offset"),
+        ("/api/v1/games/guess/boards/10?limit=ten", 400, "limit"),
+        ("/api/v1/games/guess/boards/10?window=daily&period=2026-13-01", 400, "period"),
+        ("/api/v1/games/guess/boards/10/players/x?around=51", 400, "around"),
+        ("/api/v1/submissions/abcdefgh?wait=31", 400, "wait"),
+        ("/api/v1/submissions/abcdefgh?wait=soon", 400, "wait"),
+        ("/api/v1/submissions/abcdefgh", 404, None),
+        ("/api/v1/submissions/a:b*c{d}e", 404, None),
+    ],
+)
+def test_bad_reads_get_problems(client, url, status, field):
+    resp = client.get(url)
+    assert resp.status_code == status
+    assert resp.mimetype == "application/problem+json"
+    problem = resp.get_json()
+    assert problem["status"] == status and problem["title"] and problem["detail"]
+    if field:
+        assert field in problem["errors"]
+
+
+def test_a_finished_day_stays_readable_by_period(client, work):
+    submit(client)
+    work()
+    today = client.get("/api/v1/games/guess/boards/10?window=daily").get_json()
+    assert today["total"] == 1
+    again = client.get(f"/api/v1/games/guess/boards/10?window=daily&period={today['period']}")
+    assert again.get_json()["entries"] == today["entries"]
+    other = client.get("/api/v1/games/guess/boards/10?window=daily&period=2020-01-01")
+    assert other.get_json()["total"] == 0

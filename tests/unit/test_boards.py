@@ -1,0 +1,194 @@
+"""The board cache: one best row per player, exact ordinal ranks, windows, idempotency."""
+
+import itertools
+import random
+from datetime import UTC, datetime
+
+import pytest
+
+from app import keys
+from app.boards import Board, Entry, apply_entries, read_page, read_standing
+from app.games import game_from_table, load_registry
+
+GUESS = load_registry().get("guess")
+HIGHER = game_from_table("points", {"order": "higher", "integer": False, "score_max": 1e6})
+DAY = 86_400_000
+T0 = int(datetime(2026, 11, 18, 12, tzinfo=UTC).timestamp() * 1000)  # a Wednesday, W47
+_ids = itertools.count()
+
+
+def entry(player, score, at, game=GUESS, variant="100", name=None, sid=None):
+    return Entry(
+        submission_id=sid or f"sub-{next(_ids):06d}",
+        game=game,
+        variant=variant,
+        player_id=f"player-{player:012d}",
+        name=name or f"P{player}",
+        score=score,
+        achieved_at=at,
+    )
+
+
+def board(window="alltime", period="all", game=GUESS, variant="100"):
+    return Board(game, variant, window, period)
+
+
+def top(r, b=None, limit=100):
+    return [
+        (row.rank, row.player_id[-3:], row.score)
+        for row in read_page(r, b or board(), 0, limit).rows
+    ]
+
+
+def test_lower_scores_rank_first_with_ordinal_ranks(redis_client):
+    apply_entries(redis_client, [entry(1, 7, T0), entry(2, 3, T0 + 1), entry(3, 5, T0 + 2)], T0)
+    assert top(redis_client) == [(1, "002", 3), (2, "003", 5), (3, "001", 7)]
+
+
+def test_higher_is_better_games_rank_high_scores_first(redis_client):
+    b = board(game=HIGHER, variant="default")
+    apply_entries(
+        redis_client,
+        [entry(1, 10.5, T0, HIGHER, "default"), entry(2, 99.25, T0, HIGHER, "default")],
+        T0,
+    )
+    assert top(redis_client, b) == [(1, "002", 99.25), (2, "001", 10.5)]
+
+
+def test_ties_rank_the_earlier_achievement_first_and_ranks_stay_ordinal(redis_client):
+    apply_entries(
+        redis_client, [entry(1, 4, T0 + 50), entry(2, 4, T0 + 10), entry(3, 4, T0 + 30)], T0
+    )
+    assert top(redis_client) == [(1, "002", 4), (2, "003", 4), (3, "001", 4)]
+
+
+def test_one_row_per_player_holding_the_best_score(redis_client):
+    apply_entries(
+        redis_client,
+        [entry(1, 9, T0), entry(1, 4, T0 + 1), entry(1, 6, T0 + 2), entry(2, 5, T0 + 3)],
+        T0,
+    )
+    assert top(redis_client) == [(1, "001", 4), (2, "002", 5)]
+    row = read_standing(redis_client, board(), "player-000000000001").row
+    assert row.achieved_at == T0 + 1
+
+
+def test_an_equal_score_later_does_not_move_the_player(redis_client):
+    apply_entries(redis_client, [entry(1, 4, T0), entry(2, 4, T0 + 5)], T0)
+    applied = apply_entries(redis_client, [entry(1, 4, T0 + 10)], T0)
+    assert applied[0].improved == {"alltime": False, "daily": False, "weekly": False}
+    assert top(redis_client) == [(1, "001", 4), (2, "002", 4)]
+    assert read_standing(redis_client, board(), "player-000000000001").row.achieved_at == T0
+
+
+def test_the_verdict_reports_the_players_rank_on_each_window(redis_client):
+    apply_entries(redis_client, [entry(1, 2, T0 - 7 * DAY), entry(2, 3, T0)], T0)
+    (applied,) = apply_entries(redis_client, [entry(3, 4, T0)], T0)
+    assert applied.fresh
+    assert applied.ranks == {"alltime": 3, "daily": 2, "weekly": 2}
+
+
+def test_entries_land_in_the_daily_and_weekly_boards_of_their_own_time(redis_client):
+    monday = T0 - 2 * DAY  # 2026-11-16, W47
+    last_sunday = T0 - 3 * DAY  # 2026-11-15, W46
+    apply_entries(
+        redis_client, [entry(1, 5, T0), entry(2, 6, monday), entry(3, 7, last_sunday)], T0
+    )
+    assert top(redis_client) == [(1, "001", 5), (2, "002", 6), (3, "003", 7)]
+    assert top(redis_client, board("daily", "2026-11-18")) == [(1, "001", 5)]
+    assert top(redis_client, board("daily", "2026-11-16")) == [(1, "002", 6)]
+    assert top(redis_client, board("weekly", "2026-W47")) == [(1, "001", 5), (2, "002", 6)]
+    assert top(redis_client, board("weekly", "2026-W46")) == [(1, "003", 7)]
+
+
+def test_window_boards_expire_after_the_games_retention(redis_client):
+    apply_entries(redis_client, [entry(1, 5, T0)], T0)
+    daily = board("daily", "2026-11-18")
+    end_of_day = int(datetime(2026, 11, 19, tzinfo=UTC).timestamp() * 1000)
+    expected = end_of_day + GUESS.daily_retention_days * DAY
+    assert redis_client.pexpiretime(daily.ranking_key) == expected
+    assert redis_client.pexpiretime(daily.rows_key) == expected
+    assert redis_client.pexpiretime(board().ranking_key) == -1  # all-time is kept
+
+
+def test_applying_a_submission_twice_changes_nothing(redis_client):
+    first = entry(1, 5, T0, sid="same-submission")
+    apply_entries(redis_client, [first], T0)
+    log = keys.log_key("guess", "100")
+    before = {k: redis_client.dump(k) for k in redis_client.keys("*")}
+    (again,) = apply_entries(redis_client, [first], T0 + 999)
+    assert not again.fresh
+    assert again.ranks["alltime"] == 1
+    assert {k: redis_client.dump(k) for k in redis_client.keys("*")} == before
+    assert redis_client.xlen(log) == 1
+
+
+def test_a_replayed_id_with_another_score_is_still_one_entry(redis_client):
+    apply_entries(redis_client, [entry(1, 5, T0, sid="dup-1")], T0)
+    apply_entries(redis_client, [entry(1, 2, T0 + 1, sid="dup-1")], T0)
+    assert top(redis_client) == [(1, "001", 5)]
+
+
+def test_every_accepted_entry_is_in_the_log(redis_client):
+    batch = [entry(p, 3 + p % 5, T0 + p) for p in range(20)]
+    apply_entries(redis_client, batch, T0)
+    log = redis_client.xrange(keys.log_key("guess", "100"))
+    assert [fields["sid"] for _, fields in log] == [e.submission_id for e in batch]
+    assert log[0][1] == {
+        "sid": batch[0].submission_id,
+        "pid": batch[0].player_id,
+        "name": "P0",
+        "score": "3",
+        "at": f"{T0:013d}",
+    }
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_boards_do_not_depend_on_the_order_entries_arrive_in(seed):
+    import fakeredis
+
+    rng = random.Random(seed)
+    batch = [
+        entry(rng.randrange(8), rng.randint(1, 12), T0 + rng.randrange(5 * DAY)) for _ in range(60)
+    ]
+    shuffled = batch[:]
+    rng.shuffle(shuffled)
+
+    def state(entries):
+        r = fakeredis.FakeRedis(decode_responses=True)
+        for e in entries:
+            apply_entries(r, [e], T0)
+        boards = [board()] + [
+            board(w, p)
+            for w in ("daily", "weekly")
+            for p in {e.boards()[1 if w == "daily" else 2].period for e in batch}
+        ]
+        return {b: read_page(r, b, 0, 100).rows for b in boards}
+
+    assert state(batch) == state(shuffled)
+
+
+def test_hostile_names_are_stored_verbatim_and_never_become_keys(redis_client):
+    names = ["*", "a:b", "{guess:100}", "x|y|z", "🙂", "DROP TABLE"]
+    apply_entries(redis_client, [entry(i, 3, T0 + i, name=n) for i, n in enumerate(names)], T0)
+    assert [row.name for row in read_page(redis_client, board(), 0, 10).rows] == names
+    for key in redis_client.keys("*"):
+        for name in names:
+            assert name not in key.removeprefix("hs:{guess:100}")
+
+
+def test_pages_and_neighbours(redis_client):
+    apply_entries(redis_client, [entry(p, p, T0) for p in range(1, 31)], T0)
+    page = read_page(redis_client, board(), 10, 5)
+    assert page.total == 30
+    assert [row.rank for row in page.rows] == [11, 12, 13, 14, 15]
+    assert [row.score for row in page.rows] == [11, 12, 13, 14, 15]
+    assert page.updated_at == T0
+    assert read_page(redis_client, board(), 40, 5).rows == []
+
+    standing = read_standing(redis_client, board(), "player-000000000002", around=3)
+    assert standing.row.rank == 2
+    assert [row.rank for row in standing.neighbours] == [1, 2, 3, 4, 5]
+    last = read_standing(redis_client, board(), "player-000000000030", around=2)
+    assert [row.rank for row in last.neighbours] == [28, 29, 30]
+    assert read_standing(redis_client, board(), "player-000000000099") is None

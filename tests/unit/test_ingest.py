@@ -1,0 +1,71 @@
+"""The worker's function: every message gets a verdict, none crashes it, reruns change nothing."""
+
+import json
+
+from app import keys
+from app.ingest import ingest_submissions
+
+NOW = 1_800_000_000_000
+
+
+def payload(sid="sub-00000001", **changes):
+    body = {
+        "game": "guess",
+        "variant": "10",
+        "name": "Ann",
+        "score": 3,
+        "duration_ms": 4000,
+        "player_id": "p" * 22,
+        "submission_id": sid,
+        "received_at": NOW - 5,
+        "token": None,
+    }
+    body.update(changes)
+    return body
+
+
+def test_accepted_verdicts_carry_rank_and_time(redis_client, registry):
+    pubsub = redis_client.pubsub()
+    pubsub.subscribe(keys.VERDICT_CHANNEL)
+    pubsub.get_message(timeout=1)
+    verdicts = ingest_submissions(redis_client, registry, [payload()], NOW, 60)
+    assert [status["status"] for _, status in verdicts] == ["accepted"]
+    record = json.loads(redis_client.get(keys.submission_key("sub-00000001")))
+    assert record["rank"] == 1
+    assert record["ranks"] == {"alltime": 1, "daily": 1, "weekly": 1}
+    assert record["achieved_at"] == NOW - 5
+    assert 0 < redis_client.ttl(keys.submission_key("sub-00000001")) <= 60
+    assert pubsub.get_message(timeout=1)["data"] == "sub-00000001"
+
+
+def test_garbage_is_rejected_with_a_reason_and_audited(redis_client, registry):
+    messages = [
+        payload("sub-bad-score", score=11),
+        payload("sub-bad-game", game="chess"),
+        payload("sub-bad-shape", score="three"),
+        "a string",
+        {"submission_id": "../../etc"},
+        None,
+        payload("sub-good-one"),
+    ]
+    verdicts = dict(ingest_submissions(redis_client, registry, messages, NOW, 60))
+    assert verdicts["sub-bad-score"]["code"] == "implausible"
+    assert verdicts["sub-bad-game"]["code"] == "unknown_game"
+    assert verdicts["sub-bad-shape"]["code"] == "invalid"
+    assert verdicts["sub-bad-shape"]["errors"] == {
+        "score": ["Input should be a valid integer", "Input should be a valid number"]
+    }
+    assert verdicts["sub-good-one"]["status"] == "accepted"
+    assert len(verdicts) == 4  # messages without a usable id cannot be answered
+    audited = [fields["sid"] for _, fields in redis_client.xrange(keys.REJECTED_STREAM)]
+    assert audited == ["sub-bad-score", "sub-bad-game", "sub-bad-shape"]
+    assert not any("etc" in key for key in redis_client.keys("*"))
+
+
+def test_running_a_batch_twice_changes_no_board(redis_client, registry):
+    batch = [payload(f"sub-{i:08d}", player_id=f"{i:022d}", score=1 + i % 10) for i in range(30)]
+    ingest_submissions(redis_client, registry, batch, NOW, 60)
+    boards = {k: redis_client.dump(k) for k in redis_client.keys("hs:{guess:10}:*")}
+    again = ingest_submissions(redis_client, registry, batch, NOW + 1000, 60)
+    assert all(v["status"] == "accepted" for _, v in again)
+    assert {k: redis_client.dump(k) for k in redis_client.keys("hs:{guess:10}:*")} == boards

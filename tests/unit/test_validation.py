@@ -1,0 +1,123 @@
+import pytest
+from pydantic import ValidationError
+
+from app.games import load_registry
+from app.schemas import ScoreIn, clean_name
+from app.validation import check_rules, validate_queued
+
+GUESS = load_registry().get("guess")
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("  Ann  ", "Ann"),
+        ("Zoë", "Zoë"),
+        ("Zoe\u0308", "Zoë"),  # NFC: one code point, not two
+        ("*:{}", "*:{}"),
+        ("🙂 player", "🙂 player"),
+        ("x" * 32, "x" * 32),
+    ],
+)
+def test_names_are_trimmed_and_normalised(raw, clean):
+    assert clean_name(raw) == clean
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "",
+        "   ",
+        "x" * 33,
+        "bad\x00name",
+        "tab\tname",
+        "new\nline",
+        "bell\x07",
+        "rtl\u202eoverride",
+        "nbsp\u00a0inside",
+    ],
+)
+def test_bad_names_are_refused(raw):
+    with pytest.raises(ValueError):
+        clean_name(raw)
+
+
+@pytest.mark.parametrize(
+    ("variant", "score", "duration", "fields"),
+    [
+        ("10", 3, 5000, set()),
+        ("10", 1, 200, set()),
+        ("10", 10, 2000, set()),
+        ("10", 11, 60000, {"score"}),
+        ("10", 0, 5000, {"score"}),
+        ("10", -1, 5000, {"score"}),
+        ("10", 2.5, 5000, {"score"}),
+        ("1000", 1e300, 5000, {"score"}),  # speed is judged only for a possible score
+        ("10", 5, 999, {"duration_ms"}),  # 5 guesses in under a second is not a person
+        ("10", 5, None, {"duration_ms"}),  # the guessing game needs a duration
+        ("11", 5, 5000, {"variant"}),
+    ],
+)
+def test_guess_rules(variant, score, duration, fields):
+    assert set(check_rules(GUESS, variant, score, duration)) == fields
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"score": 3, "variant": "10"},  # no name
+        {"name": "a", "score": "3", "variant": "10"},  # score as text
+        {"name": "a", "score": True, "variant": "10"},  # a boolean is not a number
+        {"name": "a", "score": 3, "variant": "10", "extra": 1},
+        {"name": "a", "score": 3, "variant": "10", "player_id": "short"},
+        {"name": "a", "score": 3, "variant": "10", "player_id": "a" * 16 + ":*"},
+        {"name": "a", "score": 3, "variant": "10", "duration_ms": -5},
+        {"name": "a", "score": 3, "variant": ["10"]},
+        {"name": "a", "score": float("nan"), "variant": "10"},
+        {"name": 5, "score": 3, "variant": "10"},
+    ],
+)
+def test_schema_refuses_wrong_shapes(body):
+    with pytest.raises(ValidationError):
+        ScoreIn.model_validate(body)
+
+
+def test_variant_may_be_a_number_or_text():
+    assert ScoreIn.model_validate({"name": "a", "score": 3, "variant": 10}).variant == "10"
+    assert ScoreIn.model_validate({"name": "a", "score": 3, "variant": "10"}).variant == "10"
+
+
+def queued(**changes):
+    payload = {
+        "game": "guess",
+        "variant": "10",
+        "name": "Ann",
+        "score": 3,
+        "duration_ms": 4000,
+        "player_id": "p" * 22,
+        "submission_id": "s" * 22,
+        "received_at": 1_800_000_000_000,
+    }
+    payload.update(changes)
+    return payload
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        ("not an object", "invalid"),
+        ([1, 2], "invalid"),
+        (queued(received_at="yesterday"), "invalid"),
+        (queued(game="chess"), "unknown_game"),
+        (queued(variant="7"), "unknown_variant"),
+        (queued(score=99), "implausible"),
+        (queued(name="\x1b[31mred"), "invalid"),
+    ],
+)
+def test_the_worker_judges_queued_messages_from_scratch(payload, code):
+    assert validate_queued(load_registry(), payload).code == code
+
+
+def test_a_good_queued_message_passes():
+    sub, game = validate_queued(load_registry(), queued())
+    assert game.slug == "guess" and sub.score == 3 and sub.received_at == 1_800_000_000_000
