@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from flask import Flask
@@ -11,7 +12,12 @@ from config import config_for
 
 def create_app(config_name: str | None = None, overrides: dict[str, Any] | None = None) -> Flask:
     """Build the Flask app (and its Celery app) for ``config_name`` or ``HISCORE_CONFIG``."""
-    app = Flask(__name__, instance_relative_config=True)
+    app = Flask(
+        __name__,
+        instance_relative_config=True,
+        # Where the embedded Redis and beat keep their files; the project's instance/ by default.
+        instance_path=os.environ.get("HISCORE_INSTANCE_PATH") or None,
+    )
     config = config_for(config_name)
     app.config.from_object(config)
     if overrides:

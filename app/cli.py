@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import click
 from flask import Flask, current_app
-from flask.cli import FlaskGroup
+from flask.cli import FlaskGroup, with_appcontext
 
 from app.boards import Entry, apply_entries
 from app.clock import now_ms
@@ -23,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @click.command("up")
 @click.option("--port", default=5000, show_default=True, help="Port of the web process.")
+@with_appcontext
 def up_command(port: int) -> None:
     """Start web, worker and beat (and, when REDIS_URL is unset, an embedded Redis)."""
     env = dict(os.environ)
@@ -31,6 +33,7 @@ def up_command(port: int) -> None:
     instance = Path(current_app.instance_path)
     instance.mkdir(parents=True, exist_ok=True)
     env.setdefault("HISCORE_INSTANCE_PATH", str(instance))
+    env.setdefault("HOST", "127.0.0.1")  # `up` is for a laptop: loopback unless HOST says so
     server = None
     if not env.get("REDIS_URL"):
         server = EmbeddedRedis(instance / "redis", current_app.config["EMBEDDED_REDIS_PORT"])
@@ -38,24 +41,20 @@ def up_command(port: int) -> None:
         server.start()
         env["REDIS_URL"] = server.url()
     click.echo(f"hiscore on http://127.0.0.1:{port}/ (Ctrl-C stops everything)")
+    honcho = subprocess.Popen(
+        [sys.executable, "-m", "honcho", "start", "-f", str(ROOT / "Procfile"), "-p", str(port)],
+        env=env,
+        cwd=ROOT,
+    )
+    # A supervisor's SIGTERM stops the processes first, then the Redis they write to.
+    signal.signal(signal.SIGTERM, lambda *_: honcho.terminate())
     try:
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "honcho",
-                "start",
-                "-f",
-                str(ROOT / "Procfile"),
-                "-p",
-                str(port),
-            ],
-            env=env,
-            cwd=ROOT,
-            check=False,
-        )
-    except KeyboardInterrupt:
-        pass
+        while True:
+            try:
+                honcho.wait()
+                break
+            except KeyboardInterrupt:
+                continue  # Ctrl-C reached honcho too; wait for it to stop its processes
     finally:
         if server is not None:
             click.echo("stopping the embedded Redis")
@@ -79,6 +78,7 @@ def _demo_guesses(rng: random.Random, size: int) -> int:
 )
 @click.option("--days", default=14, show_default=True, help="Spread the games over this many days.")
 @click.option("--seed", default=None, type=int, help="Random seed, for a repeatable demo.")
+@with_appcontext
 def seed_demo_command(players: int, games_per_player: int, days: int, seed: int | None) -> None:
     """Fill the guessing game's boards with realistic fake players."""
     rng = random.Random(seed)

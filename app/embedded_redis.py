@@ -78,19 +78,16 @@ class EmbeddedRedis:
             "--daemonize",
             "no",
         ]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # Start-up errors go to stderr before the log file is open: keep them for the message.
+        with open(self.data_dir / "redis.stderr", "wb") as stderr:
+            self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=stderr)
         client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
         deadline = time.monotonic() + timeout
         while True:
             if self.process.poll() is not None:
-                err = (
-                    self.process.stderr.read().decode(errors="replace")
-                    if self.process.stderr
-                    else ""
-                )
-                log = self.data_dir / "redis.log"
-                tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-                raise RuntimeError(f"redis-server exited at start: {err}{tail}")
+                said = [self.data_dir / "redis.stderr", self.data_dir / "redis.log"]
+                text = "".join(p.read_text(errors="replace") for p in said if p.exists())
+                raise RuntimeError(f"redis-server exited at start: {text[-2000:]}")
             try:
                 # Replaying a large AOF answers LOADING until done; wait for a real PONG.
                 if client.ping():

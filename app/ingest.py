@@ -29,8 +29,7 @@ def _rejected(payload: Any, rejection: Rejection) -> dict[str, Any]:
     if rejection.errors:
         record["errors"] = rejection.errors
     if isinstance(payload, dict):
-        record["fingerprint"] = submissions.fingerprint(payload)
-        for name in ("game", "player_id"):
+        for name in ("fingerprint", "game", "player_id"):
             if isinstance(payload.get(name), str):
                 record[name] = payload[name][:64]
     return record
@@ -91,7 +90,7 @@ def ingest_submissions(
                 achieved_at=sub.received_at,
             )
         )
-        fingerprints.append(submissions.fingerprint(sub.model_dump()))
+        fingerprints.append(sub.fingerprint)
     for entry, applied, fp in zip(
         entries, apply_entries(client, entries, now_ms), fingerprints, strict=True
     ):

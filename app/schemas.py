@@ -68,6 +68,8 @@ class QueuedSubmission(ScoreIn):
     player_id: PlayerId
     submission_id: SubmissionId
     received_at: Annotated[int, Field(ge=0)]
+    # The web's digest of what the client sent; kept in the verdict for idempotent retries.
+    fingerprint: Annotated[str, StringConstraints(max_length=64)] = ""
 
 
 class SessionIn(BaseModel):

@@ -38,7 +38,7 @@ def new_id() -> str:
 
 
 def fingerprint(submission: Mapping[str, Any]) -> str:
-    """A digest of what a submission says, to tell an honest retry from a reused id."""
+    """A digest of what a client sent, to tell an honest retry from a reused id."""
     identity = {name: submission.get(name) for name in _IDENTITY_FIELDS}
     text = json.dumps(identity, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:32]

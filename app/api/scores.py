@@ -80,6 +80,8 @@ def submit_score(game_slug: str) -> tuple[Response, int]:
     if errors:
         raise validation_problem("The score breaks the rules of the game.", errors)
     submission_id = _submission_id(body)
+    # What the client said, not what the web added, so an honest retry always matches.
+    fingerprint = submissions.fingerprint({**body.model_dump(), "game": game.slug})
     player_id = (
         body.player_id
         or _known_player(request.cookies.get(current_app.config["PLAYER_COOKIE"]))
@@ -91,8 +93,8 @@ def submit_score(game_slug: str) -> tuple[Response, int]:
         player_id=player_id,
         submission_id=submission_id,
         received_at=now_ms(),
+        fingerprint=fingerprint,
     ).model_dump()
-    fingerprint = submissions.fingerprint(queued)
     client = get_redis()
     ttl = current_app.config["SUBMISSION_TTL_SECONDS"]
     record: dict[str, Any] = {
@@ -112,6 +114,7 @@ def submit_score(game_slug: str) -> tuple[Response, int]:
                 errors={"submission_id": ["was already used for a different submission"]},
             )
         record = existing
+        player_id = existing.get("player_id") or player_id
     else:
         try:
             ingest.apply_async(args=[queued])

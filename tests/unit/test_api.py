@@ -149,3 +149,12 @@ def test_a_finished_day_stays_readable_by_period(client, work):
     assert again.get_json()["entries"] == today["entries"]
     other = client.get("/api/v1/games/guess/boards/10?window=daily&period=2020-01-01")
     assert other.get_json()["total"] == 0
+
+
+def test_a_retry_without_player_id_or_cookie_is_the_same_entry(app, queued):
+    body = {**GOOD, "submission_id": "no-cookie-retry"}
+    first = app.test_client(use_cookies=False).post("/api/v1/games/guess/scores", json=body)
+    second = app.test_client(use_cookies=False).post("/api/v1/games/guess/scores", json=body)
+    assert first.status_code == second.status_code == 202
+    assert first.get_json()["player_id"] == second.get_json()["player_id"]
+    assert len(queued()) == 1

@@ -1,0 +1,16 @@
+"""Settings of the web process; gunicorn reads this file from the working directory."""
+
+import os
+
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '5000')}"
+# Long-polls hold a request for up to 30 s: cooperative workers park them for the cost of a
+# greenlet, so a hundred waiting players do not starve anyone else.
+worker_class = "gevent"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_connections = 1000
+# gevent workers heartbeat while requests wait, so this only catches a stuck worker.
+timeout = 60
+graceful_timeout = 30
+accesslog = "-"
+# One control socket per home directory would be shared by every gunicorn on the machine.
+control_socket_disable = True

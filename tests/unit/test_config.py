@@ -1,0 +1,54 @@
+import pytest
+
+from app import create_app
+from config import celery_settings, config_for
+
+
+def test_the_config_is_chosen_by_an_environment_variable(monkeypatch):
+    monkeypatch.setenv("HISCORE_CONFIG", "testing")
+    assert config_for().TESTING
+    monkeypatch.setenv("HISCORE_CONFIG", "staging")
+    with pytest.raises(RuntimeError, match="staging"):
+        config_for()
+
+
+def test_production_refuses_to_start_without_its_secrets(monkeypatch):
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    with pytest.raises(RuntimeError, match="SECRET_KEY, REDIS_URL"):
+        create_app("production")
+    monkeypatch.setenv("SECRET_KEY", "s3cret")
+    monkeypatch.setenv("REDIS_URL", "redis://example.invalid:6379/0")
+    assert create_app("production").config["PLAYER_COOKIE_SECURE"]
+
+
+def test_broker_and_data_may_be_two_redis_urls(monkeypatch):
+    monkeypatch.setenv("REDIS_URL", "redis://data:6379/1")
+    monkeypatch.setenv("CELERY_BROKER_URL", "sentinel://s1:26379;sentinel://s2:26379")
+    app = create_app("testing")
+    assert app.config["REDIS_URL"] == "redis://data:6379/1"
+    assert app.extensions["celery"].conf.broker_url.startswith("sentinel://s1")
+
+
+def test_celery_is_configured_for_a_careful_deployment():
+    conf = celery_settings("redis://x")
+    assert conf["accept_content"] == ["json"]
+    assert conf["task_serializer"] == "json"
+    assert conf["task_acks_late"] and conf["task_reject_on_worker_lost"]
+    assert conf["worker_prefetch_multiplier"] == 1
+    # A message must not be redelivered while the worker holding it may still run it.
+    assert conf["task_soft_time_limit"] < conf["task_time_limit"]
+    assert conf["task_time_limit"] < conf["broker_transport_options"]["visibility_timeout"]
+    assert conf["task_routes"]["hiscore.ingest"]["queue"] == "ingest"
+
+
+def test_seed_demo_fills_the_boards(runner, client):
+    result = runner.invoke(args=["seed-demo", "--players", "20", "--games", "5", "--seed", "1"])
+    assert result.exit_code == 0, result.output
+    assert "100 games by 20 players" in result.output
+    totals = [
+        client.get(f"/api/v1/games/guess/boards/{v}").get_json()["total"]
+        for v in ("10", "25", "100", "1000")
+    ]
+    assert 20 <= sum(totals) <= 80  # each player appears once per variant they played
+    assert all(t <= 20 for t in totals)
