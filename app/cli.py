@@ -46,7 +46,8 @@ def up_command(port: int) -> None:
         env=env,
         cwd=ROOT,
     )
-    # A supervisor's SIGTERM stops the processes first, then the Redis they write to.
+    # SIGTERM or SIGINT (Ctrl-C, which a terminal also sends honcho) stops the processes
+    # first, then the Redis they write to.
     signal.signal(signal.SIGTERM, lambda *_: honcho.terminate())
     try:
         while True:
@@ -54,7 +55,8 @@ def up_command(port: int) -> None:
                 honcho.wait()
                 break
             except KeyboardInterrupt:
-                continue  # Ctrl-C reached honcho too; wait for it to stop its processes
+                if honcho.poll() is None:
+                    honcho.terminate()
     finally:
         if server is not None:
             click.echo("stopping the embedded Redis")

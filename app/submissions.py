@@ -17,6 +17,7 @@ from typing import Any
 import redis
 
 from app import keys
+from app.clock import iso_time
 from app.schemas import PLAYER_ID_PATTERN, SUBMISSION_ID_PATTERN
 
 SUBMISSION_ID = re.compile(SUBMISSION_ID_PATTERN)
@@ -110,4 +111,6 @@ def public_view(submission_id: str, record: Mapping[str, Any]) -> dict[str, Any]
     ):
         if record.get(name) is not None:
             view[name] = record[name]
+    if "achieved_at" in view:
+        view["achieved_at"] = iso_time(view["achieved_at"])
     return view

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, url_for
 
 from app.api.inputs import parse_query, require_game, require_period, require_variant
 from app.boards import Board, Row, read_page, read_standing
-from app.clock import now_ms
+from app.clock import iso_time, now_ms
 from app.errors import Problem
 from app.extensions import get_redis, get_registry
 from app.games import Game
@@ -18,14 +17,6 @@ from app.submissions import PLAYER_ID
 from app.windows import WINDOWS, period_of
 
 bp = Blueprint("boards", __name__)
-
-
-def iso_time(ms: int | None) -> str | None:
-    """Epoch ms as an ISO 8601 UTC timestamp with milliseconds."""
-    if ms is None:
-        return None
-    stamp = datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
-    return stamp.replace("+00:00", "Z")
 
 
 def _row(row: Row) -> dict[str, Any]:

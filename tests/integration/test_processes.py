@@ -8,6 +8,7 @@ import socket
 import sys
 
 import psutil
+import pytest
 import requests
 
 from app.embedded_redis import free_port
@@ -35,7 +36,20 @@ def port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_up_starts_redis_web_worker_and_beat_and_stops_them_all(tmp_path):
+def _ctrl_c(up: Process) -> None:
+    os.killpg(up.popen.pid, signal.SIGINT)  # a terminal sends it to the whole foreground job
+
+
+def _sigint(up: Process) -> None:
+    up.popen.send_signal(signal.SIGINT)
+
+
+def _sigterm(up: Process) -> None:
+    up.popen.send_signal(signal.SIGTERM)  # what a supervisor sends
+
+
+@pytest.mark.parametrize("stop", [_ctrl_c, _sigint, _sigterm], ids=["ctrl-c", "sigint", "sigterm"])
+def test_up_starts_redis_web_worker_and_beat_and_stops_them_all(tmp_path, stop):
     web_port, redis_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "CELERY_BROKER_URL")}
     env.update(
@@ -72,7 +86,7 @@ def test_up_starts_redis_web_worker_and_beat_and_stops_them_all(tmp_path):
         children = psutil.Process(up.popen.pid).children(recursive=True)
         assert len(children) >= 4  # redis-server, honcho, and the three processes under it
 
-        os.killpg(up.popen.pid, signal.SIGINT)  # what Ctrl-C does to a foreground job
+        stop(up)
         up.popen.wait(60)
         assert up.popen.returncode == 0, up.log()
         gone, alive = psutil.wait_procs(children, timeout=30)

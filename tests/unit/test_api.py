@@ -30,6 +30,9 @@ def test_a_score_is_accepted_for_checking_and_then_ranked(client, work):
     assert top["total"] == 1
     assert top["entries"][0]["name"] == "Ann"
     assert top["entries"][0]["player_id"] == body["player_id"]
+    # The verdict and the board tell the same time, in the same ISO 8601 form.
+    assert status["achieved_at"] == top["entries"][0]["achieved_at"]
+    assert status["achieved_at"].endswith("Z")
 
 
 def test_the_same_submission_id_twice_is_one_entry(client, queued):

@@ -33,7 +33,7 @@ def test_accepted_verdicts_carry_rank_and_time(redis_client, registry):
     record = json.loads(redis_client.get(keys.submission_key("sub-00000001")))
     assert record["rank"] == 1
     assert record["ranks"] == {"alltime": 1, "daily": 1, "weekly": 1}
-    assert record["achieved_at"] == NOW - 5
+    assert record["achieved_at"] == NOW - 5  # kept as epoch ms; shown as ISO 8601
     assert 0 < redis_client.ttl(keys.submission_key("sub-00000001")) <= 60
     assert pubsub.get_message(timeout=1)["data"] == "sub-00000001"
 
