@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import redis
 import requests
@@ -78,29 +79,38 @@ class Process:
             os.killpg(self.popen.pid, sig)
 
     def stop(self, timeout: float = 20) -> None:
-        """SIGTERM the process group and wait; SIGKILL what is left."""
+        """SIGTERM the process group and wait; SIGKILL whatever of its tree is left."""
         if self.popen is None:
             return
+        tree = self._tree()
         self.signal(signal.SIGTERM)
         try:
             self.popen.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.kill()
-        self._reap_group()
+            pass
+        self._kill(tree)
 
     def kill(self) -> None:
-        """``kill -9`` the whole process group, as a crash would."""
-        if self.popen is None:
-            return
-        self.signal(signal.SIGKILL)
-        self.popen.wait()
-        self._reap_group()
+        """``kill -9`` the process and everything it started, as a crash would."""
+        if self.popen is not None:
+            self._kill(self._tree())
 
-    def _reap_group(self) -> None:
+    def _tree(self) -> list[psutil.Process]:
         try:
-            os.killpg(self.popen.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+            root = psutil.Process(self.popen.pid)
+            return [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
+    def _kill(self, tree: list[psutil.Process]) -> None:
+        # Children may sit in process groups of their own (honcho does that), so each is named.
+        for process in tree:
+            try:
+                process.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(tree, timeout=10)
+        self.popen.wait()
 
 
 class Stack:
