@@ -26,11 +26,13 @@ _AT_WIDTH = 13
 
 @cache
 def _lua(name: str) -> str:
-    return resources.files("app").joinpath("lua", f"{name}.lua").read_text()
+    folder = resources.files("app").joinpath("lua")
+    return folder.joinpath("board_lib.lua").read_text() + folder.joinpath(f"{name}.lua").read_text()
 
 
-def _script(client: redis.Redis, name: str):
-    # register_script is cheap (hashes the text); redis-py loads it on first NOSCRIPT.
+def script(client: redis.Redis, name: str):
+    """The Lua script ``app/lua/<name>.lua`` (with the board library) bound to ``client``."""
+    # register_script only hashes the text; redis-py loads it on the first NOSCRIPT.
     return client.register_script(_lua(name))
 
 
@@ -50,6 +52,20 @@ class Board:
     @property
     def rows_key(self) -> str:
         return keys.rows_key(self.game.slug, self.variant, self.window, self.period)
+
+    def expire_at(self) -> int:
+        """Epoch ms at which this board stops being readable (0: never)."""
+        end = period_end_ms(self.window, self.period)
+        keep = self.game.window_retention_ms(self.window)
+        return end + keep if end is not None and keep is not None else 0
+
+    def achieved_range(self) -> tuple[int, int]:
+        """The achieved ms that belong on this board: ``[start, end)``, end 0 for open."""
+        end = period_end_ms(self.window, self.period)
+        if end is None:
+            return 0, 0
+        length = 86_400_000 if self.window == "daily" else 7 * 86_400_000
+        return end - length, end
 
 
 @dataclass(frozen=True)
@@ -78,6 +94,7 @@ class Applied:
 
     submission_id: str
     fresh: bool  # False when this submission had been applied before
+    banned: bool  # the player is banned from this game: nothing was applied
     ranks: dict[str, int | None]  # window -> the player's rank on that board afterwards
     improved: dict[str, bool]  # window -> whether this entry became the player's best
 
@@ -132,21 +149,19 @@ def apply_entries(client: redis.Redis, entries: Sequence[Entry], now_ms: int) ->
     """
     if not entries:
         return []
-    script = _script(client, "apply_entry")
+    apply = script(client, "apply_entry")
     pipe = client.pipeline(transaction=False)
     for entry in entries:
         boards = entry.boards()
         board_keys: list[str] = []
-        expiries: list[int] = []
         for board in boards:
             board_keys += [board.ranking_key, board.rows_key]
-            end = period_end_ms(board.window, board.period)
-            keep = entry.game.window_retention_ms(board.window)
-            expiries.append(end + keep if end is not None and keep is not None else 0)
-        script(
+        slug, variant = entry.game.slug, entry.variant
+        apply(
             keys=[
-                keys.log_key(entry.game.slug, entry.variant),
-                keys.applied_key(entry.game.slug, entry.variant),
+                keys.log_key(slug, variant),
+                keys.applied_key(slug, variant),
+                keys.banned_key(slug, variant),
                 *board_keys,
             ],
             args=[
@@ -157,20 +172,23 @@ def apply_entries(client: redis.Redis, entries: Sequence[Entry], now_ms: int) ->
                 1 if entry.game.lower_is_better else -1,
                 f"{entry.achieved_at:0{_AT_WIDTH}d}",
                 now_ms,
-                *expiries,
+                *(board.expire_at() for board in boards),
             ],
             client=pipe,
         )
     results = pipe.execute()
     applied = []
     for entry, result in zip(entries, results, strict=True):
+        if result[0] == -1:
+            applied.append(Applied(entry.submission_id, False, True, {}, {}))
+            continue
         ranks: dict[str, int | None] = {}
         improved: dict[str, bool] = {}
         for i, board in enumerate(entry.boards()):
             rank, better = result[1 + 2 * i], result[2 + 2 * i]
             ranks[board.window] = int(rank) or None
             improved[board.window] = bool(better)
-        applied.append(Applied(entry.submission_id, bool(result[0]), ranks, improved))
+        applied.append(Applied(entry.submission_id, bool(result[0]), False, ranks, improved))
     return applied
 
 
@@ -193,7 +211,7 @@ def _rows(game: Game, first_rank: int, flat: Sequence[str]) -> list[Row]:
 
 def read_page(client: redis.Redis, board: Board, offset: int, limit: int) -> Page:
     """Rows ``offset+1 .. offset+limit`` of a board, read atomically in one round trip."""
-    result = _script(client, "read_range")(
+    result = script(client, "read_range")(
         keys=[board.ranking_key, board.rows_key], args=[offset, offset + limit - 1]
     )
     total, updated = int(result[0]), result[1]
@@ -204,7 +222,7 @@ def read_standing(
     client: redis.Redis, board: Board, player_id: str, around: int = 0
 ) -> Standing | None:
     """The player's row and ``around`` neighbours on each side, or None if unranked."""
-    result = _script(client, "read_player")(
+    result = script(client, "read_player")(
         keys=[board.ranking_key, board.rows_key], args=[player_id, around]
     )
     total, updated, rank0, first0 = int(result[0]), result[1], int(result[2]), int(result[3])

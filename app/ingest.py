@@ -94,6 +94,14 @@ def ingest_submissions(
     for entry, applied, fp in zip(
         entries, apply_entries(client, entries, now_ms), fingerprints, strict=True
     ):
-        verdicts.append((entry.submission_id, _accepted(entry, applied, fp)))
+        if applied.banned:
+            rejection = Rejection("banned", "this player may not enter this game's boards")
+            record = _rejected(
+                {"fingerprint": fp, "game": entry.game.slug, "player_id": entry.player_id},
+                rejection,
+            )
+        else:
+            record = _accepted(entry, applied, fp)
+        verdicts.append((entry.submission_id, record))
     submissions.settle(client, verdicts, ttl)
     return verdicts

@@ -16,6 +16,15 @@ VERDICT_CHANNEL = f"{PREFIX}:verdicts"
 #: Stream that audits every rejected submission with its reason.
 REJECTED_STREAM = f"{PREFIX}:rejected"
 
+#: Hash of verdict counts: ``accepted`` and ``rejected:<code>`` -> count.
+VERDICT_COUNTS = f"{PREFIX}:counts:verdicts"
+
+#: Hash of submit-to-verdict latency: ``le:<seconds>`` bucket counts, ``sum`` and ``count``.
+LATENCY_HISTOGRAM = f"{PREFIX}:counts:latency"
+
+#: Hash of beat job name -> JSON of its last run.
+BEAT_RUNS = f"{PREFIX}:beat:runs"
+
 
 def _family(game: str, variant: str) -> str:
     return f"{PREFIX}:{{{game}:{variant}}}"
@@ -31,9 +40,24 @@ def applied_key(game: str, variant: str) -> str:
     return f"{_family(game, variant)}:applied"
 
 
-def updated_key(game: str, variant: str) -> str:
-    """Hash of ``window:period`` -> epoch ms of the last change of that board."""
-    return f"{_family(game, variant)}:updated"
+def banned_key(game: str, variant: str) -> str:
+    """Set of player ids whose entries this family refuses (and rebuilds skip)."""
+    return f"{_family(game, variant)}:banned"
+
+
+def lock_key(game: str, variant: str) -> str:
+    """Held (value: task id) while a rebuild or prune rewrites the family's boards."""
+    return f"{_family(game, variant)}:lock"
+
+
+def stats_key(game: str, variant: str, window: str, period: str) -> str:
+    """The stats of one board, as JSON, written by the stats job."""
+    return f"{_family(game, variant)}:stats:{window}:{period}"
+
+
+def board_pattern(game: str, variant: str, window: str) -> str:
+    """SCAN pattern of the ranking keys of every period of a window."""
+    return f"{_family(game, variant)}:rank:{window}:*"
 
 
 def ranking_key(game: str, variant: str, window: str, period: str) -> str:
@@ -44,6 +68,24 @@ def ranking_key(game: str, variant: str, window: str, period: str) -> str:
 def rows_key(game: str, variant: str, window: str, period: str) -> str:
     """Hash of one board: player id -> ``<achieved ms>|<score>|<name>`` (the player's best)."""
     return f"{_family(game, variant)}:rows:{window}:{period}"
+
+
+def build_key(board_key: str) -> str:
+    """Where a rebuild writes its copy of a board key before swapping it in (same slot)."""
+    return f"{board_key}:build"
+
+
+def task_key(task_id: str) -> str:
+    """State and progress of an operator task (a hash with a TTL)."""
+    return f"{PREFIX}:task:{task_id}"
+
+
+def worker_key(hostname: str) -> str:
+    """A worker's heartbeat (expires when the worker stops beating)."""
+    return f"{PREFIX}:worker:{hostname}"
+
+
+WORKER_PATTERN = f"{PREFIX}:worker:*"
 
 
 def submission_key(submission_id: str) -> str:

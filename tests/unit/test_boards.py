@@ -13,7 +13,9 @@ from app.games import game_from_table, load_registry
 GUESS = load_registry().get("guess")
 HIGHER = game_from_table("points", {"order": "higher", "integer": False, "score_max": 1e6})
 DAY = 86_400_000
-T0 = int(datetime(2026, 11, 18, 12, tzinfo=UTC).timestamp() * 1000)  # a Wednesday, W47
+# A Wednesday of ISO week 47, far enough ahead that no board here has expired by the real clock
+# (Redis, fake or real, expires keys by its own clock).
+T0 = int(datetime(2036, 11, 19, 12, tzinfo=UTC).timestamp() * 1000)
 _ids = itertools.count()
 
 
@@ -89,22 +91,22 @@ def test_the_verdict_reports_the_players_rank_on_each_window(redis_client):
 
 
 def test_entries_land_in_the_daily_and_weekly_boards_of_their_own_time(redis_client):
-    monday = T0 - 2 * DAY  # 2026-11-16, W47
-    last_sunday = T0 - 3 * DAY  # 2026-11-15, W46
+    monday = T0 - 2 * DAY  # 2036-11-17, W47
+    last_sunday = T0 - 3 * DAY  # 2036-11-16, W46
     apply_entries(
         redis_client, [entry(1, 5, T0), entry(2, 6, monday), entry(3, 7, last_sunday)], T0
     )
     assert top(redis_client) == [(1, "001", 5), (2, "002", 6), (3, "003", 7)]
-    assert top(redis_client, board("daily", "2026-11-18")) == [(1, "001", 5)]
-    assert top(redis_client, board("daily", "2026-11-16")) == [(1, "002", 6)]
-    assert top(redis_client, board("weekly", "2026-W47")) == [(1, "001", 5), (2, "002", 6)]
-    assert top(redis_client, board("weekly", "2026-W46")) == [(1, "003", 7)]
+    assert top(redis_client, board("daily", "2036-11-19")) == [(1, "001", 5)]
+    assert top(redis_client, board("daily", "2036-11-17")) == [(1, "002", 6)]
+    assert top(redis_client, board("weekly", "2036-W47")) == [(1, "001", 5), (2, "002", 6)]
+    assert top(redis_client, board("weekly", "2036-W46")) == [(1, "003", 7)]
 
 
 def test_window_boards_expire_after_the_games_retention(redis_client):
     apply_entries(redis_client, [entry(1, 5, T0)], T0)
-    daily = board("daily", "2026-11-18")
-    end_of_day = int(datetime(2026, 11, 19, tzinfo=UTC).timestamp() * 1000)
+    daily = board("daily", "2036-11-19")
+    end_of_day = int(datetime(2036, 11, 20, tzinfo=UTC).timestamp() * 1000)
     expected = end_of_day + GUESS.daily_retention_days * DAY
     assert redis_client.pexpiretime(daily.ranking_key) == expected
     assert redis_client.pexpiretime(daily.rows_key) == expected

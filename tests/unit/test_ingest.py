@@ -69,3 +69,10 @@ def test_running_a_batch_twice_changes_no_board(redis_client, registry):
     again = ingest_submissions(redis_client, registry, batch, NOW + 1000, 60)
     assert all(v["status"] == "accepted" for _, v in again)
     assert {k: redis_client.dump(k) for k in redis_client.keys("hs:{guess:10}:*")} == boards
+
+
+def test_a_banned_player_is_rejected_and_nothing_is_logged(redis_client, registry):
+    redis_client.sadd(keys.banned_key("guess", "10"), "p" * 22)
+    ((sid, verdict),) = ingest_submissions(redis_client, registry, [payload()], NOW, 60)
+    assert verdict["status"] == "rejected" and verdict["code"] == "banned"
+    assert redis_client.xlen(keys.log_key("guess", "10")) == 0

@@ -1,0 +1,88 @@
+"""Rebuild, reconcile and prune against the log, on fakeredis, with time passed in."""
+
+import random
+
+from app import keys
+from app.boards import apply_entries, read_page
+from app.rebuild import prune_family, readable_boards, rebuild_family, reconcile_family
+from tests.unit.test_boards import DAY, GUESS, T0, entry
+
+NOW = T0 + DAY // 2
+
+
+def snapshot(r, boards):
+    return {b: (read_page(r, b, 0, 10_000).rows, r.pexpiretime(b.ranking_key)) for b in boards}
+
+
+def seeded(r, n=400, seed=1):
+    rng = random.Random(seed)
+    batch = [
+        entry(rng.randrange(60), rng.randint(1, 40), T0 - rng.randrange(9 * DAY)) for _ in range(n)
+    ]
+    apply_entries(r, batch, NOW)
+    return batch
+
+
+def test_readable_boards_cover_the_retained_periods():
+    boards = readable_boards(GUESS, "100", NOW)
+    labels = [(b.window, b.period) for b in boards]
+    assert labels[0] == ("alltime", "all")
+    assert ("daily", "2036-11-20") in labels and ("daily", "2036-11-13") in labels
+    assert ("daily", "2036-11-12") not in labels  # ended 7 days before NOW (2036-11-20 00:00)
+    assert ("weekly", "2036-W47") in labels and ("weekly", "2036-W42") in labels
+    assert ("weekly", "2036-W41") not in labels  # ended 2036-10-13, kept 35 days
+    assert all(b.expire_at() == 0 or b.expire_at() > NOW for b in boards)
+
+
+def test_a_rebuild_equals_the_boards_built_incrementally(redis_client):
+    seeded(redis_client)
+    boards = readable_boards(GUESS, "100", NOW)
+    before = snapshot(redis_client, boards)
+    for b in boards:  # wreck the caches: the log alone must bring them back
+        redis_client.delete(b.ranking_key, b.rows_key)
+    progress = []
+    read = rebuild_family(redis_client, GUESS, "100", NOW, lambda d, t: progress.append((d, t)))
+    assert read == 400 and progress[-1] == (400, 400)
+    after = snapshot(redis_client, boards)
+    assert after == before
+    assert sum(len(rows) for rows, _ in after.values()) > 60
+    assert not redis_client.keys("*:build")
+
+
+def test_reconcile_finds_and_repairs_only_the_drifted_board(redis_client):
+    seeded(redis_client)
+    boards = readable_boards(GUESS, "100", NOW)
+    good = snapshot(redis_client, boards)
+    assert reconcile_family(redis_client, GUESS, "100", NOW) == []
+    weekly = next(b for b in boards if b.window == "weekly" and good[b][0])
+    victim = good[weekly][0][0].player_id
+    redis_client.hset(weekly.rows_key, victim, "1|1|forged")
+    drifted = reconcile_family(redis_client, GUESS, "100", NOW)
+    assert drifted == [weekly]
+    assert snapshot(redis_client, boards) == good
+
+
+def test_a_rebuild_skips_banned_players(redis_client):
+    apply_entries(redis_client, [entry(1, 3, T0), entry(2, 4, T0)], NOW)
+    redis_client.sadd(keys.banned_key("guess", "100"), "player-000000000001")
+    rebuild_family(redis_client, GUESS, "100", NOW)
+    rows = read_page(redis_client, readable_boards(GUESS, "100", NOW)[0], 0, 10).rows
+    assert [(r.rank, r.player_id) for r in rows] == [(1, "player-000000000002")]
+
+
+def test_prune_removes_exactly_the_entries_past_retention(redis_client):
+    keep_days = GUESS.retention_days
+    stale = [entry(1, 2, NOW - (keep_days + 1) * DAY), entry(2, 3, NOW - (keep_days + 30) * DAY)]
+    fresh = [entry(1, 5, NOW - (keep_days - 1) * DAY), entry(3, 4, NOW - DAY)]
+    apply_entries(redis_client, stale + fresh, NOW)
+    deleted = prune_family(redis_client, GUESS, "100", NOW)
+    assert deleted == 2
+    log = redis_client.xrange(keys.log_key("guess", "100"))
+    assert sorted(f["sid"] for _, f in log) == sorted(e.submission_id for e in fresh)
+    assert sorted(redis_client.hkeys(keys.applied_key("guess", "100"))) == sorted(
+        e.submission_id for e in fresh
+    )
+    alltime = read_page(redis_client, readable_boards(GUESS, "100", NOW)[0], 0, 10).rows
+    # Player 1's old best (2) is gone with its entry; their newer 5 stands.
+    assert [(r.player_id[-1], r.score) for r in alltime] == [("3", 4), ("1", 5)]
+    assert prune_family(redis_client, GUESS, "100", NOW) == 0
