@@ -1,5 +1,5 @@
 @echo off
-REM hiscore on a Windows laptop: Redis, worker, beat and web, each in its own window.
+REM hiscore on a Windows laptop: Redis, workers, beat and web, each in its own window.
 REM Needs Python 3.11 (the py launcher) and either a redis-server.exe on PATH (Memurai, or a
 REM Redis build for Windows) or REDIS_URL naming a Redis that runs elsewhere (WSL, a VPS).
 setlocal
@@ -21,7 +21,8 @@ if not defined REDIS_URL (
 )
 
 REM Celery does not support Windows officially; the solo pool is the one that works there.
-start "hiscore worker" .venv\Scripts\celery -A celery_worker worker --pool=solo --loglevel=INFO --queues=ingest,maintenance
+start "hiscore worker" .venv\Scripts\celery -A celery_worker worker --pool=solo --loglevel=INFO --queues=ingest --hostname=ingest@%%COMPUTERNAME%%
+start "hiscore maintenance" .venv\Scripts\celery -A celery_worker worker --pool=solo --loglevel=INFO --queues=maintenance --hostname=maintenance@%%COMPUTERNAME%%
 start "hiscore beat" .venv\Scripts\celery -A celery_worker beat --loglevel=INFO
 REM gunicorn does not run on Windows: the threaded development server stands in for it.
 start "hiscore web" .venv\Scripts\python manage.py run --host 127.0.0.1 --port 5000 --with-threads

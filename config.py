@@ -22,13 +22,52 @@ def _env_int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
+#: The beat schedule, as data: job name -> (task, environment variable, default seconds).
+BEAT_JOBS: dict[str, tuple[str, str, int]] = {
+    "prune": ("hiscore.maintenance.prune", "HISCORE_PRUNE_EVERY", 3600),
+    "stats": ("hiscore.maintenance.stats", "HISCORE_STATS_EVERY", 60),
+    "reconcile": ("hiscore.maintenance.reconcile", "HISCORE_RECONCILE_EVERY", 3600),
+}
+
+MAINTENANCE_TASKS = (
+    "hiscore.maintenance.rebuild",
+    "hiscore.maintenance.prune",
+    "hiscore.maintenance.stats",
+    "hiscore.maintenance.reconcile",
+)
+
+
+def maintenance_time_limit() -> int:
+    """Seconds a rebuild, prune, stats or reconcile run may take (and a family lock lasts)."""
+    return _env_int("HISCORE_MAINTENANCE_TIME_LIMIT", 1800)
+
+
+def beat_schedule() -> dict[str, dict[str, Any]]:
+    """Celery's ``beat_schedule`` built from :data:`BEAT_JOBS` and the environment."""
+    schedule = {}
+    for name, (task, variable, default) in BEAT_JOBS.items():
+        every = float(_env_int(variable, default))
+        schedule[name] = {
+            "task": task,
+            "schedule": every,
+            # A run that waited a whole interval in the queue is superseded by the next one.
+            "options": {"queue": MAINTENANCE_QUEUE, "expires": every},
+        }
+    return schedule
+
+
 def celery_settings(broker_url: str) -> dict[str, Any]:
     """The Celery settings of a careful deployment, as lowercase Celery names.
 
-    The hard time limit of every task is shorter than the broker's visibility timeout, so a
-    message is never redelivered while the worker that holds it is still allowed to run it.
+    Every hard time limit is shorter than the broker's visibility timeout, so a message is
+    never redelivered while the worker that holds it may still be running it.
     """
-    task_time_limit = _env_int("HISCORE_TASK_TIME_LIMIT", 300)
+    ingest_limit = _env_int("HISCORE_INGEST_TIME_LIMIT", 60)
+    maintenance_limit = maintenance_time_limit()
+    maintenance_limits = {
+        "time_limit": maintenance_limit,
+        "soft_time_limit": maintenance_limit - 60,
+    }
     return {
         "broker_url": broker_url,
         "result_backend": None,
@@ -40,10 +79,11 @@ def celery_settings(broker_url: str) -> dict[str, Any]:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
-        "task_soft_time_limit": task_time_limit - 30,
-        "task_time_limit": task_time_limit,
+        "task_soft_time_limit": ingest_limit - 10,
+        "task_time_limit": ingest_limit,
+        "task_annotations": {name: maintenance_limits for name in MAINTENANCE_TASKS},
         "broker_transport_options": {
-            "visibility_timeout": task_time_limit * 4,
+            "visibility_timeout": 2 * max(ingest_limit, maintenance_limit),
             # Sentinel URLs name the master set here; ignored for plain redis:// URLs.
             "master_name": os.environ.get("CELERY_BROKER_MASTER_NAME", "mymaster"),
         },
@@ -51,13 +91,17 @@ def celery_settings(broker_url: str) -> dict[str, Any]:
         "task_default_queue": INGEST_QUEUE,
         "task_routes": {
             "hiscore.ingest": {"queue": INGEST_QUEUE},
-            "hiscore.maintenance.*": {"queue": MAINTENANCE_QUEUE},
+            **{name: {"queue": MAINTENANCE_QUEUE} for name in MAINTENANCE_TASKS},
         },
         "worker_hijack_root_logger": False,
-        "beat_schedule_filename": os.path.join(
-            os.environ.get("HISCORE_INSTANCE_PATH", "instance"), "celerybeat-schedule"
-        ),
-        "beat_schedule": {},
+        "beat_schedule": beat_schedule(),
+        # Exactly one scheduler: a second beat waits on this lock and takes over when the
+        # active one stops renewing it.
+        "beat_scheduler": "redbeat.RedBeatScheduler",
+        "redbeat_redis_url": broker_url,
+        "redbeat_key_prefix": "hs:redbeat",
+        "redbeat_lock_timeout": _env_int("HISCORE_BEAT_LOCK_TIMEOUT", 60),
+        "beat_max_loop_interval": _env_int("HISCORE_BEAT_LOOP_SECONDS", 5),
     }
 
 
@@ -73,10 +117,13 @@ class Config:
     PLAYER_COOKIE = "hiscore_player"
     PLAYER_COOKIE_SECURE = False
     DEFAULT_SECRET_KEY = ""
+    DEFAULT_OPERATOR_TOKEN = ""
 
     def __init__(self) -> None:
         env = os.environ
         self.SECRET_KEY = env.get("SECRET_KEY", self.DEFAULT_SECRET_KEY)
+        # Bearer token of /api/v1/admin/*; only development and testing have a default.
+        self.OPERATOR_TOKEN = env.get("OPERATOR_TOKEN", self.DEFAULT_OPERATOR_TOKEN)
         self.REDIS_URL = env.get("REDIS_URL", DEFAULT_REDIS_URL)
         self.CELERY_BROKER_URL = env.get("CELERY_BROKER_URL") or self.REDIS_URL
         self.CELERY = celery_settings(self.CELERY_BROKER_URL)
@@ -84,6 +131,7 @@ class Config:
         self.GAMES_FILE = env.get("HISCORE_GAMES_FILE")
         # How long a submission's status stays readable.
         self.SUBMISSION_TTL_SECONDS = _env_int("HISCORE_SUBMISSION_TTL", 7 * 24 * 3600)
+        self.MAINTENANCE_TIME_LIMIT = maintenance_time_limit()
         # Where `manage.py up` starts its own Redis when REDIS_URL is unset.
         self.EMBEDDED_REDIS_PORT = _env_int("HISCORE_REDIS_PORT", 6390)
 
@@ -96,6 +144,7 @@ class DevelopmentConfig(Config):
 
     DEBUG = True
     DEFAULT_SECRET_KEY = "dev-only-secret"
+    DEFAULT_OPERATOR_TOKEN = "dev-operator-token"
 
 
 class TestingConfig(Config):
@@ -103,6 +152,7 @@ class TestingConfig(Config):
 
     TESTING = True
     DEFAULT_SECRET_KEY = "testing-secret"
+    DEFAULT_OPERATOR_TOKEN = "testing-operator-token"
 
 
 class ProductionConfig(Config):
@@ -111,7 +161,8 @@ class ProductionConfig(Config):
     PLAYER_COOKIE_SECURE = True
 
     def check(self) -> None:
-        missing = [name for name in ("SECRET_KEY", "REDIS_URL") if not os.environ.get(name)]
+        required = ("SECRET_KEY", "REDIS_URL", "OPERATOR_TOKEN")
+        missing = [name for name in required if not os.environ.get(name)]
         if missing:
             raise RuntimeError(
                 "production configuration needs these environment variables: " + ", ".join(missing)

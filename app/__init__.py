@@ -31,13 +31,15 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
 
 
 def register_extensions(app: Flask) -> None:
-    """Redis, the games registry, the verdict waiter and Celery."""
+    """Redis, the games registry, the verdict waiter, Celery and the metrics."""
     from app import tasks  # noqa: F401  (registers the shared tasks)
     from app.celery_app import celery_init_app
     from app.extensions import init_extensions
+    from app.metrics import init_metrics
 
     init_extensions(app)
     celery_init_app(app)
+    init_metrics(app)
 
 
 def register_blueprints(app: Flask) -> None:

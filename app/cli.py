@@ -1,4 +1,5 @@
-"""Commands of ``manage.py`` (a Flask CLI group): ``up``, ``seed-demo``, plus ``run``/``shell``."""
+"""Commands of ``manage.py`` (a Flask CLI group): ``up``, ``seed-demo``, ``rebuild``,
+``prune`` and ``stats``, beside Flask's ``run`` and ``shell``."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from app.boards import Entry, apply_entries
 from app.clock import now_ms
 from app.embedded_redis import EmbeddedRedis
 from app.extensions import get_redis, get_registry
+from app.maintenance import families_of, run_operation
+from app.operations import create_task
 from app.submissions import new_id
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,10 +118,73 @@ def seed_demo_command(players: int, games_per_player: int, days: int, seed: int 
     click.echo(f"{len(entries)} games by {players} players")
 
 
+def _maintain(kind: str, game: str | None, variant: str | None) -> None:
+    """Run a maintenance kind in this process with a progress bar, as an operator task."""
+    registry = get_registry()
+    if game is not None and registry.get(game) is None:
+        raise click.BadParameter(f"no game called {game!r}", param_hint="--game")
+    families = families_of(registry, game, variant)
+    if not families:
+        raise click.BadParameter("no such variant", param_hint="--variant")
+    client = get_redis()
+    task_id = new_id()
+    create_task(client, task_id, kind, {"families": families, "from": "cli"}, now_ms())
+    with click.progressbar(length=1, label=f"{kind}: {len(families)} variant log(s)") as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.length = max(total, 1)
+            bar.update(done - bar.pos)
+
+        outcome = run_operation(
+            client,
+            registry,
+            kind,
+            families,
+            task_id,
+            now_ms,
+            current_app.config["MAINTENANCE_TIME_LIMIT"],
+            True,
+            progress,
+        )
+    for family, result in outcome["families"].items():
+        click.echo(f"{family}: {result}")
+    for family in outcome["skipped"]:
+        click.echo(f"{family}: skipped, another rebuild or prune holds it", err=True)
+
+
+def _scope_options(command):
+    command = click.option("--variant", help="Only this variant (needs --game).")(command)
+    return click.option("--game", help="Only this game.")(command)
+
+
+@click.command("rebuild")
+@_scope_options
+@with_appcontext
+def rebuild_command(game: str | None, variant: str | None) -> None:
+    """Rebuild boards from their logs (all, one game's, or one variant's)."""
+    _maintain("rebuild", game, variant)
+
+
+@click.command("prune")
+@_scope_options
+@with_appcontext
+def prune_command(game: str | None, variant: str | None) -> None:
+    """Delete log entries past each game's retention, and rebuild what they leave."""
+    _maintain("prune", game, variant)
+
+
+@click.command("stats")
+@_scope_options
+@with_appcontext
+def stats_command(game: str | None, variant: str | None) -> None:
+    """Recompute the stats of every readable board."""
+    _maintain("stats", game, variant)
+
+
 def register_cli(app: Flask) -> None:
     """Add hiscore's commands to ``app.cli``."""
-    app.cli.add_command(up_command)
-    app.cli.add_command(seed_demo_command)
+    for command in (up_command, seed_demo_command, rebuild_command, prune_command, stats_command):
+        app.cli.add_command(command)
 
 
 def _create_app() -> Flask:

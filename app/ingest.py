@@ -103,5 +103,5 @@ def ingest_submissions(
         else:
             record = _accepted(entry, applied, fp)
         verdicts.append((entry.submission_id, record))
-    submissions.settle(client, verdicts, ttl)
+    submissions.settle(client, verdicts, ttl, now_ms)
     return verdicts

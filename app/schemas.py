@@ -106,6 +106,15 @@ class StandingQuery(BaseModel):
     around: Annotated[int, Field(ge=0, le=50)] = 0
 
 
+class StatsQuery(BaseModel):
+    """Query of ``GET .../boards/{variant}/stats``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    window: Window = "alltime"
+    period: PeriodLabel | None = None
+
+
 class WaitQuery(BaseModel):
     """Query of ``GET /submissions/{id}``: how long to long-poll, in seconds."""
 

@@ -70,14 +70,27 @@ def read(client: redis.Redis, submission_id: str) -> dict[str, Any] | None:
     return json.loads(raw) if raw else None
 
 
-def settle(client: redis.Redis, verdicts: Sequence[tuple[str, dict[str, Any]]], ttl: int) -> None:
-    """Store final records, audit the rejections and wake long-polls, in one round trip."""
+#: Upper bounds (seconds) of the submit-to-verdict latency histogram.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+def latency_bucket(seconds: float) -> str:
+    """The histogram field that counts a latency (``le:<bound>``, or ``le:+Inf``)."""
+    bound = next((b for b in LATENCY_BUCKETS if seconds <= b), None)
+    return f"le:{bound}" if bound is not None else "le:+Inf"
+
+
+def settle(
+    client: redis.Redis, verdicts: Sequence[tuple[str, dict[str, Any]]], ttl: int, now_ms: int
+) -> None:
+    """Store final records, count and audit them, and wake long-polls, in one round trip."""
     if not verdicts:
         return
     pipe = client.pipeline(transaction=False)
     for submission_id, record in verdicts:
         pipe.set(keys.submission_key(submission_id), json.dumps(record), ex=ttl)
         if record["status"] == REJECTED:
+            pipe.hincrby(keys.VERDICT_COUNTS, f"rejected:{record.get('code', 'unknown')}")
             pipe.xadd(
                 keys.REJECTED_STREAM,
                 {
@@ -90,6 +103,11 @@ def settle(client: redis.Redis, verdicts: Sequence[tuple[str, dict[str, Any]]], 
                 maxlen=REJECTED_STREAM_MAXLEN,
                 approximate=True,
             )
+        else:
+            pipe.hincrby(keys.VERDICT_COUNTS, "accepted")
+            latency = max(0, now_ms - record["achieved_at"]) / 1000
+            pipe.hincrby(keys.LATENCY_HISTOGRAM, latency_bucket(latency))
+            pipe.hincrbyfloat(keys.LATENCY_HISTOGRAM, "sum", latency)
     pipe.publish(keys.VERDICT_CHANNEL, " ".join(sid for sid, _ in verdicts))
     pipe.execute()
 

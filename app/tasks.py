@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from flask import current_app
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -12,13 +13,16 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from app.clock import now_ms
 from app.extensions import get_redis, get_registry
 from app.ingest import ingest_submissions
+from app.maintenance import families_of, record_beat_run, run_operation
+
+_REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
 
 
 @shared_task(
     name="hiscore.ingest",
     # Only an unreachable Redis is retried, and without limit: giving up would lose an
     # accepted entry. Everything a client sent is judged and settled, never retried.
-    autoretry_for=(RedisConnectionError, RedisTimeoutError),
+    autoretry_for=_REDIS_DOWN,
     max_retries=None,
     retry_backoff=1,
     retry_backoff_max=30,
@@ -33,3 +37,65 @@ def ingest(submission: Any) -> None:
         now_ms(),
         current_app.config["SUBMISSION_TTL_SECONDS"],
     )
+
+
+def _operate(kind: str, families: list[list[str]], owner: str, record: bool) -> dict[str, Any]:
+    return run_operation(
+        get_redis(),
+        get_registry(),
+        kind,
+        [(game, variant) for game, variant in families],
+        owner,
+        now_ms,
+        current_app.config["MAINTENANCE_TIME_LIMIT"],
+        record,
+    )
+
+
+def _beat_job(kind: str, task_id: str) -> dict[str, Any] | None:
+    client = get_redis()
+    started = now_ms()
+    try:
+        outcome = _operate(
+            kind, [list(f) for f in families_of(get_registry())], task_id, record=False
+        )
+    except SoftTimeLimitExceeded:
+        record_beat_run(client, kind, started, now_ms(), None, "hit its time limit")
+        raise
+    except Exception as exc:
+        record_beat_run(client, kind, started, now_ms(), None, repr(exc))
+        raise
+    record_beat_run(client, kind, started, now_ms(), outcome)
+    return outcome
+
+
+@shared_task(
+    name="hiscore.maintenance.rebuild",
+    bind=True,
+    autoretry_for=_REDIS_DOWN,
+    retry_backoff=2,
+    max_retries=10,
+)
+def rebuild(self, families: list[list[str]]) -> dict[str, Any]:
+    """Rebuild the boards of ``families`` from their logs (operator task; locks taken)."""
+    return _operate("rebuild", families, self.request.id, record=True)
+
+
+@shared_task(name="hiscore.maintenance.prune", bind=True)
+def prune(self, families: list[list[str]] | None = None) -> dict[str, Any] | None:
+    """Prune logs past retention: every family from beat, or ``families`` for an operator."""
+    if families is None:
+        return _beat_job("prune", self.request.id)
+    return _operate("prune", families, self.request.id, record=True)
+
+
+@shared_task(name="hiscore.maintenance.stats", bind=True)
+def stats(self) -> dict[str, Any] | None:
+    """Recompute and store the stats of every readable board."""
+    return _beat_job("stats", self.request.id)
+
+
+@shared_task(name="hiscore.maintenance.reconcile", bind=True)
+def reconcile(self) -> dict[str, Any] | None:
+    """Compare every board with its log and rebuild those that drifted."""
+    return _beat_job("reconcile", self.request.id)

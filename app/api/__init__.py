@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from app.api import boards, scores
+from app.api import admin, boards, scores
 
 
 def create_api_blueprint() -> Blueprint:
@@ -12,4 +12,5 @@ def create_api_blueprint() -> Blueprint:
     api = Blueprint("api", __name__, url_prefix="/api/v1")
     api.register_blueprint(scores.bp)
     api.register_blueprint(boards.bp)
+    api.register_blueprint(admin.bp)
     return api

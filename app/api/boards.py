@@ -12,7 +12,8 @@ from app.clock import iso_time, now_ms
 from app.errors import Problem
 from app.extensions import get_redis, get_registry
 from app.games import Game
-from app.schemas import BoardQuery, StandingQuery
+from app.schemas import BoardQuery, StandingQuery, StatsQuery
+from app.stats import read_stats
 from app.submissions import PLAYER_ID
 from app.windows import WINDOWS, period_of
 
@@ -112,3 +113,39 @@ def player_standing(game_slug: str, variant: str, player_id: str) -> Response:
             "neighbours": [_row(row) for row in standing.neighbours],
         }
     )
+
+
+@bp.get("/games/<game_slug>/boards/<variant>/stats")
+def board_stats(game_slug: str, variant: str) -> Response:
+    """Count, players, best, mean, median, p90, histogram and submissions over time."""
+    query = parse_query(StatsQuery)
+    board = _board(game_slug, variant, query.window, query.period)
+    stats = read_stats(get_redis(), board)
+    if stats is None:
+        # Not computed yet (a new board, or the stats job has not run since it appeared).
+        stats = {
+            "game": board.game.slug,
+            "variant": board.variant,
+            "window": board.window,
+            "period": board.period,
+            "count": 0,
+            "players": 0,
+            "best": None,
+            "mean": None,
+            "median": None,
+            "p90": None,
+            "histogram": [],
+            "over_time": {"bucket_ms": None, "counts": []},
+            "computed_at": None,
+        }
+    stats = {
+        **stats,
+        "computed_at": iso_time(stats["computed_at"]),
+        "over_time": {
+            **stats["over_time"],
+            "counts": [
+                {"at": iso_time(c["at"]), "count": c["count"]} for c in stats["over_time"]["counts"]
+            ],
+        },
+    }
+    return jsonify(stats)

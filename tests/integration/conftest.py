@@ -35,7 +35,7 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, every: flo
     while True:
         try:
             result = condition()
-        except (requests.ConnectionError, redis.ConnectionError):
+        except (requests.RequestException, redis.ConnectionError):
             result = None
         if result:
             return result
@@ -129,10 +129,13 @@ class Stack:
             broker=env["CELERY_BROKER_URL"],
             config_source={"task_serializer": "json", "accept_content": ["json"]},
         )
-        self.worker: Process | None = None
+        self.workers: dict[str, Process] = {}
         self.web: Process | None = None
 
-    def start_worker(self, name: str = "worker", concurrency: int = 2) -> Process:
+    def start_worker(
+        self, name: str = "ingest", queues: str = "ingest", concurrency: int = 2
+    ) -> Process:
+        """A Celery worker as the Procfile runs it, answering pings before this returns."""
         worker = Process(
             name,
             [
@@ -141,7 +144,7 @@ class Stack:
                 "celery_worker",
                 "worker",
                 "--loglevel=INFO",
-                "--queues=ingest,maintenance",
+                f"--queues={queues}",
                 f"--concurrency={concurrency}",
                 "--without-mingle",
                 "--without-gossip",
@@ -153,7 +156,7 @@ class Stack:
         wait_for(
             lambda: (
                 any(
-                    name in host
+                    host.startswith(f"{name}@")
                     for reply in self.celery.control.ping(timeout=0.5)
                     for host in reply
                 )
@@ -163,8 +166,13 @@ class Stack:
             f"Celery {name} to answer a ping",
         )
         assert worker.alive, worker.log()
-        self.worker = worker
+        self.workers[name] = worker
         return worker
+
+    @property
+    def worker(self) -> Process:
+        """The ingestion worker."""
+        return self.workers["ingest"]
 
     def start_web(self) -> Process:
         web = Process(
@@ -243,11 +251,12 @@ def stack(redis_server, logs, tmp_path_factory) -> Iterator[Stack]:
     }
     stack = Stack(redis_server, env, logs)
     try:
-        stack.start_worker()
+        stack.start_worker("ingest", "ingest", 2)
+        stack.start_worker("maintenance", "maintenance", 1)
         stack.start_web()
         yield stack
     finally:
-        for process in (stack.web, stack.worker):
+        for process in (stack.web, *stack.workers.values()):
             if process is not None:
                 process.stop()
 
@@ -256,10 +265,10 @@ def stack(redis_server, logs, tmp_path_factory) -> Iterator[Stack]:
 def live(stack) -> Iterator[Stack]:
     """The stack with empty boards, a live worker and web, and no error in their logs after."""
     stack.data.flushdb()
-    if stack.worker is None or not stack.worker.alive:
-        stack.start_worker()
+    for name, queues, concurrency in (("ingest", "ingest", 2), ("maintenance", "maintenance", 1)):
+        if not stack.workers[name].alive:
+            stack.start_worker(name, queues, concurrency)
     yield stack
-    assert stack.web.alive, stack.web.log()
-    assert stack.worker.alive, stack.worker.log()
-    assert "Traceback" not in stack.worker.log(), stack.worker.log()
-    assert "Traceback" not in stack.web.log(), stack.web.log()
+    for process in (stack.web, *stack.workers.values()):
+        assert process.alive, process.log()
+        assert "Traceback" not in process.log(), process.log()

@@ -15,8 +15,10 @@ def test_the_config_is_chosen_by_an_environment_variable(monkeypatch):
 def test_production_refuses_to_start_without_its_secrets(monkeypatch):
     monkeypatch.delenv("SECRET_KEY", raising=False)
     monkeypatch.delenv("REDIS_URL", raising=False)
-    with pytest.raises(RuntimeError, match="SECRET_KEY, REDIS_URL"):
+    monkeypatch.delenv("OPERATOR_TOKEN", raising=False)
+    with pytest.raises(RuntimeError, match="SECRET_KEY, REDIS_URL, OPERATOR_TOKEN"):
         create_app("production")
+    monkeypatch.setenv("OPERATOR_TOKEN", "op")
     monkeypatch.setenv("SECRET_KEY", "s3cret")
     monkeypatch.setenv("REDIS_URL", "redis://example.invalid:6379/0")
     assert create_app("production").config["PLAYER_COOKIE_SECURE"]

@@ -18,11 +18,11 @@ def test_a_waiter_wakes_when_its_verdict_is_published(redis_client):
 
     def settle():
         registered.wait(5)
-        submissions.settle(redis_client, [("sub-waiting", {"status": "accepted"})], 60)
+        submissions.settle(redis_client, [("sub-waiting", {"status": "rejected"})], 60, 0)
 
     threading.Thread(target=settle).start()
     record = waiter.wait("sub-waiting", 30, read, lambda r: r["status"] in submissions.FINAL)
-    assert record["status"] == "accepted"
+    assert record["status"] == "rejected"
 
 
 def test_a_waiter_answers_the_current_record_when_time_is_up(redis_client):

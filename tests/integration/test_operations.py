@@ -1,0 +1,195 @@
+"""Operators over real HTTP: rebuilds with progress, readers during a rebuild, beat."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+import requests
+
+from app import keys
+from app.clock import now_ms
+from tests.cases import GOOD
+from tests.integration.conftest import BIN, Process, wait_for
+
+AUTH = {"Authorization": "Bearer testing-operator-token"}
+
+
+def seed_log(stack, variant: str, players: int) -> None:
+    """Append ``players`` entries (one per player) straight to a variant's log."""
+    log = keys.log_key("guess", variant)
+    at = now_ms() - 60_000
+    pipe = stack.data.pipeline(transaction=False)
+    for i in range(players):
+        pipe.xadd(
+            log,
+            {
+                "sid": f"seed-{i:08d}",
+                "pid": f"seeded-player-{i:08d}",
+                "name": f"P{i}",
+                "score": 1 + i % int(variant),
+                "at": f"{at + i:013d}",
+            },
+        )
+        if i % 10_000 == 9_999:
+            pipe.execute()
+    pipe.execute()
+
+
+def rebuild(stack, body: dict) -> dict:
+    resp = requests.post(stack.url("/api/v1/admin/rebuild"), json=body, headers=AUTH, timeout=10)
+    assert resp.status_code == 202, resp.text
+    return resp.json()
+
+
+def follow(stack, status_url: str, seen: list | None = None) -> dict:
+    """Poll a task until it ends, keeping every progress seen."""
+
+    def ended():
+        task = requests.get(stack.url(status_url), headers=AUTH, timeout=10).json()
+        if seen is not None:
+            seen.append(task)
+        return task if task["state"] in ("done", "failed") else None
+
+    return wait_for(ended, 300, "the task to end", every=0.1)
+
+
+def board(stack, variant: str, **params) -> dict:
+    return requests.get(
+        stack.url(f"/api/v1/games/guess/boards/{variant}"), params=params, timeout=10
+    ).json()
+
+
+def test_an_operator_rebuilds_a_board_and_follows_its_progress(live):
+    seed_log(live, "1000", 30_000)
+    started = rebuild(live, {"game": "guess", "variant": "1000"})
+    seen: list[dict] = []
+    task = follow(live, started["status_url"], seen)
+    assert task["state"] == "done", task
+    assert task["progress"] == {"done": 30_000, "total": 30_000}
+    dones = [t["progress"]["done"] for t in seen]
+    assert dones == sorted(dones)
+    top = board(live, "1000", limit=3)
+    assert top["total"] == 30_000
+    # Scores cycle 1..1000 over the seeded players: the best are score 1, earliest first.
+    assert [(e["rank"], e["score"], e["name"]) for e in top["entries"]] == [
+        (1, 1, "P0"),
+        (2, 1, "P1000"),
+        (3, 1, "P2000"),
+    ]
+    # A second rebuild leaves the board exactly as the first made it.
+    before = board(live, "1000", limit=100, offset=500)
+    follow(live, rebuild(live, {"game": "guess", "variant": "1000"})["status_url"])
+    assert board(live, "1000", limit=100, offset=500)["entries"] == before["entries"]
+
+
+def test_readers_never_see_a_missing_or_partial_board_during_a_rebuild(live):
+    players = 200_000
+    seed_log(live, "100", players)
+    assert (
+        follow(live, rebuild(live, {"game": "guess", "variant": "100"})["status_url"])["state"]
+        == "done"
+    )
+
+    reads: list[tuple[int, int, str]] = []
+    stop = threading.Event()
+    state = {"task": "queued"}
+
+    def reader():
+        while not stop.is_set():
+            page = board(live, "100", limit=10)
+            reads.append((page["total"], len(page["entries"]), state["task"]))
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        started = rebuild(live, {"game": "guess", "variant": "100"})
+        second = requests.post(
+            live.url("/api/v1/admin/rebuild"),
+            headers=AUTH,
+            json={"game": "guess", "variant": "100"},
+            timeout=10,
+        )
+        assert second.status_code == 409
+
+        def running():
+            task = requests.get(live.url(started["status_url"]), headers=AUTH, timeout=10).json()
+            state["task"] = task["state"]
+            return task["state"] == "running" and task["progress"]["done"] > 0
+
+        wait_for(running, 60, "the rebuild to start")
+        # A score sent mid-rebuild is ranked at once and survives the swap.
+        sent = requests.post(
+            live.url("/api/v1/games/guess/scores"),
+            json={**GOOD, "variant": "100", "name": "Mid Rebuild"},
+            timeout=10,
+        )
+        verdict = live.verdict(sent.json()["submission_id"])
+        task_when_ranked = requests.get(
+            live.url(started["status_url"]), headers=AUTH, timeout=10
+        ).json()
+        task = follow(live, started["status_url"])
+        state["task"] = task["state"]
+    finally:
+        stop.set()
+        thread.join()
+
+    assert task["state"] == "done"
+    print(
+        f"rebuild of {players} entries took {task['finished_at'] - task['started_at']} ms;"
+        f" {len(reads)} reads, {sum(r[2] == 'running' for r in reads)} while it ran"
+    )
+    assert verdict["status"] == "accepted"
+    assert task_when_ranked["state"] == "running", "ingestion waited for the rebuild"
+    during = [r for r in reads if r[2] == "running"]
+    assert len(during) >= 3, reads[-5:]
+    before_new = [r for r in reads if r[0] == players]
+    assert all(total in (players, players + 1) and shown == 10 for total, shown, _ in reads)
+    assert before_new, "the reader never saw the board"
+    after = board(live, "100", limit=1)
+    assert after["total"] == players + 1
+    mine = requests.get(
+        live.url(f"/api/v1/games/guess/boards/100/players/{sent.json()['player_id']}"), timeout=10
+    ).json()
+    assert mine["name"] == "Mid Rebuild"
+
+
+def test_one_beat_ticks_at_a_time_and_a_standby_takes_over(live, tmp_path):
+    env = {
+        **live.env,
+        "HISCORE_BEAT_LOCK_TIMEOUT": "3",
+        "HISCORE_BEAT_LOOP_SECONDS": "1",
+        "HISCORE_STATS_EVERY": "1",
+    }
+    args = [str(BIN / "celery"), "-A", "celery_worker", "beat", "--loglevel=INFO"]
+    first = Process("beat-1", args, env, tmp_path).start()
+    wait_for(lambda: "Acquired lock" in first.log(), 60, "the first beat to take the lock")
+    second = Process("beat-2", args, env, tmp_path).start()
+    try:
+        wait_for(lambda: first.log().count("Sending due task stats") >= 4, 60, "ticks")
+        wait_for(lambda: "beat: Starting" in second.log(), 60, "the second beat to start")
+        assert "Sending due task" not in second.log()
+        assert "Acquired lock" not in second.log()
+
+        first.signal(signal.SIGKILL)
+        first.popen.wait()
+        killed_at = time.monotonic()
+        wait_for(lambda: "Sending due task stats" in second.log(), 60, "the standby to tick")
+        took_over = time.monotonic() - killed_at
+        print(f"standby beat ticked {took_over:.1f}s after the active one was killed")
+
+        status = requests.get(live.url("/api/v1/admin/status"), headers=AUTH, timeout=10)
+        runs = wait_for(
+            lambda: (
+                requests.get(live.url("/api/v1/admin/status"), headers=AUTH, timeout=10)
+                .json()["beat"]
+                .get("stats")
+            ),
+            30,
+            "a recorded stats run",
+        )
+        assert status.status_code == 200 and runs["ok"] is True
+    finally:
+        for beat in (first, second):
+            beat.kill()

@@ -1,0 +1,141 @@
+"""Operator endpoints: the auth matrix, rebuild with its lock, prune, removal, status."""
+
+import pytest
+
+from app import keys
+from tests.cases import GOOD
+
+TOKEN = "testing-operator-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+ENDPOINTS = [
+    ("POST", "/api/v1/admin/rebuild"),
+    ("POST", "/api/v1/admin/prune"),
+    ("GET", "/api/v1/admin/tasks/some-task-id"),
+    ("GET", "/api/v1/admin/status"),
+    ("DELETE", "/api/v1/admin/games/guess/players/" + "p" * 22),
+]
+
+
+@pytest.mark.parametrize(("method", "url"), ENDPOINTS)
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({}, 401),
+        ({"Authorization": "Bearer"}, 401),
+        ({"Authorization": f"Basic {TOKEN}"}, 401),
+        ({"Authorization": "Bearer wrong-token"}, 403),
+        ({"Authorization": f"Bearer {TOKEN}x"}, 403),
+        ({"Authorization": f"Bearer {TOKEN[:-1]}"}, 403),
+    ],
+)
+def test_operator_endpoints_refuse_all_but_the_right_token(
+    client, redis_client, method, url, headers, status
+):
+    resp = client.open(url, method=method, headers=headers, json={})
+    assert resp.status_code == status
+    assert resp.mimetype == "application/problem+json"
+    if status == 401:
+        assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+    assert redis_client.dbsize() == 0
+
+
+@pytest.mark.parametrize(("method", "url"), ENDPOINTS)
+def test_the_right_token_gets_through(client, method, url):
+    resp = client.open(url, method=method, headers=AUTH, json={})
+    assert resp.status_code in (200, 202, 404)  # 404: the task id above does not exist
+    assert (resp.status_code == 404) == url.endswith("some-task-id")
+
+
+def test_wrong_methods_are_405(client):
+    assert client.get("/api/v1/admin/rebuild", headers=AUTH).status_code == 405
+    assert client.post("/api/v1/admin/status", headers=AUTH).status_code == 405
+
+
+def test_a_second_rebuild_of_the_same_board_gets_409(client, redis_client):
+    first = client.post(
+        "/api/v1/admin/rebuild", headers=AUTH, json={"game": "guess", "variant": "10"}
+    )
+    assert first.status_code == 202
+    task_id = first.get_json()["task_id"]
+    assert redis_client.get(keys.lock_key("guess", "10")) == task_id
+    task = client.get(first.get_json()["status_url"], headers=AUTH).get_json()
+    assert task["state"] == "queued" and task["progress"] == {"done": 0, "total": 0}
+
+    again = client.post("/api/v1/admin/rebuild", headers=AUTH, json={"game": "guess"})
+    assert again.status_code == 409
+    assert task_id in again.get_json()["detail"]
+    # The refused request took no lock of its own on the other variants.
+    assert redis_client.get(keys.lock_key("guess", "25")) is None
+    other = client.post(
+        "/api/v1/admin/rebuild", headers=AUTH, json={"game": "guess", "variant": "25"}
+    )
+    assert other.status_code == 202
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"game": "chess"}, 404),
+        ({"game": "guess", "variant": "7"}, 404),
+        ({"variant": "10"}, 422),
+        ({"game": 5}, 422),
+        ({"everything": True}, 422),
+    ],
+)
+def test_bad_rebuild_scopes(client, body, status):
+    resp = client.post("/api/v1/admin/rebuild", headers=AUTH, json=body)
+    assert resp.status_code == status
+
+
+def test_removing_a_player_bans_them_from_every_variant(client, redis_client, work):
+    cheater = {**GOOD, "player_id": "c" * 22, "score": 1, "duration_ms": 900}
+    client.post("/api/v1/games/guess/scores", json=cheater)
+    client.post("/api/v1/games/guess/scores", json={**GOOD, "player_id": "h" * 22})
+    work()
+    resp = client.delete("/api/v1/admin/games/guess/players/" + "c" * 22, headers=AUTH)
+    assert resp.get_json() == {
+        "game": "guess",
+        "player_id": "c" * 22,
+        "banned": True,
+        "rows_removed": 3,
+    }
+    top = client.get("/api/v1/games/guess/boards/10").get_json()
+    assert [e["player_id"] for e in top["entries"]] == ["h" * 22]
+    assert redis_client.sismember(keys.banned_key("guess", "1000"), "c" * 22)
+
+    later = client.post("/api/v1/games/guess/scores", json={**cheater, "variant": "25"})
+    ((sid, verdict),) = work()
+    assert sid == later.get_json()["submission_id"]
+    assert verdict["code"] == "banned"
+
+
+def test_status_reports_queues_workers_beat_and_verdicts(client, redis_client, work):
+    client.post("/api/v1/games/guess/scores", json=GOOD)
+    client.post("/api/v1/games/guess/scores", json={**GOOD, "name": "B"})
+    before = client.get("/api/v1/admin/status", headers=AUTH).get_json()
+    assert before["queues"] == {"ingest": 2, "maintenance": 0}
+    assert before["workers"] == [] and before["beat"] == {}
+    work()
+    after = client.get("/api/v1/admin/status", headers=AUTH).get_json()
+    assert after["queues"]["ingest"] == 0
+    assert after["submissions"] == {"accepted": 2, "rejected": {}}
+
+
+def test_readyz_needs_a_worker_heartbeat(client, redis_client):
+    resp = client.get("/readyz")
+    assert resp.status_code == 503 and resp.mimetype == "application/problem+json"
+    from app.status import record_heartbeat
+
+    record_heartbeat(redis_client, "w@host", {"hostname": "w@host"})
+    assert client.get("/readyz").get_json() == {"status": "ready", "workers": 1}
+
+
+def test_metrics_expose_requests_and_verdicts(client, work):
+    client.post("/api/v1/games/guess/scores", json=GOOD)
+    work()
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'hiscore_submissions_total{code="",verdict="accepted"} 1.0' in text
+    assert "hiscore_ingest_latency_seconds_count 1.0" in text
+    assert 'hiscore_queue_depth{queue="ingest"} 0.0' in text
+    assert 'endpoint="api.scores.submit_score"' in text
