@@ -14,3 +14,17 @@ graceful_timeout = 30
 accesslog = "-"
 # One control socket per home directory would be shared by every gunicorn on the machine.
 control_socket_disable = True
+
+# Every worker process writes its metric samples into this folder, so that /metrics, whichever
+# worker answers it, reports them all (prometheus_client's multiprocess mode).
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    import tempfile
+
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="hiscore-metrics-")
+
+
+def child_exit(server, worker):
+    """Let a dead worker's live gauges go (its counters are kept)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -193,3 +193,23 @@ def test_one_beat_ticks_at_a_time_and_a_standby_takes_over(live, tmp_path):
     finally:
         for beat in (first, second):
             beat.kill()
+
+
+def test_metrics_count_requests_served_by_every_web_worker(live):
+    def served() -> float:
+        text = requests.get(live.url("/metrics"), timeout=10).text
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("hiscore_http_request_duration_seconds_count")
+            and 'endpoint="api.boards.list_games"' in line
+        )
+
+    before = served()
+    for _ in range(20):
+        # A new connection each time, so both gunicorn workers answer some of them.
+        assert requests.get(live.url("/api/v1/games"), timeout=10).ok
+    assert served() == before + 20
+    # Both workers report in within a heartbeat (the fixture wiped the data Redis).
+    wait_for(lambda: requests.get(live.url("/readyz"), timeout=10).json().get("workers") == 2,
+             30, "both workers' heartbeats")
