@@ -1,4 +1,5 @@
-"""Configuration classes, chosen by the ``HISCORE_CONFIG`` environment variable.
+"""Configuration classes, chosen by the ``HISCORE_CONFIG`` environment variable
+(``production`` unless it says otherwise).
 
 Every secret and every address comes from the environment. ``ProductionConfig`` refuses to
 start without the secrets it needs (see :func:`ProductionConfig.check`).
@@ -38,7 +39,7 @@ MAINTENANCE_TASKS = (
 
 
 def maintenance_time_limit() -> int:
-    """Seconds a rebuild, prune, stats or reconcile run may take (and a family lock lasts)."""
+    """Seconds a rebuild, prune, stats or reconcile run may take."""
     return _env_int("HISCORE_MAINTENANCE_TIME_LIMIT", 1800)
 
 
@@ -56,17 +57,22 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
     return schedule
 
 
-def celery_settings(broker_url: str) -> dict[str, Any]:
+def celery_settings(broker_url: str, redis_url: str | None = None) -> dict[str, Any]:
     """The Celery settings of a careful deployment, as lowercase Celery names.
 
-    Every hard time limit is shorter than the broker's visibility timeout, so a message is
-    never redelivered while the worker that holds it may still be running it.
+    Ingestion acknowledges late, so a submission whose worker dies is delivered again; its hard
+    time limit is well under the broker's visibility timeout, so a message is not delivered
+    twice while its worker may still run it, and a dead worker's messages return within that
+    timeout. Maintenance acknowledges early instead: a run may last far longer than the
+    timeout, and a lost run is simply run again (by beat, or by the operator once its family
+    lock lapses).
     """
     ingest_limit = _env_int("HISCORE_INGEST_TIME_LIMIT", 60)
     maintenance_limit = maintenance_time_limit()
     maintenance_limits = {
         "time_limit": maintenance_limit,
         "soft_time_limit": maintenance_limit - 60,
+        "acks_late": False,
     }
     return {
         "broker_url": broker_url,
@@ -83,7 +89,7 @@ def celery_settings(broker_url: str) -> dict[str, Any]:
         "task_time_limit": ingest_limit,
         "task_annotations": {name: maintenance_limits for name in MAINTENANCE_TASKS},
         "broker_transport_options": {
-            "visibility_timeout": 2 * max(ingest_limit, maintenance_limit),
+            "visibility_timeout": max(300, 5 * ingest_limit),
             # Sentinel URLs name the master set here; ignored for plain redis:// URLs.
             "master_name": os.environ.get("CELERY_BROKER_MASTER_NAME", "mymaster"),
         },
@@ -98,7 +104,9 @@ def celery_settings(broker_url: str) -> dict[str, Any]:
         # Exactly one scheduler: a second beat waits on this lock and takes over when the
         # active one stops renewing it.
         "beat_scheduler": "redbeat.RedBeatScheduler",
-        "redbeat_redis_url": broker_url,
+        # The schedule and its lock live in the data Redis (a plain URL even when the broker
+        # is reached through Sentinel, which redbeat cannot parse from a broker URL).
+        "redbeat_redis_url": redis_url or broker_url,
         "redbeat_key_prefix": "hs:redbeat",
         "redbeat_lock_timeout": _env_int("HISCORE_BEAT_LOCK_TIMEOUT", 60),
         "beat_max_loop_interval": _env_int("HISCORE_BEAT_LOOP_SECONDS", 5),
@@ -112,8 +120,6 @@ class Config:
     TESTING = False
     # A score body is a few hundred bytes; anything near this is not a score.
     MAX_CONTENT_LENGTH = 16 * 1024
-    # Upper bound of ?wait= on the submission status endpoint.
-    LONG_POLL_MAX_SECONDS = 30
     PLAYER_COOKIE = "hiscore_player"
     PLAYER_COOKIE_SECURE = False
     DEFAULT_SECRET_KEY = ""
@@ -126,12 +132,11 @@ class Config:
         self.OPERATOR_TOKEN = env.get("OPERATOR_TOKEN", self.DEFAULT_OPERATOR_TOKEN)
         self.REDIS_URL = env.get("REDIS_URL", DEFAULT_REDIS_URL)
         self.CELERY_BROKER_URL = env.get("CELERY_BROKER_URL") or self.REDIS_URL
-        self.CELERY = celery_settings(self.CELERY_BROKER_URL)
+        self.CELERY = celery_settings(self.CELERY_BROKER_URL, self.REDIS_URL)
         # Extra or replacement games, as a TOML file (see app/games.py for the fields).
         self.GAMES_FILE = env.get("HISCORE_GAMES_FILE")
         # How long a submission's status stays readable.
         self.SUBMISSION_TTL_SECONDS = _env_int("HISCORE_SUBMISSION_TTL", 7 * 24 * 3600)
-        self.MAINTENANCE_TIME_LIMIT = maintenance_time_limit()
         # Where `manage.py up` starts its own Redis when REDIS_URL is unset.
         self.EMBEDDED_REDIS_PORT = _env_int("HISCORE_REDIS_PORT", 6390)
 
@@ -177,8 +182,12 @@ CONFIGS: dict[str, type[Config]] = {
 
 
 def config_for(name: str | None = None) -> Config:
-    """The configuration named by ``name`` or by ``HISCORE_CONFIG`` (default development)."""
-    name = name or os.environ.get("HISCORE_CONFIG", "development")
+    """The configuration named by ``name`` or by ``HISCORE_CONFIG``.
+
+    The default is production, which refuses to start without its secrets: a deployment that
+    forgets the variable fails loudly instead of running with development's known token.
+    """
+    name = name or os.environ.get("HISCORE_CONFIG", "production")
     try:
         return CONFIGS[name]()
     except KeyError:

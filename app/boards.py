@@ -15,10 +15,11 @@ from functools import cache
 from importlib import resources
 
 import redis
+from redis.commands.core import Script
 
 from app import keys
 from app.games import Game
-from app.windows import ALLTIME_PERIOD, WINDOWS, period_end_ms, period_of
+from app.windows import ALLTIME_PERIOD, WINDOWS, period_end_ms, period_of, period_range
 
 # Wide enough for any epoch-ms until the year 2286, so members sort by time as text.
 _AT_WIDTH = 13
@@ -30,7 +31,7 @@ def _lua(name: str) -> str:
     return folder.joinpath("board_lib.lua").read_text() + folder.joinpath(f"{name}.lua").read_text()
 
 
-def script(client: redis.Redis, name: str):
+def script(client: redis.Redis, name: str) -> Script:
     """The Lua script ``app/lua/<name>.lua`` (with the board library) bound to ``client``."""
     # register_script only hashes the text; redis-py loads it on the first NOSCRIPT.
     return client.register_script(_lua(name))
@@ -47,10 +48,12 @@ class Board:
 
     @property
     def ranking_key(self) -> str:
+        """The sorted set of this board."""
         return keys.ranking_key(self.game.slug, self.variant, self.window, self.period)
 
     @property
     def rows_key(self) -> str:
+        """The rows hash of this board."""
         return keys.rows_key(self.game.slug, self.variant, self.window, self.period)
 
     def expire_at(self) -> int:
@@ -60,12 +63,8 @@ class Board:
         return end + keep if end is not None and keep is not None else 0
 
     def achieved_range(self) -> tuple[int, int]:
-        """The achieved ms that belong on this board: ``[start, end)``, end 0 for open."""
-        end = period_end_ms(self.window, self.period)
-        if end is None:
-            return 0, 0
-        length = 86_400_000 if self.window == "daily" else 7 * 86_400_000
-        return end - length, end
+        """The achieved ms that belong on this board: ``[start, end)``, ``(0, 0)`` for all."""
+        return period_range(self.window, self.period)
 
 
 @dataclass(frozen=True)
@@ -95,6 +94,8 @@ class Applied:
     submission_id: str
     fresh: bool  # False when this submission had been applied before
     banned: bool  # the player is banned from this game: nothing was applied
+    score: int | float | None  # as logged when first applied (a replay may claim another)
+    achieved_at: int | None  # epoch ms, as logged
     ranks: dict[str, int | None]  # window -> the player's rank on that board afterwards
     improved: dict[str, bool]  # window -> whether this entry became the player's best
 
@@ -169,7 +170,7 @@ def apply_entries(client: redis.Redis, entries: Sequence[Entry], now_ms: int) ->
                 entry.player_id,
                 entry.name,
                 format_score(entry.game, entry.score),
-                1 if entry.game.lower_is_better else -1,
+                entry.game.sign,
                 f"{entry.achieved_at:0{_AT_WIDTH}d}",
                 now_ms,
                 *(board.expire_at() for board in boards),
@@ -180,15 +181,36 @@ def apply_entries(client: redis.Redis, entries: Sequence[Entry], now_ms: int) ->
     applied = []
     for entry, result in zip(entries, results, strict=True):
         if result[0] == -1:
-            applied.append(Applied(entry.submission_id, False, True, {}, {}))
+            applied.append(
+                Applied(
+                    entry.submission_id,
+                    fresh=False,
+                    banned=True,
+                    score=None,
+                    achieved_at=None,
+                    ranks={},
+                    improved={},
+                )
+            )
             continue
+        fresh, score, at = result[:3]
         ranks: dict[str, int | None] = {}
         improved: dict[str, bool] = {}
         for i, board in enumerate(entry.boards()):
-            rank, better = result[1 + 2 * i], result[2 + 2 * i]
+            rank, better = result[3 + 2 * i], result[4 + 2 * i]
             ranks[board.window] = int(rank) or None
             improved[board.window] = bool(better)
-        applied.append(Applied(entry.submission_id, bool(result[0]), False, ranks, improved))
+        applied.append(
+            Applied(
+                entry.submission_id,
+                fresh=bool(fresh),
+                banned=False,
+                score=parse_score(entry.game, score),
+                achieved_at=int(at),
+                ranks=ranks,
+                improved=improved,
+            )
+        )
     return applied
 
 

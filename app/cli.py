@@ -49,17 +49,18 @@ def up_command(port: int) -> None:
         env=env,
         cwd=ROOT,
     )
-    # SIGTERM or SIGINT (Ctrl-C, which a terminal also sends honcho) stops the processes
-    # first, then the Redis they write to.
-    signal.signal(signal.SIGTERM, lambda *_: honcho.terminate())
+
+    def stop(*_: object) -> None:
+        if honcho.poll() is None:
+            honcho.terminate()
+
+    # SIGTERM or SIGINT (Ctrl-C, which a terminal also sends to honcho) stops the processes
+    # first, then the Redis they write to. A handler of our own also covers a SIGINT that a
+    # non-interactive shell had set to be ignored.
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     try:
-        while True:
-            try:
-                honcho.wait()
-                break
-            except KeyboardInterrupt:
-                if honcho.poll() is None:
-                    honcho.terminate()
+        honcho.wait()
     finally:
         if server is not None:
             click.echo("stopping the embedded Redis")
@@ -142,7 +143,6 @@ def _maintain(kind: str, game: str | None, variant: str | None) -> None:
             families,
             task_id,
             now_ms,
-            current_app.config["MAINTENANCE_TIME_LIMIT"],
             True,
             progress,
         )

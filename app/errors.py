@@ -64,7 +64,9 @@ def _http_error(exc: HTTPException) -> Response:
     detail = exc.description or exc.name
     if status == 413:
         detail = "The request body is larger than this endpoint accepts."
-    return problem_response(Problem(status, exc.name, detail))
+    # Keep what the error says in its headers (Allow on a 405, for one).
+    headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+    return problem_response(Problem(status, exc.name, detail, headers=headers))
 
 
 def _unavailable(exc: Exception) -> Response:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,9 +64,10 @@ class Game:
         """``"lower"`` or ``"higher"``: which scores rank first."""
         return "lower" if self.lower_is_better else "higher"
 
-    def sort_key(self, score: float) -> float:
-        """The sorted-set score of ``score``: ascending order is always rank order."""
-        return score if self.lower_is_better else -score
+    @property
+    def sign(self) -> int:
+        """Multiplies a score into its sorted-set score, so ascending order is rank order."""
+        return 1 if self.lower_is_better else -1
 
     def window_retention_ms(self, window: str) -> int | None:
         """How long a finished period of ``window`` stays readable, or None to keep it."""
@@ -84,7 +85,7 @@ class Registry:
         """The game called ``slug``, or None."""
         return self.games.get(slug)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Game]:
         return iter(self.games.values())
 
 

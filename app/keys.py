@@ -55,11 +55,6 @@ def stats_key(game: str, variant: str, window: str, period: str) -> str:
     return f"{_family(game, variant)}:stats:{window}:{period}"
 
 
-def board_pattern(game: str, variant: str, window: str) -> str:
-    """SCAN pattern of the ranking keys of every period of a window."""
-    return f"{_family(game, variant)}:rank:{window}:*"
-
-
 def ranking_key(game: str, variant: str, window: str, period: str) -> str:
     """Sorted set of one board: score = sort key, member = ``<achieved ms>:<player id>``."""
     return f"{_family(game, variant)}:rank:{window}:{period}"

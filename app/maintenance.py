@@ -63,13 +63,15 @@ def run_families(
     return results
 
 
-def _drifted(client, game, variant, now_ms, progress) -> list[str]:
+def _drifted(
+    client: redis.Redis, game: Game, variant: str, now_ms: int, progress: Progress
+) -> list[str]:
     return [
         f"{b.window}:{b.period}" for b in reconcile_family(client, game, variant, now_ms, progress)
     ]
 
 
-def _stats(client, game, variant, now_ms, progress) -> int:
+def _stats(client: redis.Redis, game: Game, variant: str, now_ms: int, progress: Progress) -> int:
     return len(compute_family(client, game, variant, now_ms))
 
 
@@ -91,7 +93,6 @@ def run_operation(
     families: Sequence[Family],
     owner: str,
     now: Callable[[], int],
-    lock_ttl: int,
     record: bool,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
@@ -109,7 +110,7 @@ def run_operation(
         for game, variant in families:
             holder = operations.lock_holder(client, game, variant)
             if holder == owner or not operations.lock_families(
-                client, [(game, variant)], owner, lock_ttl
+                client, [(game, variant)], owner, operations.LOCK_TTL
             ):
                 mine.append((game, variant))
             else:
@@ -118,6 +119,8 @@ def run_operation(
         operations.update_task(client, owner, state=operations.RUNNING, started_at=started)
 
     def progress(done: int, total: int) -> None:
+        if kind in LOCKING:
+            operations.renew_families(client, mine)
         if record:
             operations.update_task(client, owner, done=done, total=total)
         if on_progress is not None:

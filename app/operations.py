@@ -18,6 +18,10 @@ QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 #: How long an operator task's record stays readable.
 TASK_TTL = 7 * 24 * 3600
 
+#: Seconds a family lock lasts unless its holder renews it (it does, as it makes progress),
+#: so the lock of a run that died frees itself soon.
+LOCK_TTL = 120
+
 _RELEASE = """
 for i, key in ipairs(KEYS) do
   if redis.call('GET', key) == ARGV[1] then redis.call('DEL', key) end
@@ -45,6 +49,14 @@ def release_families(client: redis.Redis, families: Sequence[Family], owner: str
     release = client.register_script(_RELEASE)
     for game, variant in families:
         release(keys=[keys.lock_key(game, variant)], args=[owner])
+
+
+def renew_families(client: redis.Redis, families: Sequence[Family], ttl: int = LOCK_TTL) -> None:
+    """Extend the locks of ``families`` (held by the caller) by ``ttl`` seconds from now."""
+    pipe = client.pipeline(transaction=False)
+    for game, variant in families:
+        pipe.expire(keys.lock_key(game, variant), ttl)
+    pipe.execute()
 
 
 def lock_holder(client: redis.Redis, game: str, variant: str) -> str | None:

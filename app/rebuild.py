@@ -83,13 +83,12 @@ class FamilyBuild:
         for board in self.boards:
             built_keys += self._built(board)
             ranges += board.achieved_range()
-        sign = 1 if self.game.lower_is_better else -1
         total = self.client.xlen(self._log)
         while True:
             start = "-" if self.position == "-" else f"({self.position}"
             position, read = build(
                 keys=[self._log, keys.banned_key(self.game.slug, self.variant), *built_keys],
-                args=[start, SLICE, sign, self.now_ms, *ranges],
+                args=[start, SLICE, self.game.sign, self.now_ms, *ranges],
             )
             self.position, self.read = position, self.read + read
             progress(self.read, max(total, self.read))
@@ -103,7 +102,7 @@ class FamilyBuild:
             quads += [*self._built(board), board.ranking_key, board.rows_key]
         return bool(
             script(self.client, "swap_boards")(
-                keys=[self._log, *quads],
+                keys=[self._log, keys.banned_key(self.game.slug, self.variant), *quads],
                 args=[self.position, self.now_ms, *(b.expire_at() for b in self.boards)],
             )
         )
@@ -114,6 +113,11 @@ class FamilyBuild:
             self.read_on(progress)
             if self.swap():
                 return
+
+    def at_head(self) -> bool:
+        """Whether the copies have seen the log's newest entry."""
+        newest = self.client.xrevrange(self._log, count=1)
+        return (newest[0][0] if newest else "-") == self.position
 
     def discard(self) -> None:
         """Forget the copies."""
@@ -169,7 +173,13 @@ def reconcile_family(
     """Compare each board with its log; if any drifted, swap rebuilt boards in. Return those."""
     build = FamilyBuild(client, game, variant, readable_boards(game, variant, now_ms), now_ms)
     build.start().read_on(progress)
-    drifted = build.differing()
+    # Entries applied while comparing would look like drift: compare again until the log
+    # stood still during a comparison (a few tries; swapping a board that was right is safe).
+    for _ in range(3):
+        drifted = build.differing()
+        if build.at_head():
+            break
+        build.read_on(progress)
     if drifted:
         build.finish(progress)
     else:

@@ -26,8 +26,12 @@ def clean_name(value: str) -> str:
 
 
 def _finite(value: float) -> float:
-    if not math.isfinite(value):
-        raise ValueError("must be a finite number")
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an integer too large to be a float
+        finite = False
+    if not finite:
+        raise ValueError("must be a finite number within range")
     return value
 
 

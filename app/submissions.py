@@ -26,8 +26,9 @@ PLAYER_ID = re.compile(PLAYER_ID_PATTERN)
 QUEUED, ACCEPTED, REJECTED = "queued", "accepted", "rejected"
 FINAL = frozenset({ACCEPTED, REJECTED})
 
-# Fields of a submission that make it the same submission when sent again.
-_IDENTITY_FIELDS = ("game", "variant", "player_id", "name", "score", "duration_ms", "token")
+# Fields of a submission that make it the same submission when sent again (the player is
+# compared on its own: a first request may have been given the id its retry carries).
+_IDENTITY_FIELDS = ("game", "variant", "name", "score", "duration_ms", "token")
 
 # How many rejections the audit stream keeps (approximately).
 REJECTED_STREAM_MAXLEN = 100_000
@@ -45,17 +46,23 @@ def fingerprint(submission: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+_RESERVE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return false end
+return redis.call('GET', KEYS[1])
+"""
+
+#: A retry finding its submission still queued after this long sends it to the workers again
+#: (the first message may have been lost with a web process; the worker is idempotent).
+REQUEUE_AFTER_MS = 10_000
+
+
 def reserve(
     client: redis.Redis, submission_id: str, record: Mapping[str, Any], ttl: int
 ) -> dict[str, Any] | None:
-    """Create the record unless one exists; return the existing record, or None if created."""
-    key = keys.submission_key(submission_id)
-    pipe = client.pipeline(transaction=False)
-    pipe.set(key, json.dumps(record), nx=True, ex=ttl)
-    pipe.get(key)
-    created, current = pipe.execute()
-    if created:
-        return None
+    """Create the record unless one exists, atomically; return the existing one, or None."""
+    current = client.register_script(_RESERVE)(
+        keys=[keys.submission_key(submission_id)], args=[json.dumps(record), ttl]
+    )
     return json.loads(current) if current else None
 
 

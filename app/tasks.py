@@ -47,7 +47,6 @@ def _operate(kind: str, families: list[list[str]], owner: str, record: bool) -> 
         [(game, variant) for game, variant in families],
         owner,
         now_ms,
-        current_app.config["MAINTENANCE_TIME_LIMIT"],
         record,
     )
 

@@ -56,6 +56,15 @@ def period_end_ms(window: str, period: str) -> int | None:
     return int(end.timestamp() * 1000)
 
 
+def period_range(window: str, period: str) -> tuple[int, int]:
+    """The epoch ms ``[start, end)`` of a period; ``(0, 0)`` (everything) for all-time."""
+    start = period_start(window, period)
+    end = period_end_ms(window, period)
+    if start is None or end is None:
+        return 0, 0
+    return int(datetime.combine(start, datetime.min.time(), UTC).timestamp() * 1000), end
+
+
 def normalize_period(window: str, period: str) -> str:
     """Validate a period label sent by a client and return its canonical form."""
     start = period_start(window, period)

@@ -59,6 +59,13 @@ BAD_SUBMISSIONS: list[BadRequest] = [
     _bad("zero-score", {**GOOD, "score": 0}, 422, "score"),
     _bad("huge-score", {**GOOD, "score": 10**30}, 422, "score"),
     _bad("huge-float", {**GOOD, "score": 1e308}, 422, "score"),
+    _bad(
+        "integer-beyond-float",
+        b'{"name": "Ann", "variant": "10", "duration_ms": 5000, "score": 1' + b"0" * 400 + b"}",
+        422,
+        "score",
+    ),
+    _bad("nested-too-deep", b"[" * 5000 + b"]" * 5000, 400),
     _bad("fractional-guesses", {**GOOD, "score": 2.5}, 422, "score"),
     _bad("more-guesses-than-numbers", {**GOOD, "score": 11, "duration_ms": 60_000}, 422, "score"),
     _bad("too-fast-to-type", {**GOOD, "score": 8, "duration_ms": 300}, 422, "duration_ms"),
@@ -75,4 +82,4 @@ BAD_SUBMISSIONS: list[BadRequest] = [
 ]
 
 #: Names that are fine to show but must never become part of a Redis key.
-HOSTILE_BUT_VALID_NAMES = ["*", "a:b", "{guess:10}", "</script>", "Zoë 🙂", "名前", "x|y"]
+HOSTILE_BUT_VALID_NAMES = ["*", "a:b", "{evil}", "</script>", "Zoë 🙂", "名前", "x|y"]

@@ -17,7 +17,7 @@ from app.maintenance import families_of, read_beat_runs
 from app.operations import Family
 from app.players import remove_player
 from app.status import live_workers, queue_depths, verdict_counts
-from app.submissions import PLAYER_ID, new_id
+from app.submissions import PLAYER_ID, SUBMISSION_ID, new_id
 from app.tasks import prune, rebuild
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -67,9 +67,7 @@ def start_rebuild() -> tuple[Response, int]:
     families = _families(parse_body(Scope, json_body(optional=True)))
     client = get_redis()
     task_id = new_id()
-    busy = operations.lock_families(
-        client, families, task_id, current_app.config["MAINTENANCE_TIME_LIMIT"]
-    )
+    busy = operations.lock_families(client, families, task_id, operations.LOCK_TTL)
     if busy:
         holders = sorted({operations.lock_holder(client, g, v) or "" for g, v in busy} - {""})
         raise Problem(
@@ -95,16 +93,24 @@ def start_rebuild() -> tuple[Response, int]:
 def start_prune() -> tuple[Response, int]:
     """Prune the logs past retention now (boards being rebuilt are skipped)."""
     families = _families(parse_body(Scope, json_body(optional=True)))
+    client = get_redis()
     task_id = new_id()
-    operations.create_task(get_redis(), task_id, "prune", {"families": families}, now_ms())
-    prune.apply_async(args=[[list(f) for f in families]], task_id=task_id)
+    operations.create_task(client, task_id, "prune", {"families": families}, now_ms())
+    try:
+        prune.apply_async(args=[[list(f) for f in families]], task_id=task_id)
+    except Exception:
+        operations.update_task(
+            client, task_id, state=operations.FAILED, error="could not be queued"
+        )
+        raise
     return _accepted_task(task_id)
 
 
 @bp.get("/tasks/<task_id>")
 def task_status(task_id: str) -> Response:
     """State and progress ``{done, total}`` of an operator task."""
-    task = operations.read_task(get_redis(), task_id) if len(task_id) <= 64 else None
+    # Only service-issued ids reach a key.
+    task = operations.read_task(get_redis(), task_id) if SUBMISSION_ID.match(task_id) else None
     if task is None:
         raise Problem(404, "Not Found", "There is no such task.", kind="unknown-task")
     response = jsonify(task)

@@ -35,6 +35,10 @@ def json_body(*, optional: bool = False) -> Any:
         )
     try:
         return json.loads(data, parse_constant=_no_constants)
+    except RecursionError:
+        raise Problem(
+            400, "Malformed JSON", "The body is nested too deeply.", kind="malformed-json"
+        ) from None
     except ValueError as exc:
         raise Problem(
             400, "Malformed JSON", f"The body is not valid JSON: {exc}", kind="malformed-json"

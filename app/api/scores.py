@@ -18,7 +18,8 @@ from app.validation import check_rules
 bp = Blueprint("scores", __name__)
 
 
-def _known_player(candidate: str | None) -> str | None:
+def _cookie_player() -> str | None:
+    candidate = request.cookies.get(current_app.config["PLAYER_COOKIE"])
     if candidate and submissions.PLAYER_ID.match(candidate):
         return candidate
     return None
@@ -47,11 +48,7 @@ def start_session(game_slug: str) -> tuple[Response, int]:
             "The variant is not one of the game's.",
             {"variant": [f"is not a variant of {game.slug}"]},
         )
-    player_id = (
-        body.player_id
-        or _known_player(request.cookies.get(current_app.config["PLAYER_COOKIE"]))
-        or submissions.new_id()
-    )
+    player_id = body.player_id or _cookie_player() or submissions.new_id()
     response = jsonify({"game": game.slug, "player_id": player_id})
     return _remember_player(response, player_id), 201
 
@@ -80,13 +77,9 @@ def submit_score(game_slug: str) -> tuple[Response, int]:
     if errors:
         raise validation_problem("The score breaks the rules of the game.", errors)
     submission_id = _submission_id(body)
-    # What the client said, not what the web added, so an honest retry always matches.
     fingerprint = submissions.fingerprint({**body.model_dump(), "game": game.slug})
-    player_id = (
-        body.player_id
-        or _known_player(request.cookies.get(current_app.config["PLAYER_COOKIE"]))
-        or submissions.new_id()
-    )
+    claimed = body.player_id or _cookie_player()
+    player_id = claimed or submissions.new_id()
     queued = QueuedSubmission(
         **body.model_dump(exclude={"player_id", "submission_id"}),
         game=game.slug,
@@ -102,10 +95,14 @@ def submit_score(game_slug: str) -> tuple[Response, int]:
         "fingerprint": fingerprint,
         "game": game.slug,
         "player_id": player_id,
+        "queued_at": queued["received_at"],
+        "payload": queued,
     }
     existing = submissions.reserve(client, submission_id, record, ttl)
     if existing is not None:
-        if existing.get("fingerprint") != fingerprint:
+        # A retry says the same, as nobody in particular or as the player the first got.
+        same_player = claimed in (None, existing.get("player_id"))
+        if existing.get("fingerprint") != fingerprint or not same_player:
             raise Problem(
                 422,
                 "Submission id reused",
@@ -115,6 +112,9 @@ def submit_score(game_slug: str) -> tuple[Response, int]:
             )
         record = existing
         player_id = existing.get("player_id") or player_id
+        stale = queued["received_at"] - existing.get("queued_at", 0) > submissions.REQUEUE_AFTER_MS
+        if existing["status"] == submissions.QUEUED and stale and "payload" in existing:
+            ingest.apply_async(args=[existing["payload"]])
     else:
         try:
             ingest.apply_async(args=[queued])
@@ -139,7 +139,7 @@ def submit_score(game_slug: str) -> tuple[Response, int]:
 def submission_status(submission_id: str) -> Response:
     """A submission's verdict; with ``?wait=S``, held until the verdict exists or S seconds."""
     query = parse_query(WaitQuery)
-    wait = min(query.wait, current_app.config["LONG_POLL_MAX_SECONDS"])
+    wait = query.wait  # at most 30 s (WaitQuery)
     if not submissions.SUBMISSION_ID.match(submission_id):
         raise Problem(404, "Not Found", "There is no such submission.", kind="unknown-submission")
     client = get_redis()

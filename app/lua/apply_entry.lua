@@ -4,8 +4,9 @@
 -- then one (ranking zset, rows hash) pair per window board the entry belongs to.
 -- ARGV: submission id, player id, name, score, sign (1 lower-is-better, -1 higher),
 --       achieved ms (13 digits), now ms, then one expire-at ms per window (0: never).
--- Returns {-1} for a banned player, else {fresh, rank_1, improved_1, rank_2, improved_2, ...}
--- where rank 0 means unranked.
+-- Returns {-1} for a banned player, else {fresh, logged score, logged achieved ms, rank_1,
+-- improved_1, rank_2, improved_2, ...} where rank 0 means unranked. The logged score and time
+-- are those of the entry as first applied, which a replay reports instead of its own.
 
 local sid, pid, name, score = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local sign, at, now = tonumber(ARGV[5]), ARGV[6], ARGV[7]
@@ -14,14 +15,21 @@ if redis.call('SISMEMBER', KEYS[3], pid) == 1 then
   return {-1}
 end
 
-local fresh = redis.call('HEXISTS', KEYS[2], sid) == 0
+local logged_id = redis.call('HGET', KEYS[2], sid)
+local fresh = not logged_id
 if fresh then
-  local id = redis.call('XADD', KEYS[1], '*',
+  logged_id = redis.call('XADD', KEYS[1], '*',
     'sid', sid, 'pid', pid, 'name', name, 'score', score, 'at', at)
-  redis.call('HSET', KEYS[2], sid, id)
+  redis.call('HSET', KEYS[2], sid, logged_id)
+else
+  local logged = redis.call('XRANGE', KEYS[1], logged_id, logged_id)
+  if logged[1] then
+    local e = fields(logged[1][2])
+    score, at, pid = e.score, e.at, e.pid
+  end
 end
 
-local result = {fresh and 1 or 0}
+local result = {fresh and 1 or 0, score, at}
 for i = 0, (#KEYS - 3) / 2 - 1 do
   local zkey, rkey = KEYS[4 + 2 * i], KEYS[5 + 2 * i]
   local improved, mine = 0, nil

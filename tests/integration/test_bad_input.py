@@ -45,8 +45,7 @@ def test_odd_names_are_shown_as_sent_and_never_become_keys(live):
     top = requests.get(live.url("/api/v1/games/guess/boards/10?limit=100"), timeout=10).json()
     assert sorted(e["name"] for e in top["entries"]) == sorted(HOSTILE_BUT_VALID_NAMES)
     for key in live.data.scan_iter("*"):
-        outside_tag = key.replace("{guess:10}", "")
-        assert not any(name in outside_tag for name in HOSTILE_BUT_VALID_NAMES), key
+        assert not any(name in key for name in HOSTILE_BUT_VALID_NAMES), key
 
 
 def test_the_worker_judges_messages_that_skipped_the_web(live):

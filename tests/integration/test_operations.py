@@ -211,5 +211,8 @@ def test_metrics_count_requests_served_by_every_web_worker(live):
         assert requests.get(live.url("/api/v1/games"), timeout=10).ok
     assert served() == before + 20
     # Both workers report in within a heartbeat (the fixture wiped the data Redis).
-    wait_for(lambda: requests.get(live.url("/readyz"), timeout=10).json().get("workers") == 2,
-             30, "both workers' heartbeats")
+    wait_for(
+        lambda: requests.get(live.url("/readyz"), timeout=10).json().get("workers") == 2,
+        30,
+        "both workers' heartbeats",
+    )

@@ -161,3 +161,33 @@ def test_a_retry_without_player_id_or_cookie_is_the_same_entry(app, queued):
     assert first.status_code == second.status_code == 202
     assert first.get_json()["player_id"] == second.get_json()["player_id"]
     assert len(queued()) == 1
+
+
+def test_another_player_reusing_a_submission_id_is_refused(app, queued):
+    body = {**GOOD, "submission_id": "attempt-0001"}
+    alice, bob = app.test_client(), app.test_client()
+    alice.post("/api/v1/games/guess/sessions")
+    bob.post("/api/v1/games/guess/sessions")
+    first = alice.post("/api/v1/games/guess/scores", json=body)
+    second = bob.post("/api/v1/games/guess/scores", json=body)
+    assert first.status_code == 202
+    assert second.status_code == 422
+    assert "hiscore_player" not in second.headers.get("Set-Cookie", "")
+    assert len(queued()) == 1
+
+
+def test_a_retry_resends_a_submission_stuck_in_the_queue(client, redis_client, queued):
+    import json
+
+    body = {**GOOD, "player_id": "p" * 22, "submission_id": "lost-message-1"}
+    submit(client, body)
+    (payload,) = queued()  # the message is lost: no worker will see it
+    assert submit(client, body).status_code == 202
+    assert queued() == []  # a quick retry trusts the queue
+
+    key = keys.submission_key("lost-message-1")
+    record = json.loads(redis_client.get(key))
+    record["queued_at"] -= 60_000  # a minute later, still queued
+    redis_client.set(key, json.dumps(record))
+    assert submit(client, body).get_json()["status"] == "queued"
+    assert queued() == [payload]  # sent again, as first sent

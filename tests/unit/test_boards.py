@@ -171,12 +171,12 @@ def test_boards_do_not_depend_on_the_order_entries_arrive_in(seed):
 
 
 def test_hostile_names_are_stored_verbatim_and_never_become_keys(redis_client):
-    names = ["*", "a:b", "{guess:100}", "x|y|z", "🙂", "DROP TABLE"]
+    names = ["*", "a:b", "{evil}", "x|y|z", "🙂", "DROP TABLE"]
     apply_entries(redis_client, [entry(i, 3, T0 + i, name=n) for i, n in enumerate(names)], T0)
     assert [row.name for row in read_page(redis_client, board(), 0, 10).rows] == names
     for key in redis_client.keys("*"):
         for name in names:
-            assert name not in key.removeprefix("hs:{guess:100}")
+            assert name not in key
 
 
 def test_pages_and_neighbours(redis_client):

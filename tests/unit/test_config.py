@@ -25,11 +25,14 @@ def test_production_refuses_to_start_without_its_secrets(monkeypatch):
 
 
 def test_broker_and_data_may_be_two_redis_urls(monkeypatch):
+    """A Sentinel broker; beat keeps its schedule and lock in the (plain) data Redis."""
     monkeypatch.setenv("REDIS_URL", "redis://data:6379/1")
     monkeypatch.setenv("CELERY_BROKER_URL", "sentinel://s1:26379;sentinel://s2:26379")
     app = create_app("testing")
     assert app.config["REDIS_URL"] == "redis://data:6379/1"
-    assert app.extensions["celery"].conf.broker_url.startswith("sentinel://s1")
+    conf = app.extensions["celery"].conf
+    assert conf.broker_url.startswith("sentinel://s1")
+    assert conf.redbeat_redis_url == "redis://data:6379/1"
 
 
 def test_celery_is_configured_for_a_careful_deployment():
@@ -41,6 +44,11 @@ def test_celery_is_configured_for_a_careful_deployment():
     # A message must not be redelivered while the worker holding it may still run it.
     assert conf["task_soft_time_limit"] < conf["task_time_limit"]
     assert conf["task_time_limit"] < conf["broker_transport_options"]["visibility_timeout"]
+    # Maintenance may outlast the visibility timeout, so it must not wait in "unacked".
+    for name, limits in conf["task_annotations"].items():
+        assert name.startswith("hiscore.maintenance.")
+        assert limits["acks_late"] is False
+        assert limits["soft_time_limit"] < limits["time_limit"]
     assert conf["task_routes"]["hiscore.ingest"]["queue"] == "ingest"
 
 

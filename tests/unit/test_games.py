@@ -30,7 +30,7 @@ variants = ["easy", "hard"]
     reaction = registry.get("reaction")
     assert reaction is not None
     assert not reaction.lower_is_better and not reaction.integer
-    assert reaction.sort_key(42.5) == -42.5
+    assert reaction.sign == -1 and registry.get("guess").sign == 1
     assert set(reaction.variants) == {"easy", "hard"}
 
 

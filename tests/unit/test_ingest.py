@@ -64,11 +64,39 @@ def test_garbage_is_rejected_with_a_reason_and_audited(redis_client, registry):
 
 def test_running_a_batch_twice_changes_no_board(redis_client, registry):
     batch = [payload(f"sub-{i:08d}", player_id=f"{i:022d}", score=1 + i % 10) for i in range(30)]
-    ingest_submissions(redis_client, registry, batch, NOW, 60)
-    boards = {k: redis_client.dump(k) for k in redis_client.keys("hs:{guess:10}:*")}
+    batch.append(payload("sub-rejected", score=99))
+    first = ingest_submissions(redis_client, registry, batch, NOW, 60)
+    assert len(first) == 31
+    state = {k: redis_client.dump(k) for k in redis_client.keys("*")}
     again = ingest_submissions(redis_client, registry, batch, NOW + 1000, 60)
-    assert all(v["status"] == "accepted" for _, v in again)
-    assert {k: redis_client.dump(k) for k in redis_client.keys("hs:{guess:10}:*")} == boards
+    assert again == []  # all settled: nothing is judged, applied, counted or audited again
+    assert {k: redis_client.dump(k) for k in redis_client.keys("*")} == state
+
+
+def test_a_replay_after_its_record_expired_reports_the_logged_entry(redis_client, registry):
+    ingest_submissions(redis_client, registry, [payload("sub-once", score=4)], NOW, 60)
+    redis_client.delete(keys.submission_key("sub-once"))  # the record's TTL ran out
+    ((_, verdict),) = ingest_submissions(
+        redis_client, registry, [payload("sub-once", score=2, received_at=NOW)], NOW, 60
+    )
+    assert verdict["status"] == "accepted"
+    assert (verdict["score"], verdict["achieved_at"]) == (4, NOW - 5)
+    assert "personal_best" not in verdict
+    assert redis_client.xlen(keys.log_key("guess", "10")) == 1
+
+
+def test_a_run_cut_short_before_its_verdict_is_settled_on_the_rerun(redis_client, registry):
+    from app.boards import Entry, apply_entries
+
+    game = registry.get("guess")
+    apply_entries(
+        redis_client, [Entry("sub-cut-short", game, "10", "p" * 22, "Ann", 3, NOW - 5)], NOW
+    )
+    ((_, verdict),) = ingest_submissions(
+        redis_client, registry, [payload("sub-cut-short")], NOW, 60
+    )
+    assert verdict["status"] == "accepted" and verdict["rank"] == 1
+    assert redis_client.xlen(keys.log_key("guess", "10")) == 1
 
 
 def test_a_banned_player_is_rejected_and_nothing_is_logged(redis_client, registry):

@@ -1,5 +1,6 @@
 import json
 import threading
+import time
 
 from app import keys, submissions
 from app.longpoll import VerdictWaiter
@@ -8,21 +9,30 @@ from app.longpoll import VerdictWaiter
 def test_a_waiter_wakes_when_its_verdict_is_published(redis_client):
     key = keys.submission_key("sub-waiting")
     redis_client.set(key, json.dumps({"status": "queued"}))
-    # With a recheck far beyond the timeout, only the published wake-up can end the wait early.
-    waiter = VerdictWaiter(redis_client, recheck=60)
-    registered = threading.Event()
+    # The recheck and the timeout are an hour: only the published wake-up can end the wait.
+    waiter = VerdictWaiter(redis_client, recheck=3600)
+    reads = []
 
     def read():
-        registered.set()
+        reads.append(1)
         return submissions.read(redis_client, "sub-waiting")
 
-    def settle():
-        registered.wait(5)
-        submissions.settle(redis_client, [("sub-waiting", {"status": "rejected"})], 60, 0)
+    result = {}
 
-    threading.Thread(target=settle).start()
-    record = waiter.wait("sub-waiting", 30, read, lambda r: r["status"] in submissions.FINAL)
-    assert record["status"] == "rejected"
+    def wait():
+        result["record"] = waiter.wait(
+            "sub-waiting", 3600, read, lambda r: r["status"] in submissions.FINAL
+        )
+
+    thread = threading.Thread(target=wait, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not (reads and "sub-waiting" in waiter._waiting) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    submissions.settle(redis_client, [("sub-waiting", {"status": "rejected"})], 60, 0)
+    thread.join(timeout=10)
+    assert not thread.is_alive(), "the waiter was not woken"
+    assert result["record"]["status"] == "rejected"
 
 
 def test_a_waiter_answers_the_current_record_when_time_is_up(redis_client):

@@ -14,7 +14,7 @@ def run(r, registry, kind, families, owner="task-1"):
     operations.create_task(r, owner, kind, {}, NOW)
     seen = []
     outcome = run_operation(
-        r, registry, kind, families, owner, lambda: NOW, 60, True, lambda d, t: seen.append((d, t))
+        r, registry, kind, families, owner, lambda: NOW, True, lambda d, t: seen.append((d, t))
     )
     return outcome, seen
 

@@ -86,3 +86,17 @@ def test_prune_removes_exactly_the_entries_past_retention(redis_client):
     # Player 1's old best (2) is gone with its entry; their newer 5 stands.
     assert [(r.player_id[-1], r.score) for r in alltime] == [("3", 4), ("1", 5)]
     assert prune_family(redis_client, GUESS, "100", NOW) == 0
+
+
+def test_a_ban_during_a_rebuild_survives_the_swap(redis_client):
+    from app.players import remove_player
+    from app.rebuild import FamilyBuild
+
+    apply_entries(redis_client, [entry(1, 3, T0), entry(2, 4, T0)], NOW)
+    boards = readable_boards(GUESS, "100", NOW)
+    build = FamilyBuild(redis_client, GUESS, "100", boards, NOW).start()
+    build.read_on()  # the copies now hold player 1 ...
+    remove_player(redis_client, GUESS, "player-000000000001", NOW)  # ... who is banned now
+    build.finish()
+    rows = read_page(redis_client, boards[0], 0, 10).rows
+    assert [r.player_id for r in rows] == ["player-000000000002"]
