@@ -60,6 +60,8 @@ class ScoreIn(BaseModel):
     score: Score
     variant: VariantName
     player_id: PlayerId | None = None
+    # Proof of player_id: what /sessions issued with it. Never leaves the web.
+    player_key: Annotated[str, StringConstraints(max_length=128)] | None = None
     duration_ms: DurationMs | None = None
     token: Annotated[str, StringConstraints(max_length=1024)] | None = None
     submission_id: SubmissionId | None = None
@@ -82,6 +84,7 @@ class SessionIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     player_id: PlayerId | None = None
+    player_key: Annotated[str, StringConstraints(max_length=128)] | None = None
     variant: VariantName | None = None
 
 

@@ -12,6 +12,7 @@ from app import create_app
 from app.extensions import get_registry
 from app.games import Registry
 from app.ingest import ingest_submissions
+from app.players import player_key
 from config import celery_settings
 
 
@@ -44,6 +45,11 @@ def client(app):
 def runner(app):
     """A CLI runner of the app."""
     return app.test_cli_runner()
+
+
+def keyed(player_id: str) -> dict[str, str]:
+    """Body fields that name ``player_id`` with the key the testing app would issue for it."""
+    return {"player_id": player_id, "player_key": player_key("testing-secret", player_id)}
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from app.api.inputs import json_body, parse_body, parse_query, require_game
 from app.clock import now_ms
 from app.errors import Problem, validation_problem
 from app.extensions import get_redis, get_waiter
+from app.players import player_key, player_of
 from app.schemas import QueuedSubmission, ScoreIn, SessionIn, WaitQuery
 from app.tasks import ingest
 from app.validation import check_rules
@@ -18,18 +19,48 @@ from app.validation import check_rules
 bp = Blueprint("scores", __name__)
 
 
-def _cookie_player() -> str | None:
-    candidate = request.cookies.get(current_app.config["PLAYER_COOKIE"])
-    if candidate and submissions.PLAYER_ID.match(candidate):
-        return candidate
-    return None
+def _proven_player(player_id: str | None, player_key: str | None) -> str | None:
+    """The player a request proves it is (by a key in the body or the cookie), or None.
+
+    Naming a player without proof is refused: player ids are public, on every board.
+    """
+    secret = current_app.config["SECRET_KEY"]
+    if player_key is not None:
+        proven = player_of(secret, player_key)
+        if proven is None or player_id not in (None, proven):
+            raise Problem(
+                403,
+                "Forbidden",
+                "This player_key was not issued for this player.",
+                kind="player-key",
+                errors={"player_key": ["is not valid"]},
+            )
+        return proven
+    cookie = request.cookies.get(current_app.config["PLAYER_COOKIE"])
+    proven = player_of(secret, cookie) if cookie else None
+    if player_id is not None and player_id != proven:
+        raise Problem(
+            403,
+            "Forbidden",
+            "A player_id needs the player_key that came with it (or the player's cookie).",
+            kind="player-key",
+            errors={"player_key": ["is required with player_id"]},
+        )
+    return proven
+
+
+def _player_body(player_id: str) -> dict[str, str]:
+    return {
+        "player_id": player_id,
+        "player_key": player_key(current_app.config["SECRET_KEY"], player_id),
+    }
 
 
 def _remember_player(response: Response, player_id: str) -> Response:
     config = current_app.config
     response.set_cookie(
         config["PLAYER_COOKIE"],
-        player_id,
+        player_key(config["SECRET_KEY"], player_id),
         max_age=400 * 24 * 3600,
         httponly=True,
         samesite="Lax",
@@ -48,8 +79,8 @@ def start_session(game_slug: str) -> tuple[Response, int]:
             "The variant is not one of the game's.",
             {"variant": [f"is not a variant of {game.slug}"]},
         )
-    player_id = body.player_id or _cookie_player() or submissions.new_id()
-    response = jsonify({"game": game.slug, "player_id": player_id})
+    player_id = _proven_player(body.player_id, body.player_key) or submissions.new_id()
+    response = jsonify({"game": game.slug, **_player_body(player_id)})
     return _remember_player(response, player_id), 201
 
 
@@ -78,10 +109,10 @@ def submit_score(game_slug: str) -> tuple[Response, int]:
         raise validation_problem("The score breaks the rules of the game.", errors)
     submission_id = _submission_id(body)
     fingerprint = submissions.fingerprint({**body.model_dump(), "game": game.slug})
-    claimed = body.player_id or _cookie_player()
+    claimed = _proven_player(body.player_id, body.player_key)
     player_id = claimed or submissions.new_id()
     queued = QueuedSubmission(
-        **body.model_dump(exclude={"player_id", "submission_id"}),
+        **body.model_dump(exclude={"player_id", "player_key", "submission_id"}),
         game=game.slug,
         player_id=player_id,
         submission_id=submission_id,
@@ -128,7 +159,7 @@ def submit_score(game_slug: str) -> tuple[Response, int]:
             "submission_id": submission_id,
             "status": record["status"],
             "status_url": status_url,
-            "player_id": player_id,
+            **_player_body(player_id),
         }
     )
     response.headers["Location"] = status_url

@@ -89,19 +89,22 @@ def test_a_thousand_games_from_a_hundred_players(live):
     http = requests.Session()
     players = []
     for i in range(100):
-        resp = http.post(live.url("/api/v1/games/guess/sessions"), json={}, timeout=10)
+        # No cookie jar: each sign-up is a new browser, so a new player.
+        resp = requests.post(live.url("/api/v1/games/guess/sessions"), json={}, timeout=10)
         assert resp.status_code == 201
         name = rng.choice(["Ann", "Bo", "Zoë", "名前", "a:b", "{x}", "*"]) + f" {i}"
-        players.append((resp.json()["player_id"], name))
+        players.append((resp.json()["player_id"], resp.json()["player_key"], name))
+    assert len({player_id for player_id, _, _ in players}) == 100
 
     games = []
     for _ in range(1000):
-        player_id, name = rng.choice(players)
+        player_id, key, name = rng.choice(players)
         variant = rng.choice(VARIANTS)
         score = rng.randint(1, min(int(variant), 12))
         games.append(
             {
                 "player_id": player_id,
+                "player_key": key,
                 "name": name,
                 "variant": variant,
                 "score": score,

@@ -4,6 +4,7 @@ import pytest
 
 from app import keys
 from tests.cases import GOOD
+from tests.conftest import keyed
 
 TOKEN = "testing-operator-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -93,9 +94,9 @@ def test_bad_rebuild_scopes(client, body, status):
 
 
 def test_removing_a_player_bans_them_from_every_variant(client, redis_client, work):
-    cheater = {**GOOD, "player_id": "c" * 22, "score": 1, "duration_ms": 900}
+    cheater = {**GOOD, **keyed("c" * 22), "score": 1, "duration_ms": 900}
     client.post("/api/v1/games/guess/scores", json=cheater)
-    client.post("/api/v1/games/guess/scores", json={**GOOD, "player_id": "h" * 22})
+    client.post("/api/v1/games/guess/scores", json={**GOOD, **keyed("h" * 22)})
     work()
     resp = client.delete("/api/v1/admin/games/guess/players/" + "c" * 22, headers=AUTH)
     assert resp.get_json() == {

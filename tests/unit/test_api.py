@@ -3,6 +3,7 @@
 import pytest
 
 from app import keys
+from tests.conftest import keyed
 
 GOOD = {"name": "Ann", "score": 4, "variant": "10", "duration_ms": 5000}
 
@@ -45,15 +46,15 @@ def test_the_same_submission_id_twice_is_one_entry(client, queued):
 
 def test_the_idempotency_key_header_works_like_submission_id(client, queued):
     headers = {"Idempotency-Key": "header-key-123"}
-    body = {**GOOD, "player_id": "p" * 22}
+    body = {**GOOD, **keyed("p" * 22)}
     ids = {submit(client, body, headers=headers).get_json()["submission_id"] for _ in range(3)}
     assert ids == {"header-key-123"}
     assert len(queued()) == 1
 
 
 def test_a_reused_id_with_another_body_is_refused(client, queued):
-    submit(client, {**GOOD, "player_id": "p" * 22, "submission_id": "reused-id"})
-    resp = submit(client, {**GOOD, "player_id": "p" * 22, "score": 5, "submission_id": "reused-id"})
+    submit(client, {**GOOD, **keyed("p" * 22), "submission_id": "reused-id"})
+    resp = submit(client, {**GOOD, **keyed("p" * 22), "score": 5, "submission_id": "reused-id"})
     assert resp.status_code == 422
     assert resp.get_json()["errors"] == {
         "submission_id": ["was already used for a different submission"]
@@ -86,9 +87,39 @@ def test_sessions_issue_a_player_id_and_keep_it_in_a_cookie(client):
     assert submit(client).get_json()["player_id"] == player_id
 
 
-def test_a_player_id_in_the_body_wins(client):
-    resp = client.post("/api/v1/games/guess/sessions", json={"player_id": "q" * 20})
-    assert resp.get_json()["player_id"] == "q" * 20
+def test_a_player_proven_by_its_key_wins_over_the_cookie(client):
+    client.post("/api/v1/games/guess/sessions")
+    resp = client.post("/api/v1/games/guess/sessions", json=keyed("q" * 20))
+    assert resp.get_json() == {"game": "guess", **keyed("q" * 20)}
+    assert submit(client).get_json()["player_id"] == "q" * 20  # the cookie follows
+
+
+@pytest.mark.parametrize(
+    "identity",
+    [
+        {"player_id": "v" * 22},  # a public id alone
+        {"player_id": "v" * 22, "player_key": keyed("a" * 22)["player_key"]},  # another's key
+        {"player_key": "v" * 22 + ".forged-signature"},
+        {"player_key": keyed("v" * 22)["player_key"].upper()},
+    ],
+)
+def test_nobody_can_post_as_a_player_without_their_key(app, queued, identity):
+    client = app.test_client()
+    resp = client.post("/api/v1/games/guess/scores", json={**GOOD, **identity})
+    assert resp.status_code == 403
+    assert resp.mimetype == "application/problem+json"
+    assert "player_key" in resp.get_json()["errors"]
+    assert queued() == []
+    # Nor by planting the public id in the cookie.
+    client.set_cookie("hiscore_player", "v" * 22)
+    resp = client.post("/api/v1/games/guess/scores", json={**GOOD, "player_id": "v" * 22})
+    assert resp.status_code == 403
+
+
+def test_the_key_never_travels_to_the_worker(client, queued):
+    submit(client, {**GOOD, **keyed("k" * 22)})
+    (payload,) = queued()
+    assert payload["player_id"] == "k" * 22 and payload["player_key"] is None
 
 
 def test_games_list_their_boards(client):
@@ -179,7 +210,7 @@ def test_another_player_reusing_a_submission_id_is_refused(app, queued):
 def test_a_retry_resends_a_submission_stuck_in_the_queue(client, redis_client, queued):
     import json
 
-    body = {**GOOD, "player_id": "p" * 22, "submission_id": "lost-message-1"}
+    body = {**GOOD, **keyed("p" * 22), "submission_id": "lost-message-1"}
     submit(client, body)
     (payload,) = queued()  # the message is lost: no worker will see it
     assert submit(client, body).status_code == 202
