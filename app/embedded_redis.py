@@ -80,7 +80,14 @@ class EmbeddedRedis:
         ]
         # Start-up errors go to stderr before the log file is open: keep them for the message.
         with open(self.data_dir / "redis.stderr", "wb") as stderr:
-            self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=stderr)
+            self.process = subprocess.Popen(
+                args,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+                # Out of the terminal's process group: Ctrl-C must not stop Redis before the
+                # processes that write to it; its owner stops it last.
+                start_new_session=True,
+            )
         client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
         deadline = time.monotonic() + timeout
         while True:
