@@ -63,6 +63,11 @@ class FamilyBuild:
     read: int = 0
     caught_up: bool = field(default=False, init=False)
 
+    @classmethod
+    def readable(cls, client: redis.Redis, game: Game, variant: str, now_ms: int) -> FamilyBuild:
+        """A build of every board of a variant that is still readable at ``now_ms``."""
+        return cls(client, game, variant, readable_boards(game, variant, now_ms), now_ms)
+
     @property
     def _log(self) -> str:
         return keys.log_key(self.game.slug, self.variant)
@@ -158,7 +163,7 @@ def rebuild_family(
     progress: Progress = _no_progress,
 ) -> int:
     """Rebuild every readable board of a variant from its log; return the entries read."""
-    build = FamilyBuild(client, game, variant, readable_boards(game, variant, now_ms), now_ms)
+    build = FamilyBuild.readable(client, game, variant, now_ms)
     build.start().finish(progress)
     return build.read
 
@@ -171,7 +176,7 @@ def reconcile_family(
     progress: Progress = _no_progress,
 ) -> list[Board]:
     """Compare each board with its log; if any drifted, swap rebuilt boards in. Return those."""
-    build = FamilyBuild(client, game, variant, readable_boards(game, variant, now_ms), now_ms)
+    build = FamilyBuild.readable(client, game, variant, now_ms)
     build.start().read_on(progress)
     # Entries applied while comparing would look like drift: compare again until the log
     # stood still during a comparison (a few tries; swapping a board that was right is safe).

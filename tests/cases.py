@@ -8,6 +8,23 @@ from dataclasses import dataclass, field
 GOOD = {"name": "Ann", "score": 4, "variant": "10", "duration_ms": 5000}
 
 
+def queued_payload(submission_id: str = "sub-00000001", **changes: object) -> dict:
+    """A message as the web puts it on the ingest queue, with ``changes``."""
+    payload = {
+        "game": "guess",
+        "variant": "10",
+        "name": "Ann",
+        "score": 3,
+        "duration_ms": 4000,
+        "player_id": "p" * 22,
+        "submission_id": submission_id,
+        "received_at": 1_800_000_000_000 - 5,
+        "token": None,
+    }
+    payload.update(changes)
+    return payload
+
+
 def _json(body: object) -> bytes:
     return json.dumps(body).encode()
 

@@ -4,24 +4,12 @@ import json
 
 from app import keys
 from app.ingest import ingest_submissions
+from tests.cases import queued_payload
 
 NOW = 1_800_000_000_000
 
 
-def payload(sid="sub-00000001", **changes):
-    body = {
-        "game": "guess",
-        "variant": "10",
-        "name": "Ann",
-        "score": 3,
-        "duration_ms": 4000,
-        "player_id": "p" * 22,
-        "submission_id": sid,
-        "received_at": NOW - 5,
-        "token": None,
-    }
-    body.update(changes)
-    return body
+payload = queued_payload
 
 
 def test_accepted_verdicts_carry_rank_and_time(redis_client, registry):
