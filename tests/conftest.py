@@ -1,19 +1,24 @@
-"""Fixtures shared by every test: an app on fakeredis with an in-memory broker."""
+"""Fixtures shared by every test: an app on fakeredis with an in-memory broker for unit tests,
+and (started only when a test asks) real processes for integration and browser tests."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import fakeredis
 import pytest
 
 from app import create_app
+from app.embedded_redis import EmbeddedRedis
 from app.extensions import get_registry
 from app.games import Registry
 from app.ingest import ingest_submissions
 from app.players import player_key
 from config import celery_settings
+from tests.processes import BIN, Stack
 
 
 @pytest.fixture
@@ -87,3 +92,53 @@ def work(queued, redis_client, registry) -> Callable[[int], list[Any]]:
         return ingest_submissions(redis_client, registry, queued(), now, 3600)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def logs(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("logs")
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory) -> Iterator[EmbeddedRedis]:
+    """One real redis-server for the session (the one the project ships)."""
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(redis_server, logs, tmp_path_factory) -> Iterator[Stack]:
+    """A real Celery worker and a real gunicorn (gevent) web in front of ``redis_server``."""
+    env = {
+        **os.environ,
+        "PATH": os.pathsep.join([str(BIN), os.environ.get("PATH", "")]),
+        "HISCORE_CONFIG": "testing",
+        "REDIS_URL": redis_server.url(1),
+        "CELERY_BROKER_URL": redis_server.url(0),
+        "HISCORE_INSTANCE_PATH": str(tmp_path_factory.mktemp("instance")),
+        "PYTHONUNBUFFERED": "1",
+    }
+    stack = Stack(redis_server, env, logs)
+    try:
+        stack.start_worker("ingest", "ingest", 2)
+        stack.start_worker("maintenance", "maintenance", 1)
+        stack.start_web()
+        yield stack
+    finally:
+        for process in (stack.web, *stack.workers.values()):
+            if process is not None:
+                process.stop()
+
+
+@pytest.fixture
+def live(stack) -> Iterator[Stack]:
+    """The stack with empty boards, a live worker and web, and no error in their logs after."""
+    stack.data.flushdb()
+    for name, queues, concurrency in (("ingest", "ingest", 2), ("maintenance", "maintenance", 1)):
+        if not stack.workers[name].alive:
+            stack.start_worker(name, queues, concurrency)
+    yield stack
+    for process in (stack.web, *stack.workers.values()):
+        assert process.alive, process.log()
+        assert "Traceback" not in process.log(), process.log()

@@ -12,7 +12,7 @@ from typing import Any
 import requests
 
 from app import keys
-from tests.integration.conftest import Stack
+from tests.processes import Stack
 
 VARIANTS = ["10", "25", "100", "1000"]
 DAY = 86_400_000

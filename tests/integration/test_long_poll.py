@@ -9,7 +9,7 @@ import psutil
 import requests
 
 from app import keys
-from tests.integration.conftest import wait_for
+from tests.processes import wait_for
 
 WAITERS = 100
 

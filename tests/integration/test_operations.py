@@ -11,7 +11,7 @@ import requests
 from app import keys
 from app.clock import now_ms
 from tests.cases import GOOD
-from tests.integration.conftest import BIN, Process, wait_for
+from tests.processes import BIN, Process, wait_for
 
 AUTH = {"Authorization": "Bearer testing-operator-token"}
 

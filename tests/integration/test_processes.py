@@ -13,7 +13,7 @@ import requests
 
 from app.embedded_redis import free_port
 from tests.cases import GOOD
-from tests.integration.conftest import BIN, Process, wait_for
+from tests.processes import BIN, Process, wait_for
 
 
 def test_celery_beat_starts_from_the_worker_module(live, tmp_path):

@@ -1,0 +1,222 @@
+"""Real processes for the integration and browser tests: redis-server, Celery workers and
+gunicorn on free loopback ports.
+
+The data lives in database 1 and the broker in database 0 of one server, so a test can wipe the
+boards without touching the queues the worker is bound to.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+import redis
+import requests
+from celery import Celery
+
+from app.embedded_redis import EmbeddedRedis, free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def wait_for(condition: Callable[[], Any], timeout: float, what: str, every: float = 0.05) -> Any:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = condition()
+        except (requests.RequestException, redis.ConnectionError):
+            result = None
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(every)
+
+
+class Process:
+    """A child process with its output in a log file, stopped (or killed) at the end."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], logs: Path) -> None:
+        self.name = name
+        self.args = args
+        self.env = env
+        self.log_path = logs / f"{name}.log"
+        self.popen: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Process:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
+        self.popen = subprocess.Popen(
+            self.args,
+            env=self.env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        return self
+
+    @property
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def signal(self, sig: int) -> None:
+        if self.alive:
+            os.killpg(self.popen.pid, sig)
+
+    def stop(self, timeout: float = 20) -> None:
+        """SIGTERM the process group and wait; SIGKILL whatever of its tree is left."""
+        if self.popen is None:
+            return
+        tree = self._tree()
+        self.signal(signal.SIGTERM)
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        self._kill(tree)
+
+    def kill(self) -> None:
+        """``kill -9`` the process and everything it started, as a crash would."""
+        if self.popen is not None:
+            self._kill(self._tree())
+
+    def _tree(self) -> list[psutil.Process]:
+        try:
+            root = psutil.Process(self.popen.pid)
+            return [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
+    def _kill(self, tree: list[psutil.Process]) -> None:
+        # Children may sit in process groups of their own (honcho does that), so each is named.
+        for process in tree:
+            try:
+                process.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(tree, timeout=10)
+        self.popen.wait()
+
+
+class Stack:
+    """Handles on the running processes and their addresses."""
+
+    def __init__(self, server: EmbeddedRedis, env: dict[str, str], logs: Path) -> None:
+        self.server = server
+        self.env = env
+        self.logs = logs
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.data = redis.Redis(port=server.port, db=1, decode_responses=True)
+        self.broker = redis.Redis(port=server.port, db=0, decode_responses=True)
+        self.celery = Celery(
+            "tests",
+            broker=env["CELERY_BROKER_URL"],
+            config_source={"task_serializer": "json", "accept_content": ["json"]},
+        )
+        self.workers: dict[str, Process] = {}
+        self.web: Process | None = None
+
+    def start_worker(
+        self, name: str = "ingest", queues: str = "ingest", concurrency: int = 2
+    ) -> Process:
+        """A Celery worker as the Procfile runs it, answering pings before this returns."""
+        worker = Process(
+            name,
+            [
+                str(BIN / "celery"),
+                "-A",
+                "celery_worker",
+                "worker",
+                "--loglevel=INFO",
+                f"--queues={queues}",
+                f"--concurrency={concurrency}",
+                "--without-mingle",
+                "--without-gossip",
+                f"--hostname={name}@%h",
+            ],
+            self.env,
+            self.logs,
+        ).start()
+        wait_for(
+            lambda: (
+                any(
+                    host.startswith(f"{name}@")
+                    for reply in self.celery.control.ping(timeout=0.5)
+                    for host in reply
+                )
+                or not worker.alive
+            ),
+            60,
+            f"Celery {name} to answer a ping",
+        )
+        assert worker.alive, worker.log()
+        self.workers[name] = worker
+        return worker
+
+    @property
+    def worker(self) -> Process:
+        """The ingestion worker."""
+        return self.workers["ingest"]
+
+    def start_web(self) -> Process:
+        web = Process(
+            "web",
+            # The settings are the deployment's own, from gunicorn.conf.py.
+            [str(BIN / "gunicorn"), "app:create_app()"],
+            {**self.env, "HOST": "127.0.0.1", "PORT": str(self.port), "WEB_CONCURRENCY": "2"},
+            self.logs,
+        ).start()
+        wait_for(
+            lambda: not web.alive or requests.get(self.url("/healthz"), timeout=1).ok,
+            60,
+            "gunicorn to answer /healthz",
+        )
+        assert web.alive, web.log()
+        self.web = web
+        return web
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def send(self, payload: Any) -> None:
+        """Put an ingest message on the queue directly, as a (possibly hostile) producer."""
+        self.celery.send_task("hiscore.ingest", args=[payload], queue="ingest")
+
+    def status(self, submission_id: str, wait: float = 0) -> dict[str, Any] | None:
+        """The submission's status (long-polled up to ``wait`` s), or None while unknown."""
+        resp = requests.get(
+            self.url(f"/api/v1/submissions/{submission_id}"),
+            params={"wait": wait},
+            timeout=wait + 10,
+        )
+        if resp.status_code == 404:
+            return None
+        resp.raise_for_status()
+        return resp.json()
+
+    def verdict(self, submission_id: str, timeout: float = 60) -> dict[str, Any]:
+        """Wait until the submission is accepted or rejected.
+
+        Long-polls while the submission is known; a message sent straight to the broker is
+        unknown to the web until its verdict exists, so that case is polled.
+        """
+
+        def final() -> dict[str, Any] | None:
+            status = self.status(submission_id, wait=5)
+            return status if status and status["status"] != "queued" else None
+
+        return wait_for(final, timeout, f"a verdict for {submission_id}")
