@@ -133,6 +133,8 @@ class Config:
         self.REDIS_URL = env.get("REDIS_URL", DEFAULT_REDIS_URL)
         self.CELERY_BROKER_URL = env.get("CELERY_BROKER_URL") or self.REDIS_URL
         self.CELERY = celery_settings(self.CELERY_BROKER_URL, self.REDIS_URL)
+        # Sites whose pages may call the read and score endpoints (comma-separated origins).
+        self.CORS_ORIGINS = [o.strip() for o in env.get("CORS_ORIGINS", "").split(",") if o.strip()]
         # Extra or replacement games, as a TOML file (see app/games.py for the fields).
         self.GAMES_FILE = env.get("HISCORE_GAMES_FILE")
         # How long a submission's status stays readable.

@@ -32,6 +32,8 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
 
 def register_extensions(app: Flask) -> None:
     """Redis, the games registry, the verdict waiter, Celery and the metrics."""
+    from flask_cors import CORS
+
     from app import tasks  # noqa: F401  (registers the shared tasks)
     from app.celery_app import celery_init_app
     from app.extensions import init_extensions
@@ -40,14 +42,24 @@ def register_extensions(app: Flask) -> None:
     init_extensions(app)
     celery_init_app(app)
     init_metrics(app)
+    CORS(
+        app,
+        # A game on another site may read boards, submit scores and follow verdicts; the
+        # operator endpoints stay same-origin.
+        resources={r"/api/v1/(games|submissions)(/.*)?": {"origins": app.config["CORS_ORIGINS"]}},
+        allow_headers=["Content-Type", "Idempotency-Key"],
+        expose_headers=["Location"],
+        max_age=3600,
+    )
 
 
 def register_blueprints(app: Flask) -> None:
-    """The API and the health endpoints."""
-    from app import health
+    """The API, the pages and the health endpoints."""
+    from app import health, pages
     from app.api import create_api_blueprint
 
     app.register_blueprint(create_api_blueprint())
+    app.register_blueprint(pages.bp)
     app.register_blueprint(health.bp)
 
 

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 import redis
-from flask import Flask, Response, json, request
+from flask import Flask, Response, json, render_template, request
 from kombu.exceptions import OperationalError as BrokerError
 from werkzeug.exceptions import HTTPException
 
@@ -37,8 +37,15 @@ class Problem(Exception):
         self.headers = headers or {}
 
 
+#: Paths answered in JSON; everything else is a page, whose errors are pages too.
+MACHINE_PATHS = ("/api/", "/healthz", "/readyz", "/metrics")
+
+
 def problem_response(problem: Problem) -> Response:
-    """Render a :class:`Problem`."""
+    """Render a :class:`Problem`: problem+json for the API, a short page for a person."""
+    if not request.path.startswith(MACHINE_PATHS):
+        html = render_template("error.html", problem=problem)
+        return Response(html, status=problem.status, mimetype="text/html", headers=problem.headers)
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_BASE + problem.kind if problem.kind else "about:blank",
         "title": problem.title,

@@ -134,7 +134,7 @@ def stack(redis_server, logs, tmp_path_factory) -> Iterator[Stack]:
 @pytest.fixture
 def live(stack) -> Iterator[Stack]:
     """The stack with empty boards, a live worker and web, and no error in their logs after."""
-    stack.data.flushdb()
+    stack.wipe_data()
     for name, queues, concurrency in (("ingest", "ingest", 2), ("maintenance", "maintenance", 1)):
         if not stack.workers[name].alive:
             stack.start_worker(name, queues, concurrency)

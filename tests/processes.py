@@ -21,6 +21,7 @@ import redis
 import requests
 from celery import Celery
 
+from app import keys
 from app.embedded_redis import EmbeddedRedis, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -188,6 +189,36 @@ class Stack:
         assert web.alive, web.log()
         self.web = web
         return web
+
+    def wipe_data(self) -> None:
+        """Empty the data Redis but for the workers' heartbeats (the workers keep running)."""
+        doomed = self.data_keys()
+        for start in range(0, len(doomed), 1000):
+            self.data.unlink(*doomed[start : start + 1000])
+
+    def data_keys(self) -> list[str]:
+        """The keys of the data Redis, the workers' heartbeats left out."""
+        return [k for k in self.data.scan_iter(count=1000) if not k.startswith("hs:worker:")]
+
+    def seed_log(self, game: str, variant: str, players: int, score_max: int) -> None:
+        """Append one entry per player straight to a variant's log (a rebuild ranks them)."""
+        log = keys.log_key(game, variant)
+        at = int(time.time() * 1000) - 60_000
+        pipe = self.data.pipeline(transaction=False)
+        for i in range(players):
+            pipe.xadd(
+                log,
+                {
+                    "sid": f"seed-{i:08d}",
+                    "pid": f"seeded-player-{i:08d}",
+                    "name": f"P{i}",
+                    "score": 1 + i % score_max,
+                    "at": f"{at + i:013d}",
+                },
+            )
+            if i % 10_000 == 9_999:
+                pipe.execute()
+        pipe.execute()
 
     def url(self, path: str) -> str:
         return self.base_url + path

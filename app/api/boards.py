@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, url_for
 
 from app.api.inputs import parse_query, require_game, require_period, require_variant
+from app.api.jsonp import enable_jsonp
 from app.boards import Board, Row, read_page, read_standing
 from app.clock import iso_time, now_ms
 from app.errors import Problem
@@ -18,6 +19,7 @@ from app.submissions import PLAYER_ID
 from app.windows import WINDOWS, period_of
 
 bp = Blueprint("boards", __name__)
+enable_jsonp(bp)  # the GET endpoints here are the API's reads
 
 
 def _row(row: Row) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from app import submissions
 from app.api.inputs import json_body, parse_body, parse_query, require_game
+from app.api.jsonp import enable_jsonp
 from app.clock import now_ms
 from app.errors import Problem, validation_problem
 from app.extensions import get_redis, get_waiter
@@ -17,6 +18,7 @@ from app.tasks import ingest
 from app.validation import check_rules
 
 bp = Blueprint("scores", __name__)
+enable_jsonp(bp)  # the GET endpoints here are the API's reads
 
 
 def _proven_player(player_id: str | None, player_key: str | None) -> str | None:

@@ -8,33 +8,10 @@ import time
 
 import requests
 
-from app import keys
-from app.clock import now_ms
 from tests.cases import GOOD
 from tests.processes import BIN, Process, wait_for
 
 AUTH = {"Authorization": "Bearer testing-operator-token"}
-
-
-def seed_log(stack, variant: str, players: int) -> None:
-    """Append ``players`` entries (one per player) straight to a variant's log."""
-    log = keys.log_key("guess", variant)
-    at = now_ms() - 60_000
-    pipe = stack.data.pipeline(transaction=False)
-    for i in range(players):
-        pipe.xadd(
-            log,
-            {
-                "sid": f"seed-{i:08d}",
-                "pid": f"seeded-player-{i:08d}",
-                "name": f"P{i}",
-                "score": 1 + i % int(variant),
-                "at": f"{at + i:013d}",
-            },
-        )
-        if i % 10_000 == 9_999:
-            pipe.execute()
-    pipe.execute()
 
 
 def rebuild(stack, body: dict) -> dict:
@@ -62,7 +39,7 @@ def board(stack, variant: str, **params) -> dict:
 
 
 def test_an_operator_rebuilds_a_board_and_follows_its_progress(live):
-    seed_log(live, "1000", 30_000)
+    live.seed_log("guess", "1000", 30_000, 1000)
     started = rebuild(live, {"game": "guess", "variant": "1000"})
     seen: list[dict] = []
     task = follow(live, started["status_url"], seen)
@@ -86,7 +63,7 @@ def test_an_operator_rebuilds_a_board_and_follows_its_progress(live):
 
 def test_readers_never_see_a_missing_or_partial_board_during_a_rebuild(live):
     players = 200_000
-    seed_log(live, "100", players)
+    live.seed_log("guess", "100", players, 100)
     assert (
         follow(live, rebuild(live, {"game": "guess", "variant": "100"})["status_url"])["state"]
         == "done"

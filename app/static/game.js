@@ -1,0 +1,131 @@
+"use strict";
+// The guessing game: choose a maximum, guess with higher/lower hints, then get ranked.
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const state = { secret: 0, max: 0, guesses: [], startedAt: 0, name: "", session: null };
+
+  function randomUpTo(max) {
+    const word = new Uint32Array(1);
+    crypto.getRandomValues(word);
+    return 1 + (word[0] % max);
+  }
+
+  // 128 random bits as hex (crypto.randomUUID needs a secure context; this does not).
+  function newId() {
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  $("name").value = localStorage.getItem("hiscore.name") || "";
+
+  $("setup-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const name = $("name").value.trim();
+    if (!name) return;
+    localStorage.setItem("hiscore.name", name);
+    state.name = name;
+    state.max = Number(document.querySelector("input[name=max]:checked").value);
+    state.secret = randomUpTo(state.max);
+    state.guesses = [];
+    state.startedAt = performance.now();
+    $("max").textContent = state.max;
+    $("guess").max = state.max;
+    $("count").textContent = "0";
+    $("history").replaceChildren();
+    $("feedback").textContent = "Make your first guess.";
+    delete $("feedback").dataset.hint;
+    $("setup").hidden = true;
+    $("result").hidden = true;
+    $("play").hidden = false;
+    $("guess").focus();
+    // Sign in while the player thinks; the score waits for it if it is not back yet.
+    state.session = hiscore.startSession("guess").catch(() => null);
+  });
+
+  $("guess-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const value = Number($("guess").value);
+    $("guess").value = "";
+    $("guess").focus();
+    if (!Number.isInteger(value) || value < 1 || value > state.max) {
+      $("feedback").textContent = `Enter a whole number from 1 to ${state.max}.`;
+      return;
+    }
+    state.guesses.push(value);
+    $("count").textContent = state.guesses.length;
+    if (value === state.secret) {
+      finish();
+      return;
+    }
+    const hint = value < state.secret ? "higher" : "lower";
+    const item = document.createElement("li");
+    item.textContent = `${value}: ${hint}`;
+    $("history").prepend(item);
+    $("feedback").textContent = `${value} is too ${value < state.secret ? "low" : "high"}: go ${hint}!`;
+    $("feedback").dataset.hint = hint;
+  });
+
+  $("again").addEventListener("click", () => {
+    $("result").hidden = true;
+    $("setup").hidden = false;
+    $("start").focus();
+  });
+
+  function describe(status) {
+    if (status.status === "accepted") {
+      const r = status.ranks || {};
+      const best = status.personal_best === false ? " (your best stays ahead of this one)" : "";
+      return `Ranked #${status.rank} of all time, #${r.daily} today and #${r.weekly} this week${best}.`;
+    }
+    if (status.status === "rejected") return `Not ranked: ${status.reason}`;
+    return "Still checking. Your rank will be on the board shortly.";
+  }
+
+  async function submit(body) {
+    // The same submission_id on every try: a retry can never count twice.
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        return await hiscore.call("POST", "/games/guess/scores", { body });
+      } catch (error) {
+        const transient = error.status === 0 || error.status >= 500;
+        if (!transient || attempt === 3) throw error;
+        await new Promise((done) => setTimeout(done, 1000 * 2 ** attempt));
+      }
+    }
+  }
+
+  async function finish() {
+    const duration = Math.round(performance.now() - state.startedAt);
+    const count = state.guesses.length;
+    $("play").hidden = true;
+    $("result").hidden = false;
+    $("summary").textContent =
+      `The number was ${state.secret}: you found it in ${count} ${count === 1 ? "guess" : "guesses"}.`;
+    $("board-link").href = `/boards/guess/${state.max}?find=me`;
+    $("verdict").textContent = "Checking…";
+    $("verdict").dataset.status = "checking";
+    try {
+      const session = (await state.session) || (await hiscore.startSession("guess"));
+      const sent = await submit({
+        name: state.name,
+        score: count,
+        variant: String(state.max),
+        duration_ms: duration,
+        player_id: session.player_id,
+        player_key: session.player_key,
+        submission_id: newId(),
+      });
+      let status = sent;
+      const deadline = Date.now() + 60_000;
+      while (status.status === "queued" && Date.now() < deadline) {
+        status = await hiscore.call("GET", `${sent.status_url}?wait=25`);
+      }
+      $("verdict").textContent = describe(status);
+      $("verdict").dataset.status = status.status;
+    } catch (error) {
+      $("verdict").textContent = error.message;
+      $("verdict").dataset.status = "error";
+    }
+    $("board-link").focus();
+  }
+})();
