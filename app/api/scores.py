@@ -132,6 +132,9 @@ def submit_score(game_slug: str) -> tuple[Response, int]:
         "payload": queued,
     }
     existing = submissions.reserve(client, submission_id, record, ttl)
+    # The player's key goes to whoever proved the player, or made it just now; never to a
+    # mere repeat of someone's request, which anyone who guessed the id could send.
+    hand_key = True
     if existing is not None:
         # A retry says the same, as nobody in particular or as the player the first got.
         same_player = claimed in (None, existing.get("player_id"))
@@ -145,6 +148,7 @@ def submit_score(game_slug: str) -> tuple[Response, int]:
             )
         record = existing
         player_id = existing.get("player_id") or player_id
+        hand_key = claimed is not None
         stale = queued["received_at"] - existing.get("queued_at", 0) > submissions.REQUEUE_AFTER_MS
         if existing["status"] == submissions.QUEUED and stale and "payload" in existing:
             ingest.apply_async(args=[existing["payload"]])
@@ -161,11 +165,13 @@ def submit_score(game_slug: str) -> tuple[Response, int]:
             "submission_id": submission_id,
             "status": record["status"],
             "status_url": status_url,
-            **_player_body(player_id),
+            **(_player_body(player_id) if hand_key else {"player_id": player_id}),
         }
     )
     response.headers["Location"] = status_url
-    return _remember_player(response, player_id), 202
+    if hand_key:
+        _remember_player(response, player_id)
+    return response, 202
 
 
 @bp.get("/submissions/<submission_id>")

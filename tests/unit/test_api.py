@@ -192,6 +192,9 @@ def test_a_retry_without_player_id_or_cookie_is_the_same_entry(app, queued):
     assert first.status_code == second.status_code == 202
     assert first.get_json()["player_id"] == second.get_json()["player_id"]
     assert len(queued()) == 1
+    # Whoever repeats a request without proof learns no key: it could be anyone.
+    assert "player_key" in first.get_json() and "player_key" not in second.get_json()
+    assert "Set-Cookie" not in second.headers
 
 
 def test_another_player_reusing_a_submission_id_is_refused(app, queued):
