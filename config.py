@@ -124,6 +124,7 @@ class Config:
     PLAYER_COOKIE_SECURE = False
     DEFAULT_SECRET_KEY = ""
     DEFAULT_OPERATOR_TOKEN = ""
+    DEFAULT_LOG_FORMAT = "json"
 
     def __init__(self) -> None:
         env = os.environ
@@ -141,6 +142,12 @@ class Config:
         self.SUBMISSION_TTL_SECONDS = _env_int("HISCORE_SUBMISSION_TTL", 7 * 24 * 3600)
         # Where `manage.py up` starts its own Redis when REDIS_URL is unset.
         self.EMBEDDED_REDIS_PORT = _env_int("HISCORE_REDIS_PORT", 6390)
+        # `json` (one object a line, for a log collector) or `text` (for a person).
+        self.LOG_FORMAT = env.get("LOG_FORMAT", self.DEFAULT_LOG_FORMAT)
+        # How many proxies (nginx, a dyno's router) stand in front of the web and append to
+        # X-Forwarded-For; the client address is taken that many hops from the right, so a
+        # client cannot forge it. 0 means clients connect directly.
+        self.TRUSTED_PROXIES = _env_int("HISCORE_TRUSTED_PROXIES", 0)
 
     def check(self) -> None:
         """Raise if this configuration cannot run safely."""
@@ -152,6 +159,7 @@ class DevelopmentConfig(Config):
     DEBUG = True
     DEFAULT_SECRET_KEY = "dev-only-secret"
     DEFAULT_OPERATOR_TOKEN = "dev-operator-token"
+    DEFAULT_LOG_FORMAT = "text"
 
 
 class TestingConfig(Config):
