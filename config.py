@@ -25,10 +25,13 @@ def _env_int(name: str, default: int) -> int:
 
 #: The beat schedule, as data: job name -> (task, environment variable, default seconds).
 BEAT_JOBS: dict[str, tuple[str, str, int]] = {
+    "sweep": ("hiscore.sweep", "HISCORE_SWEEP_EVERY", 5),
     "prune": ("hiscore.maintenance.prune", "HISCORE_PRUNE_EVERY", 3600),
     "stats": ("hiscore.maintenance.stats", "HISCORE_STATS_EVERY", 60),
     "reconcile": ("hiscore.maintenance.reconcile", "HISCORE_RECONCILE_EVERY", 3600),
 }
+
+INGEST_TASKS = ("hiscore.ingest", "hiscore.drain", "hiscore.sweep")
 
 MAINTENANCE_TASKS = (
     "hiscore.maintenance.rebuild",
@@ -52,7 +55,8 @@ def beat_schedule() -> dict[str, dict[str, Any]]:
             "task": task,
             "schedule": every,
             # A run that waited a whole interval in the queue is superseded by the next one.
-            "options": {"queue": MAINTENANCE_QUEUE, "expires": every},
+            # (The queue comes from task_routes.)
+            "options": {"expires": every},
         }
     return schedule
 
@@ -96,7 +100,7 @@ def celery_settings(broker_url: str, redis_url: str | None = None) -> dict[str, 
         "broker_connection_retry_on_startup": True,
         "task_default_queue": INGEST_QUEUE,
         "task_routes": {
-            "hiscore.ingest": {"queue": INGEST_QUEUE},
+            **{name: {"queue": INGEST_QUEUE} for name in INGEST_TASKS},
             **{name: {"queue": MAINTENANCE_QUEUE} for name in MAINTENANCE_TASKS},
         },
         "worker_hijack_root_logger": False,

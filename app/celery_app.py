@@ -7,8 +7,10 @@ import os
 
 import redis
 from celery import Celery, Task, bootsteps
+from celery.signals import worker_process_init
 from flask import Flask
 
+from app import graceful
 from app.clock import now_ms
 from app.status import HEARTBEAT_EVERY, forget_heartbeat, record_heartbeat
 
@@ -26,6 +28,9 @@ def celery_init_app(app: Flask) -> Celery:
     celery_app = Celery(app.name, task_cls=FlaskTask)
     celery_app.config_from_object(app.config["CELERY"])
     celery_app.steps["worker"].add(_heartbeat_step(app))
+    worker_process_init.connect(
+        graceful.mark_pool_process, weak=False, dispatch_uid="hiscore.graceful"
+    )
     celery_app.set_default()
     app.extensions["celery"] = celery_app
     return celery_app

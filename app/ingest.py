@@ -1,19 +1,22 @@
 """The worker's side of a submission: validate again, apply, record the verdict, wake waiters.
 
 Batch-first: :func:`ingest_submissions` takes any number of queued submissions and costs a
-constant number of Redis round trips, whatever the batch size.
+constant number of Redis round trips, whatever the batch size; :func:`drain` feeds it batches
+from the ingest stream (see :mod:`app.intake`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import redis
 
-from app import keys, submissions
+from app import intake, keys, submissions
 from app.boards import Applied, Entry, apply_entries
 from app.games import Registry
 from app.validation import Rejection, validate_queued
@@ -131,5 +134,91 @@ def ingest_submissions(
         else:
             record = _accepted(entry, applied, fp)
         verdicts.append((entry.submission_id, record))
+    for _, record in verdicts:
+        record["settled_at"] = now_ms
     submissions.settle(client, verdicts, ttl, now_ms)
     return verdicts
+
+
+#: Entries a drain takes from the stream at a time.
+DRAIN_BATCH = 500
+
+
+@dataclass(frozen=True)
+class Drained:
+    """What one drain did."""
+
+    settled: int  # entries taken off the stream with a verdict
+    more: bool  # it stopped at its time budget with entries still waiting
+
+
+def _settle_entries(
+    client: redis.Redis,
+    registry: Registry,
+    entries: Sequence[intake.Waiting],
+    clock: Callable[[], int],
+    ttl: int,
+) -> None:
+    try:
+        ingest_submissions(client, registry, [e.payload for e in entries], clock(), ttl)
+    except redis.RedisError:
+        raise  # the entries stay pending, and are read again once Redis answers
+    except Exception:
+        if len(entries) == 1:
+            # A bug, not the client, since every client input is judged and never raises:
+            # answer the submission and keep it for an operator rather than retry it forever.
+            log.exception("could not ingest a submission; moving it to the dead letters")
+            (entry,) = entries
+            sid = _submission_id(entry.payload)
+            if sid is not None:
+                failure = Rejection("failed", "the service could not process this submission")
+                submissions.settle(client, [(sid, _rejected(entry.payload, failure))], ttl, clock())
+            intake.dead_letter(client, entry, "could not be ingested")
+            return
+        for entry in entries:  # find the one that fails; the others are settled normally
+            _settle_entries(client, registry, [entry], clock, ttl)
+        return
+    intake.done(client, [e.entry_id for e in entries])
+
+
+def drain(
+    client: redis.Redis,
+    registry: Registry,
+    consumer: str,
+    clock: Callable[[], int],
+    ttl: int,
+    budget_ms: int = 2_000,
+    wait_ms: int = 100,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> Drained:
+    """Settle what waits on the ingest stream, batch by batch, for up to ``budget_ms``.
+
+    The caller holds the drain flag. A drain first finishes what ``consumer`` left unfinished
+    and what dead consumers left idle, then reads new entries until none arrive for ``wait_ms``;
+    it then drops the flag and looks once more, so nothing enqueued meanwhile is left waiting.
+    With entries still waiting at the end of its budget it keeps the flag and returns
+    ``more=True``: the caller schedules the next drain (a short task lets a worker stop soon),
+    as it does when ``should_stop()`` turns true (the process is shutting down).
+    """
+    started = time.monotonic()
+    settled = 0
+    intake.ensure_group(client)
+    batch = intake.read_own(client, consumer, DRAIN_BATCH) + intake.claim_stale(
+        client, consumer, DRAIN_BATCH
+    )
+    while True:
+        if batch:
+            _settle_entries(client, registry, batch, clock, ttl)
+            settled += len(batch)
+            if (time.monotonic() - started) * 1000 >= budget_ms or should_stop():
+                intake.hold_drain(client)
+                return Drained(settled, more=True)
+            intake.hold_drain(client)
+        batch = intake.read_new(client, consumer, DRAIN_BATCH, block_ms=wait_ms or None)
+        if batch:
+            continue
+        intake.release_drain(client)
+        batch = intake.read_new(client, consumer, DRAIN_BATCH)
+        if not batch:
+            return Drained(settled, more=False)
+        intake.hold_drain(client)

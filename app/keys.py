@@ -83,6 +83,23 @@ def worker_key(hostname: str) -> str:
 WORKER_PATTERN = f"{PREFIX}:worker:*"
 
 
+# The ingest stream and the submission records share the hash tag ``{ingest}``: the web creates
+# a record and appends its submission to the stream in one script.
+_INGEST = f"{PREFIX}:{{ingest}}"
+
+#: Stream of submissions waiting for a worker (field ``p``: the queued submission as JSON).
+INGEST_STREAM = f"{_INGEST}:stream"
+
+#: Consumer group of the workers that drain :data:`INGEST_STREAM`.
+INGEST_GROUP = "workers"
+
+#: Exists (with a TTL) while a drain of the ingest stream is scheduled or running.
+DRAIN_FLAG = f"{_INGEST}:drain"
+
+#: Stream of submissions that failed in the worker again and again (for an operator to read).
+DEAD_LETTERS = f"{_INGEST}:dead"
+
+
 def submission_key(submission_id: str) -> str:
     """The status record of one submission (a JSON string with a TTL)."""
-    return f"{PREFIX}:sub:{submission_id}"
+    return f"{_INGEST}:sub:{submission_id}"

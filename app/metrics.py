@@ -20,7 +20,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from app import keys
+from app import intake, keys
 from app.status import live_workers, queue_depths
 from app.submissions import LATENCY_BUCKETS
 
@@ -57,6 +57,14 @@ class StoreCollector:
         for queue, count in queue_depths(self.celery_app).items():
             depth.add_metric([queue], count)
         yield depth
+        backlog = GaugeMetricFamily(
+            "hiscore_ingest_backlog",
+            "Submissions on the ingest stream: waiting for a worker, or being processed.",
+            labels=["state"],
+        )
+        for state, count in intake.backlog(self.client).items():
+            backlog.add_metric([state], count)
+        yield backlog
         yield GaugeMetricFamily(
             "hiscore_workers_alive",
             "Workers with a fresh heartbeat.",

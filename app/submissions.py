@@ -1,8 +1,9 @@
-"""Submission status records: reserved by the web, settled by a worker with its verdict.
+"""Submission status records: created by the web, settled by a worker with its verdict.
 
-A record is a JSON string under :func:`app.keys.submission_key` with a TTL. The web reserves it
-with ``SET NX`` so a repeated ``submission_id`` (or ``Idempotency-Key``) maps to one entry; the
-worker overwrites it with the verdict and announces the id on :data:`app.keys.VERDICT_CHANNEL`.
+A record is a JSON string under :func:`app.keys.submission_key` with a TTL. The web creates it
+only if absent, with the submission's entry on the ingest stream (:func:`app.intake.enqueue`),
+so a repeated ``submission_id`` (or ``Idempotency-Key``) maps to one entry; the worker
+overwrites it with the verdict and announces the id on :data:`app.keys.VERDICT_CHANNEL`.
 """
 
 from __future__ import annotations
@@ -44,31 +45,6 @@ def fingerprint(submission: Mapping[str, Any]) -> str:
     identity = {name: submission.get(name) for name in _IDENTITY_FIELDS}
     text = json.dumps(identity, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:32]
-
-
-_RESERVE = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return false end
-return redis.call('GET', KEYS[1])
-"""
-
-#: A retry finding its submission still queued after this long sends it to the workers again
-#: (the first message may have been lost with a web process; the worker is idempotent).
-REQUEUE_AFTER_MS = 10_000
-
-
-def reserve(
-    client: redis.Redis, submission_id: str, record: Mapping[str, Any], ttl: int
-) -> dict[str, Any] | None:
-    """Create the record unless one exists, atomically; return the existing one, or None."""
-    current = client.register_script(_RESERVE)(
-        keys=[keys.submission_key(submission_id)], args=[json.dumps(record), ttl]
-    )
-    return json.loads(current) if current else None
-
-
-def release(client: redis.Redis, submission_id: str) -> None:
-    """Forget a reservation whose submission could not be enqueued."""
-    client.delete(keys.submission_key(submission_id))
 
 
 def read(client: redis.Redis, submission_id: str) -> dict[str, Any] | None:

@@ -2,41 +2,94 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from typing import Any
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from flask import current_app
+from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from app import graceful, intake
+from app import ingest as ingestion
 from app.clock import now_ms
 from app.extensions import get_redis, get_registry
-from app.ingest import ingest_submissions
 from app.maintenance import families_of, record_beat_run, run_operation
+
+log = logging.getLogger(__name__)
 
 _REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
 
+# Only an unreachable Redis is retried, and without limit: giving up would lose an accepted
+# entry. Everything a client sent is judged and settled, never retried.
+_RETRY_WHILE_REDIS_IS_DOWN = {
+    "autoretry_for": _REDIS_DOWN,
+    "max_retries": None,
+    "retry_backoff": 1,
+    "retry_backoff_max": 30,
+    "retry_jitter": True,
+}
 
-@shared_task(
-    name="hiscore.ingest",
-    # Only an unreachable Redis is retried, and without limit: giving up would lose an
-    # accepted entry. Everything a client sent is judged and settled, never retried.
-    autoretry_for=_REDIS_DOWN,
-    max_retries=None,
-    retry_backoff=1,
-    retry_backoff_max=30,
-    retry_jitter=True,
-)
+
+@shared_task(name="hiscore.ingest", **_RETRY_WHILE_REDIS_IS_DOWN)
 def ingest(submission: Any) -> None:
-    """Validate one queued submission, apply it to its boards and record the verdict."""
-    ingest_submissions(
+    """Validate one submission sent as a message of its own (by a producer other than the web),
+    apply it to its boards and record the verdict."""
+    ingestion.ingest_submissions(
         get_redis(),
         get_registry(),
         [submission],
         now_ms(),
         current_app.config["SUBMISSION_TTL_SECONDS"],
     )
+
+
+def request_drain() -> None:
+    """Send a drain task on behalf of a caller holding the drain flag; drop the flag if the
+    broker cannot take it, so that the next submission (or the sweep) tries again."""
+    try:
+        drain.apply_async(
+            retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
+        )
+    except BrokerError as exc:
+        log.warning("could not schedule a drain of the ingest stream: %s", exc)
+        intake.release_drain(get_redis())
+
+
+def _drain(hostname: str | None) -> int:
+    # One consumer per worker process: a retried drain finds what it read before.
+    consumer = f"{hostname or 'worker'}:{os.getpid()}"
+    with graceful.draining():
+        outcome = ingestion.drain(
+            get_redis(),
+            get_registry(),
+            consumer,
+            now_ms,
+            current_app.config["SUBMISSION_TTL_SECONDS"],
+            should_stop=graceful.stop_requested,
+        )
+    if outcome.more:
+        request_drain()
+    return outcome.settled
+
+
+@shared_task(name="hiscore.drain", bind=True, **_RETRY_WHILE_REDIS_IS_DOWN)
+def drain(self) -> int:
+    """Settle the submissions waiting on the ingest stream (the sender holds the drain flag)."""
+    return _drain(self.request.hostname)
+
+
+@shared_task(name="hiscore.sweep", bind=True, **_RETRY_WHILE_REDIS_IS_DOWN)
+def sweep(self) -> int:
+    """Beat's safety net: drain the ingest stream if entries wait and no drain is scheduled."""
+    client = get_redis()
+    waiting = intake.backlog(client)
+    if not any(waiting.values()) or not intake.claim_drain(client):
+        return 0
+    return _drain(self.request.hostname)
 
 
 def _operate(kind: str, families: list[list[str]], owner: str, record: bool) -> dict[str, Any]:

@@ -3,6 +3,7 @@ and (started only when a test asks) real processes for integration and browser t
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,20 +12,26 @@ from typing import Any
 import fakeredis
 import pytest
 
-from app import create_app
+from app import create_app, keys, submissions
 from app.embedded_redis import EmbeddedRedis
 from app.extensions import get_registry
 from app.games import Registry
-from app.ingest import ingest_submissions
+from app.ingest import drain
 from app.players import player_key
 from config import celery_settings
 from tests.processes import BIN, Stack
 
 
 @pytest.fixture
-def redis_client() -> fakeredis.FakeRedis:
-    """A fresh in-process Redis (with Lua) per test."""
-    return fakeredis.FakeRedis(decode_responses=True)
+def fake_server() -> fakeredis.FakeServer:
+    """A fresh in-process Redis server per test (``connected = False`` takes it down)."""
+    return fakeredis.FakeServer()
+
+
+@pytest.fixture
+def redis_client(fake_server) -> fakeredis.FakeRedis:
+    """A client of ``fake_server`` (with Lua)."""
+    return fakeredis.FakeRedis(server=fake_server, decode_responses=True)
 
 
 @pytest.fixture
@@ -65,31 +72,29 @@ def registry(app) -> Registry:
 
 
 @pytest.fixture
-def queued(app) -> Callable[[], list[Any]]:
-    """Take every message the web enqueued, as the worker would receive them."""
+def queued(redis_client) -> Callable[[], list[Any]]:
+    """Take every submission the web put on the ingest stream, as a worker would read them."""
 
     def take() -> list[Any]:
-        payloads = []
-        with app.extensions["celery"].connection_for_read() as conn:
-            queue = conn.SimpleQueue("ingest")
-            while True:
-                try:
-                    message = queue.get_nowait()
-                except queue.Empty:
-                    return payloads
-                assert message.headers["task"] == "hiscore.ingest"
-                payloads.append(message.payload[0][0])
-                message.ack()
+        entries = redis_client.xrange(keys.INGEST_STREAM)
+        if entries:
+            redis_client.xdel(keys.INGEST_STREAM, *[entry_id for entry_id, _ in entries])
+        return [json.loads(fields["p"]) for _, fields in entries]
 
     return take
 
 
 @pytest.fixture
-def work(queued, redis_client, registry) -> Callable[[int], list[Any]]:
-    """Run the worker's ingest function over everything queued, as of ``now`` (epoch ms)."""
+def work(redis_client, registry) -> Callable[[int], list[Any]]:
+    """Drain the ingest stream as a worker would, as of ``now`` (epoch ms); return each drained
+    submission's id and stored record, in stream order."""
 
     def run(now: int = 1_800_000_000_000) -> list[Any]:
-        return ingest_submissions(redis_client, registry, queued(), now, 3600)
+        waiting = redis_client.xrange(keys.INGEST_STREAM)
+        drain(redis_client, registry, "test-worker", lambda: now, 3600, wait_ms=0)
+        assert redis_client.xlen(keys.INGEST_STREAM) == 0  # every entry settled and removed
+        ids = [json.loads(fields["p"])["submission_id"] for _, fields in waiting]
+        return [(sid, submissions.read(redis_client, sid)) for sid in ids]
 
     return run
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from flask import Blueprint, Response, current_app, jsonify, url_for
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from app import operations
+from app import intake, operations
 from app.api.inputs import json_body, parse_body, require_game, require_variant
 from app.auth import check_operator
 from app.clock import now_ms
@@ -132,10 +132,12 @@ def remove(game_slug: str, player_id: str) -> Response:
 
 @bp.get("/status")
 def status() -> Response:
-    """Queue depth, live workers, the last run of each beat job, and verdict counts."""
+    """Queue depths (broker messages, and submissions on the ingest stream), live workers, the
+    last run of each beat job, and verdict counts."""
     client = get_redis()
     body: dict[str, Any] = {
         "queues": queue_depths(current_app.extensions["celery"]),
+        "ingest_stream": intake.backlog(client),
         "workers": live_workers(client),
         "beat": read_beat_runs(client),
         "submissions": verdict_counts(client),

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
-from app import submissions
+from app import intake, submissions
 from app.api.inputs import json_body, parse_body, parse_query, require_game
 from app.api.jsonp import enable_jsonp
 from app.clock import now_ms
@@ -14,7 +14,7 @@ from app.errors import Problem, validation_problem
 from app.extensions import get_redis, get_waiter
 from app.players import player_key, player_of
 from app.schemas import QueuedSubmission, ScoreIn, SessionIn, WaitQuery
-from app.tasks import ingest
+from app.tasks import request_drain
 from app.validation import check_rules
 
 bp = Blueprint("scores", __name__)
@@ -121,21 +121,23 @@ def submit_score(game_slug: str) -> tuple[Response, int]:
         received_at=now_ms(),
         fingerprint=fingerprint,
     ).model_dump()
-    client = get_redis()
-    ttl = current_app.config["SUBMISSION_TTL_SECONDS"]
     record: dict[str, Any] = {
         "status": submissions.QUEUED,
         "fingerprint": fingerprint,
         "game": game.slug,
         "player_id": player_id,
         "queued_at": queued["received_at"],
-        "payload": queued,
     }
-    existing = submissions.reserve(client, submission_id, record, ttl)
+    enqueued = intake.enqueue(
+        get_redis(), submission_id, record, queued, current_app.config["SUBMISSION_TTL_SECONDS"]
+    )
+    if enqueued.schedule_drain:
+        request_drain()
     # The player's key goes to whoever proved the player, or made it just now; never to a
     # mere repeat of someone's request, which anyone who guessed the id could send.
     hand_key = True
-    if existing is not None:
+    if enqueued.existing is not None:
+        existing = enqueued.existing
         # A retry says the same, as nobody in particular or as the player the first got.
         same_player = claimed in (None, existing.get("player_id"))
         if existing.get("fingerprint") != fingerprint or not same_player:
@@ -149,16 +151,6 @@ def submit_score(game_slug: str) -> tuple[Response, int]:
         record = existing
         player_id = existing.get("player_id") or player_id
         hand_key = claimed is not None
-        stale = queued["received_at"] - existing.get("queued_at", 0) > submissions.REQUEUE_AFTER_MS
-        if existing["status"] == submissions.QUEUED and stale and "payload" in existing:
-            ingest.apply_async(args=[existing["payload"]])
-    else:
-        try:
-            ingest.apply_async(args=[queued])
-        except Exception:
-            # Never answer 202 for an entry no worker will see.
-            submissions.release(client, submission_id)
-            raise
     status_url = url_for("api.scores.submission_status", submission_id=submission_id)
     response = jsonify(
         {

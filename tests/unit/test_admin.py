@@ -119,11 +119,13 @@ def test_status_reports_queues_workers_beat_and_verdicts(client, redis_client, w
     client.post("/api/v1/games/guess/scores", json=GOOD)
     client.post("/api/v1/games/guess/scores", json={**GOOD, "name": "B"})
     before = client.get("/api/v1/admin/status", headers=AUTH).get_json()
-    assert before["queues"] == {"ingest": 2, "maintenance": 0}
+    # The first submission scheduled one drain, which both wait for on the stream.
+    assert before["queues"] == {"ingest": 1, "maintenance": 0}
+    assert before["ingest_stream"] == {"waiting": 2, "in_progress": 0}
     assert before["workers"] == [] and before["beat"] == {}
     work()
     after = client.get("/api/v1/admin/status", headers=AUTH).get_json()
-    assert after["queues"]["ingest"] == 0
+    assert after["ingest_stream"] == {"waiting": 0, "in_progress": 0}
     assert after["submissions"] == {"accepted": 2, "rejected": {}}
 
 
@@ -142,5 +144,6 @@ def test_metrics_expose_requests_and_verdicts(client, work):
     text = client.get("/metrics").get_data(as_text=True)
     assert 'hiscore_submissions_total{code="",verdict="accepted"} 1.0' in text
     assert "hiscore_ingest_latency_seconds_count 1.0" in text
-    assert 'hiscore_queue_depth{queue="ingest"} 0.0' in text
+    assert 'hiscore_queue_depth{queue="ingest"} 1.0' in text  # the drain, never run here
+    assert 'hiscore_ingest_backlog{state="waiting"} 0.0' in text
     assert 'endpoint="api.scores.submit_score"' in text

@@ -92,3 +92,123 @@ def test_a_banned_player_is_rejected_and_nothing_is_logged(redis_client, registr
     ((sid, verdict),) = ingest_submissions(redis_client, registry, [payload()], NOW, 60)
     assert verdict["status"] == "rejected" and verdict["code"] == "banned"
     assert redis_client.xlen(keys.log_key("guess", "10")) == 0
+
+
+# The ingest stream: what the web appends, a drain settles, whatever dies on the way.
+
+
+def _enqueue(client, *payloads):
+    from app import intake
+
+    for p in payloads:
+        record = {"status": "queued", "player_id": p["player_id"]}
+        intake.enqueue(client, p["submission_id"], record, p, 60)
+
+
+def _drain(client, registry, consumer="w1:1", **kwargs):
+    from app.ingest import drain
+
+    return drain(client, registry, consumer, lambda: NOW, 60, wait_ms=0, **kwargs)
+
+
+def _status(client, sid):
+    return json.loads(client.get(keys.submission_key(sid)))
+
+
+def test_a_drain_settles_everything_waiting_and_leaves_an_empty_stream(redis_client, registry):
+    batch = [payload(f"sub-{i:08d}", player_id=f"{i:022d}") for i in range(1200)]
+    _enqueue(redis_client, *batch)
+    assert redis_client.exists(keys.DRAIN_FLAG)
+    outcome = _drain(redis_client, registry)
+    assert (outcome.settled, outcome.more) == (1200, False)
+    assert redis_client.xlen(keys.INGEST_STREAM) == 0
+    assert redis_client.zcard(keys.ranking_key("guess", "10", "alltime", "all")) == 1200
+    assert not redis_client.exists(keys.DRAIN_FLAG)  # the next submission schedules a drain
+
+
+def test_a_drain_out_of_time_keeps_the_flag_and_asks_for_another(redis_client, registry):
+    _enqueue(redis_client, *[payload(f"sub-{i:08d}", player_id=f"{i:022d}") for i in range(600)])
+    outcome = _drain(redis_client, registry, budget_ms=0)
+    assert (outcome.settled, outcome.more) == (500, True)
+    assert redis_client.exists(keys.DRAIN_FLAG)
+    assert _drain(redis_client, registry).settled == 100
+
+
+def test_what_arrives_as_a_drain_stops_is_not_left_behind(redis_client, registry, monkeypatch):
+    from app import intake
+
+    release = intake.release_drain
+    late = payload("sub-late-one", player_id="l" * 22)
+
+    def release_while_a_submission_arrives(client):
+        _enqueue(client, late)  # finds the flag still set: schedules nothing
+        release(client)
+
+    monkeypatch.setattr(intake, "release_drain", release_while_a_submission_arrives)
+    _enqueue(redis_client, payload("sub-first-one"))
+    assert _drain(redis_client, registry).settled == 2
+    assert _status(redis_client, "sub-late-one")["status"] == "accepted"
+
+
+def test_entries_of_a_dead_worker_are_claimed_by_the_next_drain(
+    redis_client, registry, monkeypatch
+):
+    from app import intake
+
+    _enqueue(redis_client, payload("sub-orphan-1"), payload("sub-orphan-2", player_id="o" * 22))
+    intake.ensure_group(redis_client)
+    assert len(intake.read_new(redis_client, "dead:1", 10)) == 2  # read, then the worker died
+    assert _drain(redis_client, registry, "w2:2").settled == 0  # not idle long enough yet
+    monkeypatch.setattr(intake, "CLAIM_IDLE_MS", 0)
+    assert _drain(redis_client, registry, "w2:2").settled == 2
+    assert _status(redis_client, "sub-orphan-2")["status"] == "accepted"
+    assert redis_client.xlen(keys.INGEST_STREAM) == 0
+
+
+def test_with_redis_down_mid_batch_the_entries_wait_for_the_retry(
+    redis_client, registry, monkeypatch
+):
+    import redis
+
+    from app import ingest
+
+    _enqueue(redis_client, payload("sub-retried-1"))
+    real = ingest.apply_entries
+
+    def down(*args, **kwargs):
+        raise redis.ConnectionError("Redis went away")
+
+    monkeypatch.setattr(ingest, "apply_entries", down)
+    try:
+        _drain(redis_client, registry)
+    except redis.ConnectionError:
+        pass
+    else:
+        raise AssertionError("the drain should have failed")
+    assert _status(redis_client, "sub-retried-1")["status"] == "queued"
+    monkeypatch.setattr(ingest, "apply_entries", real)
+    assert _drain(redis_client, registry).settled == 1  # the same worker finds its own entries
+    assert _status(redis_client, "sub-retried-1")["status"] == "accepted"
+
+
+def test_a_submission_that_breaks_the_worker_is_answered_and_kept_aside(
+    redis_client, registry, monkeypatch
+):
+    from app import ingest
+
+    real = ingest.apply_entries
+
+    def broken_for_one(client, entries, now):
+        if any(e.submission_id == "sub-poison-1" for e in entries):
+            raise RuntimeError("a bug")
+        return real(client, entries, now)
+
+    monkeypatch.setattr(ingest, "apply_entries", broken_for_one)
+    good = [payload(f"sub-good-{i:04d}", player_id=f"{i:022d}") for i in range(3)]
+    _enqueue(redis_client, good[0], payload("sub-poison-1", player_id="x" * 22), *good[1:])
+    assert _drain(redis_client, registry).settled == 4
+    assert _status(redis_client, "sub-poison-1")["code"] == "failed"
+    assert [_status(redis_client, p["submission_id"])["status"] for p in good] == ["accepted"] * 3
+    (dead,) = redis_client.xrange(keys.DEAD_LETTERS)
+    assert json.loads(dead[1]["p"])["submission_id"] == "sub-poison-1"
+    assert redis_client.xlen(keys.INGEST_STREAM) == 0
