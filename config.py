@@ -23,6 +23,15 @@ def _env_int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
+def _env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        raise RuntimeError(f"{name}={value!r} is not a yes or a no")
+    return value in ("1", "true", "yes", "on")
+
+
 #: The beat schedule, as data: job name -> (task, environment variable, default seconds).
 BEAT_JOBS: dict[str, tuple[str, str, int]] = {
     "sweep": ("hiscore.sweep", "HISCORE_SWEEP_EVERY", 5),
@@ -129,6 +138,7 @@ class Config:
     DEFAULT_SECRET_KEY = ""
     DEFAULT_OPERATOR_TOKEN = ""
     DEFAULT_LOG_FORMAT = "json"
+    DEFAULT_RUN_TOKENS_REQUIRED = False
 
     def __init__(self) -> None:
         env = os.environ
@@ -146,6 +156,12 @@ class Config:
         self.SUBMISSION_TTL_SECONDS = _env_int("HISCORE_SUBMISSION_TTL", 7 * 24 * 3600)
         # Where `manage.py up` starts its own Redis when REDIS_URL is unset.
         self.EMBEDDED_REDIS_PORT = _env_int("HISCORE_REDIS_PORT", 6390)
+        # Whether every score must carry a run token from POST /sessions (the page always
+        # sends one), and how long a token stays good (seconds from its issue to the score).
+        self.RUN_TOKENS_REQUIRED = _env_bool(
+            "HISCORE_RUN_TOKENS_REQUIRED", self.DEFAULT_RUN_TOKENS_REQUIRED
+        )
+        self.RUN_TOKEN_MAX_AGE = _env_int("HISCORE_RUN_TOKEN_MAX_AGE", 2 * 3600)
         # `json` (one object a line, for a log collector) or `text` (for a person).
         self.LOG_FORMAT = env.get("LOG_FORMAT", self.DEFAULT_LOG_FORMAT)
         # How many proxies (nginx, a dyno's router) stand in front of the web and append to
@@ -178,6 +194,7 @@ class ProductionConfig(Config):
     """A dyno or a VPS: secrets must come from the environment."""
 
     PLAYER_COOKIE_SECURE = True
+    DEFAULT_RUN_TOKENS_REQUIRED = True
 
     def check(self) -> None:
         required = ("SECRET_KEY", "REDIS_URL", "OPERATOR_TOKEN")

@@ -78,6 +78,8 @@ class Entry:
     name: str
     score: int | float
     achieved_at: int  # epoch ms
+    run_id: str | None = None  # the run token's id, used up by this entry
+    run_ttl_ms: int = 0  # how long to remember that use (as long as the token could be valid)
 
     def boards(self) -> list[Board]:
         """The boards this entry belongs to: all-time and the current daily and weekly."""
@@ -98,6 +100,7 @@ class Applied:
     achieved_at: int | None  # epoch ms, as logged
     ranks: dict[str, int | None]  # window -> the player's rank on that board afterwards
     improved: dict[str, bool]  # window -> whether this entry became the player's best
+    run_reused: bool = False  # its run token was used by another submission: nothing applied
 
 
 @dataclass(frozen=True)
@@ -163,6 +166,7 @@ def apply_entries(client: redis.Redis, entries: Sequence[Entry], now_ms: int) ->
                 keys.log_key(slug, variant),
                 keys.applied_key(slug, variant),
                 keys.banned_key(slug, variant),
+                keys.run_key(slug, variant, entry.run_id or "-"),
                 *board_keys,
             ],
             args=[
@@ -173,6 +177,8 @@ def apply_entries(client: redis.Redis, entries: Sequence[Entry], now_ms: int) ->
                 entry.game.sign,
                 f"{entry.achieved_at:0{_AT_WIDTH}d}",
                 now_ms,
+                entry.run_id or "",
+                entry.run_ttl_ms,
                 *(board.expire_at() for board in boards),
             ],
             client=pipe,
@@ -180,12 +186,13 @@ def apply_entries(client: redis.Redis, entries: Sequence[Entry], now_ms: int) ->
     results = pipe.execute()
     applied = []
     for entry, result in zip(entries, results, strict=True):
-        if result[0] == -1:
+        if result[0] in (-1, -2):
             applied.append(
                 Applied(
                     entry.submission_id,
                     fresh=False,
-                    banned=True,
+                    banned=result[0] == -1,
+                    run_reused=result[0] == -2,
                     score=None,
                     achieved_at=None,
                     ranks={},

@@ -7,6 +7,7 @@ from flask import Flask, current_app
 
 from app.games import Registry, load_registry
 from app.longpoll import VerdictWaiter
+from app.run_tokens import TokenPolicy
 
 
 def init_extensions(app: Flask) -> None:
@@ -33,6 +34,16 @@ def get_redis() -> redis.Redis:
 def get_registry() -> Registry:
     """The games of the current app."""
     return current_app.extensions["hiscore.games"]
+
+
+def get_token_policy() -> TokenPolicy:
+    """How the current app treats run tokens."""
+    config = current_app.config
+    return TokenPolicy(
+        secret=config["SECRET_KEY"],
+        required=config["RUN_TOKENS_REQUIRED"],
+        max_age_s=config["RUN_TOKEN_MAX_AGE"],
+    )
 
 
 def get_waiter() -> VerdictWaiter:

@@ -19,6 +19,7 @@ import redis
 from app import intake, keys, submissions
 from app.boards import Applied, Entry, apply_entries
 from app.games import Registry
+from app.run_tokens import TokenPolicy
 from app.validation import Rejection, validate_queued
 
 log = logging.getLogger(__name__)
@@ -82,8 +83,11 @@ def ingest_submissions(
     payloads: Sequence[Any],
     now_ms: int,
     ttl: int,
+    tokens: TokenPolicy | None = None,
 ) -> list[tuple[str, dict[str, Any]]]:
     """Validate, apply and settle a batch of queued submissions; return the new verdicts.
+
+    ``tokens`` says how run tokens are checked (None: they are not).
 
     Running it twice on the same payloads changes nothing more: a settled submission is only
     announced again, and the boards skip submissions they have applied.
@@ -98,7 +102,7 @@ def ingest_submissions(
         if _submission_id(payload) in settled:
             continue
         try:
-            checked = validate_queued(registry, payload)
+            checked = validate_queued(registry, payload, tokens)
         except Exception:  # a message must never take the worker down
             log.exception("could not validate a queued submission")
             checked = Rejection("invalid", "the submission could not be read")
@@ -109,7 +113,7 @@ def ingest_submissions(
             else:
                 log.warning("dropped a queued message without a usable id: %s", checked.detail)
             continue
-        sub, game = checked
+        sub, game, run = checked
         entries.append(
             Entry(
                 submission_id=sub.submission_id,
@@ -119,14 +123,20 @@ def ingest_submissions(
                 name=sub.name,
                 score=sub.score,
                 achieved_at=sub.received_at,
+                run_id=run.run_id if run else None,
+                run_ttl_ms=tokens.max_age_s * 1000 if run and tokens else 0,
             )
         )
         fingerprints.append(sub.fingerprint)
     for entry, applied, fp in zip(
         entries, apply_entries(client, entries, now_ms), fingerprints, strict=True
     ):
-        if applied.banned:
-            rejection = Rejection("banned", "this player may not enter this game's boards")
+        if applied.banned or applied.run_reused:
+            if applied.banned:
+                rejection = Rejection("banned", "this player may not enter this game's boards")
+            else:
+                detail = "this run token was already used by another submission"
+                rejection = Rejection("token_reused", detail, {"token": [detail]})
             record = _rejected(
                 {"fingerprint": fp, "game": entry.game.slug, "player_id": entry.player_id},
                 rejection,
@@ -158,9 +168,10 @@ def _settle_entries(
     entries: Sequence[intake.Waiting],
     clock: Callable[[], int],
     ttl: int,
+    tokens: TokenPolicy | None,
 ) -> None:
     try:
-        ingest_submissions(client, registry, [e.payload for e in entries], clock(), ttl)
+        ingest_submissions(client, registry, [e.payload for e in entries], clock(), ttl, tokens)
     except redis.RedisError:
         raise  # the entries stay pending, and are read again once Redis answers
     except Exception:
@@ -176,7 +187,7 @@ def _settle_entries(
             intake.dead_letter(client, entry, "could not be ingested")
             return
         for entry in entries:  # find the one that fails; the others are settled normally
-            _settle_entries(client, registry, [entry], clock, ttl)
+            _settle_entries(client, registry, [entry], clock, ttl, tokens)
         return
     intake.done(client, [e.entry_id for e in entries])
 
@@ -190,6 +201,7 @@ def drain(
     budget_ms: int = 2_000,
     wait_ms: int = 100,
     should_stop: Callable[[], bool] = lambda: False,
+    tokens: TokenPolicy | None = None,
 ) -> Drained:
     """Settle what waits on the ingest stream, batch by batch, for up to ``budget_ms``.
 
@@ -208,7 +220,7 @@ def drain(
     )
     while True:
         if batch:
-            _settle_entries(client, registry, batch, clock, ttl)
+            _settle_entries(client, registry, batch, clock, ttl, tokens)
             settled += len(batch)
             if (time.monotonic() - started) * 1000 >= budget_ms or should_stop():
                 intake.hold_drain(client)

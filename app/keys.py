@@ -45,6 +45,14 @@ def banned_key(game: str, variant: str) -> str:
     return f"{_family(game, variant)}:banned"
 
 
+def run_key(game: str, variant: str, run_id: str) -> str:
+    """The submission that used a run token (a string with the token's lifetime as TTL).
+
+    ``run_id`` comes from a token the service signed, never from a client's own text.
+    """
+    return f"{_family(game, variant)}:run:{run_id}"
+
+
 def lock_key(game: str, variant: str) -> str:
     """Held (value: task id) while a rebuild or prune rewrites the family's boards."""
     return f"{_family(game, variant)}:lock"

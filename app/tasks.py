@@ -16,7 +16,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from app import graceful, intake
 from app import ingest as ingestion
 from app.clock import now_ms
-from app.extensions import get_redis, get_registry
+from app.extensions import get_redis, get_registry, get_token_policy
 from app.maintenance import families_of, record_beat_run, run_operation
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ def ingest(submission: Any) -> None:
         [submission],
         now_ms(),
         current_app.config["SUBMISSION_TTL_SECONDS"],
+        get_token_policy(),
     )
 
 
@@ -70,6 +71,7 @@ def _drain(hostname: str | None) -> int:
             now_ms,
             current_app.config["SUBMISSION_TTL_SECONDS"],
             should_stop=graceful.stop_requested,
+            tokens=get_token_policy(),
         )
     if outcome.more:
         request_drain()

@@ -8,7 +8,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from app import run_tokens
 from app.games import Game, Registry
+from app.run_tokens import RunToken, TokenPolicy, TokenProblem
 from app.schemas import QueuedSubmission
 
 
@@ -64,8 +66,46 @@ def check_rules(
     return errors
 
 
-def validate_queued(registry: Registry, payload: Any) -> tuple[QueuedSubmission, Game] | Rejection:
-    """Validate a message from the queue from scratch: shape, game and rules."""
+def check_run(
+    policy: TokenPolicy | None,
+    token: str | None,
+    *,
+    game: str,
+    variant: str,
+    player_id: str,
+    received_at: int,
+    duration_ms: int | None,
+) -> RunToken | Rejection | None:
+    """The run a score's token proves, why it proves nothing, or None (no token, none needed).
+
+    Whether the token was used before is for the worker to find out, as it applies the entry.
+    """
+    if policy is None:
+        return None
+    if token is None:
+        if not policy.required:
+            return None
+        detail = "a run token is required: start each run with POST /games/{game}/sessions"
+        return Rejection("token_missing", detail, {"token": ["is required"]})
+    checked = run_tokens.check(
+        policy.secret,
+        token,
+        game=game,
+        variant=variant,
+        player_id=player_id,
+        received_at=received_at,
+        duration_ms=duration_ms,
+        max_age_s=policy.max_age_s,
+    )
+    if isinstance(checked, TokenProblem):
+        return Rejection(checked.code, checked.detail, {"token": [checked.detail]})
+    return checked
+
+
+def validate_queued(
+    registry: Registry, payload: Any, tokens: TokenPolicy | None = None
+) -> tuple[QueuedSubmission, Game, RunToken | None] | Rejection:
+    """Validate a message from the queue from scratch: shape, game, rules and run token."""
     if not isinstance(payload, dict):
         return Rejection("invalid", "the message is not an object")
     try:
@@ -81,4 +121,15 @@ def validate_queued(registry: Registry, payload: Any) -> tuple[QueuedSubmission,
     if errors:
         code = "unknown_variant" if "variant" in errors else "implausible"
         return Rejection(code, "the score breaks the rules of the game", errors)
-    return sub, game
+    run = check_run(
+        tokens,
+        sub.token,
+        game=game.slug,
+        variant=sub.variant,
+        player_id=sub.player_id,
+        received_at=sub.received_at,
+        duration_ms=sub.duration_ms,
+    )
+    if isinstance(run, Rejection):
+        return run
+    return sub, game, run

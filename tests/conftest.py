@@ -14,7 +14,7 @@ import pytest
 
 from app import create_app, keys, submissions
 from app.embedded_redis import EmbeddedRedis
-from app.extensions import get_registry
+from app.extensions import get_registry, get_token_policy
 from app.games import Registry
 from app.ingest import drain
 from app.players import player_key
@@ -85,13 +85,15 @@ def queued(redis_client) -> Callable[[], list[Any]]:
 
 
 @pytest.fixture
-def work(redis_client, registry) -> Callable[[int], list[Any]]:
+def work(app, redis_client, registry) -> Callable[[int], list[Any]]:
     """Drain the ingest stream as a worker would, as of ``now`` (epoch ms); return each drained
     submission's id and stored record, in stream order."""
 
     def run(now: int = 1_800_000_000_000) -> list[Any]:
         waiting = redis_client.xrange(keys.INGEST_STREAM)
-        drain(redis_client, registry, "test-worker", lambda: now, 3600, wait_ms=0)
+        with app.app_context():
+            tokens = get_token_policy()
+        drain(redis_client, registry, "test-worker", lambda: now, 3600, wait_ms=0, tokens=tokens)
         assert redis_client.xlen(keys.INGEST_STREAM) == 0  # every entry settled and removed
         ids = [json.loads(fields["p"])["submission_id"] for _, fields in waiting]
         return [(sid, submissions.read(redis_client, sid)) for sid in ids]

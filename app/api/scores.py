@@ -6,16 +6,16 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
-from app import intake, submissions
+from app import intake, run_tokens, submissions
 from app.api.inputs import json_body, parse_body, parse_query, require_game
 from app.api.jsonp import enable_jsonp
-from app.clock import now_ms
+from app.clock import iso_time, now_ms
 from app.errors import Problem, validation_problem
-from app.extensions import get_redis, get_waiter
+from app.extensions import get_redis, get_token_policy, get_waiter
 from app.players import player_key, player_of
 from app.schemas import QueuedSubmission, ScoreIn, SessionIn, WaitQuery
 from app.tasks import request_drain
-from app.validation import check_rules
+from app.validation import Rejection, check_rules, check_run
 
 bp = Blueprint("scores", __name__)
 enable_jsonp(bp)  # the GET endpoints here are the API's reads
@@ -73,7 +73,7 @@ def _remember_player(response: Response, player_id: str) -> Response:
 
 @bp.post("/games/<game_slug>/sessions")
 def start_session(game_slug: str) -> tuple[Response, int]:
-    """Start a run: issue (or confirm) the player's id."""
+    """Start a run: issue (or confirm) the player's id and, for a variant, a run token."""
     game = require_game(game_slug)
     body = parse_body(SessionIn, json_body(optional=True))
     if body.variant is not None and body.variant not in game.variants:
@@ -82,7 +82,17 @@ def start_session(game_slug: str) -> tuple[Response, int]:
             {"variant": [f"is not a variant of {game.slug}"]},
         )
     player_id = _proven_player(body.player_id, body.player_key) or submissions.new_id()
-    response = jsonify({"game": game.slug, **_player_body(player_id)})
+    answer: dict[str, Any] = {"game": game.slug, **_player_body(player_id)}
+    if body.variant is not None:
+        policy = get_token_policy()
+        issued_at = now_ms()
+        answer["variant"] = body.variant
+        answer["token"] = run_tokens.issue(
+            policy.secret, game.slug, body.variant, player_id, submissions.new_id(), issued_at
+        )
+        answer["token_expires_at"] = iso_time(issued_at + policy.max_age_s * 1000)
+    response = jsonify(answer)
+    response.headers["Cache-Control"] = "no-store"
     return _remember_player(response, player_id), 201
 
 
@@ -113,12 +123,28 @@ def submit_score(game_slug: str) -> tuple[Response, int]:
     fingerprint = submissions.fingerprint({**body.model_dump(), "game": game.slug})
     claimed = _proven_player(body.player_id, body.player_key)
     player_id = claimed or submissions.new_id()
+    received_at = now_ms()
+    # Everything about the token but its single use is checked here, to answer a bad one now;
+    # the worker checks it all again.
+    run = check_run(
+        get_token_policy(),
+        body.token,
+        game=game.slug,
+        variant=body.variant,
+        player_id=player_id,
+        received_at=received_at,
+        duration_ms=body.duration_ms,
+    )
+    if isinstance(run, Rejection):
+        raise validation_problem(
+            f"The run token does not vouch for this score: {run.detail}.", run.errors
+        )
     queued = QueuedSubmission(
         **body.model_dump(exclude={"player_id", "player_key", "submission_id"}),
         game=game.slug,
         player_id=player_id,
         submission_id=submission_id,
-        received_at=now_ms(),
+        received_at=received_at,
         fingerprint=fingerprint,
     ).model_dump()
     record: dict[str, Any] = {

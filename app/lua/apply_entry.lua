@@ -1,15 +1,19 @@
 -- Apply one accepted entry to its board family, atomically and idempotently.
 --
 -- KEYS[1] log stream, KEYS[2] applied hash (submission id -> log id), KEYS[3] banned set,
+-- KEYS[4] the run token's key (submission id that used it; unused without a token),
 -- then one (ranking zset, rows hash) pair per window board the entry belongs to.
 -- ARGV: submission id, player id, name, score, sign (1 lower-is-better, -1 higher),
---       achieved ms (13 digits), now ms, then one expire-at ms per window (0: never).
--- Returns {-1} for a banned player, else {fresh, logged score, logged achieved ms, rank_1,
--- improved_1, rank_2, improved_2, ...} where rank 0 means unranked. The logged score and time
--- are those of the entry as first applied, which a replay reports instead of its own.
+--       achieved ms (13 digits), now ms, run id ('' for none), ms to keep the run's key,
+--       then one expire-at ms per window (0: never).
+-- Returns {-1} for a banned player, {-2} for a run token another submission used, else
+-- {fresh, logged score, logged achieved ms, rank_1, improved_1, rank_2, improved_2, ...} where
+-- rank 0 means unranked. The logged score and time are those of the entry as first applied,
+-- which a replay reports instead of its own.
 
 local sid, pid, name, score = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local sign, at, now = tonumber(ARGV[5]), ARGV[6], ARGV[7]
+local run, run_ttl = ARGV[8], ARGV[9]
 
 if redis.call('SISMEMBER', KEYS[3], pid) == 1 then
   return {-1}
@@ -17,6 +21,13 @@ end
 
 local logged_id = redis.call('HGET', KEYS[2], sid)
 local fresh = not logged_id
+if fresh and run ~= '' then
+  local used_by = redis.call('GET', KEYS[4])
+  if used_by and used_by ~= sid then
+    return {-2}
+  end
+  redis.call('SET', KEYS[4], sid, 'PX', run_ttl)
+end
 if fresh then
   logged_id = redis.call('XADD', KEYS[1], '*',
     'sid', sid, 'pid', pid, 'name', name, 'score', score, 'at', at)
@@ -30,12 +41,12 @@ else
 end
 
 local result = {fresh and 1 or 0, score, at}
-for i = 0, (#KEYS - 3) / 2 - 1 do
-  local zkey, rkey = KEYS[4 + 2 * i], KEYS[5 + 2 * i]
+for i = 0, (#KEYS - 4) / 2 - 1 do
+  local zkey, rkey = KEYS[5 + 2 * i], KEYS[6 + 2 * i]
   local improved, mine = 0, nil
   if fresh then
     improved, mine = offer(zkey, rkey, pid, name, score, sign, at, now)
-    local expire_at = tonumber(ARGV[8 + i])
+    local expire_at = tonumber(ARGV[10 + i])
     if improved == 1 and expire_at > 0 then
       redis.call('PEXPIREAT', zkey, expire_at)
       redis.call('PEXPIREAT', rkey, expire_at)

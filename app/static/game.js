@@ -18,13 +18,24 @@
 
   $("name").value = localStorage.getItem("hiscore.name") || "";
 
-  $("setup-form").addEventListener("submit", (event) => {
+  $("setup-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const name = $("name").value.trim();
     if (!name) return;
     localStorage.setItem("hiscore.name", name);
     state.name = name;
     state.max = Number(document.querySelector("input[name=max]:checked").value);
+    // The run starts when the service has seen it start: its token proves how long it lasted.
+    $("start").disabled = true;
+    try {
+      state.session = await hiscore.startSession("guess", state.max);
+    } catch (error) {
+      $("setup-error").textContent = error.message;
+      return;
+    } finally {
+      $("start").disabled = false;
+    }
+    $("setup-error").textContent = "";
     state.secret = randomUpTo(state.max);
     state.guesses = [];
     state.startedAt = performance.now();
@@ -38,8 +49,6 @@
     $("result").hidden = true;
     $("play").hidden = false;
     $("guess").focus();
-    // Sign in while the player thinks; the score waits for it if it is not back yet.
-    state.session = hiscore.startSession("guess").catch(() => null);
   });
 
   $("guess-form").addEventListener("submit", (event) => {
@@ -105,7 +114,7 @@
     $("verdict").textContent = "Checking…";
     $("verdict").dataset.status = "checking";
     try {
-      const session = (await state.session) || (await hiscore.startSession("guess"));
+      const session = state.session;
       const sent = await submit({
         name: state.name,
         score: count,
@@ -113,6 +122,7 @@
         duration_ms: duration,
         player_id: session.player_id,
         player_key: session.player_key,
+        token: session.token,
         submission_id: newId(),
       });
       let status = sent;

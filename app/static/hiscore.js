@@ -40,14 +40,16 @@ const hiscore = (() => {
   }
 
   // Who is playing: the stored player, confirmed by the service, or a new one.
-  async function startSession(game) {
+  // A session proves the player; with a variant it also starts a run (its token).
+  async function startSession(game, variant) {
+    const run = variant === undefined ? {} : { variant: String(variant) };
     let data;
     try {
-      data = await call("POST", `/games/${game}/sessions`, { body: player() || {} });
+      data = await call("POST", `/games/${game}/sessions`, { body: { ...(player() || {}), ...run } });
     } catch (error) {
       if (error.status !== 403) throw error;
       localStorage.removeItem("hiscore.player"); // a key from another deployment
-      data = await call("POST", `/games/${game}/sessions`, { body: {} });
+      data = await call("POST", `/games/${game}/sessions`, { body: run });
     }
     remember(data);
     return data;

@@ -108,5 +108,6 @@ def test_the_worker_judges_queued_messages_from_scratch(payload, code):
 
 
 def test_a_good_queued_message_passes():
-    sub, game = validate_queued(load_registry(), queued())
+    sub, game, run = validate_queued(load_registry(), queued())
+    assert run is None  # no token, and none asked for
     assert game.slug == "guess" and sub.score == 3 and sub.received_at == 1_800_000_000_000 - 5

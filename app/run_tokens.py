@@ -1,0 +1,103 @@
+"""Run tokens: proof that a score comes from a run the service saw start.
+
+``POST /sessions`` with a variant issues a token signed with the app's secret (itsdangerous),
+bound to the game, the variant and the player, carrying its issue time and a random id. A
+score that carries it is accepted only if the token is genuine, unexpired, for that game,
+variant and player, not used by another submission before, and at least as old as the play
+time the score claims. Everything but "not used before" can be checked without Redis, so the
+web refuses a bad token at once; the worker checks it all again, and marks the token used in
+the same script that applies the entry (see ``app/lua/apply_entry.lua``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from itsdangerous import BadSignature, URLSafeSerializer
+
+_SALT = "hiscore.run"
+
+#: How far the web processes' clocks may disagree: a token issued by one and a score stamped
+#: by another are compared with this much slack.
+CLOCK_SLACK_MS = 1_000
+
+
+@dataclass(frozen=True)
+class TokenProblem:
+    """Why a token cannot vouch for a score: a stable code and a sentence."""
+
+    code: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class TokenPolicy:
+    """How the service treats run tokens (from the app's configuration)."""
+
+    secret: str
+    required: bool
+    max_age_s: int
+
+
+@dataclass(frozen=True)
+class RunToken:
+    """What a genuine token says."""
+
+    game: str
+    variant: str
+    player_id: str
+    run_id: str
+    issued_at: int  # epoch ms
+
+
+def issue(secret: str, game: str, variant: str, player_id: str, run_id: str, now_ms: int) -> str:
+    """A signed token for one run of ``game``/``variant`` by ``player_id``."""
+    claims = {"g": game, "v": variant, "p": player_id, "r": run_id, "t": now_ms}
+    return URLSafeSerializer(secret, salt=_SALT).dumps(claims)
+
+
+def check(
+    secret: str,
+    token: str,
+    *,
+    game: str,
+    variant: str,
+    player_id: str,
+    received_at: int,
+    duration_ms: int | None,
+    max_age_s: int,
+) -> RunToken | TokenProblem:
+    """The token's claims, or why it cannot vouch for this score (all but single use)."""
+    try:
+        claims = URLSafeSerializer(secret, salt=_SALT).loads(token)
+    except BadSignature:
+        return _rejection("token_invalid", "the run token is not one this service issued")
+    try:
+        run = RunToken(
+            game=str(claims["g"]),
+            variant=str(claims["v"]),
+            player_id=str(claims["p"]),
+            run_id=str(claims["r"]),
+            issued_at=int(claims["t"]),
+        )
+    except (KeyError, TypeError, ValueError):
+        return _rejection("token_invalid", "the run token is not one this service issued")
+    if (run.game, run.variant, run.player_id) != (game, variant, player_id):
+        return _rejection(
+            "token_mismatch", "the run token was issued for another game, variant or player"
+        )
+    # Judged as of the score's arrival, so a backlog in the workers cannot expire a good token.
+    elapsed = received_at - run.issued_at
+    if elapsed > max_age_s * 1000:
+        return _rejection("token_expired", "the run token has expired; start a new run")
+    if duration_ms is not None and duration_ms > elapsed + CLOCK_SLACK_MS:
+        return _rejection(
+            "token_too_fast",
+            f"the run claims {duration_ms} ms of play, but its token is only {max(elapsed, 0)}"
+            " ms old",
+        )
+    return run
+
+
+def _rejection(code: str, detail: str) -> TokenProblem:
+    return TokenProblem(code, detail)
