@@ -2,6 +2,8 @@
 
 import os
 
+from app.logs import gunicorn_logger_class
+
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '5000')}"
 # Long-polls hold a request for up to 30 s: cooperative workers park them for the cost of a
 # greenlet, so a hundred waiting players do not starve anyone else.
@@ -12,6 +14,12 @@ worker_connections = 1000
 timeout = 60
 graceful_timeout = 30
 accesslog = "-"
+# JSON lines under LOG_FORMAT=json (the default outside development), with the request id the
+# app answered; otherwise gunicorn's text lines, which end with that id and the time taken.
+logger_class = gunicorn_logger_class
+access_log_format = (
+    '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(M)sms %({x-request-id}o)s'
+)
 # One control socket per home directory would be shared by every gunicorn on the machine.
 control_socket_disable = True
 

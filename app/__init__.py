@@ -37,8 +37,10 @@ def register_extensions(app: Flask) -> None:
     from app import tasks  # noqa: F401  (registers the shared tasks)
     from app.celery_app import celery_init_app
     from app.extensions import init_extensions
+    from app.logs import init_logging
     from app.metrics import init_metrics
 
+    init_logging(app)
     init_extensions(app)
     celery_init_app(app)
     init_metrics(app)

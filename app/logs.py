@@ -1,0 +1,243 @@
+"""Log lines: one JSON object a line (for a log collector) or text (for a person), chosen by
+``LOG_FORMAT``, each carrying the request and submission it belongs to.
+
+- :func:`init_logging` installs one root handler per process (calling it again only updates
+  its format), gives every request an id (``X-Request-ID``, echoed in the response) and makes
+  Celery's worker and beat log through the same handler.
+- :func:`log_context` binds fields (``request_id``, ``submission_id`` …) to every line logged
+  inside it; :func:`current_request_id` is the id of the request being served.
+- :func:`gunicorn_logger_class` is gunicorn's ``logger_class``: its error and access logs are
+  JSON lines too (with the response's request id), or gunicorn's own text.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import traceback
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from types import MappingProxyType
+from typing import Any
+
+from celery._state import get_current_task
+from flask import Flask, Response, g, request
+from flask.logging import default_handler
+from pythonjsonlogger.json import JsonFormatter
+
+from config import config_for
+
+REQUEST_ID_HEADER = "X-Request-ID"
+#: An incoming request id is kept only when it is a short, plain token.
+REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+_context: ContextVar[Mapping[str, Any]] = ContextVar("hiscore_log_context")
+
+
+@contextmanager
+def log_context(**fields: Any) -> Iterator[None]:
+    """Bind ``fields`` to every log line written inside the block (None values are left out)."""
+    bound = {**_context.get(_EMPTY), **{k: v for k, v in fields.items() if v is not None}}
+    token = _context.set(bound)
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+def current_request_id() -> str | None:
+    """The id of the request being served (or bound by :func:`log_context`), if any."""
+    return _context.get(_EMPTY).get("request_id")
+
+
+def context_fields() -> dict[str, Any]:
+    """The fields a log line written here carries: the bound ones, and the Celery task's."""
+    fields = dict(_context.get(_EMPTY))
+    task = get_current_task()
+    if task is not None and task.request is not None and task.request.id:
+        fields.setdefault("task_id", task.request.id)
+        fields.setdefault("task_name", task.name)
+    return fields
+
+
+class JsonLineFormatter(JsonFormatter):
+    """One JSON object a line: time, level, logger, message, then the context and extras."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "{levelname}{name}{message}",
+            style="{",
+            rename_fields={"levelname": "level", "name": "logger"},
+            timestamp="time",
+        )
+
+    def add_fields(
+        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
+        super().add_fields(log_data, record, message_dict)
+        for key, value in context_fields().items():
+            log_data.setdefault(key, value)
+
+    def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
+        return {"time": log_data.pop("time"), **log_data}
+
+
+class TextFormatter(logging.Formatter):
+    """``time LEVEL logger: message [request_id=… submission_id=…]``, for a person."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        line = super().formatMessage(record)
+        fields = context_fields()
+        if fields:
+            line += " [" + " ".join(f"{key}={value}" for key, value in fields.items()) + "]"
+        return line
+
+
+def formatter_for(log_format: str) -> logging.Formatter:
+    """The formatter of ``LOG_FORMAT``: ``text``, else JSON lines."""
+    return TextFormatter() if log_format.strip().lower() == "text" else JsonLineFormatter()
+
+
+class RootHandler(logging.StreamHandler):
+    """hiscore's one root handler: writes to whatever ``sys.stderr`` is at the time."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass  # always the current sys.stderr (test runners and servers swap it)
+
+
+def configure_root(log_format: str | None = None, level: int | str | None = None) -> RootHandler:
+    """Install the root handler once; set its format (if given) and the root level.
+
+    Other handlers (a test runner's, say) are left alone. Without a level, the root logger
+    passes INFO and above unless it was already set lower.
+    """
+    root = logging.getLogger()
+    handler = next((h for h in root.handlers if isinstance(h, RootHandler)), None)
+    if handler is None:
+        handler = RootHandler()
+        handler.setFormatter(formatter_for(log_format or "json"))
+        root.addHandler(handler)
+    elif log_format is not None:
+        handler.setFormatter(formatter_for(log_format))
+    if level is not None:
+        root.setLevel(level)
+    elif root.level == logging.NOTSET or root.level > logging.INFO:
+        root.setLevel(logging.INFO)
+    return handler
+
+
+def init_logging(app: Flask) -> None:
+    """Log in ``app.config["LOG_FORMAT"]`` and give every request of ``app`` an id."""
+    configure_root(app.config.get("LOG_FORMAT") or "json")
+    # The root handler writes the app's lines; Flask's own would write them a second time.
+    app.logger.removeHandler(default_handler)
+    _connect_celery()
+    app.before_request(_bind_request_id)
+    app.after_request(_echo_request_id)
+    app.teardown_request(_unbind_request_id)
+
+
+def _bind_request_id() -> None:
+    incoming = request.headers.get(REQUEST_ID_HEADER, "")
+    request_id = incoming if REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+    g.request_id = request_id
+    g.log_context_token = _context.set({**_context.get(_EMPTY), "request_id": request_id})
+
+
+def _echo_request_id(response: Response) -> Response:
+    request_id = g.get("request_id")
+    if request_id:
+        response.headers[REQUEST_ID_HEADER] = request_id
+    return response
+
+
+def _unbind_request_id(exc: BaseException | None) -> None:
+    token = g.pop("log_context_token", None)
+    if token is not None:
+        try:
+            _context.reset(token)
+        except ValueError:
+            pass  # torn down in another context: the next request binds its own id anyway
+
+
+def _connect_celery() -> None:
+    """Have Celery's worker and beat log through the root handler instead of their own."""
+    from celery.signals import setup_logging
+
+    # With a receiver connected, Celery leaves logging to it.
+    setup_logging.connect(_celery_setup_logging, weak=False, dispatch_uid="hiscore.logs")
+
+
+def _celery_setup_logging(loglevel: int | str | None = None, **_: Any) -> None:
+    """``setup_logging`` receiver: the format chosen by init_logging, the level of --loglevel."""
+    configure_root(level=loglevel or logging.INFO)
+
+
+def environment_log_format() -> str:
+    """``LOG_FORMAT`` of the configuration the environment chooses (JSON if that is unknown)."""
+    try:
+        return config_for().LOG_FORMAT
+    except RuntimeError:
+        return "json"
+
+
+def gunicorn_logger_class() -> type:
+    """gunicorn's ``logger_class``: JSON error and access lines under ``LOG_FORMAT=json``.
+
+    Each access line is an object built from the request (not a text template), so a user
+    agent full of quotes and backslashes still makes valid JSON.
+    """
+    from gunicorn.glogging import Logger
+
+    class GunicornLogger(Logger):
+        def setup(self, cfg: Any) -> None:
+            super().setup(cfg)
+            self.json_lines = environment_log_format().strip().lower() != "text"
+            if self.json_lines:
+                for log in (self.error_log, self.access_log):
+                    for handler in log.handlers:
+                        handler.setFormatter(JsonLineFormatter())
+
+        def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
+            if not self.json_lines:
+                super().access(resp, req, environ, request_time)
+                return
+            if not self.access_log_enabled:
+                return
+            try:
+                atoms = self.atoms(resp, req, environ, request_time)
+                status = str(atoms["s"])
+                fields = {
+                    "remote_addr": atoms["h"],
+                    "forwarded_for": atoms.get("{x-forwarded-for}i"),
+                    "method": atoms["m"],
+                    "path": environ.get("RAW_URI", atoms["U"]),
+                    "status": int(status) if status.isdigit() else status,
+                    "bytes": atoms["B"],
+                    "duration_ms": round(request_time.total_seconds() * 1000, 3),
+                    "referer": atoms["f"],
+                    "user_agent": atoms["a"],
+                    "request_id": atoms.get("{x-request-id}o"),
+                }
+                self.access_log.info(
+                    "%s %s %s", fields["method"], fields["path"], status, extra=fields
+                )
+            except Exception:
+                self.error(traceback.format_exc())
+
+    return GunicornLogger
