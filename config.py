@@ -162,6 +162,15 @@ class Config:
             "HISCORE_RUN_TOKENS_REQUIRED", self.DEFAULT_RUN_TOKENS_REQUIRED
         )
         self.RUN_TOKEN_MAX_AGE = _env_int("HISCORE_RUN_TOKEN_MAX_AGE", 2 * 3600)
+        # Rate limits (Flask-Limiter notation), per client address unless said otherwise.
+        self.RATE_LIMITS_ENABLED = _env_bool("HISCORE_RATE_LIMITS_ENABLED", True)
+        self.RATE_LIMIT_PER_ADDRESS = env.get("HISCORE_RATE_LIMIT", "600/minute")
+        self.RATE_LIMIT_SCORES_PER_ADDRESS = env.get("HISCORE_RATE_LIMIT_SCORES", "60/minute")
+        self.RATE_LIMIT_SCORES_PER_PLAYER = env.get(
+            "HISCORE_RATE_LIMIT_SCORES_PER_PLAYER", "20/minute"
+        )
+        self.RATE_LIMIT_SESSIONS_PER_ADDRESS = env.get("HISCORE_RATE_LIMIT_SESSIONS", "60/minute")
+        self.RATE_LIMIT_ADMIN_PER_ADDRESS = env.get("HISCORE_RATE_LIMIT_ADMIN", "60/minute")
         # `json` (one object a line, for a log collector) or `text` (for a person).
         self.LOG_FORMAT = env.get("LOG_FORMAT", self.DEFAULT_LOG_FORMAT)
         # How many proxies (nginx, a dyno's router) stand in front of the web and append to

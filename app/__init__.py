@@ -25,6 +25,7 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
     config.check()
     register_extensions(app)
     register_blueprints(app)
+    register_rate_limits(app)
     register_errorhandlers(app)
     register_commands(app)
     return app
@@ -63,6 +64,13 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(create_api_blueprint())
     app.register_blueprint(pages.bp)
     app.register_blueprint(health.bp)
+
+
+def register_rate_limits(app: Flask) -> None:
+    """Rate limits on every view (and the proxies whose X-Forwarded-For is trusted)."""
+    from app.rate_limits import init_rate_limits
+
+    init_rate_limits(app)
 
 
 def register_errorhandlers(app: Flask) -> None:

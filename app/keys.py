@@ -22,6 +22,10 @@ VERDICT_COUNTS = f"{PREFIX}:counts:verdicts"
 #: Hash of submit-to-verdict latency: ``le:<seconds>`` bucket counts, ``sum`` and ``count``.
 LATENCY_HISTOGRAM = f"{PREFIX}:counts:latency"
 
+#: Prefix of the rate limit counters (Flask-Limiter builds the rest of their names from the
+#: limit and the client address or player id, which the service derives, never a client's text).
+RATE_LIMIT_PREFIX = f"{PREFIX}:limits"
+
 #: Hash of beat job name -> JSON of its last run.
 BEAT_RUNS = f"{PREFIX}:beat:runs"
 

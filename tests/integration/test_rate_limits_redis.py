@@ -1,0 +1,29 @@
+"""The rate limits count in a real redis-server, reached by its URL as in production."""
+
+from app import create_app
+from config import celery_settings
+
+GOOD = {"name": "Ann", "score": 4, "variant": "10", "duration_ms": 5000}
+
+
+def test_limits_count_in_the_data_redis(redis_server):
+    import redis
+
+    data = redis.Redis.from_url(redis_server.url(5), decode_responses=True)
+    data.flushdb()
+    app = create_app(
+        "testing",
+        {
+            "REDIS_URL": redis_server.url(5),
+            "CELERY": celery_settings("memory://"),
+            "RATE_LIMIT_SCORES_PER_ADDRESS": "2/minute",
+        },
+    )
+    client = app.test_client()
+    codes = [client.post("/api/v1/games/guess/scores", json=GOOD).status_code for _ in range(3)]
+    assert codes == [202, 202, 429]
+    counters = list(data.scan_iter("hs:limits*"))
+    assert any("127.0.0.1" in key for key in counters)
+    with app.extensions["celery"].connection_for_write() as conn:
+        conn.SimpleQueue("ingest").clear()
+    data.flushdb()
