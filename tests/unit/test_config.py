@@ -52,6 +52,34 @@ def test_celery_is_configured_for_a_careful_deployment():
     assert conf["task_routes"]["hiscore.ingest"]["queue"] == "ingest"
 
 
+def test_ingestion_timings_fit_inside_the_visibility_timeout():
+    import inspect
+
+    from app import intake, tasks
+    from app.ingest import drain
+
+    conf = celery_settings("redis://x")
+    visibility = conf["broker_transport_options"]["visibility_timeout"]
+    for task in (tasks.ingest, tasks.drain, tasks.sweep):
+        # Retried only while Redis is down, with a backoff shorter than the timeout, so a
+        # waiting retry is never mistaken for a lost message.
+        assert task.autoretry_for and task.max_retries is None
+        assert task.retry_backoff_max < visibility
+        assert conf["task_routes"][task.name]["queue"] == "ingest"
+    # A drain returns long before its time limit, and the entries of a live drain are never
+    # claimed by another while it works on them.
+    budget_ms = inspect.signature(drain).parameters["budget_ms"].default
+    assert budget_ms < conf["task_soft_time_limit"] * 1000 / 10
+    assert intake.CLAIM_IDLE_MS >= 5 * budget_ms
+    assert intake.DRAIN_FLAG_MS < visibility * 1000
+    # The sweep is the safety net: it runs often, on the ingest queue, and never piles up.
+    sweep = conf["beat_schedule"]["sweep"]
+    assert sweep["task"] == "hiscore.sweep" and sweep["options"]["expires"] <= sweep["schedule"]
+    for job in ("prune", "stats", "reconcile"):
+        task = conf["beat_schedule"][job]["task"]
+        assert conf["task_routes"][task]["queue"] == "maintenance"
+
+
 def test_seed_demo_fills_the_boards(runner, client):
     result = runner.invoke(args=["seed-demo", "--players", "20", "--games", "5", "--seed", "1"])
     assert result.exit_code == 0, result.output
