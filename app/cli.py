@@ -1,5 +1,5 @@
 """Commands of ``manage.py`` (a Flask CLI group): ``up``, ``seed-demo``, ``rebuild``,
-``prune`` and ``stats``, beside Flask's ``run`` and ``shell``."""
+``prune``, ``stats`` and ``check``, beside Flask's ``run`` and ``shell``."""
 
 from __future__ import annotations
 
@@ -44,8 +44,11 @@ def up_command(port: int) -> None:
         server.start()
         env["REDIS_URL"] = server.url()
     click.echo(f"hiscore on http://127.0.0.1:{port}/ (Ctrl-C stops everything)")
+    # The Procfile's `release` (a dyno's release phase) is a one-off: honcho would stop every
+    # process when it exits, so it gets no process here.
+    honcho_start = ["honcho", "start", "-f", str(ROOT / "Procfile"), "-p", str(port)]
     honcho = subprocess.Popen(
-        [sys.executable, "-m", "honcho", "start", "-f", str(ROOT / "Procfile"), "-p", str(port)],
+        [sys.executable, "-m", *honcho_start, "-c", "release=0"],
         env=env,
         cwd=ROOT,
     )
@@ -181,9 +184,28 @@ def stats_command(game: str | None, variant: str | None) -> None:
     _maintain("stats", game, variant)
 
 
+@click.command("check")
+def check_command() -> None:
+    """Check the configuration, Redis, the broker and the games (exit status 1 on a FAIL)."""
+    from app.checks import run_checks
+
+    results = run_checks()
+    for result in results:
+        click.echo(str(result))
+    if any(result.failed for result in results):
+        raise SystemExit(1)
+
+
 def register_cli(app: Flask) -> None:
     """Add hiscore's commands to ``app.cli``."""
-    for command in (up_command, seed_demo_command, rebuild_command, prune_command, stats_command):
+    for command in (
+        up_command,
+        seed_demo_command,
+        rebuild_command,
+        prune_command,
+        stats_command,
+        check_command,
+    ):
         app.cli.add_command(command)
 
 
@@ -194,3 +216,6 @@ def _create_app() -> Flask:
 
 
 cli = FlaskGroup(create_app=_create_app, help="Manage a hiscore deployment.")
+# Also a command of the group itself, so that it runs (and says what is wrong) when the
+# configuration is one the app refuses to start with.
+cli.add_command(check_command)
