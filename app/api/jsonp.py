@@ -21,7 +21,8 @@ def _requested() -> str | None:
 
 
 def _valid(callback: str) -> bool:
-    return len(callback) <= CALLBACK_MAX and CALLBACK.match(callback) is not None
+    # fullmatch: with match, ``$`` would also let a trailing newline through.
+    return len(callback) <= CALLBACK_MAX and CALLBACK.fullmatch(callback) is not None
 
 
 def check_callback() -> None:

@@ -28,6 +28,7 @@ def test_reads_answer_jsonp_for_a_valid_callback(client, callback):
         "x" * 65,
         "cb;alert(1)",
         "a['b']",
+        "cb\n",
         "",
     ],
 )
