@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from app.api import admin, boards, scores
+from app.api import admin, boards, openapi, scores
 
 
 def create_api_blueprint() -> Blueprint:
@@ -13,4 +13,5 @@ def create_api_blueprint() -> Blueprint:
     api.register_blueprint(scores.bp)
     api.register_blueprint(boards.bp)
     api.register_blueprint(admin.bp)
+    api.register_blueprint(openapi.bp)
     return api

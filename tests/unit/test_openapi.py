@@ -1,0 +1,363 @@
+"""The OpenAPI document: valid OpenAPI 3.1, complete (every route, and nothing else), built from
+the models the API validates with, and true of the answers schemathesis cannot provoke."""
+
+import re
+
+import jsonschema_rs
+import pytest
+
+# The official OpenAPI 3.1 schema (spec.openapis.org/oas/3.1/schema/2022-10-07), as vendored by
+# schemathesis, so that this test needs no network.
+from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
+
+from app import create_app
+from app.api.admin import Scope
+from app.api.jsonp import _valid, check_callback
+from app.api.openapi import CALLBACK_PARAMETER, build_document, document_of
+from app.auth import check_operator
+from app.schemas import BoardQuery, ScoreIn, SessionIn, StandingQuery, StatsQuery, WaitQuery
+from config import celery_settings
+from tests.conftest import keyed
+
+OPERATOR = {"Authorization": "Bearer testing-operator-token"}
+GOOD = {"name": "Ann", "score": 4, "variant": "10", "duration_ms": 5000}
+METHODS = ("get", "put", "post", "delete", "patch")
+#: A value for every path parameter (ids of the right shape that nothing holds).
+PATH_VALUES = {
+    "game_slug": "guess",
+    "variant": "10",
+    "player_id": "p" * 22,
+    "submission_id": "s" * 22,
+    "task_id": "t" * 22,
+}
+#: Endpoints that are pages for people, not the API.
+NOT_API = re.compile(r"^(static|pages\.)")
+
+
+@pytest.fixture
+def document(app):
+    return app.test_client().get("/api/v1/openapi.json").get_json()
+
+
+def operations(document):
+    for path, item in document["paths"].items():
+        for method in METHODS:
+            if method in item:
+                yield path, method, item[method]
+
+
+def template(rule: str) -> str:
+    """A Flask rule as an OpenAPI path template: /games/<game_slug> -> /games/{game_slug}."""
+    return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule)
+
+
+def routes(app):
+    """(path template, method) of every route of the app but the pages."""
+    return {
+        (template(rule.rule), method.lower())
+        for rule in app.url_map.iter_rules()
+        if not NOT_API.match(rule.endpoint)
+        for method in rule.methods - {"HEAD", "OPTIONS"}
+    }
+
+
+def endpoint_of(app, path, method):
+    adapter = app.url_map.bind("localhost")
+    url = path.format(**PATH_VALUES)
+    return adapter.match(url, method=method.upper())[0]
+
+
+def blueprint_runs(app, endpoint, function):
+    """Whether ``function`` runs before the views of ``endpoint``'s blueprint."""
+    blueprint = endpoint.rpartition(".")[0]
+    return function in app.before_request_funcs.get(blueprint, [])
+
+
+def schemas_in(node):
+    """Every JSON Schema the document holds outside components (parameters, bodies, answers)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "schema":
+                yield value
+            else:
+                yield from schemas_in(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from schemas_in(value)
+
+
+def refs_in(node):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref":
+                yield value
+            else:
+                yield from refs_in(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from refs_in(value)
+
+
+def assert_documented(document, path, method, response):
+    """The response has a status, content type and body the document gives the operation."""
+    answers = document["paths"][path][method]["responses"]
+    status = str(response.status_code)
+    assert status in answers, f"{method.upper()} {path}: {status} is not documented"
+    content = answers[status]["content"]
+    assert response.mimetype in content, f"{method.upper()} {path} {status}: {response.mimetype}"
+    if response.is_json:
+        schema = {"components": document["components"], **content[response.mimetype]["schema"]}
+        jsonschema_rs.Draft202012Validator(schema).validate(response.get_json())
+    for name, header in answers[status].get("headers", {}).items():
+        if header.get("required"):
+            assert name in response.headers
+
+
+def call(client, path, method, headers=None):
+    body = {"json": GOOD} if path.endswith("/scores") else {}
+    if method == "post" and not body:
+        body = {"json": {}}
+    if path.startswith("/api/v1/admin/"):
+        headers = {**OPERATOR, **(headers or {})}
+    return client.open(path.format(**PATH_VALUES), method=method.upper(), headers=headers, **body)
+
+
+def test_the_document_is_valid_openapi_3_1(document):
+    errors = [str(error) for error in OPENAPI_31_VALIDATOR.iter_errors(document)]
+    assert errors == []
+    assert document["openapi"].startswith("3.1.")
+    # Every schema is a valid JSON Schema 2020-12 (the OpenAPI schema leaves them unchecked).
+    for schema in [*document["components"]["schemas"].values(), *schemas_in(document["paths"])]:
+        jsonschema_rs.meta.validate(schema)
+    # Every reference leads somewhere.
+    for ref in set(refs_in(document)):
+        node = document
+        for part in ref.removeprefix("#/").split("/"):
+            node = node[part]
+
+
+def test_the_validators_catch_a_broken_document(document):
+    """The checks above can fail."""
+    broken = {**document, "paths": {"/x": {"get": {"responses": {"200": {}}}}}}
+    assert list(OPENAPI_31_VALIDATOR.iter_errors(broken))  # a response needs a description
+    with pytest.raises(jsonschema_rs.ValidationError):
+        jsonschema_rs.meta.validate({"type": "no-such-type"})
+
+
+def test_every_route_is_documented_with_its_methods_and_nothing_else(app, document):
+    documented = {(path, method) for path, method, _ in operations(document)}
+    assert routes(app) == documented
+    assert {path for path, _ in documented if path.startswith("/api/v1/")} >= {
+        "/api/v1/games/{game_slug}/scores",
+        "/api/v1/openapi.json",
+    }
+
+
+def test_an_undocumented_route_would_be_found(app):
+    app.add_url_rule("/api/v1/secret", "secret", lambda: "")
+    document = document_of(app)
+    documented = {(path, method) for path, method, _ in operations(document)}
+    assert routes(app) - documented == {("/api/v1/secret", "get")}
+
+
+def test_operation_ids_are_unique(document):
+    ids = [operation["operationId"] for _, _, operation in operations(document)]
+    assert len(ids) == len(set(ids))
+
+
+def test_path_parameters_are_the_routes_own(document):
+    for path, method, operation in operations(document):
+        in_path = set(re.findall(r"{([^}]+)}", path))
+        declared = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
+        assert declared == in_path, f"{method.upper()} {path}"
+
+
+def test_request_bodies_are_the_models_the_api_validates_with(document):
+    schemas = document["components"]["schemas"]
+    for model in (ScoreIn, SessionIn, Scope):
+        expected = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        assert schemas[model.__name__] == expected
+    bodies = {
+        (path, method): operation["requestBody"]["content"]["application/json"]["schema"]
+        for path, method, operation in operations(document)
+        if "requestBody" in operation
+    }
+    ref = "#/components/schemas/"
+    assert bodies == {
+        ("/api/v1/games/{game_slug}/scores", "post"): {"$ref": ref + "ScoreIn"},
+        ("/api/v1/games/{game_slug}/sessions", "post"): {"$ref": ref + "SessionIn"},
+        ("/api/v1/admin/rebuild", "post"): {"$ref": ref + "Scope"},
+        ("/api/v1/admin/prune", "post"): {"$ref": ref + "Scope"},
+    }
+    scores = document["paths"]["/api/v1/games/{game_slug}/scores"]["post"]
+    assert scores["requestBody"]["required"] is True
+    assert "token" in schemas["ScoreIn"]["properties"]
+
+
+@pytest.mark.parametrize(
+    "path, model",
+    [
+        ("/api/v1/games/{game_slug}/boards/{variant}", BoardQuery),
+        ("/api/v1/games/{game_slug}/boards/{variant}/players/{player_id}", StandingQuery),
+        ("/api/v1/games/{game_slug}/boards/{variant}/stats", StatsQuery),
+        ("/api/v1/submissions/{submission_id}", WaitQuery),
+    ],
+)
+def test_query_parameters_are_the_fields_of_the_query_models(document, path, model):
+    parameters = {
+        p["name"]: p for p in document["paths"][path]["get"]["parameters"] if p["in"] == "query"
+    }
+    assert set(parameters) == set(model.model_fields) | {"callback"}
+    fields = model.model_json_schema()["properties"]
+    for name, field in fields.items():
+        schema = parameters[name]["schema"]
+        assert parameters[name]["required"] is model.model_fields[name].is_required()
+        # The bounds and choices of the model, without the null a query string cannot send.
+        for keyword in ("type", "enum", "minimum", "maximum", "maxLength", "default"):
+            branch = next(b for b in field.get("anyOf", [field]) if b != {"type": "null"})
+            value = field.get(keyword, branch.get(keyword))
+            if value is not None:
+                assert schema[keyword] == value, (name, keyword)
+        assert "null" not in str(schema.get("type"))
+
+
+def test_the_query_schemas_accept_what_the_models_accept(document):
+    """An example the document allows is one the model takes, and one it refuses is refused."""
+    path = "/api/v1/games/{game_slug}/boards/{variant}"
+    parameters = {p["name"]: p["schema"] for p in document["paths"][path]["get"]["parameters"]}
+    limit = jsonschema_rs.Draft202012Validator(parameters["limit"])
+    for value in (0, 1, 100, 101):
+        allowed = limit.is_valid(value)
+        try:
+            BoardQuery.model_validate({"limit": value})
+            taken = True
+        except ValueError:
+            taken = False
+        assert allowed == taken, value
+
+
+def test_every_error_is_problem_json(document):
+    for path, method, operation in operations(document):
+        for status, answer in operation["responses"].items():
+            if int(status) >= 400:
+                content = answer["content"]
+                assert content["application/problem+json"]["schema"] == {
+                    "$ref": "#/components/schemas/Problem"
+                }, f"{method.upper()} {path} {status}"
+
+
+def test_every_rate_limited_operation_may_answer_429_and_503(document):
+    for path, _method, operation in operations(document):
+        answers = operation["responses"]
+        if path == "/healthz":
+            assert set(answers) == {"200"}
+            continue
+        assert "503" in answers, path
+        if path != "/readyz":  # the probes are never limited
+            assert "Retry-After" in answers["429"]["headers"], path
+
+
+def test_the_jsonp_reads_take_a_callback(app, document):
+    jsonp = set()
+    for path, method, operation in operations(document):
+        endpoint = endpoint_of(app, path, method)
+        names = {p["name"] for p in operation.get("parameters", [])}
+        if method == "get" and blueprint_runs(app, endpoint, check_callback):
+            jsonp.add(path)
+            assert "callback" in names, path
+            assert "400" in operation["responses"], path
+            for answer in operation["responses"].values():
+                assert "application/javascript" in answer["content"], path
+        else:
+            assert "callback" not in names, path
+    assert jsonp == {
+        "/api/v1/submissions/{submission_id}",
+        "/api/v1/games",
+        "/api/v1/games/{game_slug}",
+        "/api/v1/games/{game_slug}/boards/{variant}",
+        "/api/v1/games/{game_slug}/boards/{variant}/players/{player_id}",
+        "/api/v1/games/{game_slug}/boards/{variant}/stats",
+    }
+
+
+@pytest.mark.parametrize(
+    "callback",
+    ["a", "hiscore.onBoard", "$x._y1", "_", "a.b.c", "1a", "a..b", "a.", "alert(1)//",
+     "</script>", "a b", "é", "a" * 64, "a" * 65, "a\n", "a-b"],
+)  # fmt: skip
+def test_the_documented_callback_is_the_one_the_app_takes(callback):
+    documented = jsonschema_rs.Draft202012Validator(CALLBACK_PARAMETER["schema"])
+    assert documented.is_valid(callback) == _valid(callback)
+
+
+def test_operator_endpoints_need_the_bearer_token(app, document):
+    scheme = document["components"]["securitySchemes"]["operatorToken"]
+    assert scheme == {**scheme, "type": "http", "scheme": "bearer"}
+    for path, method, operation in operations(document):
+        endpoint = endpoint_of(app, path, method)
+        if blueprint_runs(app, endpoint, check_operator) or path.startswith("/api/v1/admin"):
+            assert operation["security"] == [{"operatorToken": []}], path
+            assert {"401", "403"} <= set(operation["responses"]), path
+        else:
+            assert "security" not in operation, path
+
+
+def test_the_document_is_served_as_json_and_built_once_per_app(app, client, registry):
+    response = client.get("/api/v1/openapi.json")
+    assert response.status_code == 200
+    assert response.mimetype == "application/json"
+    assert response.get_json() == build_document(registry)
+    assert document_of(app) is document_of(app)
+    # Examples of path parameters come from the app's own games.
+    board = response.get_json()["paths"]["/api/v1/games/{game_slug}/boards/{variant}"]["get"]
+    examples = {p["name"]: set(p.get("examples", {})) for p in board["parameters"]}
+    assert examples["game_slug"] == {"guess"}
+    assert examples["variant"] == {"10", "25", "100", "1000"}
+
+
+def test_a_session_with_a_variant_answers_as_documented(client, document):
+    path = "/api/v1/games/{game_slug}/sessions"
+    bare = client.post("/api/v1/games/guess/sessions")
+    assert_documented(document, path, "post", bare)
+    run = client.post("/api/v1/games/guess/sessions", json={"variant": "10", **keyed("p" * 22)})
+    assert_documented(document, path, "post", run)
+    # Optional in the document: only a run of a variant has a token.
+    session = document["components"]["schemas"]["Session"]
+    assert {"token", "token_expires_at"} <= set(session["properties"]) - set(session["required"])
+    if "token" in run.get_json():
+        assert "token" not in bare.get_json()
+
+
+def test_with_redis_down_every_operation_answers_as_documented(client, document, fake_server):
+    fake_server.connected = False
+    answered = {}
+    for path, method, _ in operations(document):
+        response = call(client, path, method)
+        assert_documented(document, path, method, response)
+        answered[(method, path)] = response.status_code
+    assert answered[("post", "/api/v1/games/{game_slug}/scores")] == 503
+    assert answered[("get", "/api/v1/games/{game_slug}/boards/{variant}")] == 503
+    assert answered[("get", "/readyz")] == 503
+    assert answered[("get", "/healthz")] == 200
+
+
+def test_past_the_rate_limit_every_operation_answers_as_documented(redis_client, document):
+    limits = ("PER_ADDRESS", "SCORES_PER_ADDRESS", "SESSIONS_PER_ADDRESS", "ADMIN_PER_ADDRESS")
+    app = create_app(
+        "testing",
+        {
+            "REDIS_CLIENT": redis_client,
+            "CELERY": celery_settings("memory://"),
+            **{f"RATE_LIMIT_{name}": "1/minute" for name in limits},
+        },
+    )
+    client = app.test_client()
+    try:
+        for path, method, _ in operations(document):
+            call(client, path, method)
+            again = call(client, path, method)
+            assert_documented(document, path, method, again)
+            assert (again.status_code == 429) is (path not in ("/healthz", "/readyz")), path
+    finally:
+        with app.extensions["celery"].connection_for_write() as conn:
+            conn.SimpleQueue("ingest").clear()
