@@ -1,0 +1,231 @@
+"""Properties of the boards, for any sequence of entries: applying is idempotent, the order of
+arrival does not matter, the boards are those a plain Python model computes, and a rebuild from
+the log gives the boards the entries built one by one.
+
+Entries come from a few players with a few scores, achieved around the boundaries of a day and
+of an ISO week (and anywhere in between), for a lower-is-better and a higher-is-better game.
+"""
+
+from datetime import UTC, datetime
+
+import fakeredis
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from app import keys
+from app.boards import Board, Entry, apply_entries, format_score, read_page
+from app.games import Registry, game_from_table, load_registry
+from app.rebuild import rebuild_family
+from app.windows import WINDOWS, period_of
+
+REGISTRY = Registry(
+    {
+        "guess": load_registry().get("guess"),
+        "points": game_from_table("points", {"order": "higher", "integer": False}),
+    }
+)
+VARIANT = {"guess": "100", "points": "default"}
+SCORES = {
+    "guess": st.integers(1, 4),
+    "points": st.sampled_from([0.5, 1.0, 2.25, 7.0]),
+}
+
+DAY = 86_400_000
+
+
+def _ms(*args: int) -> int:
+    return int(datetime(*args, tzinfo=UTC).timestamp() * 1000)
+
+
+# Far enough ahead that nothing here expires by the real clock, which Redis (fake or real)
+# expires keys by. 2036-11-17 is a Monday: the start of ISO week 47.
+NEW_WEEK = _ms(2036, 11, 17)
+NEW_DAYS = (_ms(2036, 11, 19), _ms(2036, 11, 20))
+NOW = _ms(2036, 11, 20, 12)  # every entry is achieved before now, on a board still readable
+
+AT = st.one_of(
+    # Just before, at and just after a period boundary: ties, and entries a ms apart on two
+    # different daily (and weekly) boards.
+    st.sampled_from([NEW_WEEK, *NEW_DAYS]).flatmap(lambda b: st.integers(b - 2, b + 1)),
+    st.integers(NEW_WEEK - DAY, NOW - 1),
+)
+PLAYERS = st.integers(0, 3)
+NAMES = st.sampled_from(["Ann", "Bob", "Ann B."])  # a player may change name
+
+
+@st.composite
+def entry_lists(draw, game):
+    """A sequence of entries of one game (distinct submissions)."""
+    drawn = draw(
+        st.lists(st.tuples(PLAYERS, SCORES[game.slug], AT, NAMES), min_size=1, max_size=14)
+    )
+    return [
+        Entry(f"sub-{i:04d}", game, VARIANT[game.slug], f"player-{p:012d}", name, score, at)
+        for i, (p, score, at, name) in enumerate(drawn)
+    ]
+
+
+def fresh_redis() -> fakeredis.FakeRedis:
+    return fakeredis.FakeRedis(server=fakeredis.FakeServer(), decode_responses=True)
+
+
+def boards_of(r, game) -> dict:
+    """Every board key of the game's family, with its content and expiry, and the log's size.
+
+    Any key under ``rank:`` or ``rows:`` is listed, so a copy a rebuild left behind shows too.
+    """
+    family = keys.log_key(game.slug, VARIANT[game.slug]).removesuffix(":log")
+    state: dict = {"log length": r.xlen(f"{family}:log")}
+    for key in r.scan_iter(match=f"{family}:rank:*"):
+        state[key] = (r.zrange(key, 0, -1, withscores=True), r.pexpiretime(key))
+    for key in r.scan_iter(match=f"{family}:rows:*"):
+        state[key] = (r.hgetall(key), r.pexpiretime(key))
+    return state
+
+
+def everything(r) -> dict:
+    """Every key of the store, byte for byte, with its expiry."""
+    return {key: (r.dump(key), r.pexpiretime(key)) for key in r.scan_iter()}
+
+
+def order_picks_a_name(entries) -> bool:
+    """Whether two entries of one player have the same score at the same millisecond but not the
+    same name: the one thing the order of arrival decides (the first applied keeps its row;
+    both rank the same, and a rebuild replays them in the order they were applied)."""
+    names: dict[tuple, set[str]] = {}
+    for e in entries:
+        names.setdefault((e.player_id, e.score, e.achieved_at), set()).add(e.name)
+    return any(len(found) > 1 for found in names.values())
+
+
+def apply_one_by_one(r, entries) -> None:
+    for entry in entries:
+        apply_entries(r, [entry], NOW)
+
+
+def model(game, entries) -> dict:
+    """The boards as plain Python: on each board, each player's best entry (by score, then the
+    earlier achievement; the first applied of two equal ones), ranked by score, then by time,
+    then by player id."""
+    best: dict[tuple[str, str], dict[str, Entry]] = {}
+    for entry in entries:
+        for window in WINDOWS:
+            rows = best.setdefault((window, period_of(window, entry.achieved_at)), {})
+            old = rows.get(entry.player_id)
+            key = (game.sign * entry.score, entry.achieved_at)
+            if old is None or key < (game.sign * old.score, old.achieved_at):
+                rows[entry.player_id] = entry
+    return {
+        board: sorted(
+            rows.values(), key=lambda e: (game.sign * e.score, e.achieved_at, e.player_id)
+        )
+        for board, rows in best.items()
+    }
+
+
+GAMES = pytest.mark.parametrize("game", list(REGISTRY), ids=lambda game: game.slug)
+FAST = settings(max_examples=100, deadline=None)
+
+
+@GAMES
+@FAST
+@given(data=st.data())
+def test_applying_the_entries_again_changes_nothing(game, data):
+    entries = data.draw(entry_lists(game))
+    r = fresh_redis()
+    apply_one_by_one(r, entries)
+    once, log_length = everything(r), r.xlen(keys.log_key(game.slug, VARIANT[game.slug]))
+    # Again one by one, and again as one batch, as a redelivered batch would be.
+    apply_one_by_one(r, entries)
+    applied = apply_entries(r, entries, NOW + DAY)
+    assert everything(r) == once
+    assert r.xlen(keys.log_key(game.slug, VARIANT[game.slug])) == log_length == len(entries)
+    assert not any(a.fresh for a in applied)
+
+
+@GAMES
+@FAST
+@given(data=st.data())
+def test_the_order_of_arrival_does_not_change_the_boards(game, data):
+    entries = data.draw(entry_lists(game))
+    assume(not order_picks_a_name(entries))
+    shuffled = data.draw(st.permutations(entries))
+    in_order, reordered, batched = fresh_redis(), fresh_redis(), fresh_redis()
+    apply_one_by_one(in_order, entries)
+    apply_one_by_one(reordered, shuffled)
+    apply_entries(batched, shuffled, NOW)
+    assert boards_of(reordered, game) == boards_of(in_order, game)
+    assert boards_of(batched, game) == boards_of(in_order, game)
+
+
+@GAMES
+@FAST
+@given(data=st.data())
+def test_the_boards_are_what_a_plain_model_computes(game, data):
+    entries = data.draw(entry_lists(game))
+    r = fresh_redis()
+    apply_one_by_one(r, entries)
+    expected = model(game, entries)
+    variant = VARIANT[game.slug]
+    state = boards_of(r, game)
+    board_keys = {k for k in state if k != "log length"}
+    assert board_keys == {
+        key
+        for window, period in expected
+        for key in (
+            keys.ranking_key(game.slug, variant, window, period),
+            keys.rows_key(game.slug, variant, window, period),
+        )
+    }
+    for (window, period), ranked in expected.items():
+        board = Board(game, variant, window, period)
+        assert state[board.ranking_key][0] == [
+            (f"{e.achieved_at:013d}:{e.player_id}", float(game.sign * e.score)) for e in ranked
+        ]
+        assert state[board.rows_key][0] == {
+            **{
+                e.player_id: f"{e.achieved_at:013d}|{format_score(game, e.score)}|{e.name}"
+                for e in ranked
+            },
+            ":updated": str(NOW),
+        }
+        page = read_page(r, board, 0, 100)
+        assert page.total == len(ranked)
+        assert [
+            (row.rank, row.player_id, row.score, row.achieved_at, row.name) for row in page.rows
+        ] == [
+            (rank, e.player_id, e.score, e.achieved_at, e.name) for rank, e in enumerate(ranked, 1)
+        ]
+    assert state["log length"] == len(entries)
+
+
+@GAMES
+@FAST
+@given(data=st.data())
+def test_a_rebuild_from_the_log_gives_the_same_boards(game, data):
+    entries = data.draw(entry_lists(game))
+    r = fresh_redis()
+    apply_one_by_one(r, entries)
+    incremental = boards_of(r, game)
+    variant = VARIANT[game.slug]
+    assert rebuild_family(r, game, variant, NOW) == len(entries)
+    assert boards_of(r, game) == incremental
+    # And from the log alone, with every board lost.
+    for key in [k for k in incremental if k != "log length"]:
+        r.delete(key)
+    rebuild_family(r, game, variant, NOW)
+    assert boards_of(r, game) == incremental
+
+
+def test_two_equal_entries_of_one_player_keep_the_first_applied_name():
+    """The exception to order independence above, as the boards and their rebuild have it."""
+    game = REGISTRY.get("guess")
+    first = Entry("sub-a", game, "100", "player-000000000001", "Ann", 3, NOW - DAY)
+    second = Entry("sub-b", game, "100", "player-000000000001", "Ann B.", 3, NOW - DAY)
+    r = fresh_redis()
+    apply_one_by_one(r, [first, second])
+    board = Board(game, "100")
+    assert [row.name for row in read_page(r, board, 0, 10).rows] == ["Ann"]
+    rebuild_family(r, game, "100", NOW)
+    assert [row.name for row in read_page(r, board, 0, 10).rows] == ["Ann"]
