@@ -361,3 +361,22 @@ def test_past_the_rate_limit_every_operation_answers_as_documented(redis_client,
     finally:
         with app.extensions["celery"].connection_for_write() as conn:
             conn.SimpleQueue("ingest").clear()
+
+
+def test_verdicts_answer_as_documented(client, work, document):
+    path = "/api/v1/submissions/{submission_id}"
+    player = keyed("p" * 22)
+    queued = client.post("/api/v1/games/guess/scores", json={**GOOD, **player}).get_json()
+    answers = [client.get(queued["status_url"])]
+    # A score of a player banned before the worker reaches it is rejected.
+    other = keyed("q" * 22)
+    doomed = client.post("/api/v1/games/guess/scores", json={**GOOD, **other}).get_json()
+    banned = client.delete(f"/api/v1/admin/games/guess/players/{'q' * 22}", headers=OPERATOR)
+    assert_documented(document, "/api/v1/admin/games/{game_slug}/players/{player_id}", "delete",
+                      banned)  # fmt: skip
+    work()
+    answers += [client.get(queued["status_url"]), client.get(doomed["status_url"])]
+    assert [a.get_json()["status"] for a in answers] == ["queued", "accepted", "rejected"]
+    for answer in answers:
+        assert_documented(document, path, "get", answer)
+    assert {"reason", "code"} <= set(answers[2].get_json())
