@@ -76,7 +76,7 @@ def run_checks(
     """Every check, in order; ``connect`` makes a Redis client from a URL."""
     try:
         config = config_for(config_name)
-    except RuntimeError as exc:
+    except (RuntimeError, ValueError) as exc:  # an unknown name, a setting that is not a number
         return [Check(FAIL, "config", str(exc))]
     results = [_config_check(config, config_name), *check_secrets(config)]
     results.append(check_log_format(config.LOG_FORMAT))

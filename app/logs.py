@@ -192,7 +192,7 @@ def environment_log_format() -> str:
     """``LOG_FORMAT`` of the configuration the environment chooses (JSON if that is unknown)."""
     try:
         return config_for().LOG_FORMAT
-    except RuntimeError:
+    except (RuntimeError, ValueError):
         return "json"
 
 

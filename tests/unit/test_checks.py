@@ -112,6 +112,12 @@ def test_an_unknown_config_name_stops_the_checks(env, servers):
     assert servers.asked == []
 
 
+def test_a_setting_the_config_cannot_read_stops_the_checks(env, servers):
+    env.setenv("HISCORE_PRUNE_EVERY", "hourly")
+    (result,) = run_checks(connect=servers.connect)
+    assert result.failed and result.name == "config" and "'hourly'" in result.message
+
+
 def test_development_is_a_warning_not_a_failure(env, servers):
     env.setenv("HISCORE_CONFIG", "development")
     named = by_name(run_checks(connect=servers.connect))
