@@ -125,7 +125,7 @@ def model(game, entries) -> dict:
 
 
 GAMES = pytest.mark.parametrize("game", list(REGISTRY), ids=lambda game: game.slug)
-FAST = settings(max_examples=100, deadline=None)
+FAST = settings(max_examples=60, deadline=None)
 
 
 @GAMES
