@@ -1,0 +1,221 @@
+"""Ingest and latency: submissions accepted end to end at saturation, against a bare ``LPUSH``
+per request; and submit→202 and submit→visible at a fixed open-loop rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import redis
+import redis.asyncio
+
+from app import keys
+from app.windows import ALLTIME_PERIOD
+from bench.load import Sent, open_loop, percentile, post_json, run_wrk
+from bench.processes import Stack, http_get, wait_until
+
+GAME = "guess"
+VARIANT = "100"
+WARMUP_VARIANT = "25"  # warm-ups land on another board, so the measured one starts empty
+SCORES_PATH = f"/api/v1/games/{GAME}/scores"
+
+
+def board_rows(client: redis.Redis, game: str, variant: str) -> int:
+    """Rows of a variant's all-time board (one per player)."""
+    return client.zcard(keys.ranking_key(game, variant, "alltime", ALLTIME_PERIOD))
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value * 1000, 2)
+
+
+def cpu_ms_per(before: dict[str, float], after: dict[str, float], count: int) -> dict[str, float]:
+    """CPU milliseconds each process used per item, between two :meth:`Stack.cpu_seconds`."""
+    if not count:
+        return {}
+    return {name: round((after[name] - before.get(name, 0)) * 1000 / count, 3) for name in after}
+
+
+def ingest_baseline(stack: Stack, seconds: float, warmup: float, connections: int) -> dict:
+    """202s per second of the bare-LPUSH app at saturation."""
+    url = stack.baseline_url + SCORES_PATH
+    run_wrk(url, warmup, connections, "submit.lua", [WARMUP_VARIANT], work_dir=stack.run_dir)
+    cpu = stack.cpu_seconds()
+    run = run_wrk(url, seconds, connections, "submit.lua", [VARIANT], work_dir=stack.run_dir)
+    return {
+        "cpu_ms_per_submission": cpu_ms_per(cpu, stack.cpu_seconds(), run.ok),
+        "rate_202": run.ok / run.seconds,
+        "accepted": run.ok,
+        "seconds": run.seconds,
+        "errors": run.errors + run.bad_status,
+        "connections": connections,
+        "p50_ms": run.p50_ms,
+        "p99_ms": run.p99_ms,
+    }
+
+
+def _wait_visible(client: redis.Redis, expected: int, stall_s: float = 30) -> tuple[float, int]:
+    """Poll the board until it has ``expected`` rows; give up when it stops growing."""
+    last, last_change = -1, time.monotonic()
+    while True:
+        rows = board_rows(client, GAME, VARIANT)
+        now = time.monotonic()
+        if rows >= expected:
+            return now, rows
+        if rows != last:
+            last, last_change = rows, now
+        elif now - last_change > stall_s:
+            return now, rows
+        time.sleep(0.01)
+
+
+def ingest_hiscore(
+    stack: Stack, client: redis.Redis, seconds: float, warmup: float, connections: int
+) -> dict:
+    """202s per second at saturation, and submissions accepted and applied per second from the
+    first request to the last one visible on the board."""
+    url = stack.web_url + SCORES_PATH
+    warm = run_wrk(url, warmup, connections, "submit.lua", [WARMUP_VARIANT], work_dir=stack.run_dir)
+    wait_until(
+        lambda: board_rows(client, GAME, WARMUP_VARIANT) >= warm.ok, 120, "the warm-up to apply"
+    )
+    verdicts_before = client.hgetall(keys.VERDICT_COUNTS)
+    cpu = stack.cpu_seconds()
+    started = time.monotonic()
+    run = run_wrk(url, seconds, connections, "submit.lua", [VARIANT], work_dir=stack.run_dir)
+    stopped = time.monotonic()
+    rows_at_stop = board_rows(client, GAME, VARIANT)
+    visible_at, rows = _wait_visible(client, run.ok)
+    cpu_used = cpu_ms_per(cpu, stack.cpu_seconds(), rows)
+    verdicts = client.hgetall(keys.VERDICT_COUNTS)
+    rejected = {
+        name: int(count) - int(verdicts_before.get(name, 0))
+        for name, count in verdicts.items()
+        if name.startswith("rejected") and int(count) != int(verdicts_before.get(name, 0))
+    }
+    status, page = http_get(f"{stack.web_url}/api/v1/games/{GAME}/boards/{VARIANT}?limit=1")
+    return {
+        "cpu_ms_per_submission": cpu_used,
+        "rate_202": run.ok / run.seconds,
+        "accepted": run.ok,
+        "seconds": run.seconds,
+        "errors": run.errors + run.bad_status,
+        "connections": connections,
+        "p50_ms": run.p50_ms,
+        "p99_ms": run.p99_ms,
+        "rate_end_to_end": min(rows, run.ok) / (visible_at - started),
+        "window_s": visible_at - started,
+        "drain_after_stop_s": visible_at - stopped,
+        "backlog_at_stop": max(0, run.ok - rows_at_stop),
+        "rows": rows,
+        "missing": max(0, run.ok - rows),
+        "board_total_api": page.get("total") if status == 200 and page else None,
+        "rejected_by_worker": rejected,
+    }
+
+
+async def _open_loop_with_verdicts(
+    stack: Stack, rate: float, seconds: float, connections: int, tag: str
+) -> tuple[list[Sent], dict[str, float]]:
+    """Run the open loop while listening on the verdict channel; return the requests and the
+    moment each submission's verdict was announced (after its boards were updated)."""
+    listener_client = redis.asyncio.Redis.from_url(stack.redis_url, decode_responses=True)
+    pubsub = listener_client.pubsub()
+    await pubsub.subscribe(keys.VERDICT_CHANNEL)
+    seen: dict[str, float] = {}
+
+    async def listen() -> None:
+        while True:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            if message:
+                now = time.monotonic()
+                for sid in str(message["data"]).split():
+                    seen.setdefault(sid, now)
+
+    listener = asyncio.create_task(listen())
+    host, port = "127.0.0.1", stack.web_port
+
+    def make(i: int) -> tuple[str, bytes]:
+        sid = f"lat-{tag}-{i:08d}"
+        body = {
+            "name": f"Latency {i}",
+            "score": 1 + i % 100,
+            "variant": VARIANT,
+            "duration_ms": 60_000,
+            "submission_id": sid,
+        }
+        return sid, post_json(host, port, SCORES_PATH, body)
+
+    try:
+        sent = await open_loop(host, port, make, rate, seconds, connections)
+        expected = {job.key for job in sent if job.status == 202}
+        deadline = time.monotonic() + 60
+        while not expected <= seen.keys() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+    finally:
+        listener.cancel()
+        await pubsub.aclose()
+        await listener_client.aclose()
+    return sent, seen
+
+
+def _records(client: redis.Redis, sids: list[str]) -> list[dict[str, Any] | None]:
+    pipe = client.pipeline(transaction=False)
+    for sid in sids:
+        pipe.get(keys.submission_key(sid))
+    return [json.loads(raw) if raw else None for raw in pipe.execute()]
+
+
+def record_bytes(client: redis.Redis, sids: list[str], sample: int = 1000) -> float | None:
+    """Mean ``MEMORY USAGE`` of the status records of (up to ``sample`` of) ``sids``."""
+    pipe = client.pipeline(transaction=False)
+    for sid in sids[:sample]:
+        pipe.memory_usage(keys.submission_key(sid), samples=0)
+    sizes = [size for size in pipe.execute() if size]
+    return sum(sizes) / len(sizes) if sizes else None
+
+
+def latency(stack: Stack, client: redis.Redis, rate: float, seconds: float, connections: int):
+    """Submit→202 and submit→visible at a fixed rate; also the service's own settle time.
+
+    Visible: the worker announces a verdict on the verdict channel after the entry is on its
+    boards; the bench listens there. The records' ``settled_at - achieved_at`` (the service's
+    own view, from receipt to the start of the batch that settled it) is reported beside it
+    when the records carry ``settled_at``.
+    """
+    tag = str(int(time.time()))
+    sent, seen = asyncio.run(_open_loop_with_verdicts(stack, rate, seconds, connections, tag))
+    accepted = [job for job in sent if job.status == 202]
+    to_202 = [job.answered - job.due for job in accepted if job.answered is not None]
+    to_visible = [seen[job.key] - job.due for job in accepted if job.key in seen]
+    records = _records(client, [job.key for job in accepted])
+    settled = [
+        (r["settled_at"] - r["achieved_at"]) / 1000
+        for r in records
+        if r and "settled_at" in r and "achieved_at" in r
+    ]
+    statuses: dict[str, int] = {}
+    for r in records:
+        status = r["status"] if r else "missing"
+        statuses[status] = statuses.get(status, 0) + 1
+    return {
+        "rate": rate,
+        "seconds": seconds,
+        "connections": connections,
+        "sent": len(sent),
+        "answered_202": len(accepted),
+        "other_answers": len(sent) - len(accepted),
+        "not_seen_visible": len(accepted) - len(to_visible),
+        "statuses": statuses,
+        "submit_202_p50_ms": _ms(percentile(to_202, 50)),
+        "submit_202_p99_ms": _ms(percentile(to_202, 99)),
+        "submit_visible_p50_ms": _ms(percentile(to_visible, 50)),
+        "submit_visible_p99_ms": _ms(percentile(to_visible, 99)),
+        "settled_p50_ms": _ms(percentile(settled, 50)),
+        "settled_p99_ms": _ms(percentile(settled, 99)),
+        "settled_at_in_records": bool(settled),
+        "record_bytes": record_bytes(client, [job.key for job in accepted]),
+    }

@@ -1,0 +1,202 @@
+"""Load generators, outside the web processes: ``wrk`` for closed-loop saturation runs, and a
+small open-loop client (asyncio streams, raw HTTP/1.1 keep-alive) for a fixed request rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+WRK_SCRIPTS = Path(__file__).resolve().parent / "wrk"
+
+
+def ensure_wrk() -> str:
+    """The ``wrk`` binary; as root on Debian, install the ``wrk`` package when it is missing."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        print("installing Debian's wrk for the benchmarks", flush=True)
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True, env=env)
+        found = shutil.which("wrk")
+    if not found:
+        raise RuntimeError("the benchmarks need wrk: sudo apt-get install wrk")
+    return found
+
+
+def percentile(values: Sequence[float], pct: float) -> float | None:
+    """The nearest-rank percentile of ``values`` (None if empty)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    index = max(0, min(len(ordered) - 1, math.ceil(pct / 100 * len(ordered)) - 1))
+    return ordered[index]
+
+
+@dataclass(frozen=True)
+class WrkRun:
+    """The outcome of one wrk run."""
+
+    requests: int  # completed responses
+    seconds: float
+    errors: int  # socket errors (connect, read, write, timeout)
+    bad_status: int  # responses with a status of 400 or more
+    p50_ms: float
+    p99_ms: float
+    connections: int
+
+    @property
+    def rate(self) -> float:
+        """Completed responses per second."""
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def ok(self) -> int:
+        """Responses with a status below 400."""
+        return self.requests - self.bad_status
+
+
+def run_wrk(
+    url: str,
+    seconds: float,
+    connections: int,
+    script: str | None = None,
+    script_args: Sequence[str] = (),
+    threads: int = 2,
+    timeout_s: int = 10,
+    work_dir: Path | None = None,
+) -> WrkRun:
+    """Run wrk against ``url`` for ``seconds`` with ``connections`` open connections."""
+    work_dir = work_dir or Path("/tmp")
+    text = (WRK_SCRIPTS / script).read_text() if script else ""
+    combined = work_dir / f"wrk-{script or 'get'}"
+    combined.write_text(text + "\n" + (WRK_SCRIPTS / "report.lua").read_text())
+    args = [
+        ensure_wrk(),
+        f"--threads={min(threads, connections)}",
+        f"--connections={connections}",
+        f"--duration={max(1, round(seconds))}s",
+        f"--timeout={timeout_s}s",
+        "--latency",
+        f"--script={combined}",
+        url,
+    ]
+    if script_args:
+        args += ["--", *script_args]
+    out = subprocess.run(args, capture_output=True, text=True, check=False)
+    line = next((x for x in out.stdout.splitlines() if x.startswith("BENCH-RESULT ")), None)
+    if out.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({out.returncode}): {out.stdout[-2000:]}{out.stderr}")
+    data = json.loads(line.removeprefix("BENCH-RESULT "))
+    return WrkRun(
+        requests=data["requests"],
+        seconds=data["duration_us"] / 1e6,
+        errors=data["connect"] + data["read"] + data["write"] + data["timeout"],
+        bad_status=data["status"],
+        p50_ms=data["p50_us"] / 1000,
+        p99_ms=data["p99_us"] / 1000,
+        connections=connections,
+    )
+
+
+@dataclass
+class Sent:
+    """One request of an open-loop run, timed from when it was due (monotonic seconds)."""
+
+    key: str
+    due: float
+    raw: bytes
+    answered: float | None = None
+    status: int | None = None
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    length, close = 0, False
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        name = name.strip().lower()
+        if name == "content-length":
+            length = int(value)
+        elif name == "connection" and value.strip().lower() == "close":
+            close = True
+    await reader.readexactly(length)
+    return status, close
+
+
+async def _connection(host: str, port: int, queue: asyncio.Queue[Sent | None]) -> None:
+    reader = writer = None
+    while (job := await queue.get()) is not None:
+        for attempt in (1, 2):  # a keep-alive connection the server closed: once more, anew
+            try:
+                if writer is None:
+                    reader, writer = await asyncio.open_connection(host, port)
+                writer.write(job.raw)
+                job.status, close = await _read_response(reader)
+                job.answered = time.monotonic()
+                if close:
+                    writer.close()
+                    writer = None
+                break
+            except (OSError, asyncio.IncompleteReadError):
+                if writer is not None:
+                    writer.close()
+                writer = None
+                if attempt == 2:
+                    job.status = 0
+    if writer is not None:
+        writer.close()
+
+
+async def open_loop(
+    host: str,
+    port: int,
+    make_request: Callable[[int], tuple[str, bytes]],
+    rate: float,
+    seconds: float,
+    connections: int,
+) -> list[Sent]:
+    """Send ``rate`` requests a second for ``seconds``, whatever the answers' pace (open loop).
+
+    ``make_request(i)`` returns a key for the request and its raw HTTP/1.1 bytes. Each request
+    is timed from the moment it was due, so queueing in front of a slow server counts.
+    """
+    queue: asyncio.Queue[Sent | None] = asyncio.Queue()
+    workers = [asyncio.create_task(_connection(host, port, queue)) for _ in range(connections)]
+    sent: list[Sent] = []
+    start = time.monotonic()
+    for i in range(int(rate * seconds)):
+        due = start + i / rate
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        key, raw = make_request(i)
+        job = Sent(key, due, raw)
+        sent.append(job)
+        queue.put_nowait(job)
+    for _ in workers:
+        queue.put_nowait(None)
+    await asyncio.gather(*workers)
+    return sent
+
+
+def post_json(host: str, port: int, path: str, body: dict) -> bytes:
+    """The raw bytes of a keep-alive HTTP/1.1 POST of ``body`` as JSON."""
+    data = json.dumps(body, separators=(",", ":")).encode()
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+    )
+    return head.encode() + data

@@ -1,0 +1,91 @@
+"""Rebuild and memory: the project's rebuild of a large board from its log against a bare
+pipelined ``ZADD`` + ``RENAME`` of the same pairs, and Redis bytes per board entry.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Sequence
+
+import redis
+
+from app import keys
+from app.clock import now_ms
+from app.games import Game
+from app.rebuild import readable_boards, rebuild_family
+
+
+def time_rebuild(client: redis.Redis, game: Game, variant: str) -> tuple[float, int]:
+    """Seconds to rebuild every readable board of a variant from its log, and entries read."""
+    started = time.perf_counter()
+    read = rebuild_family(client, game, variant, now_ms())
+    return time.perf_counter() - started, read
+
+
+def time_bare_zadd(
+    client: redis.Redis, pairs: Sequence[tuple[float, str]], dest: str, batch: int = 10_000
+) -> float:
+    """Seconds to ``ZADD`` each (score, member) into a new key, ``batch`` commands per
+    pipeline, then ``RENAME`` it to ``dest`` (replacing ``dest`` if it exists): the floor any
+    rebuild is measured against."""
+    building = f"{dest}:building"
+    client.delete(building)
+    started = time.perf_counter()
+    pipe = client.pipeline(transaction=False)
+    for i, (score, member) in enumerate(pairs, 1):
+        pipe.zadd(building, {member: score})
+        if i % batch == 0:
+            pipe.execute()
+    pipe.execute()
+    client.rename(building, dest)
+    return time.perf_counter() - started
+
+
+def used_memory(client: redis.Redis) -> int:
+    """``used_memory`` of ``INFO memory``."""
+    return int(client.info("memory")["used_memory"])
+
+
+def _key_kinds(game: Game, variant: str) -> dict[str, str]:
+    kinds = {
+        keys.log_key(game.slug, variant): "log (stream)",
+        keys.applied_key(game.slug, variant): "applied (hash)",
+    }
+    for board in readable_boards(game, variant, now_ms()):
+        kinds[board.ranking_key] = f"{board.window} ranking (zset)"
+        kinds[board.rows_key] = f"{board.window} rows (hash)"
+    return kinds
+
+
+def family_memory(client: redis.Redis, game: Game, variant: str, entries: int) -> dict:
+    """``MEMORY USAGE`` of every key of a board family, per kind of key and per entry."""
+    prefix = os.path.commonprefix(
+        [keys.log_key(game.slug, variant), keys.applied_key(game.slug, variant)]
+    )
+    pattern = re.sub(r"([*?\[\]\\])", r"\\\1", prefix) + "*"
+    found = sorted(client.scan_iter(match=pattern, count=10_000))
+    pipe = client.pipeline(transaction=False)
+    for key in found:
+        pipe.memory_usage(key, samples=0)
+    kinds = _key_kinds(game, variant)
+    by_kind: dict[str, int] = {}
+    for key, size in zip(found, pipe.execute(), strict=True):
+        kind = kinds.get(key, "other")
+        by_kind[kind] = by_kind.get(kind, 0) + (size or 0)
+    total = sum(by_kind.values())
+    return {
+        "entries": entries,
+        "keys": len(found),
+        "bytes": total,
+        "bytes_per_entry": total / entries if entries else None,
+        "per_entry_by_kind": {k: v / entries for k, v in sorted(by_kind.items())}
+        if entries
+        else {},
+    }
+
+
+def key_bytes(client: redis.Redis, key: str) -> int:
+    """``MEMORY USAGE`` of one key, counted in full."""
+    return int(client.memory_usage(key, samples=0) or 0)

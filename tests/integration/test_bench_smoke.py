@@ -1,0 +1,43 @@
+"""The benchmark harness runs end to end on real processes: a quick run, no figure judged."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.processes import ROOT
+
+
+def test_a_quick_benchmark_run_measures_every_figure_without_errors(tmp_path):
+    if shutil.which("wrk") is None and os.geteuid() != 0:
+        pytest.skip("the benchmarks need wrk (apt-get install wrk)")
+    output = tmp_path / "bench.json"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "bench", "--quick", "--output", str(output)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        said, _ = run.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        run.terminate()  # the harness stops every process it started on SIGTERM
+        said, _ = run.communicate(timeout=120)
+        pytest.fail(f"the quick run took over 240 s:\n{said[-3000:]}")
+    assert run.returncode == 0, said[-3000:]
+    report = json.loads(output.read_text())
+    details = report["details"]
+    assert details["warnings"] == []
+    assert details["ingest"]["accepted"] > 0
+    assert details["ingest"]["missing"] == 0
+    assert details["latency"]["answered_202"] == details["latency"]["sent"] > 0
+    assert details["rebuild"]["read"] == report["settings"]["big"]
+    for runs in details["reads"].values():
+        assert all(run["requests"] > 0 for run in runs.values())
+    assert {"figure", "hiscore", "baseline", "ratio"} <= set(said.split())
