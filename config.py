@@ -116,7 +116,7 @@ def celery_settings(broker_url: str, redis_url: str | None = None) -> dict[str, 
         "beat_schedule": beat_schedule(),
         # Exactly one scheduler: a second beat waits on this lock and takes over when the
         # active one stops renewing it.
-        "beat_scheduler": "redbeat.RedBeatScheduler",
+        "beat_scheduler": "app.beat.ResilientRedBeatScheduler",
         # The schedule and its lock live in the data Redis (a plain URL even when the broker
         # is reached through Sentinel, which redbeat cannot parse from a broker URL).
         "redbeat_redis_url": redis_url or broker_url,

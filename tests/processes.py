@@ -130,6 +130,7 @@ class Stack:
         )
         self.workers: dict[str, Process] = {}
         self.web: Process | None = None
+        self.beat: Process | None = None
 
     def start_worker(
         self, name: str = "ingest", queues: str = "ingest", concurrency: int = 2
@@ -172,6 +173,21 @@ class Stack:
     def worker(self) -> Process:
         """The ingestion worker."""
         return self.workers["ingest"]
+
+    def start_beat(self) -> Process:
+        """Celery beat as the Procfile runs it, once it has sent its first task."""
+        beat = Process(
+            "beat",
+            [str(BIN / "celery"), "-A", "celery_worker", "beat", "--loglevel=INFO"],
+            self.env,
+            self.logs,
+        ).start()
+        wait_for(
+            lambda: "Sending due task" in beat.log() or not beat.alive, 60, "beat's first task"
+        )
+        assert beat.alive, beat.log()
+        self.beat = beat
+        return beat
 
     def start_web(self) -> Process:
         web = Process(
