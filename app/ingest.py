@@ -19,6 +19,7 @@ import redis
 from app import intake, keys, submissions
 from app.boards import Applied, Entry, apply_entries
 from app.games import Registry
+from app.logs import log_context
 from app.run_tokens import TokenPolicy
 from app.validation import Rejection, validate_queued
 
@@ -147,7 +148,28 @@ def ingest_submissions(
     for _, record in verdicts:
         record["settled_at"] = now_ms
     submissions.settle(client, verdicts, ttl, now_ms)
+    _log_verdicts(verdicts, payloads)
     return verdicts
+
+
+def _log_verdicts(verdicts: Sequence[tuple[str, dict[str, Any]]], payloads: Sequence[Any]) -> None:
+    """One line per verdict, carrying the submission's id and the request that brought it."""
+    if not log.isEnabledFor(logging.INFO):
+        return
+    requests = {
+        p["submission_id"]: p.get("request_id")
+        for p in payloads
+        if isinstance(p, dict) and isinstance(p.get("submission_id"), str)
+    }
+    for sid, record in verdicts:
+        request_id = requests.get(sid)
+        with log_context(
+            submission_id=sid, request_id=request_id if isinstance(request_id, str) else None
+        ):
+            if record["status"] == submissions.ACCEPTED:
+                log.info("submission accepted: rank %s", record.get("rank"))
+            else:
+                log.info("submission rejected (%s): %s", record.get("code"), record.get("reason"))
 
 
 #: Entries a drain takes from the stream at a time.

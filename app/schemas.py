@@ -76,6 +76,8 @@ class QueuedSubmission(ScoreIn):
     received_at: Annotated[int, Field(ge=0)]
     # The web's digest of what the client sent; kept in the verdict for idempotent retries.
     fingerprint: Annotated[str, StringConstraints(max_length=64)] = ""
+    # The X-Request-ID of the request that brought it, so the worker's log lines carry it.
+    request_id: Annotated[str, StringConstraints(max_length=64)] | None = None
 
 
 class SessionIn(BaseModel):

@@ -12,6 +12,7 @@ from app.api.jsonp import enable_jsonp
 from app.clock import iso_time, now_ms
 from app.errors import Problem, validation_problem
 from app.extensions import get_redis, get_token_policy, get_waiter
+from app.logs import current_request_id
 from app.players import player_key, player_of
 from app.schemas import QueuedSubmission, ScoreIn, SessionIn, WaitQuery
 from app.tasks import request_drain
@@ -146,6 +147,7 @@ def submit_score(game_slug: str) -> tuple[Response, int]:
         submission_id=submission_id,
         received_at=received_at,
         fingerprint=fingerprint,
+        request_id=current_request_id(),
     ).model_dump()
     record: dict[str, Any] = {
         "status": submissions.QUEUED,

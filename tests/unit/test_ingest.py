@@ -212,3 +212,35 @@ def test_a_submission_that_breaks_the_worker_is_answered_and_kept_aside(
     (dead,) = redis_client.xrange(keys.DEAD_LETTERS)
     assert json.loads(dead[1]["p"])["submission_id"] == "sub-poison-1"
     assert redis_client.xlen(keys.INGEST_STREAM) == 0
+
+
+def test_the_worker_logs_each_verdict_with_the_request_that_brought_it(client, work):
+    import logging
+
+    from app.logs import JsonLineFormatter
+
+    lines = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            lines.append(json.loads(self.format(record)))
+
+    handler = Keep()
+    handler.setFormatter(JsonLineFormatter())
+    logger = logging.getLogger("app.ingest")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        sent = client.post(
+            "/api/v1/games/guess/scores",
+            json={"name": "Ann", "score": 4, "variant": "10", "duration_ms": 5000},
+            headers={"X-Request-ID": "req-from-the-edge-1"},
+        )
+        work()
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(logging.NOTSET)
+    (line,) = [entry for entry in lines if entry["message"].startswith("submission")]
+    assert line["message"] == "submission accepted: rank 1"
+    assert line["submission_id"] == sent.get_json()["submission_id"]
+    assert line["request_id"] == "req-from-the-edge-1"
