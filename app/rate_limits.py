@@ -78,6 +78,10 @@ def init_rate_limits(app: Flask) -> Limiter:
     limiter = Limiter(
         key_func=get_remote_address, app=app, default_limits=[_setting("RATE_LIMIT_PER_ADDRESS")]
     )
+    if not config["RATELIMIT_ENABLED"]:
+        # Nothing to count: leave the views unwrapped (the wrappers cost even when disabled).
+        app.extensions["hiscore.limiter"] = limiter
+        return limiter
     for endpoint, limits in VIEW_LIMITS.items():
         view = app.view_functions[endpoint]
         for setting, per_player in limits:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 
 from app import intake, run_tokens, submissions
 from app.api.inputs import json_body, parse_body, parse_query, require_game
@@ -52,18 +52,24 @@ def _proven_player(player_id: str | None, player_key: str | None) -> str | None:
     return proven
 
 
+def _key_of(player_id: str) -> str:
+    # Signed once per request: the body and the cookie carry the same key.
+    cached = g.get("player_keys") or {}
+    if player_id not in cached:
+        cached[player_id] = player_key(current_app.config["SECRET_KEY"], player_id)
+        g.player_keys = cached
+    return cached[player_id]
+
+
 def _player_body(player_id: str) -> dict[str, str]:
-    return {
-        "player_id": player_id,
-        "player_key": player_key(current_app.config["SECRET_KEY"], player_id),
-    }
+    return {"player_id": player_id, "player_key": _key_of(player_id)}
 
 
 def _remember_player(response: Response, player_id: str) -> Response:
     config = current_app.config
     response.set_cookie(
         config["PLAYER_COOKIE"],
-        player_key(config["SECRET_KEY"], player_id),
+        _key_of(player_id),
         max_age=400 * 24 * 3600,
         httponly=True,
         samesite="Lax",
