@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+from celery.exceptions import SoftTimeLimitExceeded
 
 from app import intake, keys, submissions
 from app.boards import Applied, Entry, apply_entries
 from app.games import Registry
 from app.logs import log_context
-from app.run_tokens import TokenPolicy
+from app.run_tokens import TokenPolicy, run_forgotten_at
 from app.validation import Rejection, validate_queued
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,8 @@ def ingest_submissions(
             continue
         try:
             checked = validate_queued(registry, payload, tokens)
+        except SoftTimeLimitExceeded:
+            raise  # the task is out of time, the submission is not at fault
         except Exception:  # a message must never take the worker down
             log.exception("could not validate a queued submission")
             checked = Rejection("invalid", "the submission could not be read")
@@ -115,6 +118,13 @@ def ingest_submissions(
                 log.warning("dropped a queued message without a usable id: %s", checked.detail)
             continue
         sub, game, run = checked
+        if run is not None and tokens is not None and now_ms > run_forgotten_at(run, tokens):
+            # Its single use can no longer be checked: the run's record is gone.
+            detail = "the score waited too long to be checked against its run token"
+            verdicts.append(
+                (sub.submission_id, _rejected(payload, Rejection("token_expired", detail)))
+            )
+            continue
         entries.append(
             Entry(
                 submission_id=sub.submission_id,
@@ -125,7 +135,7 @@ def ingest_submissions(
                 score=sub.score,
                 achieved_at=sub.received_at,
                 run_id=run.run_id if run else None,
-                run_ttl_ms=tokens.max_age_s * 1000 if run and tokens else 0,
+                run_ttl_ms=run_forgotten_at(run, tokens) - now_ms if run and tokens else 0,
             )
         )
         fingerprints.append(sub.fingerprint)
@@ -194,8 +204,8 @@ def _settle_entries(
 ) -> None:
     try:
         ingest_submissions(client, registry, [e.payload for e in entries], clock(), ttl, tokens)
-    except redis.RedisError:
-        raise  # the entries stay pending, and are read again once Redis answers
+    except (redis.RedisError, SoftTimeLimitExceeded):
+        raise  # the entries stay pending, and are read again by the next drain
     except Exception:
         if len(entries) == 1:
             # A bug, not the client, since every client input is judged and never raises:

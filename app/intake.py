@@ -168,7 +168,8 @@ def done(client: redis.Redis, entry_ids: list[str]) -> None:
     """Acknowledge and delete settled entries, so the stream holds only waiting work."""
     if not entry_ids:
         return
-    pipe = client.pipeline(transaction=False)
+    # Both or neither: an entry acknowledged but not deleted would look like waiting work.
+    pipe = client.pipeline(transaction=True)
     pipe.xack(keys.INGEST_STREAM, keys.INGEST_GROUP, *entry_ids)
     pipe.xdel(keys.INGEST_STREAM, *entry_ids)
     pipe.execute()

@@ -43,6 +43,6 @@ def player_of(secret: str, key: str) -> str | None:
     """The player id a key was issued for, or None if the service did not sign it."""
     try:
         player_id = Signer(secret, salt=_SALT).unsign(key).decode()
-    except BadSignature:
+    except (BadSignature, UnicodeError):  # a forgery, or text that is not even a key
         return None
     return player_id if PLAYER_ID.match(player_id) else None

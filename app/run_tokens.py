@@ -99,5 +99,15 @@ def check(
     return run
 
 
+def run_forgotten_at(run: RunToken, policy: TokenPolicy) -> int:
+    """Epoch ms until which a run's use is remembered.
+
+    A score may arrive until the token expires and then wait in the queue; the use is kept for
+    as long again, and a score that waited longer than that is refused rather than risk a
+    second use of its token going unnoticed.
+    """
+    return run.issued_at + 2 * policy.max_age_s * 1000
+
+
 def _rejection(code: str, detail: str) -> TokenProblem:
     return TokenProblem(code, detail)

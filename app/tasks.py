@@ -6,10 +6,10 @@ import logging
 import os
 from typing import Any
 
+import redis
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from flask import current_app
-from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -55,9 +55,12 @@ def request_drain() -> None:
         drain.apply_async(
             retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
         )
-    except BrokerError as exc:
+    except Exception as exc:  # the submission is stored: whatever the broker says, 202 stands
         log.warning("could not schedule a drain of the ingest stream: %s", exc)
-        intake.release_drain(get_redis())
+        try:
+            intake.release_drain(get_redis())
+        except redis.RedisError:
+            pass  # the flag expires on its own
 
 
 def _drain(hostname: str | None) -> int:

@@ -16,6 +16,8 @@ TOKEN = "testing-operator-token"
 
 def play_to_a_win(page: Page, maximum: int) -> int:
     """Binary-search the secret from the page's higher/lower feedback; return the guesses."""
+    # The run starts once the service has issued its token.
+    expect(page.locator("#play")).to_be_visible(timeout=10_000)
     low, high, guesses = 1, maximum, 0
     while page.locator("#play").is_visible():
         guess = (low + high) // 2

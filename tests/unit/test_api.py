@@ -97,6 +97,19 @@ def test_with_the_broker_down_a_stored_score_is_still_accepted(client, redis_cli
     assert sent == [1] and redis_client.exists(keys.DRAIN_FLAG)
 
 
+def test_any_broker_error_leaves_a_stored_score_accepted(client, redis_client, monkeypatch):
+    from kombu.exceptions import ChannelError
+
+    from app import tasks
+
+    def refused(*args, **kwargs):
+        raise ChannelError("READONLY You can't write against a read only replica.")
+
+    monkeypatch.setattr(tasks.drain, "apply_async", refused)
+    assert submit(client, {**GOOD, "submission_id": "stored-twice-no"}).status_code == 202
+    assert redis_client.xlen(keys.INGEST_STREAM) == 1
+
+
 def test_one_drain_is_scheduled_for_many_waiting_submissions(client, redis_client, monkeypatch):
     from app import tasks
 

@@ -111,3 +111,18 @@ def test_with_redis_down_the_limits_answer_503_not_500(limited, fake_server):
     resp = post(client)
     assert resp.status_code == 503
     assert resp.mimetype == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"name": "a", "score": 3, "variant": "10", "player_key": "\\ud800"}',
+        b"[" * 5000 + b"]" * 5000,
+    ],
+    ids=["lone-surrogate-key", "nested-5000-deep"],
+)
+def test_what_the_limits_read_of_a_body_cannot_break_them(limited, body):
+    client = limited().test_client()
+    resp = client.post("/api/v1/games/guess/scores", data=body, content_type="application/json")
+    assert 400 <= resp.status_code < 500
+    assert resp.mimetype == "application/problem+json"

@@ -157,3 +157,21 @@ def test_a_redelivered_submission_may_reuse_its_own_token(redis_client, registry
     other = queued_payload("sub-thief-0001", received_at=NOW, token=_token())
     ((_, stolen),) = ingest_submissions(redis_client, registry, [other], NOW, 60, POLICY)
     assert stolen["code"] == "token_reused"
+
+
+def test_a_score_that_waited_past_its_runs_memory_is_refused(redis_client, registry):
+    message = queued_payload("sub-waited-long", received_at=NOW, token=_token())
+    much_later = NOW + 2 * 7200 * 1000
+    ((_, verdict),) = ingest_submissions(redis_client, registry, [message], much_later, 60, POLICY)
+    assert verdict["code"] == "token_expired" and "waited too long" in verdict["reason"]
+    # Within that time the run's use is remembered: the key outlives the token's own life.
+    ingest_submissions(
+        redis_client,
+        registry,
+        [queued_payload("sub-in-time", received_at=NOW, token=_token())],
+        NOW,
+        60,
+        POLICY,
+    )
+    (key,) = redis_client.keys("*:run:*")
+    assert redis_client.pttl(key) > 7200 * 1000
