@@ -12,6 +12,7 @@ import hashlib
 import json
 import re
 import secrets
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -70,10 +71,14 @@ def settle(
     if not verdicts:
         return
     pipe = client.pipeline(transaction=False)
+    # Counted per batch, not per submission: a few commands whatever the batch's size.
+    counts: Counter[str] = Counter()
+    latencies: Counter[str] = Counter()
+    latency_sum = 0.0
     for submission_id, record in verdicts:
         pipe.set(keys.submission_key(submission_id), json.dumps(record), ex=ttl)
         if record["status"] == REJECTED:
-            pipe.hincrby(keys.VERDICT_COUNTS, f"rejected:{record.get('code', 'unknown')}")
+            counts[f"rejected:{record.get('code', 'unknown')}"] += 1
             pipe.xadd(
                 keys.REJECTED_STREAM,
                 {
@@ -87,10 +92,16 @@ def settle(
                 approximate=True,
             )
         else:
-            pipe.hincrby(keys.VERDICT_COUNTS, "accepted")
+            counts["accepted"] += 1
             latency = max(0, now_ms - record["achieved_at"]) / 1000
-            pipe.hincrby(keys.LATENCY_HISTOGRAM, latency_bucket(latency))
-            pipe.hincrbyfloat(keys.LATENCY_HISTOGRAM, "sum", latency)
+            latencies[latency_bucket(latency)] += 1
+            latency_sum += latency
+    for name, count in counts.items():
+        pipe.hincrby(keys.VERDICT_COUNTS, name, count)
+    for bucket, count in latencies.items():
+        pipe.hincrby(keys.LATENCY_HISTOGRAM, bucket, count)
+    if latencies:
+        pipe.hincrbyfloat(keys.LATENCY_HISTOGRAM, "sum", latency_sum)
     pipe.publish(keys.VERDICT_CHANNEL, " ".join(sid for sid, _ in verdicts))
     pipe.execute()
 

@@ -14,7 +14,7 @@ from app.errors import Problem, validation_problem
 from app.extensions import get_redis, get_token_policy, get_waiter
 from app.logs import current_request_id
 from app.players import player_key, player_of
-from app.schemas import QueuedSubmission, ScoreIn, SessionIn, WaitQuery
+from app.schemas import ScoreIn, SessionIn, WaitQuery
 from app.tasks import request_drain
 from app.validation import Rejection, check_rules, check_run
 
@@ -127,7 +127,8 @@ def submit_score(game_slug: str) -> tuple[Response, int]:
     if errors:
         raise validation_problem("The score breaks the rules of the game.", errors)
     submission_id = _submission_id(body)
-    fingerprint = submissions.fingerprint({**body.model_dump(), "game": game.slug})
+    sent = body.model_dump()
+    fingerprint = submissions.fingerprint({**sent, "game": game.slug})
     claimed = _proven_player(body.player_id, body.player_key)
     player_id = claimed or submissions.new_id()
     received_at = now_ms()
@@ -146,15 +147,16 @@ def submit_score(game_slug: str) -> tuple[Response, int]:
         raise validation_problem(
             f"The run token does not vouch for this score: {run.detail}.", run.errors
         )
-    queued = QueuedSubmission(
-        **body.model_dump(exclude={"player_id", "player_key", "submission_id"}),
-        game=game.slug,
-        player_id=player_id,
-        submission_id=submission_id,
-        received_at=received_at,
-        fingerprint=fingerprint,
-        request_id=current_request_id(),
-    ).model_dump()
+    # The fields of a QueuedSubmission (the worker validates it again from scratch).
+    queued = {
+        **{k: v for k, v in sent.items() if k not in ("player_id", "player_key", "submission_id")},
+        "game": game.slug,
+        "player_id": player_id,
+        "submission_id": submission_id,
+        "received_at": received_at,
+        "fingerprint": fingerprint,
+        "request_id": current_request_id(),
+    }
     record: dict[str, Any] = {
         "status": submissions.QUEUED,
         "fingerprint": fingerprint,
