@@ -100,7 +100,16 @@ def work(app, redis_client, registry) -> Callable[[int], list[Any]]:
         waiting = redis_client.xrange(keys.INGEST_STREAM)
         with app.app_context():
             tokens = get_token_policy()
-        drain(redis_client, registry, "test-worker", lambda: now, 3600, wait_ms=0, tokens=tokens)
+        drain(
+            redis_client,
+            registry,
+            "test-worker",
+            lambda: now,
+            3600,
+            wait_ms=0,
+            tokens=tokens,
+            linger_ms=0,
+        )
         assert redis_client.xlen(keys.INGEST_STREAM) == 0  # every entry settled and removed
         ids = [json.loads(fields["p"])["submission_id"] for _, fields in waiting]
         return [(sid, submissions.read(redis_client, sid)) for sid in ids]

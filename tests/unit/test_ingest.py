@@ -108,7 +108,7 @@ def _enqueue(client, *payloads):
 def _drain(client, registry, consumer="w1:1", **kwargs):
     from app.ingest import drain
 
-    return drain(client, registry, consumer, lambda: NOW, 60, wait_ms=0, **kwargs)
+    return drain(client, registry, consumer, lambda: NOW, 60, wait_ms=0, linger_ms=0, **kwargs)
 
 
 def _status(client, sid):
