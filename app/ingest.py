@@ -260,10 +260,9 @@ def drain(
         if batch:
             _settle_entries(client, registry, batch, clock, ttl, tokens)
             settled += len(batch)
+            # Settling the batch kept the drain flag alive (intake.done).
             if (time.monotonic() - started) * 1000 >= budget_ms or should_stop():
-                intake.hold_drain(client)
                 return Drained(settled, more=True)
-            intake.hold_drain(client)
             if len(batch) < SMALL_BATCH:
                 # A batch costs a few round trips whatever its size: under a steady trickle,
                 # let entries gather a moment rather than settle them one or two at a time.

@@ -165,13 +165,15 @@ def claim_stale(client: redis.Redis, consumer: str, count: int) -> list[Waiting]
 
 
 def done(client: redis.Redis, entry_ids: list[str]) -> None:
-    """Acknowledge and delete settled entries, so the stream holds only waiting work."""
+    """Acknowledge and delete settled entries, so the stream holds only waiting work, and keep
+    the drain flag alive (only a running drain settles entries), in one round trip."""
     if not entry_ids:
         return
     # Both or neither: an entry acknowledged but not deleted would look like waiting work.
     pipe = client.pipeline(transaction=True)
     pipe.xack(keys.INGEST_STREAM, keys.INGEST_GROUP, *entry_ids)
     pipe.xdel(keys.INGEST_STREAM, *entry_ids)
+    pipe.set(keys.DRAIN_FLAG, "1", px=DRAIN_FLAG_MS)
     pipe.execute()
 
 

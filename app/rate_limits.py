@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, g, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -23,6 +23,13 @@ from app.players import player_of
 
 def proven_player() -> str | None:
     """The player the current request proves it is, by the key in its body or its cookie."""
+    # Asked twice a request (is the limit exempt? whose is it?): verify the key once.
+    if "proven_player" not in g:
+        g.proven_player = _proven_player()
+    return g.proven_player
+
+
+def _proven_player() -> str | None:
     secret = current_app.config["SECRET_KEY"]
     try:
         body = request.get_json(silent=True) if request.is_json else None

@@ -14,7 +14,7 @@ import redis.asyncio
 
 from app import keys
 from app.windows import ALLTIME_PERIOD
-from bench.load import Sent, open_loop, percentile, post_json, run_wrk
+from bench.load import Sent, WrkRun, open_loop, percentile, post_json, run_wrk
 from bench.processes import Stack, http_get, wait_until
 
 GAME = "guess"
@@ -47,6 +47,13 @@ def ingest_baseline(stack: Stack, seconds: float, warmup: float, connections: in
     run = run_wrk(url, seconds, connections, "submit.lua", [VARIANT], work_dir=stack.run_dir)
     return {
         "cpu_ms_per_submission": cpu_ms_per(cpu, stack.cpu_seconds(), run.ok),
+        **_saturation(run, connections),
+    }
+
+
+def _saturation(run: WrkRun, connections: int) -> dict:
+    """What a saturating wrk run measured, in the same fields for hiscore and the baseline."""
+    return {
         "rate_202": run.ok / run.seconds,
         "accepted": run.ok,
         "seconds": run.seconds,
@@ -99,13 +106,7 @@ def ingest_hiscore(
     status, page = http_get(f"{stack.web_url}/api/v1/games/{GAME}/boards/{VARIANT}?limit=1")
     return {
         "cpu_ms_per_submission": cpu_used,
-        "rate_202": run.ok / run.seconds,
-        "accepted": run.ok,
-        "seconds": run.seconds,
-        "errors": run.errors + run.bad_status,
-        "connections": connections,
-        "p50_ms": run.p50_ms,
-        "p99_ms": run.p99_ms,
+        **_saturation(run, connections),
         "rate_end_to_end": min(rows, run.ok) / (visible_at - started),
         "window_s": visible_at - started,
         "drain_after_stop_s": visible_at - stopped,

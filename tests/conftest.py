@@ -4,7 +4,6 @@ and (started only when a test asks) real processes for integration and browser t
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from app.games import Registry
 from app.ingest import drain
 from app.players import player_key
 from config import celery_settings
-from tests.processes import BIN, Stack
+from tests.processes import Stack, process_env
 
 
 @pytest.fixture
@@ -133,17 +132,7 @@ def redis_server(tmp_path_factory) -> Iterator[EmbeddedRedis]:
 @pytest.fixture(scope="session")
 def stack(redis_server, logs, tmp_path_factory) -> Iterator[Stack]:
     """A real Celery worker and a real gunicorn (gevent) web in front of ``redis_server``."""
-    env = {
-        **os.environ,
-        "PATH": os.pathsep.join([str(BIN), os.environ.get("PATH", "")]),
-        "HISCORE_CONFIG": "testing",
-        "REDIS_URL": redis_server.url(1),
-        "CELERY_BROKER_URL": redis_server.url(0),
-        "HISCORE_INSTANCE_PATH": str(tmp_path_factory.mktemp("instance")),
-        "PYTHONUNBUFFERED": "1",
-        # The tests send thousands of scores from one address; the limits are tested apart.
-        "HISCORE_RATE_LIMITS_ENABLED": "0",
-    }
+    env = process_env(redis_server, HISCORE_INSTANCE_PATH=str(tmp_path_factory.mktemp("instance")))
     stack = Stack(redis_server, env, logs)
     try:
         stack.start_worker("ingest", "ingest", 2)

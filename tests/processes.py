@@ -28,6 +28,22 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
+def process_env(server: EmbeddedRedis, **settings: str) -> dict[str, str]:
+    """The environment of the processes under test: testing config, data in db 1 and the broker
+    in db 0 of ``server``, this venv's commands first, rate limits off, then ``settings``."""
+    return {
+        **os.environ,
+        "PATH": os.pathsep.join([str(BIN), os.environ.get("PATH", "")]),
+        "HISCORE_CONFIG": "testing",
+        "REDIS_URL": server.url(1),
+        "CELERY_BROKER_URL": server.url(0),
+        "PYTHONUNBUFFERED": "1",
+        # The tests send thousands of scores from one address; the limits are tested apart.
+        "HISCORE_RATE_LIMITS_ENABLED": "0",
+        **settings,
+    }
+
+
 def wait_for(condition: Callable[[], Any], timeout: float, what: str, every: float = 0.05) -> Any:
     """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

@@ -2,30 +2,23 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from app.embedded_redis import EmbeddedRedis
-from tests.processes import BIN, Process, wait_for
+from tests.processes import BIN, Process, process_env, wait_for
 
 pytestmark = pytest.mark.integration
 
 
 def test_beat_takes_its_lock_again_after_a_long_outage(tmp_path):
     server = EmbeddedRedis(tmp_path / "redis").start()
-    env = {
-        **os.environ,
-        "PATH": os.pathsep.join([str(BIN), os.environ.get("PATH", "")]),
-        "HISCORE_CONFIG": "testing",
-        "REDIS_URL": server.url(1),
-        "CELERY_BROKER_URL": server.url(0),
-        "HISCORE_SWEEP_EVERY": "1",
-        "HISCORE_BEAT_LOCK_TIMEOUT": "3",
-        "HISCORE_BEAT_LOOP_SECONDS": "1",
-        "LOG_FORMAT": "text",
-        "PYTHONUNBUFFERED": "1",
-    }
+    env = process_env(
+        server,
+        HISCORE_SWEEP_EVERY="1",
+        HISCORE_BEAT_LOCK_TIMEOUT="3",
+        HISCORE_BEAT_LOOP_SECONDS="1",
+        LOG_FORMAT="text",
+    )
     beat = Process(
         "beat",
         [str(BIN / "celery"), "-A", "celery_worker", "beat", "--loglevel=INFO"],
