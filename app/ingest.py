@@ -21,7 +21,7 @@ from app import intake, keys, submissions
 from app.boards import Applied, Entry, apply_entries
 from app.games import Registry
 from app.logs import log_context
-from app.run_tokens import TokenPolicy, run_forgotten_at
+from app.run_tokens import TokenPolicy, use_ttl_ms
 from app.validation import Rejection, validate_queued
 
 log = logging.getLogger(__name__)
@@ -118,7 +118,8 @@ def ingest_submissions(
                 log.warning("dropped a queued message without a usable id: %s", checked.detail)
             continue
         sub, game, run = checked
-        if run is not None and tokens is not None and now_ms > run_forgotten_at(run, tokens):
+        run_ttl_ms = use_ttl_ms(run, tokens, now_ms) if run and tokens else 0
+        if run_ttl_ms is None:
             # Its single use can no longer be checked: the run's record is gone.
             detail = "the score waited too long to be checked against its run token"
             verdicts.append(
@@ -135,7 +136,7 @@ def ingest_submissions(
                 score=sub.score,
                 achieved_at=sub.received_at,
                 run_id=run.run_id if run else None,
-                run_ttl_ms=run_forgotten_at(run, tokens) - now_ms if run and tokens else 0,
+                run_ttl_ms=run_ttl_ms,
             )
         )
         fingerprints.append(sub.fingerprint)
