@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from celery.exceptions import SoftTimeLimitExceeded
 from redis import exceptions as errors
 
 from app import intake, keys, submissions
@@ -27,6 +26,10 @@ from app.run_tokens import TokenPolicy, use_ttl_ms
 from app.validation import Rejection, validate_queued
 
 log = logging.getLogger(__name__)
+
+#: The exceptions that mean a task is out of time (the task layer names them): they stop a
+#: batch whatever it holds, and are never the fault of a submission.
+OutOfTime = tuple[type[BaseException], ...]
 
 # Errors of a Redis that cannot take a command now but will: out of reach, loading, full, a
 # replica, failing over or resharding, or told to refuse writes. The same entry passes later.
@@ -139,10 +142,12 @@ def ingest_submissions(
     now_ms: int,
     ttl: int,
     tokens: TokenPolicy | None = None,
+    out_of_time: OutOfTime = (),
 ) -> list[tuple[str, dict[str, Any]]]:
     """Validate, apply and settle a batch of queued submissions; return the new verdicts.
 
-    ``tokens`` says how run tokens are checked (None: they are not).
+    ``tokens`` says how run tokens are checked (None: they are not); an exception of
+    ``out_of_time`` is raised as it comes.
 
     Running it twice on the same payloads changes nothing more: a settled submission is only
     announced again, and the boards skip submissions they have applied.
@@ -158,7 +163,7 @@ def ingest_submissions(
             continue
         try:
             checked = validate_queued(registry, payload, tokens)
-        except SoftTimeLimitExceeded:
+        except out_of_time:
             raise  # the task is out of time, the submission is not at fault
         except Exception:  # a message must never take the worker down
             log.exception("could not validate a queued submission")
@@ -258,10 +263,12 @@ def _settle_entries(
     clock: Callable[[], int],
     ttl: int,
     tokens: TokenPolicy | None,
+    out_of_time: OutOfTime,
 ) -> None:
+    payloads = [e.payload for e in entries]
     try:
-        ingest_submissions(client, registry, [e.payload for e in entries], clock(), ttl, tokens)
-    except SoftTimeLimitExceeded:
+        ingest_submissions(client, registry, payloads, clock(), ttl, tokens, out_of_time)
+    except out_of_time:
         raise  # the entries stay pending, and are read again by the next drain
     except Exception as exc:
         if is_transient(exc):
@@ -270,7 +277,7 @@ def _settle_entries(
             _set_aside(client, entries[0], exc, clock, ttl)
             return
         for entry in entries:  # find the one that fails; the others are settled normally
-            _settle_entries(client, registry, [entry], clock, ttl, tokens)
+            _settle_entries(client, registry, [entry], clock, ttl, tokens, out_of_time)
         return
     intake.done(client, [e.entry_id for e in entries])
 
@@ -316,6 +323,7 @@ def drain(
     should_stop: Callable[[], bool] = lambda: False,
     tokens: TokenPolicy | None = None,
     linger_ms: int = 10,
+    out_of_time: OutOfTime = (),
 ) -> Drained:
     """Settle what waits on the ingest stream, batch by batch, for up to ``budget_ms``.
 
@@ -328,8 +336,8 @@ def drain(
     batch it waits ``linger_ms`` for more to gather: a batch costs a few round trips whatever
     its size, and this cut the worker's and Redis's time per entry by two thirds under load.
 
-    A batch that fails for a reason that passes with time (see :func:`is_transient`), or because
-    the task is out of time, stays pending for the next drain; any other failure is tracked
+    A batch that fails for a reason that passes with time (see :func:`is_transient`), or with
+    one of ``out_of_time``, stays pending for the next drain; any other failure is tracked
     down to the entry that raises it, which is answered ``failed`` and kept in the dead letters.
     """
     started = time.monotonic()
@@ -342,7 +350,7 @@ def drain(
     )
     while True:
         if batch:
-            _settle_entries(client, registry, batch, clock, ttl, tokens)
+            _settle_entries(client, registry, batch, clock, ttl, tokens, out_of_time)
             settled += len(batch)
             # Settling the batch kept the drain flag alive (intake.done).
             if (time.monotonic() - started) * 1000 >= budget_ms or should_stop():

@@ -4,9 +4,10 @@ import json
 
 import pytest
 import redis
+from celery.exceptions import SoftTimeLimitExceeded
 from redis import exceptions as errors
 
-from app import ingest, intake, keys, run_tokens
+from app import ingest, intake, keys, run_tokens, tasks
 from app.ingest import ingest_submissions, is_transient
 from app.run_tokens import TokenPolicy
 from tests.cases import queued_payload
@@ -430,3 +431,20 @@ def test_a_failed_entry_is_dead_lettered_when_its_verdict_cannot_be_audited(redi
     (dead,) = redis_client.xrange(keys.DEAD_LETTERS)
     assert json.loads(dead[1]["p"])["submission_id"] == ids[1]
     assert redis_client.xlen(keys.INGEST_STREAM) == 0 and _pending(redis_client) == 0
+
+
+def test_a_drain_out_of_time_leaves_its_batch_waiting_and_blames_no_entry(
+    app, redis_client, monkeypatch
+):
+    def out_of_time(*args, **kwargs):
+        raise SoftTimeLimitExceeded()
+
+    _enqueue(redis_client, payload("sub-slow-0001"), payload("sub-slow-0002", player_id="s" * 22))
+    for step in ("validate_queued", "apply_entries"):
+        with monkeypatch.context() as patch:
+            patch.setattr(ingest, step, out_of_time)
+            with app.app_context(), pytest.raises(SoftTimeLimitExceeded):
+                tasks.drain.run()
+        assert _pending(redis_client) == 2
+        assert redis_client.xlen(keys.DEAD_LETTERS) == 0
+        assert _status(redis_client, "sub-slow-0001")["status"] == "queued"
