@@ -79,7 +79,7 @@ class Entry:
     score: int | float
     achieved_at: int  # epoch ms
     run_id: str | None = None  # the run token's id, used up by this entry
-    run_ttl_ms: int = 0  # how long to remember that use (as long as the token could be valid)
+    run_ttl_ms: int = 0  # how long to remember that use (at least 1 ms reaches Redis)
 
     def boards(self) -> list[Board]:
         """The boards this entry belongs to: all-time and the current daily and weekly."""

@@ -9,22 +9,78 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import redis
-from celery.exceptions import SoftTimeLimitExceeded
+from redis import exceptions as errors
 
 from app import intake, keys, submissions
 from app.boards import Applied, Entry, apply_entries
 from app.games import Registry
 from app.logs import log_context
-from app.run_tokens import TokenPolicy, run_forgotten_at
+from app.run_tokens import TokenPolicy, use_ttl_ms
 from app.validation import Rejection, validate_queued
 
 log = logging.getLogger(__name__)
+
+#: The exceptions that mean a task is out of time (the task layer names them): they stop a
+#: batch whatever it holds, and are never the fault of a submission.
+OutOfTime = tuple[type[BaseException], ...]
+
+# Errors of a Redis that cannot take a command now but will: out of reach, loading, full, a
+# replica, failing over or resharding, or told to refuse writes. The same entry passes later.
+_TRANSIENT_ERRORS = (
+    errors.ConnectionError,  # BusyLoadingError (LOADING) and AuthenticationError too
+    errors.TimeoutError,
+    errors.OutOfMemoryError,
+    errors.ReadOnlyError,
+    errors.NoPermissionError,  # an ACL being changed, not anything in the entry
+    errors.TryAgainError,
+    errors.ClusterDownError,  # MasterDownError too
+    errors.AskError,  # MovedError too
+)
+
+# The same by their codes, for replies redis-py leaves as a plain ResponseError.
+_TRANSIENT_CODES = frozenset(
+    {
+        "OOM",
+        "BUSY",
+        "LOADING",
+        "READONLY",
+        "MISCONF",
+        "NOPERM",
+        "NOREPLICAS",
+        "TRYAGAIN",
+        "MASTERDOWN",
+        "CLUSTERDOWN",
+        "MOVED",
+        "ASK",
+    }
+)
+
+# What stands before a reply's code: redis-py's note of the pipeline command that failed
+# (greedy, so that a player's text in that command cannot pose as the reply), then Redis 6's
+# note of the script line that raised it.
+_AROUND_THE_CODE = re.compile(
+    r"^(?:Command # \d+ \(.*\) of pipeline caused error: )?"
+    r"(?:(?:Error running script \(call to \w+\)|@user_script: ?\d+): )*-?",
+    re.DOTALL,
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a Redis error may pass with time, rather than return whenever the same entry is
+    ingested (a script's WRONGTYPE, say, or a bug's bad argument)."""
+    if isinstance(exc, _TRANSIENT_ERRORS):
+        return True
+    if not isinstance(exc, errors.ResponseError):
+        return False
+    reply = _AROUND_THE_CODE.sub("", str(exc), count=1)
+    return reply.split(" ", 1)[0] in _TRANSIENT_CODES
 
 
 def _rejected(payload: Any, rejection: Rejection) -> dict[str, Any]:
@@ -86,10 +142,12 @@ def ingest_submissions(
     now_ms: int,
     ttl: int,
     tokens: TokenPolicy | None = None,
+    out_of_time: OutOfTime = (),
 ) -> list[tuple[str, dict[str, Any]]]:
     """Validate, apply and settle a batch of queued submissions; return the new verdicts.
 
-    ``tokens`` says how run tokens are checked (None: they are not).
+    ``tokens`` says how run tokens are checked (None: they are not); an exception of
+    ``out_of_time`` is raised as it comes.
 
     Running it twice on the same payloads changes nothing more: a settled submission is only
     announced again, and the boards skip submissions they have applied.
@@ -105,7 +163,7 @@ def ingest_submissions(
             continue
         try:
             checked = validate_queued(registry, payload, tokens)
-        except SoftTimeLimitExceeded:
+        except out_of_time:
             raise  # the task is out of time, the submission is not at fault
         except Exception:  # a message must never take the worker down
             log.exception("could not validate a queued submission")
@@ -118,7 +176,8 @@ def ingest_submissions(
                 log.warning("dropped a queued message without a usable id: %s", checked.detail)
             continue
         sub, game, run = checked
-        if run is not None and tokens is not None and now_ms > run_forgotten_at(run, tokens):
+        run_ttl_ms = use_ttl_ms(run, tokens, now_ms) if run and tokens else 0
+        if run_ttl_ms is None:
             # Its single use can no longer be checked: the run's record is gone.
             detail = "the score waited too long to be checked against its run token"
             verdicts.append(
@@ -135,7 +194,7 @@ def ingest_submissions(
                 score=sub.score,
                 achieved_at=sub.received_at,
                 run_id=run.run_id if run else None,
-                run_ttl_ms=run_forgotten_at(run, tokens) - now_ms if run and tokens else 0,
+                run_ttl_ms=run_ttl_ms,
             )
         )
         fingerprints.append(sub.fingerprint)
@@ -204,27 +263,53 @@ def _settle_entries(
     clock: Callable[[], int],
     ttl: int,
     tokens: TokenPolicy | None,
+    out_of_time: OutOfTime,
 ) -> None:
+    payloads = [e.payload for e in entries]
     try:
-        ingest_submissions(client, registry, [e.payload for e in entries], clock(), ttl, tokens)
-    except (redis.RedisError, SoftTimeLimitExceeded):
+        ingest_submissions(client, registry, payloads, clock(), ttl, tokens, out_of_time)
+    except out_of_time:
         raise  # the entries stay pending, and are read again by the next drain
-    except Exception:
+    except Exception as exc:
+        if is_transient(exc):
+            raise  # likewise: the same entries will pass once Redis can take them
         if len(entries) == 1:
-            # A bug, not the client, since every client input is judged and never raises:
-            # answer the submission and keep it for an operator rather than retry it forever.
-            log.exception("could not ingest a submission; moving it to the dead letters")
-            (entry,) = entries
-            sid = _submission_id(entry.payload)
-            if sid is not None:
-                failure = Rejection("failed", "the service could not process this submission")
-                submissions.settle(client, [(sid, _rejected(entry.payload, failure))], ttl, clock())
-            intake.dead_letter(client, entry, "could not be ingested")
+            _set_aside(client, entries[0], exc, clock, ttl)
             return
         for entry in entries:  # find the one that fails; the others are settled normally
-            _settle_entries(client, registry, [entry], clock, ttl, tokens)
+            _settle_entries(client, registry, [entry], clock, ttl, tokens, out_of_time)
         return
     intake.done(client, [e.entry_id for e in entries])
+
+
+def _set_aside(
+    client: redis.Redis,
+    entry: intake.Waiting,
+    exc: Exception,
+    clock: Callable[[], int],
+    ttl: int,
+) -> None:
+    # A bug, or stored state the scripts cannot work with, not the client, since every client
+    # input is judged and never raises: answer the submission and keep it for an operator
+    # rather than retry it forever. Should recording that fail too, for a reason that would
+    # return, the entry still leaves the stream, with the log line as its last trace.
+    log.error("could not ingest a submission; moving it to the dead letters", exc_info=exc)
+    sid = _submission_id(entry.payload)
+    if sid is not None:
+        failure = Rejection("failed", "the service could not process this submission")
+        try:
+            submissions.settle(client, [(sid, _rejected(entry.payload, failure))], ttl, clock())
+        except redis.RedisError as unstored:
+            if is_transient(unstored):
+                raise
+            log.exception("could not store the verdict of a failed submission")
+    try:
+        intake.dead_letter(client, entry, f"could not be ingested: {type(exc).__name__}: {exc}")
+    except redis.RedisError as unkept:
+        if is_transient(unkept):
+            raise
+        log.exception("could not keep a failed submission; dropped %s", json.dumps(entry.payload))
+        intake.done(client, [entry.entry_id])
 
 
 def drain(
@@ -238,6 +323,7 @@ def drain(
     should_stop: Callable[[], bool] = lambda: False,
     tokens: TokenPolicy | None = None,
     linger_ms: int = 10,
+    out_of_time: OutOfTime = (),
 ) -> Drained:
     """Settle what waits on the ingest stream, batch by batch, for up to ``budget_ms``.
 
@@ -249,16 +335,22 @@ def drain(
     as it does when ``should_stop()`` turns true (the process is shutting down). After a small
     batch it waits ``linger_ms`` for more to gather: a batch costs a few round trips whatever
     its size, and this cut the worker's and Redis's time per entry by two thirds under load.
+
+    A batch that fails for a reason that passes with time (see :func:`is_transient`), or with
+    one of ``out_of_time``, stays pending for the next drain; any other failure is tracked
+    down to the entry that raises it, which is answered ``failed`` and kept in the dead letters.
     """
     started = time.monotonic()
     settled = 0
-    intake.ensure_group(client)
+    # The reads create the consumer group if it is missing (NOGROUP), so a drain sends no
+    # XGROUP CREATE of its own: one round trip less, and one command less that a full Redis
+    # refuses before the batch is even read.
     batch = intake.read_own(client, consumer, DRAIN_BATCH) + intake.claim_stale(
         client, consumer, DRAIN_BATCH
     )
     while True:
         if batch:
-            _settle_entries(client, registry, batch, clock, ttl, tokens)
+            _settle_entries(client, registry, batch, clock, ttl, tokens, out_of_time)
             settled += len(batch)
             # Settling the batch kept the drain flag alive (intake.done).
             if (time.monotonic() - started) * 1000 >= budget_ms or should_stop():

@@ -100,13 +100,24 @@ def check(
 
 
 def run_forgotten_at(run: RunToken, policy: TokenPolicy) -> int:
-    """Epoch ms until which a run's use is remembered.
+    """Epoch ms at which a run's use is forgotten.
 
     A score may arrive until the token expires and then wait in the queue; the use is kept for
-    as long again, and a score that waited longer than that is refused rather than risk a
+    as long again, and a score checked at or after this instant is refused rather than risk a
     second use of its token going unnoticed.
     """
     return run.issued_at + 2 * policy.max_age_s * 1000
+
+
+def use_ttl_ms(run: RunToken, policy: TokenPolicy, now_ms: int) -> int | None:
+    """How long (ms) to remember a use of ``run`` made at ``now_ms``; None once it cannot be.
+
+    From :func:`run_forgotten_at` on, a use would be remembered for no time at all (and Redis
+    refuses a TTL of 0), so its score is refused instead: every use accepted is remembered up
+    to that instant, and any other score with the same token is checked against it or refused.
+    """
+    left = run_forgotten_at(run, policy) - now_ms
+    return left if left >= 1 else None
 
 
 def _rejection(code: str, detail: str) -> TokenProblem:

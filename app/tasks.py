@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 
 _REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
 
+# A task past its soft time limit stops where it is: its entries are not at fault.
+_OUT_OF_TIME = (SoftTimeLimitExceeded,)
+
 # Only an unreachable Redis is retried, and without limit: giving up would lose an accepted
 # entry. Everything a client sent is judged and settled, never retried.
 _RETRY_WHILE_REDIS_IS_DOWN = {
@@ -45,6 +48,7 @@ def ingest(submission: Any) -> None:
         now_ms(),
         current_app.config["SUBMISSION_TTL_SECONDS"],
         get_token_policy(),
+        out_of_time=_OUT_OF_TIME,
     )
 
 
@@ -75,6 +79,7 @@ def _drain(hostname: str | None) -> int:
             current_app.config["SUBMISSION_TTL_SECONDS"],
             should_stop=graceful.stop_requested,
             tokens=get_token_policy(),
+            out_of_time=_OUT_OF_TIME,
         )
     if outcome.more:
         request_drain()

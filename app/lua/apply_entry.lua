@@ -4,7 +4,7 @@
 -- KEYS[4] the run token's key (submission id that used it; unused without a token),
 -- then one (ranking zset, rows hash) pair per window board the entry belongs to.
 -- ARGV: submission id, player id, name, score, sign (1 lower-is-better, -1 higher),
---       achieved ms (13 digits), now ms, run id ('' for none), ms to keep the run's key,
+--       achieved ms (13 digits), now ms, run id ('' for none), ms to keep the run's key (>= 1),
 --       then one expire-at ms per window (0: never).
 -- Returns {-1} for a banned player, {-2} for a run token another submission used, else
 -- {fresh, logged score, logged achieved ms, rank_1, improved_1, rank_2, improved_2, ...} where
@@ -13,7 +13,9 @@
 
 local sid, pid, name, score = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local sign, at, now = tonumber(ARGV[5]), ARGV[6], ARGV[7]
-local run, run_ttl = ARGV[8], ARGV[9]
+-- Redis refuses a PX below 1 ms ("invalid expire time"); the worker never asks for one, and a
+-- caller that did gets the shortest memory rather than a failed entry.
+local run, run_ttl = ARGV[8], math.max(1, tonumber(ARGV[9]) or 0)
 
 if redis.call('SISMEMBER', KEYS[3], pid) == 1 then
   return {-1}

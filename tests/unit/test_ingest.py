@@ -2,14 +2,23 @@
 
 import json
 
-from app import keys
-from app.ingest import ingest_submissions
+import pytest
+import redis
+from celery.exceptions import SoftTimeLimitExceeded
+from redis import exceptions as errors
+
+from app import ingest, intake, keys, run_tokens, tasks
+from app.ingest import ingest_submissions, is_transient
+from app.run_tokens import TokenPolicy
 from tests.cases import queued_payload
 
 NOW = 1_800_000_000_000
 
 
 payload = queued_payload
+
+#: A policy of run tokens, so that each entry has a key of its own in the apply script.
+TOKENS = TokenPolicy("testing-secret", required=True, max_age_s=7200)
 
 
 def test_accepted_verdicts_carry_rank_and_time(redis_client, registry):
@@ -119,7 +128,8 @@ def test_a_drain_settles_everything_waiting_and_leaves_an_empty_stream(redis_cli
     batch = [payload(f"sub-{i:08d}", player_id=f"{i:022d}") for i in range(1200)]
     _enqueue(redis_client, *batch)
     assert redis_client.exists(keys.DRAIN_FLAG)
-    outcome = _drain(redis_client, registry)
+    # A budget no busy machine runs out of: stopping at the budget is the next test's subject.
+    outcome = _drain(redis_client, registry, budget_ms=600_000)
     assert (outcome.settled, outcome.more) == (1200, False)
     assert redis_client.xlen(keys.INGEST_STREAM) == 0
     assert redis_client.zcard(keys.ranking_key("guess", "10", "alltime", "all")) == 1200
@@ -244,3 +254,197 @@ def test_the_worker_logs_each_verdict_with_the_request_that_brought_it(client, w
     assert line["message"] == "submission accepted: rank 1"
     assert line["submission_id"] == sent.get_json()["submission_id"]
     assert line["request_id"] == "req-from-the-edge-1"
+
+
+# Redis errors: those that pass wait for the retry; those the same entry raises again are its own.
+
+# How Redis 6 reports an error raised inside a script, and how redis-py reports an error in a
+# pipeline (as replies of the redis-server the tests run read).
+_IN_SCRIPT = "Error running script (call to f_4d2c0e9a): @user_script:31: "
+_IN_PIPELINE = "Command # 3 (EVALSHA 4d2c0e9a 10 hs:{guess:10}:log) of pipeline caused error: "
+_OOM = "command not allowed when used memory > 'maxmemory'."
+_WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
+
+TRANSIENT = [
+    errors.ConnectionError("Connection closed by server."),
+    errors.TimeoutError("Timeout reading from socket"),
+    errors.BusyLoadingError("Redis is loading the dataset in memory"),
+    errors.ReadOnlyError("You can't write against a read only replica."),
+    errors.OutOfMemoryError(_OOM),
+    errors.TryAgainError("Multiple keys request during rehashing of slot"),
+    errors.ClusterDownError("The cluster is down"),
+    errors.MasterDownError("Link with MASTER is down"),
+    errors.MovedError("3999 127.0.0.1:6381"),
+    errors.AskError("3999 127.0.0.1:6381"),
+    errors.ResponseError("BUSY Redis is busy running a script. You can only call SCRIPT KILL"),
+    errors.ResponseError("NOREPLICAS Not enough good replicas to write."),
+    errors.ResponseError("MISCONF Redis is configured to save RDB snapshots, but can't persist"),
+    errors.ResponseError(f"{_IN_SCRIPT}@user_script: 31: -OOM {_OOM}"),
+    errors.ResponseError(f"{_IN_PIPELINE}{_IN_SCRIPT}@user_script: 31: -OOM {_OOM}"),
+    errors.ResponseError(f"{_IN_SCRIPT}@user_script: 31: -READONLY You can't write to a replica"),
+    # As a client that does not know the code reports it.
+    *(
+        errors.ResponseError(f"{code} the server cannot take this now")
+        for code in ("OOM", "LOADING", "READONLY", "TRYAGAIN", "MASTERDOWN", "CLUSTERDOWN")
+    ),
+    errors.ResponseError("MOVED 3999 127.0.0.1:6381"),
+    errors.ResponseError("ASK 3999 127.0.0.1:6381"),
+]
+
+DETERMINISTIC = [
+    errors.ResponseError(_WRONGTYPE),
+    errors.ResponseError(f"{_IN_SCRIPT}{_WRONGTYPE}"),
+    errors.ResponseError(f"{_IN_PIPELINE}{_IN_SCRIPT}ERR invalid expire time in set"),
+    errors.ResponseError("invalid expire time in set"),
+    errors.ResponseError(f"{_IN_SCRIPT}Script attempted to access nonexistent global variable"),
+    errors.ResponseError("BUSYGROUP Consumer Group name already exists"),
+    errors.DataError("Invalid input of type: 'NoneType'."),
+]
+
+
+def _named(error):
+    return f"{type(error).__name__}: {error}"[:60]
+
+
+@pytest.mark.parametrize("error", TRANSIENT, ids=_named)
+def test_errors_that_pass_with_time_are_transient(error):
+    assert is_transient(error)
+
+
+@pytest.mark.parametrize("error", [*DETERMINISTIC, RuntimeError("a bug")], ids=_named)
+def test_errors_the_same_input_raises_again_are_not_transient(error):
+    assert not is_transient(error)
+
+
+def test_a_players_text_in_a_failed_command_cannot_pass_its_error_off_as_transient(redis_client):
+    redis_client.set("not-a-hash", "x")
+    pipe = redis_client.pipeline(transaction=False)
+    pipe.hset("not-a-hash", "Ann) of pipeline caused error: BUSY", "OOM")
+    with pytest.raises(redis.ResponseError) as caught:
+        pipe.execute()
+    assert "caused error: BUSY" in str(caught.value)  # redis-py repeats the command
+    assert not is_transient(caught.value)
+
+
+def _with_token(sid, player_id, run_id):
+    token = run_tokens.issue(TOKENS.secret, "guess", "10", player_id, run_id, NOW - 60_000)
+    return payload(sid, player_id=player_id, token=token)
+
+
+def _poisoned_batch(client, size, poisoned):
+    """``size`` entries with run tokens, the ``poisoned``-th of which the apply script cannot
+    apply: its run's key holds a hash (as an operator's mistake or an old version might leave)."""
+    batch = [_with_token(f"sub-{i:08d}", f"{i:022d}", f"run-{i:010d}") for i in range(size)]
+    client.hset(keys.run_key("guess", "10", f"run-{poisoned:010d}"), "by", "mistake")
+    _enqueue(client, *batch)
+    return [p["submission_id"] for p in batch]
+
+
+def _pending(client):
+    return intake.backlog(client)["in_progress"]
+
+
+def test_an_entry_the_apply_script_fails_on_is_answered_failed_and_its_neighbours_settle(
+    redis_client, registry
+):
+    ids = _poisoned_batch(redis_client, 7, poisoned=3)
+    assert _drain(redis_client, registry, tokens=TOKENS).settled == 7
+    verdicts = [_status(redis_client, sid) for sid in ids]
+    assert verdicts[3]["code"] == "failed"
+    assert [v["status"] for i, v in enumerate(verdicts) if i != 3] == ["accepted"] * 6
+    assert redis_client.zcard(keys.ranking_key("guess", "10", "alltime", "all")) == 6
+    (dead,) = redis_client.xrange(keys.DEAD_LETTERS)
+    assert json.loads(dead[1]["p"])["submission_id"] == ids[3]
+    assert "WRONGTYPE" in dead[1]["error"]
+    assert redis_client.xlen(keys.INGEST_STREAM) == 0 and _pending(redis_client) == 0
+
+
+def test_a_transient_error_while_looking_for_the_failing_entry_leaves_the_rest_waiting(
+    redis_client, registry, monkeypatch
+):
+    real = ingest.apply_entries
+    redis_back = False
+
+    def flaky(client, entries, now):
+        sids = {e.submission_id for e in entries}
+        if "sub-poison-2" in sids:
+            raise redis.ResponseError("WRONGTYPE Operation against a key holding the wrong kind")
+        if "sub-unlucky-3" in sids and not redis_back:
+            raise redis.ConnectionError("Connection closed by server.")
+        return real(client, entries, now)
+
+    monkeypatch.setattr(ingest, "apply_entries", flaky)
+    names = ["sub-first-01", "sub-poison-2", "sub-unlucky-3", "sub-after-04"]
+    _enqueue(redis_client, *[payload(sid, player_id=f"{i:022d}") for i, sid in enumerate(names)])
+    with pytest.raises(redis.ConnectionError):
+        _drain(redis_client, registry)
+    assert _status(redis_client, "sub-first-01")["status"] == "accepted"
+    assert _status(redis_client, "sub-poison-2")["code"] == "failed"
+    assert [_status(redis_client, sid)["status"] for sid in names[2:]] == ["queued"] * 2
+    assert _pending(redis_client) == 2 and redis_client.xlen(keys.DEAD_LETTERS) == 1
+    redis_back = True
+    assert _drain(redis_client, registry).settled == 2  # the same worker finds its own entries
+    assert [_status(redis_client, sid)["status"] for sid in names[2:]] == ["accepted"] * 2
+    assert redis_client.xlen(keys.DEAD_LETTERS) == 1 and _pending(redis_client) == 0
+
+
+def test_out_of_memory_leaves_the_batch_waiting_and_blames_no_entry(
+    redis_client, registry, monkeypatch
+):
+    real = ingest.apply_entries
+    _enqueue(redis_client, *[payload(f"sub-oom-{i:04d}", player_id=f"{i:022d}") for i in range(3)])
+    for error in [e for e in TRANSIENT if "OOM" in str(e) or _OOM in str(e)]:
+
+        def full(client, entries, now, error=error):
+            raise error
+
+        monkeypatch.setattr(ingest, "apply_entries", full)
+        with pytest.raises(type(error)):
+            _drain(redis_client, registry)
+        assert _pending(redis_client) == 3
+        assert redis_client.xlen(keys.DEAD_LETTERS) == 0
+        assert _status(redis_client, "sub-oom-0001")["status"] == "queued"
+    monkeypatch.setattr(ingest, "apply_entries", real)
+    assert _drain(redis_client, registry).settled == 3
+    assert _status(redis_client, "sub-oom-0001")["status"] == "accepted"
+
+
+def test_an_entry_whose_failure_cannot_be_recorded_still_leaves_the_stream(
+    redis_client, registry, caplog
+):
+    # The audit of rejections and the dead letters hold strings: every write to them fails.
+    redis_client.set(keys.REJECTED_STREAM, "x")
+    redis_client.set(keys.DEAD_LETTERS, "x")
+    ids = _poisoned_batch(redis_client, 3, poisoned=1)
+    assert _drain(redis_client, registry, tokens=TOKENS).settled == 3
+    assert [_status(redis_client, sid)["status"] for sid in (ids[0], ids[2])] == ["accepted"] * 2
+    assert redis_client.xlen(keys.INGEST_STREAM) == 0 and _pending(redis_client) == 0
+    # What is left of it is the log line, for an operator to replay.
+    (line,) = [r for r in caplog.records if "dropped" in r.getMessage()]
+    assert ids[1] in line.getMessage()
+
+
+def test_a_failed_entry_is_dead_lettered_when_its_verdict_cannot_be_audited(redis_client, registry):
+    redis_client.set(keys.REJECTED_STREAM, "x")
+    ids = _poisoned_batch(redis_client, 3, poisoned=1)
+    assert _drain(redis_client, registry, tokens=TOKENS).settled == 3
+    (dead,) = redis_client.xrange(keys.DEAD_LETTERS)
+    assert json.loads(dead[1]["p"])["submission_id"] == ids[1]
+    assert redis_client.xlen(keys.INGEST_STREAM) == 0 and _pending(redis_client) == 0
+
+
+def test_a_drain_out_of_time_leaves_its_batch_waiting_and_blames_no_entry(
+    app, redis_client, monkeypatch
+):
+    def out_of_time(*args, **kwargs):
+        raise SoftTimeLimitExceeded()
+
+    _enqueue(redis_client, payload("sub-slow-0001"), payload("sub-slow-0002", player_id="s" * 22))
+    for step in ("validate_queued", "apply_entries"):
+        with monkeypatch.context() as patch:
+            patch.setattr(ingest, step, out_of_time)
+            with app.app_context(), pytest.raises(SoftTimeLimitExceeded):
+                tasks.drain.run()
+        assert _pending(redis_client) == 2
+        assert redis_client.xlen(keys.DEAD_LETTERS) == 0
+        assert _status(redis_client, "sub-slow-0001")["status"] == "queued"

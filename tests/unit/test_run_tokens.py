@@ -175,3 +175,135 @@ def test_a_score_that_waited_past_its_runs_memory_is_refused(redis_client, regis
     )
     (key,) = redis_client.keys("*:run:*")
     assert redis_client.pttl(key) > 7200 * 1000
+
+
+# The edges of a token's life, to the millisecond.
+
+RUN = "run-0000000001"
+
+
+def _checked(issued_at, received_at=NOW, duration_ms=None):
+    return run_tokens.check(
+        SECRET,
+        _token(issued_at=issued_at),
+        game="guess",
+        variant="10",
+        player_id="p" * 22,
+        received_at=received_at,
+        duration_ms=duration_ms,
+        max_age_s=POLICY.max_age_s,
+    )
+
+
+@pytest.mark.parametrize(
+    "age_ms, expired",
+    [(7200 * 1000 - 1, False), (7200 * 1000, False), (7200 * 1000 + 1, True)],
+    ids=["max-age-less-1ms", "max-age", "max-age-plus-1ms"],
+)
+def test_a_token_is_good_up_to_its_max_age_inclusive(age_ms, expired):
+    checked = _checked(issued_at=NOW - age_ms)
+    if expired:
+        assert checked == run_tokens.TokenProblem(
+            "token_expired", "the run token has expired; start a new run"
+        )
+    else:
+        assert isinstance(checked, run_tokens.RunToken) and checked.issued_at == NOW - age_ms
+
+
+@pytest.mark.parametrize(
+    "issued_before_ms, duration_ms, too_fast",
+    [
+        (10_000, 10_000 + run_tokens.CLOCK_SLACK_MS, False),
+        (10_000, 10_000 + run_tokens.CLOCK_SLACK_MS + 1, True),
+        # Issued by a web process whose clock runs ahead of the one that took the score.
+        (-400, run_tokens.CLOCK_SLACK_MS - 400, False),
+        (-400, run_tokens.CLOCK_SLACK_MS - 400 + 1, True),
+        (-run_tokens.CLOCK_SLACK_MS, 0, False),
+        (-400, None, False),
+    ],
+    ids=[
+        "at-the-slack",
+        "past-the-slack",
+        "issued-after-the-score-within-slack",
+        "issued-after-the-score-past-slack",
+        "issued-a-whole-slack-after-the-score",
+        "issued-after-the-score-no-duration",
+    ],
+)
+def test_a_runs_claimed_play_time_may_exceed_its_tokens_age_by_the_clock_slack(
+    issued_before_ms, duration_ms, too_fast
+):
+    checked = _checked(issued_at=NOW - issued_before_ms, duration_ms=duration_ms)
+    if too_fast:
+        assert isinstance(checked, run_tokens.TokenProblem) and checked.code == "token_too_fast"
+        # A token from the future is never said to be of a negative age.
+        age = max(issued_before_ms, 0)
+        assert checked.detail.endswith(f"but its token is only {age} ms old")
+    else:
+        assert isinstance(checked, run_tokens.RunToken)
+
+
+def _forgotten_at(issued_at):
+    run = run_tokens.RunToken("guess", "10", "p" * 22, RUN, issued_at)
+    return run_tokens.run_forgotten_at(run, POLICY)
+
+
+def _spy_on_applied_entries(monkeypatch):
+    from app import ingest
+
+    seen = []
+    real = ingest.apply_entries
+
+    def spy(client, entries, now_ms):
+        seen.extend(entries)
+        return real(client, entries, now_ms)
+
+    monkeypatch.setattr(ingest, "apply_entries", spy)
+    return seen
+
+
+def test_a_score_checked_1ms_before_its_run_is_forgotten_keeps_the_use_for_that_ms(
+    redis_client, registry, monkeypatch
+):
+    issued_at = NOW - 60_000
+    seen = _spy_on_applied_entries(monkeypatch)
+    message = queued_payload("sub-last-ms-1", received_at=NOW, token=_token(issued_at=issued_at))
+    now = _forgotten_at(issued_at) - 1
+    ((_, verdict),) = ingest_submissions(redis_client, registry, [message], now, 60, POLICY)
+    assert verdict["status"] == "accepted"
+    assert [e.run_ttl_ms for e in seen] == [1]  # the key itself is gone a moment later
+    assert redis_client.xlen(keys.log_key("guess", "10")) == 1
+
+
+@pytest.mark.parametrize("after_ms", [0, 1], ids=["at-forgotten-at", "1ms-after"])
+def test_a_score_checked_once_its_run_may_be_forgotten_is_refused(
+    redis_client, registry, monkeypatch, after_ms
+):
+    # At that instant a use could be remembered for no time at all (a TTL of 0, which Redis
+    # refuses): the single use can no longer be checked.
+    issued_at = NOW - 60_000
+    seen = _spy_on_applied_entries(monkeypatch)
+    message = queued_payload("sub-forgotten-1", received_at=NOW, token=_token(issued_at=issued_at))
+    now = _forgotten_at(issued_at) + after_ms
+    ((_, verdict),) = ingest_submissions(redis_client, registry, [message], now, 60, POLICY)
+    assert verdict["code"] == "token_expired" and "waited too long" in verdict["reason"]
+    assert seen == []  # nothing reached the boards, with no TTL to give
+    assert not redis_client.exists(keys.run_key("guess", "10", RUN))
+    assert redis_client.xlen(keys.log_key("guess", "10")) == 0
+
+
+def test_a_token_issued_after_the_score_arrived_is_remembered_until_its_own_end(
+    redis_client, registry, monkeypatch
+):
+    issued_at = NOW + 400  # the issuing web's clock ran ahead of the receiving one's
+    seen = _spy_on_applied_entries(monkeypatch)
+    message = queued_payload(
+        "sub-from-ahead",
+        received_at=NOW,
+        score=1,
+        duration_ms=run_tokens.CLOCK_SLACK_MS - 400,  # all the slack leaves of its age
+        token=_token(issued_at=issued_at),
+    )
+    ((_, verdict),) = ingest_submissions(redis_client, registry, [message], NOW, 60, POLICY)
+    assert verdict["status"] == "accepted"
+    assert [e.run_ttl_ms for e in seen] == [_forgotten_at(issued_at) - NOW]
