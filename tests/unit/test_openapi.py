@@ -269,8 +269,10 @@ def test_the_jsonp_reads_take_a_callback(app, document):
             jsonp.add(path)
             assert "callback" in names, path
             assert "400" in operation["responses"], path
-            for answer in operation["responses"].values():
-                assert "application/javascript" in answer["content"], path
+            # Errors come as calls of the callback with 200; only a refused callback is not.
+            for status, answer in operation["responses"].items():
+                javascript = "application/javascript" in answer["content"]
+                assert javascript is (status == "200"), (path, status)
         else:
             assert "callback" not in names, path
     assert jsonp == {
@@ -281,6 +283,28 @@ def test_the_jsonp_reads_take_a_callback(app, document):
         "/api/v1/games/{game_slug}/boards/{variant}/players/{player_id}",
         "/api/v1/games/{game_slug}/boards/{variant}/stats",
     }
+
+
+def test_jsonp_reads_and_their_errors_answer_as_documented(app, client, document, fake_server):
+    jsonp = [
+        path
+        for path, method, _ in operations(document)
+        if method == "get" and blueprint_runs(app, endpoint_of(app, path, method), check_callback)
+    ]
+    statuses = set()
+    for values in ({}, {"game_slug": "chess"}, {"variant": "7"}, "redis down"):
+        if values == "redis down":
+            fake_server.connected = False
+            values = {}
+        for path in jsonp:
+            url = path.format(**{**PATH_VALUES, **values})
+            response = client.get(url, query_string={"callback": "cb"})
+            assert_documented(document, path, "get", response)
+            assert response.mimetype == "application/javascript", url
+            plain = client.get(url)
+            assert response.get_data(as_text=True) == f"/**/cb({plain.get_data(as_text=True)});"
+            statuses.add(plain.status_code)
+    assert statuses == {200, 404, 503}
 
 
 @pytest.mark.parametrize(
