@@ -346,7 +346,8 @@ CALLBACK_PARAMETER = {
     "name": "callback",
     "in": "query",
     "required": False,
-    "description": "JSONP: answer as a call of this JavaScript function (application/javascript).",
+    "description": "JSONP: answer as a call of this JavaScript function (application/javascript), "
+    "errors included.",
     "schema": {"type": "string", "maxLength": 64, "pattern": f"^{_IDENT}(\\.{_IDENT})*$"},
 }
 
@@ -354,7 +355,9 @@ CALLBACK_PARAMETER = {
 _JSONP_MEDIA = {
     "schema": {
         "type": "string",
-        "description": "With callback: the same answer as a JavaScript call, /**/cb({...});",
+        "description": "With callback: the same answer as a JavaScript call, /**/cb({...}); an "
+        "error is answered so too, with 200 (a browser runs no script answered with an error "
+        "status) and the Problem, its status inside, as the argument.",
     }
 }
 
@@ -404,9 +407,7 @@ def query_parameters(model: type[Any]) -> list[dict[str, Any]]:
     return parameters
 
 
-def _problems(
-    statuses: Iterable[int], *, jsonp: bool = False, limited: bool = True
-) -> dict[str, Any]:
+def _problems(statuses: Iterable[int], *, limited: bool = True) -> dict[str, Any]:
     """Problem answers of an operation; a rate-limited one (all but the probes) adds 429, and
     503 for when Redis, where the limits count, is down."""
     responses = {}
@@ -415,8 +416,6 @@ def _problems(
             "description": _ERROR_TEXT[status],
             "content": {PROBLEM: {"schema": _ref("Problem")}},
         }
-        if jsonp:
-            response["content"][JAVASCRIPT] = _JSONP_MEDIA
         if status in (429, 503):
             response["headers"] = _RETRY_AFTER
         if status == 401:
@@ -527,7 +526,7 @@ def _operations(registry: Registry) -> dict[str, dict[str, Any]]:
                 "parameters": [submission, *query_parameters(WaitQuery), CALLBACK_PARAMETER],
                 "responses": {
                     "200": _answer("The submission's status.", "Submission", jsonp=True),
-                    **_problems([400, 404], jsonp=True),
+                    **_problems([400, 404]),
                 },
             }
         },
@@ -538,7 +537,7 @@ def _operations(registry: Registry) -> dict[str, dict[str, Any]]:
                 "summary": "The games and their boards",
                 "responses": {
                     "200": _answer("The games.", "GameList", jsonp=True),
-                    **_problems([400], jsonp=True),
+                    **_problems([400]),
                 },
             }
         },
@@ -550,7 +549,7 @@ def _operations(registry: Registry) -> dict[str, dict[str, Any]]:
                 "parameters": [game, CALLBACK_PARAMETER],
                 "responses": {
                     "200": _answer("The game.", "Game", jsonp=True),
-                    **_problems([400, 404], jsonp=True),
+                    **_problems([400, 404]),
                 },
             }
         },
@@ -562,7 +561,7 @@ def _operations(registry: Registry) -> dict[str, dict[str, Any]]:
                 "parameters": [*board_read, *query_parameters(BoardQuery)],
                 "responses": {
                     "200": _answer("A page of the board.", "BoardPage", jsonp=True),
-                    **_problems([400, 404], jsonp=True),
+                    **_problems([400, 404]),
                 },
             }
         },
@@ -575,7 +574,7 @@ def _operations(registry: Registry) -> dict[str, dict[str, Any]]:
                 + query_parameters(StandingQuery),
                 "responses": {
                     "200": _answer("The player's standing.", "Standing", jsonp=True),
-                    **_problems([400, 404], jsonp=True),
+                    **_problems([400, 404]),
                 },
             }
         },
@@ -587,7 +586,7 @@ def _operations(registry: Registry) -> dict[str, dict[str, Any]]:
                 "parameters": [*board_read, *query_parameters(StatsQuery)],
                 "responses": {
                     "200": _answer("The board's stats.", "Stats", jsonp=True),
-                    **_problems([400, 404], jsonp=True),
+                    **_problems([400, 404]),
                 },
             }
         },
@@ -729,7 +728,8 @@ def build_document(registry: Registry) -> dict[str, Any]:
             "description": "Scores are taken at once (202) and ranked by workers; boards are "
             "exact, one row per player, ties ranked by who got there first. Errors are "
             "application/problem+json. The GET reads under /games and /submissions also "
-            "answer JSONP (callback) and send CORS headers for the configured origins.",
+            "answer JSONP (callback), their errors as the problem passed to the callback "
+            "with 200, and send CORS headers for the configured origins.",
         },
         "tags": [
             {"name": "scores", "description": "Start a run, submit a score, follow it."},

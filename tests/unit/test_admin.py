@@ -3,11 +3,14 @@
 import pytest
 
 from app import keys
+from app.boards import Entry, apply_entries
+from app.clock import now_ms
 from tests.cases import GOOD
 from tests.conftest import keyed
 
 TOKEN = "testing-operator-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+DAY = 86_400_000
 
 ENDPOINTS = [
     ("POST", "/api/v1/admin/rebuild"),
@@ -91,6 +94,57 @@ def test_a_second_rebuild_of_the_same_board_gets_409(client, redis_client):
 def test_bad_rebuild_scopes(client, body, status):
     resp = client.post("/api/v1/admin/rebuild", headers=AUTH, json=body)
     assert resp.status_code == status
+
+
+def run_queued_task(app):
+    """Run the operator task the last request put on the maintenance queue, as a worker would:
+    the message's task, with its id and arguments (Celery's memory broker holds it)."""
+    celery = app.extensions["celery"]
+    with celery.connection_for_write() as conn:
+        message = conn.SimpleQueue("maintenance").get(timeout=1)
+    message.ack()
+    args, kwargs, _ = message.payload
+    with app.app_context():
+        celery.tasks[message.headers["task"]].apply(args, kwargs, task_id=message.headers["id"])
+
+
+def test_prune_removes_the_entries_past_retention_and_the_boards_follow(
+    app, client, redis_client, registry
+):
+    guess = registry.get("guess")
+    now = now_ms()
+    old, recent = now - (guess.retention_days + 35) * DAY, now - DAY
+
+    def scored(variant, player, score, at):
+        sid = f"sub-{variant}-{player}-{score}"
+        return Entry(sid, guess, variant, player * 22, player.upper(), score, at)
+
+    stale = [scored("100", "a", 2, old), scored("100", "b", 3, old)]
+    kept = [scored("100", "a", 5, recent), scored("100", "c", 4, recent)]
+    elsewhere = scored("10", "d", 1, old)  # outside the scope asked for
+    apply_entries(redis_client, [*stale, *kept, elsewhere], now)
+
+    queued = client.post(
+        "/api/v1/admin/prune", headers=AUTH, json={"game": "guess", "variant": "100"}
+    )
+    assert queued.status_code == 202
+    run_queued_task(app)
+
+    task = client.get(queued.get_json()["status_url"], headers=AUTH).get_json()
+    assert task["state"] == "done" and task["progress"] == {"done": 4, "total": 4}
+    assert task["result"] == {"families": {"guess/100": 2}, "skipped": []}
+    log = redis_client.xrange(keys.log_key("guess", "100"))
+    assert sorted(f["sid"] for _, f in log) == sorted(e.submission_id for e in kept)
+    assert sorted(redis_client.hkeys(keys.applied_key("guess", "100"))) == sorted(
+        e.submission_id for e in kept
+    )
+    # a's old best (2) went with its entry, their newer 5 stands; b had only an old entry.
+    top = client.get("/api/v1/games/guess/boards/100").get_json()["entries"]
+    assert [(e["player_id"], e["score"]) for e in top] == [("c" * 22, 4), ("a" * 22, 5)]
+    other = client.get("/api/v1/games/guess/boards/10").get_json()["entries"]
+    assert [(e["player_id"], e["score"]) for e in other] == [("d" * 22, 1)]
+    assert redis_client.xlen(keys.log_key("guess", "10")) == 1
+    assert redis_client.get(keys.lock_key("guess", "100")) is None
 
 
 def test_removing_a_player_bans_them_from_every_variant(client, redis_client, work):

@@ -2,6 +2,7 @@
 the models the API validates with, and true of the answers schemathesis cannot provoke."""
 
 import re
+from datetime import datetime
 
 import jsonschema_rs
 import pytest
@@ -10,11 +11,13 @@ import pytest
 # schemathesis, so that this test needs no network.
 from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
 
-from app import create_app
+from app import create_app, run_tokens
 from app.api.admin import Scope
 from app.api.jsonp import _valid, check_callback
 from app.api.openapi import CALLBACK_PARAMETER, build_document, document_of
 from app.auth import check_operator
+from app.extensions import get_token_policy
+from app.run_tokens import RunToken
 from app.schemas import BoardQuery, ScoreIn, SessionIn, StandingQuery, StatsQuery, WaitQuery
 from config import celery_settings
 from tests.conftest import keyed
@@ -266,8 +269,10 @@ def test_the_jsonp_reads_take_a_callback(app, document):
             jsonp.add(path)
             assert "callback" in names, path
             assert "400" in operation["responses"], path
-            for answer in operation["responses"].values():
-                assert "application/javascript" in answer["content"], path
+            # Errors come as calls of the callback with 200; only a refused callback is not.
+            for status, answer in operation["responses"].items():
+                javascript = "application/javascript" in answer["content"]
+                assert javascript is (status == "200"), (path, status)
         else:
             assert "callback" not in names, path
     assert jsonp == {
@@ -278,6 +283,28 @@ def test_the_jsonp_reads_take_a_callback(app, document):
         "/api/v1/games/{game_slug}/boards/{variant}/players/{player_id}",
         "/api/v1/games/{game_slug}/boards/{variant}/stats",
     }
+
+
+def test_jsonp_reads_and_their_errors_answer_as_documented(app, client, document, fake_server):
+    jsonp = [
+        path
+        for path, method, _ in operations(document)
+        if method == "get" and blueprint_runs(app, endpoint_of(app, path, method), check_callback)
+    ]
+    statuses = set()
+    for values in ({}, {"game_slug": "chess"}, {"variant": "7"}, "redis down"):
+        if values == "redis down":
+            fake_server.connected = False
+            values = {}
+        for path in jsonp:
+            url = path.format(**{**PATH_VALUES, **values})
+            response = client.get(url, query_string={"callback": "cb"})
+            assert_documented(document, path, "get", response)
+            assert response.mimetype == "application/javascript", url
+            plain = client.get(url)
+            assert response.get_data(as_text=True) == f"/**/cb({plain.get_data(as_text=True)});"
+            statuses.add(plain.status_code)
+    assert statuses == {200, 404, 503}
 
 
 @pytest.mark.parametrize(
@@ -315,17 +342,41 @@ def test_the_document_is_served_as_json_and_built_once_per_app(app, client, regi
     assert examples["variant"] == {"10", "25", "100", "1000"}
 
 
-def test_a_session_with_a_variant_answers_as_documented(client, document):
+def test_a_session_with_a_variant_answers_as_documented(app, client, document):
     path = "/api/v1/games/{game_slug}/sessions"
     bare = client.post("/api/v1/games/guess/sessions")
     assert_documented(document, path, "post", bare)
     run = client.post("/api/v1/games/guess/sessions", json={"variant": "10", **keyed("p" * 22)})
     assert_documented(document, path, "post", run)
     # Optional in the document: only a run of a variant has a token.
+    of_a_run = {"variant", "token", "token_expires_at"}
     session = document["components"]["schemas"]["Session"]
-    assert {"token", "token_expires_at"} <= set(session["properties"]) - set(session["required"])
-    if "token" in run.get_json():
-        assert "token" not in bare.get_json()
+    assert of_a_run <= set(session["properties"]) - set(session["required"])
+    assert not of_a_run & set(bare.get_json())
+    answer = run.get_json()
+    assert (answer["game"], answer["variant"], answer["player_id"]) == ("guess", "10", "p" * 22)
+    # The token is one the service takes with a score of this run until token_expires_at, and
+    # not a millisecond longer.
+    with app.app_context():
+        policy = get_token_policy()
+    expires_at = round(datetime.fromisoformat(answer["token_expires_at"]).timestamp() * 1000)
+
+    def check_at(received_at):
+        return run_tokens.check(
+            policy.secret,
+            answer["token"],
+            game="guess",
+            variant="10",
+            player_id="p" * 22,
+            received_at=received_at,
+            duration_ms=None,
+            max_age_s=policy.max_age_s,
+        )
+
+    token = check_at(expires_at)
+    assert isinstance(token, RunToken)
+    assert token.issued_at == expires_at - policy.max_age_s * 1000
+    assert check_at(expires_at + 1).code == "token_expired"
 
 
 def test_with_redis_down_every_operation_answers_as_documented(client, document, fake_server):

@@ -1,9 +1,30 @@
 """JSONP, CORS and the pages' server side (the pages themselves are driven in tests/browser)."""
 
+import json
+
 import pytest
+from flask import Response
 
 from app import create_app
+from app.api.jsonp import wrap
+from app.errors import validation_problem
 from config import celery_settings
+from tests.cases import GOOD
+
+CALLBACK = "hiscore.onBoard"
+
+
+def called_with(resp, callback=CALLBACK):
+    """The one argument a JSONP answer passes to ``callback``: it must be a JSON document."""
+    body = resp.get_data(as_text=True)
+    opening, closing = f"/**/{callback}(", ");"
+    assert body.startswith(opening) and body.endswith(closing), body
+    return json.loads(body[len(opening) : -len(closing)])
+
+
+def jsonp(client, url):
+    """GET ``url`` with the callback."""
+    return client.get(url + ("&" if "?" in url else "?") + f"callback={CALLBACK}")
 
 
 @pytest.mark.parametrize("callback", ["cb", "hiscore.onBoard", "$x._y1", "a.b.c"])
@@ -36,9 +57,131 @@ def test_a_hostile_callback_is_refused_and_never_echoed(client, callback):
     resp = client.get("/api/v1/games", query_string={"callback": callback})
     assert resp.status_code == 400
     assert resp.mimetype == "application/problem+json"
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
     assert "callback" in resp.get_json()["errors"]
     if callback:
         assert callback not in resp.get_data(as_text=True)
+
+
+UNRANKED = "/api/v1/games/guess/boards/10/players/" + "p" * 22
+
+#: Reads that end in an error without a callback: (url, status).
+FAILING_READS = [
+    ("/api/v1/games/chess", 404),
+    ("/api/v1/games/guess/boards/7", 404),
+    ("/api/v1/games/guess/boards/7/stats", 404),
+    (UNRANKED, 404),
+    ("/api/v1/submissions/" + "s" * 22, 404),
+    ("/api/v1/submissions/not-an-id!", 404),
+    ("/api/v1/games/guess/nowhere", 404),
+    ("/api/v1/submissions/" + "s" * 22 + "/more", 404),
+    ("/api/v1/games/guess/scores", 405),
+    ("/api/v1/games/guess/boards/10?limit=abc", 400),
+    ("/api/v1/games/guess/boards/10?window=daily&period=2036-W47", 400),
+    ("/api/v1/submissions/" + "s" * 22 + "?wait=99", 400),
+]
+
+
+def assert_problem_called_back(answer, plain, status):
+    """A JSONP request's error: the callback called with the very problem a plain request gets
+    (status inside it), answered 200 so that the browser runs it, never stored by a cache."""
+    assert plain.status_code == status and plain.mimetype == "application/problem+json"
+    assert answer.status_code == 200
+    assert answer.mimetype == "application/javascript"
+    assert answer.headers["X-Content-Type-Options"] == "nosniff"
+    assert answer.headers["Cache-Control"] == "no-store"
+    problem = called_with(answer)
+    assert problem == plain.get_json()
+    assert problem["status"] == status and {"type", "title", "detail"} <= set(problem)
+    for name in ("Retry-After", "Allow"):
+        assert answer.headers.get(name) == plain.headers.get(name)
+
+
+@pytest.mark.parametrize(("url", "status"), FAILING_READS)
+def test_a_jsonp_read_that_fails_calls_back_with_the_problem(client, url, status):
+    assert_problem_called_back(jsonp(client, url), client.get(url), status)
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (validation_problem("Not one of the games.", {"game_slug": ["is wrong"]}), 422),
+        (RuntimeError("a bug"), 500),
+    ],
+)
+def test_a_jsonp_read_whose_view_raises_calls_back_with_the_problem(
+    app, client, monkeypatch, error, status
+):
+    def broken(game_slug):
+        raise error
+
+    monkeypatch.setitem(app.view_functions, "api.boards.show_game", broken)
+    url = "/api/v1/games/guess"
+    assert_problem_called_back(jsonp(client, url), client.get(url), status)
+
+
+def test_a_jsonp_read_with_redis_down_calls_back_with_the_503(client, fake_server):
+    fake_server.connected = False
+    url = "/api/v1/games/guess/boards/10"
+    answer, plain = jsonp(client, url), client.get(url)
+    assert_problem_called_back(answer, plain, 503)
+    assert answer.headers["Retry-After"] == "5"
+
+
+def test_a_jsonp_read_past_the_rate_limit_calls_back_with_the_429(redis_client):
+    app = create_app(
+        "testing",
+        {
+            "REDIS_CLIENT": redis_client,
+            "CELERY": celery_settings("memory://"),
+            "RATE_LIMIT_PER_ADDRESS": "1/minute",
+        },
+    )
+    client = app.test_client()
+    url = "/api/v1/games/guess/boards/10"
+    assert jsonp(client, url).status_code == 200
+    answer, plain = jsonp(client, url), client.get(url)
+    assert_problem_called_back(answer, plain, 429)
+    assert int(answer.headers["Retry-After"]) > 0
+
+
+def test_jsonp_answers_of_successful_reads_are_the_plain_answers_called_back(client, work):
+    queued = client.post("/api/v1/games/guess/scores", json=GOOD).get_json()
+    work()
+    player = queued["player_id"]
+    for url in [
+        "/api/v1/games",
+        "/api/v1/games/guess",
+        "/api/v1/games/guess/boards/10",
+        f"/api/v1/games/guess/boards/10/players/{player}",
+        "/api/v1/games/guess/boards/10/stats",
+        queued["status_url"],
+    ]:
+        plain, answer = client.get(url), jsonp(client, url)
+        assert plain.status_code == answer.status_code == 200, url
+        assert answer.mimetype == "application/javascript", url
+        assert answer.headers["X-Content-Type-Options"] == "nosniff", url
+        assert answer.headers.get("Cache-Control") == plain.headers.get("Cache-Control"), url
+        assert called_with(answer) == plain.get_json(), url
+
+
+@pytest.mark.parametrize(
+    ("url", "status"),
+    [("/api/v1/nowhere", 404), ("/api/v1/admin/status", 401), ("/api/v1/openapi.json", 200)],
+)
+def test_a_callback_outside_the_reads_changes_nothing(client, url, status):
+    answer = jsonp(client, url)
+    assert answer.status_code == status
+    assert answer.mimetype == client.get(url).mimetype
+    assert CALLBACK not in answer.get_data(as_text=True)
+
+
+def test_an_answer_that_is_not_json_is_never_called_back(app):
+    """Only a JSON document ever reaches the callback: anything else keeps its status and type."""
+    with app.test_request_context(f"/api/v1/games?callback={CALLBACK}"):
+        answer = wrap(Response("<h1>Bad Gateway</h1>", status=502, mimetype="text/html"))
+    assert answer.status_code == 502 and answer.mimetype == "text/html"
+    assert answer.get_data(as_text=True) == "<h1>Bad Gateway</h1>"
 
 
 def test_jsonp_is_for_reads_only(client):

@@ -38,14 +38,26 @@ def post(client, body=GOOD, **kwargs):
 
 def test_an_address_past_its_limit_gets_429_and_nothing_is_stored(limited, redis_client):
     client = limited().test_client()
-    assert [post(client).status_code for _ in range(3)] == [202, 202, 202]
+    accepted = [post(client) for _ in range(3)]
+    assert [a.status_code for a in accepted] == [202, 202, 202]
     refused = post(client)
     assert refused.status_code == 429
     assert refused.mimetype == "application/problem+json"
     assert int(refused.headers["Retry-After"]) > 0
     assert refused.get_json()["status"] == 429
     assert redis_client.xlen(keys.INGEST_STREAM) == 3
-    assert all(k.startswith(keys.RATE_LIMIT_PREFIX) for k in redis_client.keys("hs:limits*"))
+    # Besides the three accepted submissions, the only keys are the counters, all under the
+    # prefix: one for the address (the refused request counted too), one for the player the
+    # cookie proved from the second score on.
+    stored = {keys.submission_key(a.get_json()["submission_id"]) for a in accepted}
+    counters = set(redis_client.keys()) - stored - {keys.INGEST_STREAM, keys.DRAIN_FLAG}
+    assert len(counters) == 2
+    assert all(k.startswith(f"{keys.RATE_LIMIT_PREFIX}:") for k in counters)
+    player = accepted[0].get_json()["player_id"]
+    by_address, by_player = sorted(counters, key=lambda k: f"/player:{player}/" in k)
+    assert "/127.0.0.1/api.scores.submit_score/" in by_address
+    assert f"/player:{player}/api.scores.submit_score/" in by_player
+    assert [redis_client.get(by_address), redis_client.get(by_player)] == ["4", "2"]
 
 
 def test_a_forged_forwarded_for_does_not_make_a_new_client(limited):
