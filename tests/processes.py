@@ -23,6 +23,7 @@ from celery import Celery
 
 from app import keys
 from app.embedded_redis import EmbeddedRedis, free_port
+from config import INGEST_QUEUE, MAINTENANCE_QUEUE
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -60,7 +61,12 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, every: flo
 
 
 class Process:
-    """A child process with its output in a log file, stopped (or killed) at the end."""
+    """A child process with its output in a log file, stopped (or killed) at the end.
+
+    The log file may hold the output of earlier processes of the same name, and of earlier
+    tests: :meth:`log` reads from a mark, set when the process starts and again by
+    :meth:`mark_log` (the fixtures mark every log when a test starts).
+    """
 
     def __init__(self, name: str, args: list[str], env: dict[str, str], logs: Path) -> None:
         self.name = name
@@ -68,8 +74,11 @@ class Process:
         self.env = env
         self.log_path = logs / f"{name}.log"
         self.popen: subprocess.Popen[bytes] | None = None
+        self.hostname: str | None = None  # a Celery worker's node name, once it answered
+        self._log_mark = 0
 
     def start(self) -> Process:
+        self.mark_log()
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
         self.popen = subprocess.Popen(
             self.args,
@@ -86,8 +95,17 @@ class Process:
     def alive(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
 
+    def mark_log(self) -> None:
+        """Make :meth:`log` start from what the process writes next."""
+        self._log_mark = self.log_path.stat().st_size if self.log_path.exists() else 0
+
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        """What the process wrote since the mark."""
+        if not self.log_path.exists():
+            return ""
+        with open(self.log_path, "rb") as log:
+            log.seek(self._log_mark)
+            return log.read().decode(errors="replace")
 
     def signal(self, sig: int) -> None:
         if self.alive:
@@ -169,18 +187,15 @@ class Stack:
             self.env,
             self.logs,
         ).start()
-        wait_for(
-            lambda: (
-                any(
-                    host.startswith(f"{name}@")
-                    for reply in self.celery.control.ping(timeout=0.5)
-                    for host in reply
-                )
-                or not worker.alive
-            ),
-            60,
-            f"Celery {name} to answer a ping",
-        )
+
+        def answered() -> bool:
+            for reply in self.celery.control.ping(timeout=0.5):
+                for host in reply:
+                    if host.startswith(f"{name}@"):
+                        worker.hostname = host
+            return worker.hostname is not None or not worker.alive
+
+        wait_for(answered, 60, f"Celery {name} to answer a ping")
         assert worker.alive, worker.log()
         self.workers[name] = worker
         return worker
@@ -221,6 +236,53 @@ class Stack:
         assert web.alive, web.log()
         self.web = web
         return web
+
+    @property
+    def processes(self) -> list[Process]:
+        """Every process of the stack that was started."""
+        return [p for p in (self.web, self.beat, *self.workers.values()) if p is not None]
+
+    def mark_logs(self) -> None:
+        """Start every process's :meth:`Process.log` from what it writes next."""
+        for process in self.processes:
+            process.mark_log()
+
+    def busy_workers(self) -> dict[str, list[Any]]:
+        """The tasks the live workers are running, have reserved or hold for later, by worker."""
+        hosts = [p.hostname for p in self.workers.values() if p.alive and p.hostname]
+        if not hosts:
+            return {}
+        inspect = self.celery.control.inspect(destination=hosts, timeout=2)
+        busy: dict[str, list[Any]] = {}
+        for held in (inspect.active(), inspect.reserved(), inspect.scheduled()):
+            for host in hosts:
+                if held is None or host not in held:
+                    busy.setdefault(host, []).append("no answer")
+                else:
+                    busy.setdefault(host, []).extend(held[host])
+        return {host: tasks for host, tasks in busy.items() if tasks}
+
+    def wait_idle(self, timeout: float = 60) -> None:
+        """Wait until no live worker runs or holds a task (a drain holds stream entries only
+        while its task runs), then empty the broker's queues, so that a test starts with
+        nothing left of the one before."""
+        for _ in range(10):
+            wait_for(lambda: not self.busy_workers(), timeout, "idle workers", every=0.1)
+            self.clear_broker()
+            busy = self.busy_workers()
+            if not busy:  # a message taken just before the queues were emptied shows here
+                return
+        raise AssertionError(f"the workers did not stay idle: {busy}")
+
+    def clear_broker(self) -> None:
+        """Drop every queued message, and those a dead worker took and never acknowledged."""
+        with self.celery.connection_for_write() as conn:
+            channel = conn.default_channel
+            for queue in (INGEST_QUEUE, MAINTENANCE_QUEUE):
+                channel.queue_purge(queue)
+            # Only workers that are gone hold messages when every live one is idle; kombu would
+            # deliver them again once their visibility timeout passed, in the middle of a test.
+            channel.client.delete(channel.unacked_key, channel.unacked_index_key)
 
     def wipe_data(self) -> None:
         """Empty the data Redis but for the workers' heartbeats (the workers keep running)."""

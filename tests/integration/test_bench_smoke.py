@@ -13,6 +13,7 @@ import pytest
 from tests.processes import ROOT
 
 
+@pytest.mark.timeout(480)  # the run itself may take 240 s, and 120 s to stop
 def test_a_quick_benchmark_run_measures_every_figure_without_errors(tmp_path):
     if shutil.which("wrk") is None and os.geteuid() != 0:
         pytest.skip("the benchmarks need wrk (apt-get install wrk)")

@@ -26,7 +26,8 @@ from app import keys
 from app.embedded_redis import EmbeddedRedis
 from tests.processes import Stack, process_env, wait_for
 
-pytestmark = pytest.mark.integration
+# Each strikes, waits for the recovery and checks every submission: longer than most.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 GAME, VARIANT = "guess", "100"
 
@@ -76,6 +77,8 @@ def faulty(faults) -> Iterator[Stack]:
     if not faults.worker.alive:
         faults.start_worker("ingest", "ingest", 2)
     assert faults.beat.alive, faults.beat.log()
+    faults.wait_idle()
+    faults.mark_logs()
     yield faults
     while _PLAYING:  # a failed test leaves no one playing into the next
         _PLAYING.pop().stop()
