@@ -128,6 +128,43 @@ class Process:
         if self.popen is not None:
             self._kill(self._tree())
 
+    def pause(self) -> list[psutil.Process]:
+        """SIGSTOP the process and everything it started; return once all of them are stopped.
+
+        A stopped process runs no further instruction, so what it holds when this returns is
+        what it holds when it is killed (:meth:`kill`) or let go on (:meth:`resume`).
+        """
+        tree = self._tree()
+        for process in tree:
+            try:
+                process.suspend()
+            except psutil.NoSuchProcess:
+                pass
+
+        def stopped() -> bool:
+            for process in tree:
+                try:
+                    if process.status() not in (psutil.STATUS_STOPPED, psutil.STATUS_ZOMBIE):
+                        return False
+                except psutil.NoSuchProcess:
+                    pass
+            return True
+
+        wait_for(stopped, 10, f"{self.name} to stop", every=0.001)
+        return tree
+
+    def resume(self, tree: list[psutil.Process]) -> None:
+        """SIGCONT what :meth:`pause` stopped."""
+        for process in tree:
+            try:
+                process.resume()
+            except psutil.NoSuchProcess:
+                pass
+
+    def pids(self) -> set[int]:
+        """The process and everything it started, by pid."""
+        return {process.pid for process in self._tree()}
+
     def _tree(self) -> list[psutil.Process]:
         try:
             root = psutil.Process(self.popen.pid)
