@@ -258,20 +258,32 @@ class Stack:
         return beat
 
     def start_web(self) -> Process:
+        """The stack's gunicorn, on :attr:`port`."""
+        self.web = self.run_web("web", self.port)
+        return self.web
+
+    def run_web(self, name: str, port: int, **settings: str) -> Process:
+        """A gunicorn (two gevent workers) on ``port``, with the stack's environment and
+        ``settings``, answering /healthz before this returns."""
         web = Process(
-            "web",
+            name,
             # The settings are the deployment's own, from gunicorn.conf.py.
             [str(BIN / "gunicorn"), "app:create_app()"],
-            {**self.env, "HOST": "127.0.0.1", "PORT": str(self.port), "WEB_CONCURRENCY": "2"},
+            {
+                **self.env,
+                "HOST": "127.0.0.1",
+                "PORT": str(port),
+                "WEB_CONCURRENCY": "2",
+                **settings,
+            },
             self.logs,
         ).start()
         wait_for(
-            lambda: not web.alive or requests.get(self.url("/healthz"), timeout=1).ok,
+            lambda: not web.alive or requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok,
             60,
-            "gunicorn to answer /healthz",
+            f"gunicorn {name} to answer /healthz",
         )
         assert web.alive, web.log()
-        self.web = web
         return web
 
     @property
