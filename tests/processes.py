@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -202,6 +203,7 @@ class Stack:
         self.workers: dict[str, Process] = {}
         self.web: Process | None = None
         self.beat: Process | None = None
+        self.metrics_dir: Path | None = None
 
     def start_worker(
         self, name: str = "ingest", queues: str = "ingest", concurrency: int = 2
@@ -259,7 +261,10 @@ class Stack:
 
     def start_web(self) -> Process:
         """The stack's gunicorn, on :attr:`port`."""
-        self.web = self.run_web("web", self.port)
+        # A folder of its own for the web's metric samples, one file per worker process, so
+        # that a test can tell which worker served what.
+        self.metrics_dir = Path(tempfile.mkdtemp(prefix="web-metrics-", dir=self.logs))
+        self.web = self.run_web("web", self.port, PROMETHEUS_MULTIPROC_DIR=str(self.metrics_dir))
         return self.web
 
     def run_web(self, name: str, port: int, **settings: str) -> Process:
