@@ -201,6 +201,7 @@ class Stack:
             config_source={"task_serializer": "json", "accept_content": ["json"]},
         )
         self.workers: dict[str, Process] = {}
+        self._worker_settings: dict[str, tuple[str, int]] = {}
         self.web: Process | None = None
         self.beat: Process | None = None
         self.metrics_dir: Path | None = None
@@ -237,6 +238,7 @@ class Stack:
         wait_for(answered, 60, f"Celery {name} to answer a ping")
         assert worker.alive, worker.log()
         self.workers[name] = worker
+        self._worker_settings[name] = (queues, concurrency)
         return worker
 
     @property
@@ -290,6 +292,28 @@ class Stack:
         )
         assert web.alive, web.log()
         return web
+
+    def stop_redis(self) -> None:
+        """Stop the stack's redis-server, as an outage (gracefully: its AOF keeps every write)."""
+        self.server.stop()
+
+    def start_redis(self) -> None:
+        """Start the redis-server again, on its port and from its files; return once every
+        worker answers again, starting those that exited meanwhile, as a supervisor would."""
+        self.server.start()
+        for name, worker in list(self.workers.items()):
+            wait_for(
+                lambda: not worker.alive or self._answers(worker),  # noqa: B023
+                60,
+                f"Celery {name} to reconnect",
+                every=0.2,
+            )
+            if not worker.alive:
+                self.start_worker(name, *self._worker_settings[name])
+
+    def _answers(self, worker: Process) -> bool:
+        replies = self.celery.control.ping(destination=[worker.hostname], timeout=1)
+        return any(worker.hostname in reply for reply in replies)
 
     @property
     def processes(self) -> list[Process]:
