@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import pytest
 import redis
 import requests
 from celery import Celery
@@ -44,6 +45,19 @@ def process_env(server: EmbeddedRedis, **settings: str) -> dict[str, str]:
         "HISCORE_RATE_LIMITS_ENABLED": "0",
         **settings,
     }
+
+
+def in_ci() -> bool:
+    """Whether this runs in CI (which sets ``CI``, to ``true`` for one)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def without_tool(reason: str) -> BaseException:
+    """What to raise for a tool this machine lacks and cannot install: a skip that says why,
+    or in CI, where a skip would pass for a check never made, a failure."""
+    if in_ci():
+        return pytest.fail.Exception(f"{reason} (CI must have it)", pytrace=False)
+    return pytest.skip.Exception(reason)
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str, every: float = 0.05) -> Any:
