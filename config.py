@@ -154,6 +154,9 @@ class Config:
         self.GAMES_FILE = env.get("HISCORE_GAMES_FILE")
         # How long a submission's status stays readable.
         self.SUBMISSION_TTL_SECONDS = _env_int("HISCORE_SUBMISSION_TTL", 7 * 24 * 3600)
+        # A long-poll re-reads its record this often (s) besides being woken by the verdict's
+        # announcement: the bound on the delay a lost announcement causes.
+        self.LONGPOLL_RECHECK_SECONDS = _env_int("HISCORE_LONGPOLL_RECHECK", 1)
         # Where `manage.py up` starts its own Redis when REDIS_URL is unset.
         self.EMBEDDED_REDIS_PORT = _env_int("HISCORE_REDIS_PORT", 6390)
         # Whether every score must carry a run token from POST /sessions (the page always

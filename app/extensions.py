@@ -23,7 +23,7 @@ def init_extensions(app: Flask) -> None:
     )
     app.extensions["hiscore.redis"] = client
     app.extensions["hiscore.games"] = load_registry(app.config.get("GAMES_FILE"))
-    app.extensions["hiscore.waiter"] = VerdictWaiter(client)
+    app.extensions["hiscore.waiter"] = VerdictWaiter(client, app.config["LONGPOLL_RECHECK_SECONDS"])
 
 
 def get_redis() -> redis.Redis:

@@ -147,11 +147,14 @@ def stack(redis_server, logs, tmp_path_factory) -> Iterator[Stack]:
 
 @pytest.fixture
 def live(stack) -> Iterator[Stack]:
-    """The stack with empty boards, a live worker and web, and no error in their logs after."""
-    stack.wipe_data()
+    """The stack with idle workers, empty queues and boards, and no error in what its
+    processes log during the test."""
     for name, queues, concurrency in (("ingest", "ingest", 2), ("maintenance", "maintenance", 1)):
         if not stack.workers[name].alive:
             stack.start_worker(name, queues, concurrency)
+    stack.wait_idle()
+    stack.wipe_data()
+    stack.mark_logs()
     yield stack
     for process in (stack.web, *stack.workers.values()):
         assert process.alive, process.log()

@@ -5,7 +5,8 @@ with, and an environment file that names every setting.
 The tools come from Debian when they are missing: ``systemd`` is installed with apt-get (as
 root; where it is missing it is not the init, so installing it starts nothing), and nginx is
 unpacked from its package into tests/artifacts/ (installing it would start a web server on
-port 80). A test is skipped, saying why, only when that cannot be done.
+port 80). A test is skipped, saying why, only when that cannot be done, and fails instead in
+CI (``CI`` set), where a skip would pass for a check never made.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import redis
 
 from app.embedded_redis import free_port, redis_server_path
 from config import BEAT_JOBS, Config, celery_settings, maintenance_time_limit
-from tests.processes import ROOT, wait_for
+from tests.processes import ROOT, wait_for, without_tool
 
 DEPLOY = ROOT / "deploy"
 UNITS = sorted((DEPLOY / "systemd").glob("*.service"))
@@ -55,14 +56,16 @@ def systemd_analyze() -> str:
     if found:
         return found
     if not _is_root_with_apt():
-        pytest.skip("systemd-analyze is missing: apt-get install systemd (as root) to run this")
+        raise without_tool(
+            "systemd-analyze is missing: apt-get install systemd (as root) to run this"
+        )
     print("installing Debian's systemd for systemd-analyze")
     installed = _apt("update")
     if installed.returncode == 0:
         installed = _apt("install", "-y", "--no-install-recommends", "systemd")
     found = shutil.which("systemd-analyze")
     if not found:
-        pytest.skip(f"apt-get could not install systemd: {installed.stderr[-500:]}")
+        raise without_tool(f"apt-get could not install systemd: {installed.stderr[-500:]}")
     return found
 
 
@@ -76,7 +79,7 @@ def nginx() -> str:
     if unpacked.exists():
         return str(unpacked)
     if not shutil.which("apt-get") or not shutil.which("dpkg-deb"):
-        pytest.skip("nginx is missing and this is not Debian: install nginx to run this")
+        raise without_tool("nginx is missing and this is not Debian: install nginx to run this")
     TOOLS.mkdir(parents=True, exist_ok=True)
     print("unpacking Debian's nginx into", TOOLS)
     downloaded = _apt("download", "nginx", cwd=TOOLS)
@@ -85,7 +88,7 @@ def nginx() -> str:
         downloaded = _apt("download", "nginx", cwd=TOOLS)
     debs = sorted(TOOLS.glob("nginx_*.deb"))
     if downloaded.returncode != 0 or not debs:
-        pytest.skip(f"apt-get could not download nginx: {downloaded.stderr[-500:]}")
+        raise without_tool(f"apt-get could not download nginx: {downloaded.stderr[-500:]}")
     _run(["dpkg-deb", "-x", str(debs[-1]), str(TOOLS / "nginx")], check=True)
     debs[-1].unlink()
     return str(unpacked)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import pickle
 import signal
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -24,16 +25,23 @@ import requests
 
 from app import keys
 from app.embedded_redis import EmbeddedRedis
-from tests.processes import Stack, process_env, wait_for
+from app.ingest import DRAIN_BATCH
+from tests.processes import Process, Stack, process_env, wait_for
 
-pytestmark = pytest.mark.integration
+# Each strikes, waits for the recovery and checks every submission: longer than most.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 GAME, VARIANT = "guess", "100"
 
-#: How long after a worker is back every accepted submission must be on its board: a dead
+#: How long after a worker is back (or, where the worker stays up, after the fault) every
+#: accepted submission must be on its board, the players' remaining games included: a dead
 #: consumer's entries are claimed after 10 s (app.intake.CLAIM_IDLE_MS) and beat sweeps each
 #: second here (every 5 s by default), so this leaves room for a slow machine.
 RECOVERY_BOUND_S = 60
+
+#: How long a worker may take to exit after SIGTERM, the batch it holds finished: a dyno is
+#: killed 30 s after its SIGTERM (systemd waits longer, TimeoutStopSec in deploy/systemd).
+STOP_BOUND_S = 20
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +84,8 @@ def faulty(faults) -> Iterator[Stack]:
     if not faults.worker.alive:
         faults.start_worker("ingest", "ingest", 2)
     assert faults.beat.alive, faults.beat.log()
+    faults.wait_idle()
+    faults.mark_logs()
     yield faults
     while _PLAYING:  # a failed test leaves no one playing into the next
         _PLAYING.pop().stop()
@@ -180,20 +190,21 @@ def count_settled(stack: Stack, prefix: str, count: int) -> int:
         return 0
 
 
-def each_applied_once(stack: Stack, accepted: set[str]) -> float:
-    """Wait until every accepted submission has its verdict, then check that each is on the
-    log and the board exactly once. Returns the seconds waited."""
-    started = time.monotonic()
+def each_applied_once(stack: Stack, accepted: set[str], since: float) -> float:
+    """Wait until every accepted submission has its verdict, at most :data:`RECOVERY_BOUND_S`
+    from ``since`` (a ``time.monotonic()``: when the worker was back), then check that each is
+    on the log and the board exactly once. Returns the seconds from ``since``."""
     ids = sorted(accepted)
     # Done means every verdict stored and the stream empty: an entry whose worker died after
     # its verdict and before its acknowledgement is claimed and dropped too.
     wait_for(
         lambda: len(settled(stack, ids)) == len(ids) and not backlog(stack),
-        RECOVERY_BOUND_S,
-        "a verdict for every accepted submission, and an empty stream",
+        since + RECOVERY_BOUND_S - time.monotonic(),
+        f"a verdict for every accepted submission, and an empty stream, {RECOVERY_BOUND_S} s"
+        " after the worker was back",
         every=0.25,
     )
-    waited = time.monotonic() - started
+    waited = time.monotonic() - since
     assert set(settled(stack, ids).values()) == {"accepted"}
     logged = Counter(fields["sid"] for _, fields in stack.data.xrange(keys.log_key(GAME, VARIANT)))
     assert set(logged) == accepted
@@ -218,16 +229,50 @@ def in_flight(stack: Stack) -> dict[str, int]:
     return {c["name"]: int(c["pending"]) for c in summary["consumers"] or []}
 
 
-def mid_batch(stack: Stack, besides: dict[str, int] | None = None) -> dict[str, int]:
-    """Wait until a drain holds a batch (to strike then); return what each consumer holds.
+def held_by(stack: Stack, pids: set[int]) -> dict[str, int]:
+    """What the consumers of the processes ``pids`` hold (a consumer is ``<worker>:<pid>``)."""
+    return {c: n for c, n in in_flight(stack).items() if int(c.rsplit(":", 1)[1]) in pids}
 
-    Consumers in ``besides`` (dead ones, whose entries wait to be claimed) are left out.
+
+def held_submissions(stack: Stack, consumer: str) -> set[str]:
+    """The submissions whose stream entries ``consumer`` holds."""
+    pending = stack.data.xpending_range(
+        keys.INGEST_STREAM, keys.INGEST_GROUP, "-", "+", 10 * DRAIN_BATCH, consumername=consumer
+    )
+    sids = set()
+    for entry in pending:
+        for _, fields in stack.data.xrange(keys.INGEST_STREAM, entry["message_id"], count=1):
+            sids.add(json.loads(fields["p"])["submission_id"])
+    return sids
+
+
+def pause_mid_batch(
+    stack: Stack, worker: Process, at_least: int = 1
+) -> tuple[list[psutil.Process], dict[str, int]]:
+    """Stop every process of ``worker`` (SIGSTOP) at a moment when one of its drains holds at
+    least ``at_least`` stream entries; return the stopped processes and what each of the
+    worker's consumers holds.
+
+    Stopped, the worker holds exactly that until it is killed or let go on: a strike then
+    cannot land between two batches.
     """
-
-    def holding() -> dict[str, int]:
-        return {c: n for c, n in in_flight(stack).items() if c not in (besides or {})}
-
-    return wait_for(holding, 60, "a batch in flight", every=0.002)
+    deadline = time.monotonic() + 60
+    while True:
+        pids = worker.pids()
+        wait_for(
+            lambda: max(held_by(stack, pids).values(), default=0) >= at_least,  # noqa: B023
+            deadline - time.monotonic(),
+            f"a drain of {worker.name} holding {at_least} entries",
+            every=0.002,
+        )
+        tree = worker.pause()
+        # A command the worker wrote before it stopped is read by Redis no later than this
+        # PING (in the same turn of its event loop at the latest), so XPENDING sees its effect.
+        stack.data.ping()
+        held = held_by(stack, {p.pid for p in tree})
+        if max(held.values(), default=0) >= at_least:
+            return tree, held
+        worker.resume(tree)  # the batch was settled in between: try again
 
 
 def report(**figures: object) -> None:
@@ -237,24 +282,36 @@ def report(**figures: object) -> None:
 def test_a_worker_killed_mid_stream_loses_and_repeats_nothing(faulty):
     players = Players(faulty, "kill9", 3000).start()
     wait_for(lambda: count_settled(faulty, "kill9", 3000) >= 300, 60, "300 verdicts")
-    held = mid_batch(faulty)
-    faulty.worker.kill()  # kill -9, the pool processes with it
+    first = faulty.worker
+    stopped, held = pause_mid_batch(faulty, first)
+    first.kill()  # kill -9, the pool processes with it
+    dead = held_by(faulty, {p.pid for p in stopped})
+    # The dead worker's entries wait, pending for it, to be claimed.
+    assert dead == held and sum(dead.values()) > 0, dead
+    lost_with_it = set().union(*(held_submissions(faulty, c) for c in dead))
     players.join()  # the web takes scores with no worker at all
     waiting = backlog(faulty)
-    assert waiting > 0
-    # Again while the next worker works through that backlog, 500 entries a batch.
-    faulty.start_worker("ingest", "ingest", 2)
-    held_again = mid_batch(faulty, besides=held)
-    faulty.worker.kill()
+    # Enough that the next worker reads full batches from what no one has read yet.
+    assert waiting - sum(dead.values()) >= DRAIN_BATCH, waiting
+    # Again while the next worker works through that backlog, a full batch read.
+    second = faulty.start_worker("ingest", "ingest", 2)
+    stopped, held_again = pause_mid_batch(faulty, second, at_least=DRAIN_BATCH)
+    second.kill()
+    dead_again = held_by(faulty, {p.pid for p in stopped})
+    assert dead_again == held_again and max(dead_again.values()) == DRAIN_BATCH, dead_again
+    lost_with_it |= set().union(*(held_submissions(faulty, c) for c in dead_again))
+    # One submission an entry, each one a 202 came back for.
+    assert len(lost_with_it) == sum(dead.values()) + sum(dead_again.values())
+    assert lost_with_it <= players.accepted
     restarted = time.monotonic()
     faulty.start_worker("ingest", "ingest", 2)
-    each_applied_once(faulty, players.accepted)
+    waited = each_applied_once(faulty, players.accepted, since=restarted)
     report(
         accepted=len(players.accepted),
-        in_the_killed_batch=sum(held.values()),
+        in_the_killed_batch=sum(dead.values()),
         on_stream_after_the_first_kill=waiting,
-        in_the_batch_of_the_second_kill=sum(held_again.values()),
-        all_settled_s_after_restart=round(time.monotonic() - restarted, 1),
+        in_the_batch_of_the_second_kill=max(dead_again.values()),
+        all_settled_s_after_restart=round(waited, 1),
     )
 
 
@@ -263,43 +320,52 @@ def test_a_pool_process_killed_mid_batch_loses_nothing(faulty):
     wait_for(lambda: count_settled(faulty, "oom", 2000) >= 200, 60, "200 verdicts")
     main = psutil.Process(faulty.worker.popen.pid)
     pool = {p.pid for p in main.children()}
-    held = mid_batch(faulty)
-    consumer, count = next(iter(held.items()))
+    stopped, held = pause_mid_batch(faulty, faulty.worker)
+    consumer = max(held, key=held.get)
     victim = int(consumer.rsplit(":", 1)[1])  # the pool process holding the batch
     assert victim in pool
     killed = time.monotonic()
     psutil.Process(victim).kill()  # what the OOM killer does
+    faulty.worker.resume(stopped)  # the worker's main process and its other pool process
+    # The dead pool process's entries wait, pending for it, to be claimed.
+    assert in_flight(faulty).get(consumer, 0) == held[consumer] > 0
     players.join()
-    waited = each_applied_once(faulty, players.accepted)
+    waited = each_applied_once(faulty, players.accepted, since=killed)
     assert faulty.worker.alive and main.is_running()
     report(
         accepted=len(players.accepted),
-        in_the_killed_batch=count,
-        all_settled_s_after_kill=round(time.monotonic() - killed, 1),
-        waited_after_the_last_202_s=round(waited, 1),
+        in_the_killed_batch=held[consumer],
+        all_settled_s_after_kill=round(waited, 1),
     )
 
 
 def test_a_worker_stopped_mid_batch_finishes_it(faulty):
     players = Players(faulty, "term", 2000).start()
     wait_for(lambda: count_settled(faulty, "term", 2000) >= 200, 60, "200 verdicts")
-    held = mid_batch(faulty)
-    logged_before = len(faulty.worker.log())
+    worker = faulty.worker
+    stopped, held = pause_mid_batch(faulty, worker)
+    batch = set().union(*(held_submissions(faulty, c) for c, n in held.items() if n))
     stopping = time.monotonic()
-    faulty.worker.signal(signal.SIGTERM)  # to the group, as honcho or a dyno does
-    faulty.worker.popen.wait(60)
+    worker.signal(signal.SIGTERM)  # to the group, as honcho or a dyno does; pending while stopped
+    worker.resume(stopped)
+    try:
+        worker.popen.wait(STOP_BOUND_S)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the worker still ran {STOP_BOUND_S} s after SIGTERM:\n{worker.log()[-3000:]}")
     stop_s = time.monotonic() - stopping
-    log = faulty.worker.log()[logged_before:]
+    log = worker.log()
     assert "Warm shutdown" in log
     assert "WorkerLostError" not in log and "Traceback" not in log, log[-3000:]
-    # It finished the batch it held: no worker runs now, and nothing is left half done.
-    assert sum(in_flight(faulty).values()) == 0
+    # It finished the batch it held: its consumers hold nothing, and each entry has a verdict.
+    assert sum(held_by(faulty, {p.pid for p in stopped}).values()) == 0
+    assert batch and set(settled(faulty, sorted(batch))) == batch
     players.join()
+    back = time.monotonic()
     faulty.start_worker("ingest", "ingest", 2)
-    waited = each_applied_once(faulty, players.accepted)
+    waited = each_applied_once(faulty, players.accepted, since=back)
     report(
         accepted=len(players.accepted),
-        in_the_batch_at_sigterm=sum(held.values()),
+        in_the_batch_at_sigterm=len(batch),
         stopped_in_s=round(stop_s, 1),
         waited_s=round(waited, 1),
     )
@@ -333,7 +399,7 @@ def test_a_pickled_message_is_refused(faulty, tmp_path):
     assert not trap.exists()
     players = Players(faulty, "after-pickle", 20).start()
     players.join()
-    each_applied_once(faulty, players.accepted)
+    each_applied_once(faulty, players.accepted, since=time.monotonic())
     assert faulty.worker.alive
 
 
@@ -345,14 +411,15 @@ def test_redis_killed_and_restarted_loses_nothing_that_got_a_202(faulty):
     wait_for(lambda: players.unavailable >= 20, 30, "clients to find the store down")
     down_s_started = time.monotonic()
     faulty.server.start()
-    down_s = time.monotonic() - down_s_started
+    back = time.monotonic()
+    down_s = back - down_s_started
     players.join()
     # A Celery worker may exit when its Redis broker goes away under it (kombu acking on the
     # dropped connection); systemd or the dyno manager starts it again, as this does.
     supervisor_restarted_worker = not faulty.worker.alive
     if supervisor_restarted_worker:
         faulty.start_worker("ingest", "ingest", 2)
-    waited = each_applied_once(faulty, players.accepted)
+    waited = each_applied_once(faulty, players.accepted, since=back)
     assert faulty.web.alive and faulty.beat.alive  # both ride out the restart
     report(
         accepted=len(players.accepted),

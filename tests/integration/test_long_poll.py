@@ -1,53 +1,81 @@
-"""A hundred clients long-polling at once do not starve anyone else."""
+"""A hundred clients long-polling at once are woken by the verdicts' announcement, and do not
+starve anyone else."""
 
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as wait_all
 
 import psutil
+import pytest
 import requests
 
 from app import keys
-from tests.processes import wait_for
+from app.embedded_redis import free_port
+from tests.processes import Process, wait_for
 
 WAITERS = 100
+WAIT_S = 30  # the longest a long-poll may wait
 
 
-def accepted_connections(stack) -> int:
-    """Connections that gunicorn's workers have accepted on the web port."""
-    workers = psutil.Process(stack.web.popen.pid).children()
+def accepted_connections(web: Process, port: int) -> int:
+    """Connections that ``web``'s gunicorn workers have accepted on ``port``."""
+    workers = psutil.Process(web.popen.pid).children()
     return sum(
         1
         for worker in workers
         for conn in worker.net_connections(kind="tcp")
-        if conn.status == psutil.CONN_ESTABLISHED and conn.laddr.port == stack.port
+        if conn.status == psutil.CONN_ESTABLISHED and conn.laddr.port == port
     )
 
 
-def test_many_waiters_and_other_requests_are_served_together(live):
+@pytest.fixture
+def woken_only(live) -> Iterator[tuple[Process, str]]:
+    """A web of its own on the live stack whose long-polls never re-read a record on their own
+    (the recheck is an hour): only the announcement of a verdict ends their wait early."""
+    port = free_port()
+    web = live.run_web("web-no-recheck", port, HISCORE_LONGPOLL_RECHECK="3600")
+    try:
+        yield web, f"http://127.0.0.1:{port}"
+    finally:
+        web.stop()
+    assert "Traceback" not in web.log(), web.log()
+
+
+def test_many_waiters_are_woken_by_the_announcement_and_others_are_served(live, woken_only):
+    web, base_url = woken_only
+    port = int(base_url.rsplit(":", 1)[1])
     ids = [f"waiting-{i:05d}" for i in range(WAITERS)]
     for sid in ids:
         live.data.set(keys.submission_key(sid), json.dumps({"status": "queued"}), ex=600)
 
     def wait(sid: str) -> dict:
         return requests.get(
-            live.url(f"/api/v1/submissions/{sid}"), params={"wait": 30}, timeout=60
+            f"{base_url}/api/v1/submissions/{sid}", params={"wait": WAIT_S}, timeout=60
         ).json()
 
     with ThreadPoolExecutor(WAITERS) as pool:
+        # Every waiter's wait begins after this: none ends on its own before started + WAIT_S.
+        started = time.monotonic()
         waiting = [pool.submit(wait, sid) for sid in ids]
         # Every waiter is held by a web worker before anything else is asked.
-        wait_for(lambda: accepted_connections(live) >= WAITERS, 30, "the waiters to connect")
-        for _ in range(20):
-            resp = requests.get(live.url("/api/v1/games"), timeout=10)
-            assert resp.status_code == 200
-        assert not any(f.done() for f in waiting), "a waiter returned before its verdict"
-
+        wait_for(lambda: accepted_connections(web, port) >= WAITERS, 20, "the waiters to connect")
         for sid in ids:
             live.data.set(
                 keys.submission_key(sid), json.dumps({"status": "accepted", "rank": 1}), ex=600
             )
+        # The verdicts are stored, and nobody looks at them until told.
+        for _ in range(20):
+            resp = requests.get(f"{base_url}/api/v1/games", timeout=10)
+            assert resp.status_code == 200
+        assert not any(f.done() for f in waiting), "a waiter returned before it was woken"
+
         live.data.publish(keys.VERDICT_CHANNEL, " ".join(ids))
-        answers = [f.result(timeout=60) for f in waiting]
+        # Well before a wait could run out: only the announcement can have ended them.
+        done, not_done = wait_all(waiting, timeout=started + WAIT_S - 5 - time.monotonic())
+        assert not not_done, f"{len(not_done)} waiters were not woken by the announcement"
+        answers = [f.result() for f in waiting]
     assert [a["status"] for a in answers] == ["accepted"] * WAITERS

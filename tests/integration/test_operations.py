@@ -6,7 +6,10 @@ import signal
 import threading
 import time
 
+import psutil
 import requests
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.cases import GOOD
 from tests.processes import BIN, Process, wait_for
@@ -172,22 +175,58 @@ def test_one_beat_ticks_at_a_time_and_a_standby_takes_over(live, tmp_path):
             beat.kill()
 
 
-def test_metrics_count_requests_served_by_every_web_worker(live):
-    def served() -> float:
-        text = requests.get(live.url("/metrics"), timeout=10).text
-        return sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines()
-            if line.startswith("hiscore_http_request_duration_seconds_count")
-            and 'endpoint="api.boards.list_games"' in line
-        )
+def _served(metrics, endpoint: str) -> float:
+    """The requests for ``endpoint`` that ``metrics`` (prometheus families) count."""
+    return sum(
+        sample.value
+        for family in metrics
+        for sample in family.samples
+        if sample.name == "hiscore_http_request_duration_seconds_count"
+        and sample.labels.get("endpoint") == endpoint
+    )
 
-    before = served()
-    for _ in range(20):
-        # A new connection each time, so both gunicorn workers answer some of them.
+
+def test_metrics_count_requests_served_by_every_web_worker(live):
+    def scraped() -> float:
+        text = requests.get(live.url("/metrics"), timeout=10).text
+        return _served(text_string_to_metric_families(text), "api.boards.list_games")
+
+    def by_worker(endpoint: str) -> dict[int, float]:
+        # Each gunicorn worker writes its samples into a file of its own, named by its pid.
+        counts = {}
+        for worker in psutil.Process(live.web.popen.pid).children():
+            own = live.metrics_dir / f"histogram_{worker.pid}.db"
+            found = own.exists()
+            counts[worker.pid] = (
+                _served(MultiProcessCollector.merge([own]), endpoint) if found else 0
+            )
+        return counts
+
+    before_scraped, before = scraped(), by_worker("api.boards.list_games")
+    assert len(before) == 2
+    sent = 0
+
+    def both_served() -> bool:
+        nonlocal sent
+        # A new connection each time: whichever worker accepts it first answers.
         assert requests.get(live.url("/api/v1/games"), timeout=10).ok
-    assert served() == before + 20
-    # Both workers report in within a heartbeat (the fixture wiped the data Redis).
+        sent += 1
+        return all(n > before[pid] for pid, n in by_worker("api.boards.list_games").items())
+
+    wait_for(both_served, 60, "both gunicorn workers to answer a request", every=0)
+    after = by_worker("api.boards.list_games")
+    assert after.keys() == before.keys()
+    assert sum(after.values()) - sum(before.values()) == sent
+
+    # Whichever worker answers /metrics, it counts what both served.
+    scrapes = by_worker("metrics")
+
+    def both_scraped() -> bool:
+        assert scraped() == before_scraped + sent
+        return all(n > scrapes[pid] for pid, n in by_worker("metrics").items())
+
+    wait_for(both_scraped, 60, "both gunicorn workers to answer /metrics", every=0)
+    # Both Celery workers report in within a heartbeat (the fixture wiped the data Redis).
     wait_for(
         lambda: requests.get(live.url("/readyz"), timeout=10).json().get("workers") == 2,
         30,
