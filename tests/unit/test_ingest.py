@@ -4,10 +4,7 @@ import json
 
 from app import keys
 from app.ingest import ingest_submissions
-from tests.cases import queued_payload
-
-NOW = 1_800_000_000_000
-
+from tests.cases import NOW, queued_payload
 
 payload = queued_payload
 

@@ -2,12 +2,21 @@
 
 import statistics
 
+import pytest
+
 from app import keys, operations
 from app.boards import Board
 from app.maintenance import families_of, read_beat_runs, run_operation
 from app.stats import compute_family, percentile, read_stats
 from tests.unit.test_boards import GUESS, T0
 from tests.unit.test_rebuild import NOW, seeded
+
+pytestmark = pytest.mark.usefixtures("clock")
+
+
+@pytest.fixture
+def instant() -> int:
+    return NOW
 
 
 def run(r, registry, kind, families, owner="task-1"):

@@ -2,12 +2,22 @@
 
 import random
 
+import pytest
+
 from app import keys
 from app.boards import apply_entries, read_page
 from app.rebuild import prune_family, readable_boards, rebuild_family, reconcile_family
 from tests.unit.test_boards import DAY, GUESS, T0, entry
 
+# Midnight at the end of T0's day: the clock of every test here stops then.
 NOW = T0 + DAY // 2
+
+pytestmark = pytest.mark.usefixtures("clock")
+
+
+@pytest.fixture
+def instant() -> int:
+    return NOW
 
 
 def snapshot(r, boards):
