@@ -16,7 +16,7 @@ import time_machine
 from app import create_app, keys, submissions
 from app.clock import now_ms
 from app.embedded_redis import EmbeddedRedis
-from app.extensions import get_registry, get_token_policy
+from app.extensions import get_clock, get_registry, get_token_policy
 from app.games import Registry
 from app.ingest import drain
 from app.players import player_key
@@ -132,14 +132,14 @@ def queued(redis_client) -> Callable[[], list[Any]]:
 
 @pytest.fixture
 def work(app, redis_client, registry) -> Callable[..., list[Any]]:
-    """Drain the ingest stream as a worker would, as of ``now`` (epoch ms; by default the
-    process's clock); return each drained submission's id and stored record, in stream order."""
+    """Drain the ingest stream as a worker would, as of ``now`` (epoch ms; by default the app's
+    clock); return each drained submission's id and stored record, in stream order."""
 
     def run(now: int | None = None) -> list[Any]:
         waiting = redis_client.xrange(keys.INGEST_STREAM)
         with app.app_context():
             tokens = get_token_policy()
-            clock = now_ms if now is None else lambda: now
+            clock = get_clock() if now is None else lambda: now
         drain(
             redis_client,
             registry,
