@@ -11,7 +11,6 @@ from celery.signals import worker_process_init
 from flask import Flask
 
 from app import graceful
-from app.clock import now_ms
 from app.status import HEARTBEAT_EVERY, forget_heartbeat, record_heartbeat
 
 log = logging.getLogger(__name__)
@@ -45,7 +44,7 @@ def _heartbeat_step(app: Flask) -> type[bootsteps.StartStopStep]:
         def __init__(self, worker, **kwargs):
             super().__init__(worker, **kwargs)
             self.timer_ref = None
-            self.started_at = now_ms()
+            self.started_at = app.config["CLOCK"]()
 
         def start(self, worker):
             self.beat(worker)
@@ -67,7 +66,7 @@ def _heartbeat_step(app: Flask) -> type[bootsteps.StartStopStep]:
                 "pid": os.getpid(),
                 "concurrency": worker.concurrency,
                 "started_at": self.started_at,
-                "seen_at": now_ms(),
+                "seen_at": app.config["CLOCK"](),
             }
             try:
                 record_heartbeat(app.extensions["hiscore.redis"], worker.hostname, info)

@@ -15,9 +15,8 @@ from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
 from app.boards import Entry, apply_entries
-from app.clock import now_ms
 from app.embedded_redis import EmbeddedRedis
-from app.extensions import get_redis, get_registry
+from app.extensions import get_clock, get_redis, get_registry, read_clock
 from app.maintenance import families_of, run_operation
 from app.operations import create_task
 from app.submissions import new_id
@@ -94,7 +93,7 @@ def seed_demo_command(players: int, games_per_player: int, days: int, seed: int 
     game = get_registry().get("guess")
     if game is None:
         raise click.ClickException("the guess game is not configured")
-    now = now_ms()
+    now = read_clock()
     entries = []
     for _ in range(players):
         player_id = new_id()
@@ -132,7 +131,7 @@ def _maintain(kind: str, game: str | None, variant: str | None) -> None:
         raise click.BadParameter("no such variant", param_hint="--variant")
     client = get_redis()
     task_id = new_id()
-    create_task(client, task_id, kind, {"families": families, "from": "cli"}, now_ms())
+    create_task(client, task_id, kind, {"families": families, "from": "cli"}, read_clock())
     with click.progressbar(length=1, label=f"{kind}: {len(families)} variant log(s)") as bar:
 
         def progress(done: int, total: int) -> None:
@@ -145,7 +144,7 @@ def _maintain(kind: str, game: str | None, variant: str | None) -> None:
             kind,
             families,
             task_id,
-            now_ms,
+            get_clock(),
             True,
             progress,
         )

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import redis
 from flask import Flask, current_app
 
+from app.clock import now_ms
 from app.games import Registry, load_registry
 from app.longpoll import VerdictWaiter
 from app.run_tokens import TokenPolicy
 
 
 def init_extensions(app: Flask) -> None:
-    """Attach the Redis client, games registry and verdict waiter. Nothing connects yet."""
+    """Attach the clock, Redis client, games registry and verdict waiter. Nothing connects yet."""
+    # The web, the worker's tasks and the commands all take the time from here (epoch ms), so
+    # a test can pin the instant every one of them sees.
+    app.config.setdefault("CLOCK", now_ms)
     # Tests may hand in a client (fakeredis); everyone else gets one built from REDIS_URL.
     client = app.config.get("REDIS_CLIENT") or redis.Redis.from_url(
         app.config["REDIS_URL"],
@@ -24,6 +30,16 @@ def init_extensions(app: Flask) -> None:
     app.extensions["hiscore.redis"] = client
     app.extensions["hiscore.games"] = load_registry(app.config.get("GAMES_FILE"))
     app.extensions["hiscore.waiter"] = VerdictWaiter(client, app.config["LONGPOLL_RECHECK_SECONDS"])
+
+
+def get_clock() -> Callable[[], int]:
+    """The clock of the current app: a function returning epoch ms."""
+    return current_app.config["CLOCK"]
+
+
+def read_clock() -> int:
+    """Epoch ms now, by the current app's clock."""
+    return current_app.config["CLOCK"]()
 
 
 def get_redis() -> redis.Redis:

@@ -15,8 +15,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app import graceful, intake
 from app import ingest as ingestion
-from app.clock import now_ms
-from app.extensions import get_redis, get_registry, get_token_policy
+from app.extensions import get_clock, get_redis, get_registry, get_token_policy, read_clock
 from app.maintenance import families_of, record_beat_run, run_operation
 
 log = logging.getLogger(__name__)
@@ -45,7 +44,7 @@ def ingest(submission: Any) -> None:
         get_redis(),
         get_registry(),
         [submission],
-        now_ms(),
+        read_clock(),
         current_app.config["SUBMISSION_TTL_SECONDS"],
         get_token_policy(),
         out_of_time=_OUT_OF_TIME,
@@ -75,7 +74,7 @@ def _drain(hostname: str | None) -> int:
             get_redis(),
             get_registry(),
             consumer,
-            now_ms,
+            get_clock(),
             current_app.config["SUBMISSION_TTL_SECONDS"],
             should_stop=graceful.stop_requested,
             tokens=get_token_policy(),
@@ -109,25 +108,25 @@ def _operate(kind: str, families: list[list[str]], owner: str, record: bool) -> 
         kind,
         [(game, variant) for game, variant in families],
         owner,
-        now_ms,
+        get_clock(),
         record,
     )
 
 
 def _beat_job(kind: str, task_id: str) -> dict[str, Any] | None:
     client = get_redis()
-    started = now_ms()
+    started = read_clock()
     try:
         outcome = _operate(
             kind, [list(f) for f in families_of(get_registry())], task_id, record=False
         )
     except SoftTimeLimitExceeded:
-        record_beat_run(client, kind, started, now_ms(), None, "hit its time limit")
+        record_beat_run(client, kind, started, read_clock(), None, "hit its time limit")
         raise
     except Exception as exc:
-        record_beat_run(client, kind, started, now_ms(), None, repr(exc))
+        record_beat_run(client, kind, started, read_clock(), None, repr(exc))
         raise
-    record_beat_run(client, kind, started, now_ms(), outcome)
+    record_beat_run(client, kind, started, read_clock(), outcome)
     return outcome
 
 

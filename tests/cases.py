@@ -4,6 +4,21 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, time
+
+from app.clock import now_ms
+
+
+def noon_utc(ms: int) -> int:
+    """Noon UTC of the day of ``ms`` (epoch ms)."""
+    day = datetime.fromtimestamp(ms / 1000, UTC).date()
+    return int(datetime.combine(day, time(12), UTC).timestamp() * 1000)
+
+
+#: "Now" for tests that pass the time in: noon UTC of the day the run started, by the real
+#: clock. Redis (fake or real) expires keys by its own clock, so what is written as of this
+#: instant stays readable as long as the run lasts, whatever the date.
+NOW = noon_utc(now_ms())
 
 GOOD = {"name": "Ann", "score": 4, "variant": "10", "duration_ms": 5000}
 
@@ -18,7 +33,7 @@ def queued_payload(submission_id: str = "sub-00000001", **changes: object) -> di
         "duration_ms": 4000,
         "player_id": "p" * 22,
         "submission_id": submission_id,
-        "received_at": 1_800_000_000_000 - 5,
+        "received_at": NOW - 5,
         "token": None,
     }
     payload.update(changes)

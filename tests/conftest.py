@@ -5,20 +5,60 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import fakeredis
 import pytest
+import time_machine
 
 from app import create_app, keys, submissions
+from app.clock import now_ms
 from app.embedded_redis import EmbeddedRedis
-from app.extensions import get_registry, get_token_policy
+from app.extensions import get_clock, get_registry, get_token_policy
 from app.games import Registry
 from app.ingest import drain
 from app.players import player_key
 from config import celery_settings
+from tests.cases import NOW
 from tests.processes import Stack, process_env
+
+
+class Clock:
+    """The stopped clock of one test. ``time.time`` (by which fakeredis expires keys),
+    ``app.clock.now_ms`` and so every app's default ``CLOCK`` read :attr:`now`."""
+
+    def __init__(self, traveller: time_machine.Traveller) -> None:
+        self._traveller = traveller
+
+    @property
+    def now(self) -> int:
+        """Epoch ms, as everything in the test process sees it."""
+        return now_ms()
+
+    def advance(self, ms: int) -> None:
+        """Move time on (or back, for a negative ``ms``) for everyone at once."""
+        self._traveller.shift(timedelta(milliseconds=ms))
+
+    def move_to(self, ms: int) -> None:
+        """Move time to the instant ``ms`` (epoch ms) for everyone at once."""
+        self.advance(ms - self.now)
+
+
+@pytest.fixture
+def instant() -> int:
+    """Where ``clock`` stops time (epoch ms): :data:`tests.cases.NOW`. A module whose tests
+    name dates overrides this fixture with an instant of its own."""
+    return NOW
+
+
+@pytest.fixture
+def clock(instant) -> Iterator[Clock]:
+    """Time stopped at ``instant`` for the test: the app, the domain and fakeredis agree on it."""
+    at = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=instant)
+    with time_machine.travel(at, tick=False) as traveller:
+        yield Clock(traveller)
 
 
 @pytest.fixture
@@ -91,19 +131,20 @@ def queued(redis_client) -> Callable[[], list[Any]]:
 
 
 @pytest.fixture
-def work(app, redis_client, registry) -> Callable[[int], list[Any]]:
-    """Drain the ingest stream as a worker would, as of ``now`` (epoch ms); return each drained
-    submission's id and stored record, in stream order."""
+def work(app, redis_client, registry) -> Callable[..., list[Any]]:
+    """Drain the ingest stream as a worker would, as of ``now`` (epoch ms; by default the app's
+    clock); return each drained submission's id and stored record, in stream order."""
 
-    def run(now: int = 1_800_000_000_000) -> list[Any]:
+    def run(now: int | None = None) -> list[Any]:
         waiting = redis_client.xrange(keys.INGEST_STREAM)
         with app.app_context():
             tokens = get_token_policy()
+            clock = get_clock() if now is None else lambda: now
         drain(
             redis_client,
             registry,
             "test-worker",
-            lambda: now,
+            clock,
             3600,
             wait_ms=0,
             tokens=tokens,

@@ -10,9 +10,8 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 from app import intake, operations
 from app.api.inputs import json_body, parse_body, require_game, require_variant
 from app.auth import check_operator
-from app.clock import now_ms
 from app.errors import Problem
-from app.extensions import get_redis, get_registry
+from app.extensions import get_redis, get_registry, read_clock
 from app.maintenance import families_of, read_beat_runs
 from app.operations import Family
 from app.players import remove_player
@@ -80,7 +79,7 @@ def start_rebuild() -> tuple[Response, int]:
             + ".",
             kind="rebuild-running",
         )
-    operations.create_task(client, task_id, "rebuild", {"families": families}, now_ms())
+    operations.create_task(client, task_id, "rebuild", {"families": families}, read_clock())
     try:
         rebuild.apply_async(args=[[list(f) for f in families]], task_id=task_id)
     except Exception:
@@ -95,7 +94,7 @@ def start_prune() -> tuple[Response, int]:
     families = _families(parse_body(Scope, json_body(optional=True)))
     client = get_redis()
     task_id = new_id()
-    operations.create_task(client, task_id, "prune", {"families": families}, now_ms())
+    operations.create_task(client, task_id, "prune", {"families": families}, read_clock())
     try:
         prune.apply_async(args=[[list(f) for f in families]], task_id=task_id)
     except Exception:
@@ -124,7 +123,7 @@ def remove(game_slug: str, player_id: str) -> Response:
     game = require_game(game_slug)
     if not PLAYER_ID.match(player_id):
         raise Problem(404, "Not Found", "That is not a player id.", kind="unknown-player")
-    removed = remove_player(get_redis(), game, player_id, now_ms())
+    removed = remove_player(get_redis(), game, player_id, read_clock())
     return jsonify(
         {"game": game.slug, "player_id": player_id, "banned": True, "rows_removed": removed}
     )

@@ -9,9 +9,9 @@ from flask import Blueprint, Response, jsonify, url_for
 from app.api.inputs import parse_query, require_game, require_period, require_variant
 from app.api.jsonp import enable_jsonp
 from app.boards import Board, Row, read_page, read_standing
-from app.clock import iso_time, now_ms
+from app.clock import iso_time
 from app.errors import Problem
-from app.extensions import get_redis, get_registry
+from app.extensions import get_redis, get_registry, read_clock
 from app.games import Game
 from app.schemas import BoardQuery, StandingQuery, StatsQuery
 from app.stats import read_stats
@@ -35,7 +35,7 @@ def _row(row: Row) -> dict[str, Any]:
 def _board(game_slug: str, variant: str, window: str, period: str | None) -> Board:
     game = require_game(game_slug)
     variant = require_variant(game, variant)
-    period = require_period(window, period, period_of(window, now_ms()))
+    period = require_period(window, period, period_of(window, read_clock()))
     return Board(game, variant, window, period)
 
 

@@ -9,9 +9,9 @@ from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 from app import intake, run_tokens, submissions
 from app.api.inputs import json_body, parse_body, parse_query, require_game
 from app.api.jsonp import enable_jsonp
-from app.clock import iso_time, now_ms
+from app.clock import iso_time
 from app.errors import Problem, validation_problem
-from app.extensions import get_redis, get_token_policy, get_waiter
+from app.extensions import get_redis, get_token_policy, get_waiter, read_clock
 from app.logs import current_request_id
 from app.players import player_key, player_of
 from app.schemas import ScoreIn, SessionIn, WaitQuery
@@ -92,7 +92,7 @@ def start_session(game_slug: str) -> tuple[Response, int]:
     answer: dict[str, Any] = {"game": game.slug, **_player_body(player_id)}
     if body.variant is not None:
         policy = get_token_policy()
-        issued_at = now_ms()
+        issued_at = read_clock()
         answer["variant"] = body.variant
         answer["token"] = run_tokens.issue(
             policy.secret, game.slug, body.variant, player_id, submissions.new_id(), issued_at
@@ -131,7 +131,7 @@ def submit_score(game_slug: str) -> tuple[Response, int]:
     fingerprint = submissions.fingerprint({**sent, "game": game.slug})
     claimed = _proven_player(body.player_id, body.player_key)
     player_id = claimed or submissions.new_id()
-    received_at = now_ms()
+    received_at = read_clock()
     # Everything about the token but its single use is checked here, to answer a bad one now;
     # the worker checks it all again.
     run = check_run(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import requests
 
-from tests.cases import BAD_SUBMISSIONS, GOOD, HOSTILE_BUT_VALID_NAMES
+from tests.cases import BAD_SUBMISSIONS, GOOD, HOSTILE_BUT_VALID_NAMES, NOW
 
 
 def test_every_bad_submission_is_refused_and_nothing_is_stored(live):
@@ -58,7 +58,7 @@ def test_the_worker_judges_messages_that_skipped_the_web(live):
         "duration_ms": 900,
         "player_id": "e" * 22,
         "token": None,
-        "received_at": 1_800_000_000_000,
+        "received_at": NOW,
     }
     hostile = {
         "forged-score-0001": {**base, "score": 0},

@@ -224,11 +224,14 @@ def test_bad_reads_get_problems(client, url, status, field):
         assert field in problem["errors"]
 
 
-def test_a_finished_day_stays_readable_by_period(client, work):
+def test_a_finished_day_stays_readable_by_period(client, work, clock):
     submit(client)
     work()
     today = client.get("/api/v1/games/guess/boards/10?window=daily").get_json()
     assert today["total"] == 1
+    clock.advance(86_400_000)  # the next day: a new, empty daily board
+    tomorrow = client.get("/api/v1/games/guess/boards/10?window=daily").get_json()
+    assert tomorrow["total"] == 0 and tomorrow["period"] > today["period"]
     again = client.get(f"/api/v1/games/guess/boards/10?window=daily&period={today['period']}")
     assert again.get_json()["entries"] == today["entries"]
     other = client.get("/api/v1/games/guess/boards/10?window=daily&period=2020-01-01")

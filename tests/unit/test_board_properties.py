@@ -38,11 +38,21 @@ def _ms(*args: int) -> int:
     return int(datetime(*args, tzinfo=UTC).timestamp() * 1000)
 
 
-# Far enough ahead that nothing here expires by the real clock, which Redis (fake or real)
-# expires keys by. 2036-11-17 is a Monday: the start of ISO week 47.
+# 2036-11-17 is a Monday: the start of ISO week 47. Every test here runs with the clock
+# stopped at NOW, so fakeredis expires nothing early whatever the real date.
 NEW_WEEK = _ms(2036, 11, 17)
 NEW_DAYS = (_ms(2036, 11, 19), _ms(2036, 11, 20))
 NOW = _ms(2036, 11, 20, 12)  # every entry is achieved before now, on a board still readable
+
+# Used rather than asked for (Hypothesis refuses function-scoped fixture arguments): the
+# clock stays stopped at NOW across all the examples of a test.
+pytestmark = pytest.mark.usefixtures("clock")
+
+
+@pytest.fixture
+def instant() -> int:
+    return NOW
+
 
 AT = st.one_of(
     # Just before, at and just after a period boundary: ties, and entries a ms apart on two

@@ -13,10 +13,17 @@ from app.games import game_from_table, load_registry
 GUESS = load_registry().get("guess")
 HIGHER = game_from_table("points", {"order": "higher", "integer": False, "score_max": 1e6})
 DAY = 86_400_000
-# A Wednesday of ISO week 47, far enough ahead that no board here has expired by the real clock
-# (Redis, fake or real, expires keys by its own clock).
+# Noon of a Wednesday of ISO week 47. Every test here runs with the clock stopped then, so the
+# boards fakeredis keeps, and their labels below, hold whatever the real date.
 T0 = int(datetime(2036, 11, 19, 12, tzinfo=UTC).timestamp() * 1000)
 _ids = itertools.count()
+
+pytestmark = pytest.mark.usefixtures("clock")
+
+
+@pytest.fixture
+def instant() -> int:
+    return T0
 
 
 def entry(player, score, at, game=GUESS, variant="100", name=None, sid=None):

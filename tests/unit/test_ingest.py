@@ -10,10 +10,7 @@ from redis import exceptions as errors
 from app import ingest, intake, keys, run_tokens, tasks
 from app.ingest import ingest_submissions, is_transient
 from app.run_tokens import TokenPolicy
-from tests.cases import queued_payload
-
-NOW = 1_800_000_000_000
-
+from tests.cases import NOW, queued_payload
 
 payload = queued_payload
 

@@ -2,12 +2,21 @@
 
 import statistics
 
+import pytest
+
 from app import keys, operations
 from app.boards import Board
 from app.maintenance import families_of, read_beat_runs, run_operation
 from app.stats import compute_family, percentile, read_stats
-from tests.unit.test_boards import GUESS, T0
+from tests.unit.test_boards import DAY, GUESS
 from tests.unit.test_rebuild import NOW, seeded
+
+pytestmark = pytest.mark.usefixtures("clock")
+
+
+@pytest.fixture
+def instant() -> int:
+    return NOW
 
 
 def run(r, registry, kind, families, owner="task-1"):
@@ -66,11 +75,28 @@ def test_stats_equal_an_independent_computation_over_the_log(redis_client):
     for bucket in stats["histogram"]:
         assert bucket["count"] == sum(bucket["from"] <= s <= bucket["to"] for s in scores)
 
-    today = Board(GUESS, "100", "daily", "2036-11-19")
-    day = read_stats(redis_client, today)
-    lo, hi = today.achieved_range()
-    assert day["count"] == sum(lo <= int(f["at"]) < hi for f in log)
-    assert stats["computed_at"] == NOW and T0 < NOW
+    wednesday = Board(GUESS, "100", "daily", "2036-11-19")
+    day = read_stats(redis_client, wednesday)
+    lo, hi = wednesday.achieved_range()
+    assert day["count"] == sum(lo <= int(f["at"]) < hi for f in log) > 0
+
+
+def test_a_days_stats_last_as_long_as_its_board(redis_client, clock):
+    seeded(redis_client, n=300)
+    compute_family(redis_client, GUESS, "100", clock.now)
+    log = [f for _, f in redis_client.xrange(keys.log_key("guess", "100"))]
+    stats = read_stats(redis_client, Board(GUESS, "100"))
+    # None for 2036-11-12, whose entries are in the log but whose board is gone (7 days after
+    # the day) ...
+    days = {d: Board(GUESS, "100", "daily", f"2036-11-{d}") for d in (12, 13, 14)}
+    lo, hi = days[12].achieved_range()
+    assert any(lo <= int(f["at"]) < hi for f in log)
+    assert read_stats(redis_client, days[12]) is None
+    assert read_stats(redis_client, days[13])["count"] > 0
+    clock.advance(DAY + 1)  # ... and 2036-11-13's go with its board, a day later
+    assert read_stats(redis_client, days[13]) is None
+    assert read_stats(redis_client, days[14])["count"] > 0
+    assert read_stats(redis_client, Board(GUESS, "100")) == stats  # all-time ones stay
 
 
 def test_percentile_is_nearest_rank():

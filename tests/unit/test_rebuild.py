@@ -2,12 +2,22 @@
 
 import random
 
+import pytest
+
 from app import keys
-from app.boards import apply_entries, read_page
+from app.boards import Board, apply_entries, read_page
 from app.rebuild import prune_family, readable_boards, rebuild_family, reconcile_family
 from tests.unit.test_boards import DAY, GUESS, T0, entry
 
+# Midnight at the end of T0's day: the clock of every test here stops then.
 NOW = T0 + DAY // 2
+
+pytestmark = pytest.mark.usefixtures("clock")
+
+
+@pytest.fixture
+def instant() -> int:
+    return NOW
 
 
 def snapshot(r, boards):
@@ -31,7 +41,39 @@ def test_readable_boards_cover_the_retained_periods():
     assert ("daily", "2036-11-12") not in labels  # ended 7 days before NOW (2036-11-20 00:00)
     assert ("weekly", "2036-W47") in labels and ("weekly", "2036-W42") in labels
     assert ("weekly", "2036-W41") not in labels  # ended 2036-10-13, kept 35 days
-    assert all(b.expire_at() == 0 or b.expire_at() > NOW for b in boards)
+
+
+def boards_held(r):
+    """Every board of guess/100 that Redis holds: (window, period) -> its players."""
+    held = {}
+    for key in r.scan_iter(match=keys.ranking_key("guess", "100", "*", "*")):
+        window, period = key.rsplit(":", 2)[1:]
+        rows = read_page(r, Board(GUESS, "100", window, period), 0, 100).rows
+        held[window, period] = sorted(row.player_id for row in rows)
+    return held
+
+
+def test_a_rebuild_recreates_each_readable_board_from_the_log_and_no_other(redis_client):
+    # One player a day, late on each of the 60 days before NOW (2036-11-20 00:00).
+    apply_entries(redis_client, [entry(d, 5, NOW - d * DAY - 1) for d in range(60)], NOW)
+    for window, period in boards_held(redis_client):  # every board lost: only the log is left
+        board = Board(GUESS, "100", window, period)
+        redis_client.delete(board.ranking_key, board.rows_key)
+    assert boards_held(redis_client) == {}
+
+    assert rebuild_family(redis_client, GUESS, "100", NOW) == 60
+    held = boards_held(redis_client)
+    days = {f"2036-11-{d}" for d in range(13, 20)}  # 2036-11-12 ended 7 days ago
+    weeks = {f"2036-W{w}" for w in range(42, 48)}  # W41 ended more than 35 days ago
+    assert set(held) == {("alltime", "all")} | {("daily", d) for d in days} | {
+        ("weekly", w) for w in weeks
+    }
+    player = "player-{:012d}".format
+    assert held[("alltime", "all")] == sorted(player(d) for d in range(60))
+    assert held[("daily", "2036-11-19")] == [player(0)]
+    assert held[("daily", "2036-11-13")] == [player(6)]
+    assert held[("weekly", "2036-W47")] == sorted(player(d) for d in range(3))  # Mon-Wed
+    assert held[("weekly", "2036-W46")] == sorted(player(d) for d in range(3, 10))
 
 
 def test_a_rebuild_equals_the_boards_built_incrementally(redis_client):

@@ -1,13 +1,11 @@
 """Run tokens: issued by /sessions, checked by the web and again by the worker, used once."""
 
-import time
-
 import pytest
 
 from app import keys, run_tokens
 from app.ingest import ingest_submissions
 from app.run_tokens import TokenPolicy
-from tests.cases import queued_payload
+from tests.cases import NOW, queued_payload
 
 SECRET = "testing-secret"
 
@@ -49,7 +47,7 @@ def test_a_score_with_its_token_is_ranked_and_the_token_is_used_up(app, client, 
     assert first.status_code == 202
     again = post(client, score(session, score=4))  # the same run, with a better claim
     assert again.status_code == 202  # only the worker knows what was used
-    verdicts = dict(work(now=int(time.time() * 1000)))
+    verdicts = dict(work())
     assert verdicts[first.get_json()["submission_id"]]["status"] == "accepted"
     replay = verdicts[again.get_json()["submission_id"]]
     assert replay["status"] == "rejected" and replay["code"] == "token_reused"
@@ -92,9 +90,9 @@ def test_a_token_of_another_player_is_refused(app, client):
     assert "another game, variant or player" in resp.get_json()["errors"]["token"][0]
 
 
-def test_an_expired_token_is_refused(client):
+def test_an_expired_token_is_refused(client, clock):
     session = start_run(client)
-    three_hours_ago = int(time.time() * 1000) - 3 * 3600 * 1000
+    three_hours_ago = clock.now - 3 * 3600 * 1000
     old = run_tokens.issue(SECRET, "guess", "100", session["player_id"], "r" * 22, three_hours_ago)
     resp = post(client, score(session, token=old))
     assert resp.status_code == 422
@@ -110,7 +108,6 @@ def test_when_required_a_score_without_a_token_is_refused(app, client):
     assert post(client, score(session)).status_code == 202
 
 
-NOW = 1_800_000_000_000
 POLICY = TokenPolicy(SECRET, required=True, max_age_s=7200)
 
 
