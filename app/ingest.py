@@ -21,7 +21,7 @@ from redis import exceptions as errors
 from app import intake, keys, submissions
 from app.boards import Applied, Entry, apply_entries
 from app.games import Registry
-from app.logs import log_context
+from app.log_context import log_context
 from app.run_tokens import TokenPolicy, use_ttl_ms
 from app.validation import Rejection, validate_queued
 

@@ -13,14 +13,9 @@
 from __future__ import annotations
 
 import logging
-import re
 import sys
 import traceback
 import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
-from types import MappingProxyType
 from typing import Any
 
 from celery._state import get_current_task
@@ -28,35 +23,21 @@ from flask import Flask, Response, g, request
 from flask.logging import default_handler
 from pythonjsonlogger.json import JsonFormatter
 
+from app.log_context import (  # noqa: F401  (log_context and current_request_id re-exported)
+    REQUEST_ID,
+    REQUEST_ID_HEADER,
+    bind,
+    bound_fields,
+    current_request_id,
+    log_context,
+    unbind,
+)
 from config import config_for
-
-REQUEST_ID_HEADER = "X-Request-ID"
-#: An incoming request id is kept only when it is a short, plain token.
-REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
-
-_EMPTY: Mapping[str, Any] = MappingProxyType({})
-_context: ContextVar[Mapping[str, Any]] = ContextVar("hiscore_log_context")
-
-
-@contextmanager
-def log_context(**fields: Any) -> Iterator[None]:
-    """Bind ``fields`` to every log line written inside the block (None values are left out)."""
-    bound = {**_context.get(_EMPTY), **{k: v for k, v in fields.items() if v is not None}}
-    token = _context.set(bound)
-    try:
-        yield
-    finally:
-        _context.reset(token)
-
-
-def current_request_id() -> str | None:
-    """The id of the request being served (or bound by :func:`log_context`), if any."""
-    return _context.get(_EMPTY).get("request_id")
 
 
 def context_fields() -> dict[str, Any]:
     """The fields a log line written here carries: the bound ones, and the Celery task's."""
-    fields = dict(_context.get(_EMPTY))
+    fields = bound_fields()
     task = get_current_task()
     if task is not None and task.request is not None and task.request.id:
         fields.setdefault("task_id", task.request.id)
@@ -156,7 +137,7 @@ def _bind_request_id() -> None:
     incoming = request.headers.get(REQUEST_ID_HEADER, "")
     request_id = incoming if REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
     g.request_id = request_id
-    g.log_context_token = _context.set({**_context.get(_EMPTY), "request_id": request_id})
+    g.log_context_token = bind(request_id=request_id)
 
 
 def _echo_request_id(response: Response) -> Response:
@@ -170,7 +151,7 @@ def _unbind_request_id(exc: BaseException | None) -> None:
     token = g.pop("log_context_token", None)
     if token is not None:
         try:
-            _context.reset(token)
+            unbind(token)
         except ValueError:
             pass  # torn down in another context: the next request binds its own id anyway
 

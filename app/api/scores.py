@@ -12,7 +12,7 @@ from app.api.jsonp import enable_jsonp
 from app.clock import iso_time
 from app.errors import Problem, validation_problem
 from app.extensions import get_redis, get_token_policy, get_waiter, read_clock
-from app.logs import current_request_id
+from app.log_context import current_request_id
 from app.players import player_key, player_of
 from app.schemas import ScoreIn, SessionIn, WaitQuery
 from app.tasks import request_drain
