@@ -116,7 +116,7 @@ def celery_settings(broker_url: str, redis_url: str | None = None) -> dict[str, 
         "beat_schedule": beat_schedule(),
         # Exactly one scheduler: a second beat waits on this lock and takes over when the
         # active one stops renewing it.
-        "beat_scheduler": "app.beat.ResilientRedBeatScheduler",
+        "beat_scheduler": "app.worker.beat.ResilientRedBeatScheduler",
         # The schedule and its lock live in the data Redis (a plain URL even when the broker
         # is reached through Sentinel, which redbeat cannot parse from a broker URL).
         "redbeat_redis_url": redis_url or broker_url,
@@ -150,7 +150,7 @@ class Config:
         self.CELERY = celery_settings(self.CELERY_BROKER_URL, self.REDIS_URL)
         # Sites whose pages may call the read and score endpoints (comma-separated origins).
         self.CORS_ORIGINS = [o.strip() for o in env.get("CORS_ORIGINS", "").split(",") if o.strip()]
-        # Extra or replacement games, as a TOML file (see app/games.py for the fields).
+        # Extra or replacement games, as a TOML file (see app/leaderboard/games.py for the fields).
         self.GAMES_FILE = env.get("HISCORE_GAMES_FILE")
         # How long a submission's status stays readable.
         self.SUBMISSION_TTL_SECONDS = _env_int("HISCORE_SUBMISSION_TTL", 7 * 24 * 3600)

@@ -35,11 +35,11 @@ def register_extensions(app: Flask) -> None:
     """Redis, the games registry, the verdict waiter, Celery and the metrics."""
     from flask_cors import CORS
 
-    from app import tasks  # noqa: F401  (registers the shared tasks)
-    from app.celery_app import celery_init_app
     from app.extensions import init_extensions
     from app.logs import init_logging
-    from app.metrics import init_metrics
+    from app.web.metrics import init_metrics
+    from app.worker import tasks  # noqa: F401  (registers the shared tasks)
+    from app.worker.celery_app import celery_init_app
 
     init_logging(app)
     init_extensions(app)
@@ -58,8 +58,8 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     """The API, the pages and the health endpoints."""
-    from app import health, pages
-    from app.api import create_api_blueprint
+    from app.web import health, pages
+    from app.web.api import create_api_blueprint
 
     app.register_blueprint(create_api_blueprint())
     app.register_blueprint(pages.bp)
@@ -68,14 +68,14 @@ def register_blueprints(app: Flask) -> None:
 
 def register_rate_limits(app: Flask) -> None:
     """Rate limits on every view (and the proxies whose X-Forwarded-For is trusted)."""
-    from app.rate_limits import init_rate_limits
+    from app.web.rate_limits import init_rate_limits
 
     init_rate_limits(app)
 
 
 def register_errorhandlers(app: Flask) -> None:
     """Every error as problem+json."""
-    from app.errors import register_errorhandlers as register
+    from app.web.errors import register_errorhandlers as register
 
     register(app)
 

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
-from app.games import load_registry
+from app.leaderboard.games import load_registry
 from config import Config, ProductionConfig, config_for
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"

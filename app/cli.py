@@ -14,12 +14,12 @@ import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
-from app.boards import Entry, apply_entries
-from app.embedded_redis import EmbeddedRedis
 from app.extensions import get_clock, get_redis, get_registry, read_clock
-from app.maintenance import families_of, run_operation
-from app.operations import create_task
-from app.submissions import new_id
+from app.leaderboard.boards import Entry, apply_entries
+from app.leaderboard.maintenance import families_of, run_operation
+from app.storage.embedded_redis import EmbeddedRedis
+from app.storage.operations import create_task
+from app.storage.submissions import new_id
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,9 +8,9 @@ import redis
 from flask import Flask, current_app
 
 from app.clock import now_ms
-from app.games import Registry, load_registry
-from app.longpoll import VerdictWaiter
-from app.run_tokens import TokenPolicy
+from app.leaderboard.games import Registry, load_registry
+from app.leaderboard.run_tokens import TokenPolicy
+from app.storage.longpoll import VerdictWaiter
 
 
 def init_extensions(app: Flask) -> None:

@@ -23,9 +23,9 @@ from typing import Any
 
 import redis
 
-from app import keys
 from app.clock import now_ms
-from app.games import Registry, load_registry
+from app.leaderboard.games import Registry, load_registry
+from app.storage import keys
 from bench import ingest, reads, seed, storage
 from bench.baseline_app import list_key
 from bench.load import WrkRun, ensure_wrk

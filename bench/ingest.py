@@ -12,8 +12,8 @@ from typing import Any
 import redis
 import redis.asyncio
 
-from app import keys
-from app.windows import ALLTIME_PERIOD
+from app.leaderboard.windows import ALLTIME_PERIOD
+from app.storage import keys
 from bench.load import Sent, WrkRun, open_loop, percentile, post_json, run_wrk
 from bench.processes import Stack, http_get, wait_until
 

@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import redis
 
-from app import keys
+from app.storage import keys
 from bench.baseline_app import list_key
 
 #: A game of the benchmarks' own, so its boards never mix with the guessing game's.

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 
 import redis
 
-from app import keys
 from app.clock import now_ms
-from app.games import Game
-from app.rebuild import readable_boards, rebuild_family
+from app.leaderboard.games import Game
+from app.leaderboard.rebuild import readable_boards, rebuild_family
+from app.storage import keys
 
 
 def time_rebuild(client: redis.Redis, game: Game, variant: str) -> tuple[float, int]:

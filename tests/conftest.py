@@ -13,13 +13,14 @@ import fakeredis
 import pytest
 import time_machine
 
-from app import create_app, keys, submissions
+from app import create_app
 from app.clock import now_ms
-from app.embedded_redis import EmbeddedRedis
 from app.extensions import get_clock, get_registry, get_token_policy
-from app.games import Registry
-from app.ingest import drain
-from app.players import player_key
+from app.leaderboard.games import Registry
+from app.leaderboard.ingest import drain
+from app.leaderboard.players import player_key
+from app.storage import keys, submissions
+from app.storage.embedded_redis import EmbeddedRedis
 from config import celery_settings
 from tests.cases import NOW
 from tests.processes import Stack, process_env

@@ -23,8 +23,8 @@ import redis
 import requests
 from celery import Celery
 
-from app import keys
-from app.embedded_redis import EmbeddedRedis, free_port
+from app.storage import keys
+from app.storage.embedded_redis import EmbeddedRedis, free_port
 from config import INGEST_QUEUE, MAINTENANCE_QUEUE
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -6,8 +6,8 @@ import requests
 from playwright.sync_api import Page, expect
 
 from app.clock import now_ms
-from app.games import load_registry
-from app.stats import compute_family
+from app.leaderboard.games import load_registry
+from app.leaderboard.stats import compute_family
 from tests.browser.conftest import screenshots
 from tests.cases import GOOD
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.embedded_redis import EmbeddedRedis
+from app.storage.embedded_redis import EmbeddedRedis
 from tests.processes import BIN, Process, process_env, wait_for
 
 pytestmark = pytest.mark.integration

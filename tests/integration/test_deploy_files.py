@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from app.embedded_redis import free_port, redis_server_path
+from app.storage.embedded_redis import free_port, redis_server_path
 from config import BEAT_JOBS, Config, celery_settings, maintenance_time_limit
 from tests.processes import ROOT, wait_for, without_tool
 

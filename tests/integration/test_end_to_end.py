@@ -11,7 +11,7 @@ from typing import Any
 
 import requests
 
-from app import keys
+from app.storage import keys
 from tests.processes import Stack
 
 VARIANTS = ["10", "25", "100", "1000"]

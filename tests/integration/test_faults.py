@@ -23,9 +23,9 @@ import pytest
 import redis
 import requests
 
-from app import keys
-from app.embedded_redis import EmbeddedRedis
-from app.ingest import DRAIN_BATCH
+from app.leaderboard.ingest import DRAIN_BATCH
+from app.storage import keys
+from app.storage.embedded_redis import EmbeddedRedis
 from tests.processes import Process, Stack, process_env, wait_for
 
 # Each strikes, waits for the recovery and checks every submission: longer than most.
@@ -35,7 +35,7 @@ GAME, VARIANT = "guess", "100"
 
 #: How long after a worker is back (or, where the worker stays up, after the fault) every
 #: accepted submission must be on its board, the players' remaining games included: a dead
-#: consumer's entries are claimed after 10 s (app.intake.CLAIM_IDLE_MS) and beat sweeps each
+#: consumer's entries are claimed after 10 s (app.storage.intake.CLAIM_IDLE_MS) and beat sweeps each
 #: second here (every 5 s by default), so this leaves room for a slow machine.
 RECOVERY_BOUND_S = 60
 

@@ -16,12 +16,13 @@ from typing import Any
 import pytest
 import redis
 
-from app import intake, keys, run_tokens, submissions
-from app.boards import Entry, apply_entries
-from app.embedded_redis import EmbeddedRedis
-from app.games import Registry, load_registry
-from app.ingest import drain
-from app.run_tokens import TokenPolicy
+from app.leaderboard import run_tokens
+from app.leaderboard.boards import Entry, apply_entries
+from app.leaderboard.games import Registry, load_registry
+from app.leaderboard.ingest import drain
+from app.leaderboard.run_tokens import TokenPolicy
+from app.storage import intake, keys, submissions
+from app.storage.embedded_redis import EmbeddedRedis
 from tests.cases import queued_payload
 
 pytestmark = pytest.mark.integration

@@ -13,8 +13,8 @@ import psutil
 import pytest
 import requests
 
-from app import keys
-from app.embedded_redis import free_port
+from app.storage import keys
+from app.storage.embedded_redis import free_port
 from tests.processes import Process, wait_for
 
 WAITERS = 100

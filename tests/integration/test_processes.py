@@ -11,7 +11,7 @@ import psutil
 import pytest
 import requests
 
-from app.embedded_redis import free_port
+from app.storage.embedded_redis import free_port
 from tests.cases import GOOD
 from tests.processes import BIN, Process, wait_for
 

@@ -2,9 +2,9 @@
 
 import pytest
 
-from app import keys
-from app.boards import Entry, apply_entries
 from app.clock import now_ms
+from app.leaderboard.boards import Entry, apply_entries
+from app.storage import keys
 from tests.cases import GOOD
 from tests.conftest import keyed
 
@@ -186,7 +186,7 @@ def test_status_reports_queues_workers_beat_and_verdicts(client, redis_client, w
 def test_readyz_needs_a_worker_heartbeat(client, redis_client):
     resp = client.get("/readyz")
     assert resp.status_code == 503 and resp.mimetype == "application/problem+json"
-    from app.status import record_heartbeat
+    from app.worker.status import record_heartbeat
 
     record_heartbeat(redis_client, "w@host", {"hostname": "w@host"})
     assert client.get("/readyz").get_json() == {"status": "ready", "workers": 1}

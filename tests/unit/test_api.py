@@ -2,7 +2,7 @@
 
 import pytest
 
-from app import keys
+from app.storage import keys
 from tests.conftest import keyed
 
 GOOD = {"name": "Ann", "score": 4, "variant": "10", "duration_ms": 5000}
@@ -79,7 +79,7 @@ def test_with_redis_down_a_score_gets_503_and_nothing_is_stored(client, redis_cl
 def test_with_the_broker_down_a_stored_score_is_still_accepted(client, redis_client, monkeypatch):
     from kombu.exceptions import OperationalError
 
-    from app import tasks
+    from app.worker import tasks
 
     sent = []
 
@@ -100,7 +100,7 @@ def test_with_the_broker_down_a_stored_score_is_still_accepted(client, redis_cli
 def test_any_broker_error_leaves_a_stored_score_accepted(client, redis_client, monkeypatch):
     from kombu.exceptions import ChannelError
 
-    from app import tasks
+    from app.worker import tasks
 
     def refused(*args, **kwargs):
         raise ChannelError("READONLY You can't write against a read only replica.")
@@ -111,7 +111,7 @@ def test_any_broker_error_leaves_a_stored_score_accepted(client, redis_client, m
 
 
 def test_one_drain_is_scheduled_for_many_waiting_submissions(client, redis_client, monkeypatch):
-    from app import tasks
+    from app.worker import tasks
 
     sent = []
     monkeypatch.setattr(tasks.drain, "apply_async", lambda *a, **k: sent.append(1))
@@ -165,7 +165,7 @@ def test_the_key_never_travels_to_the_worker(client, queued):
     (payload,) = queued()
     assert payload["player_id"] == "k" * 22 and "player_key" not in payload
     # What the web enqueues is exactly what the worker expects.
-    from app.schemas import QueuedSubmission
+    from app.leaderboard.schemas import QueuedSubmission
 
     assert QueuedSubmission.model_validate(payload).model_dump(exclude_none=True) == {
         k: v for k, v in payload.items() if v is not None

@@ -13,11 +13,11 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from app import keys
-from app.boards import Board, Entry, apply_entries, format_score, read_page
-from app.games import Registry, game_from_table, load_registry
-from app.rebuild import rebuild_family
-from app.windows import WINDOWS, period_of
+from app.leaderboard.boards import Board, Entry, apply_entries, format_score, read_page
+from app.leaderboard.games import Registry, game_from_table, load_registry
+from app.leaderboard.rebuild import rebuild_family
+from app.leaderboard.windows import WINDOWS, period_of
+from app.storage import keys
 
 REGISTRY = Registry(
     {

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app import keys
-from app.boards import Board, Entry, apply_entries, read_page, read_standing
-from app.games import game_from_table, load_registry
+from app.leaderboard.boards import Board, Entry, apply_entries, read_page, read_standing
+from app.leaderboard.games import game_from_table, load_registry
+from app.storage import keys
 
 GUESS = load_registry().get("guess")
 HIGHER = game_from_table("points", {"order": "higher", "integer": False, "score_max": 1e6})

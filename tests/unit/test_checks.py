@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from app.checks import FAIL, OK, WARN, redact, run_checks
 from app.cli import cli
-from app.embedded_redis import free_port
+from app.storage.embedded_redis import free_port
 
 LONG_SECRET = "k" * 43
 VARIABLES = (

@@ -8,13 +8,13 @@ import json
 
 import pytest
 
-from app import keys, operations, submissions
-from app.boards import Board, apply_entries, read_page
 from app.clock import iso_time, now_ms
-from app.maintenance import read_beat_runs
-from app.rebuild import readable_boards, rebuild_family
-from app.stats import read_stats
-from app.windows import period_end_ms, period_of
+from app.leaderboard.boards import Board, apply_entries, read_page
+from app.leaderboard.maintenance import read_beat_runs
+from app.leaderboard.rebuild import readable_boards, rebuild_family
+from app.leaderboard.stats import read_stats
+from app.leaderboard.windows import period_end_ms, period_of
+from app.storage import keys, operations, submissions
 from tests.cases import GOOD, NOW, noon_utc
 from tests.unit.test_boards import DAY, GUESS, entry
 
@@ -125,7 +125,7 @@ def test_the_web_takes_the_time_from_the_apps_clock(client, redis_client, work, 
 
 
 def test_the_tasks_take_the_time_from_the_apps_clock(app, client, redis_client, pinned):
-    from app.tasks import drain, stats
+    from app.worker.tasks import drain, stats
 
     resp = client.post("/api/v1/games/guess/scores", json=GOOD)
     with app.app_context():

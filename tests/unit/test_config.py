@@ -55,8 +55,9 @@ def test_celery_is_configured_for_a_careful_deployment():
 def test_ingestion_timings_fit_inside_the_visibility_timeout():
     import inspect
 
-    from app import intake, tasks
-    from app.ingest import drain
+    from app.leaderboard.ingest import drain
+    from app.storage import intake
+    from app.worker import tasks
 
     conf = celery_settings("redis://x")
     visibility = conf["broker_transport_options"]["visibility_timeout"]

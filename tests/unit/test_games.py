@@ -1,6 +1,6 @@
 import pytest
 
-from app.games import game_from_table, load_registry
+from app.leaderboard.games import game_from_table, load_registry
 
 
 def test_guess_is_built_in_with_its_variants():

@@ -7,9 +7,11 @@ import redis
 from celery.exceptions import SoftTimeLimitExceeded
 from redis import exceptions as errors
 
-from app import ingest, intake, keys, run_tokens, tasks
-from app.ingest import ingest_submissions, is_transient
-from app.run_tokens import TokenPolicy
+from app.leaderboard import ingest, run_tokens
+from app.leaderboard.ingest import ingest_submissions, is_transient
+from app.leaderboard.run_tokens import TokenPolicy
+from app.storage import intake, keys
+from app.worker import tasks
 from tests.cases import NOW, queued_payload
 
 payload = queued_payload
@@ -80,7 +82,7 @@ def test_a_replay_after_its_record_expired_reports_the_logged_entry(redis_client
 
 
 def test_a_run_cut_short_before_its_verdict_is_settled_on_the_rerun(redis_client, registry):
-    from app.boards import Entry, apply_entries
+    from app.leaderboard.boards import Entry, apply_entries
 
     game = registry.get("guess")
     apply_entries(
@@ -104,7 +106,7 @@ def test_a_banned_player_is_rejected_and_nothing_is_logged(redis_client, registr
 
 
 def _enqueue(client, *payloads):
-    from app import intake
+    from app.storage import intake
 
     for p in payloads:
         record = {"status": "queued", "player_id": p["player_id"]}
@@ -112,7 +114,7 @@ def _enqueue(client, *payloads):
 
 
 def _drain(client, registry, consumer="w1:1", **kwargs):
-    from app.ingest import drain
+    from app.leaderboard.ingest import drain
 
     return drain(client, registry, consumer, lambda: NOW, 60, wait_ms=0, linger_ms=0, **kwargs)
 
@@ -142,7 +144,7 @@ def test_a_drain_out_of_time_keeps_the_flag_and_asks_for_another(redis_client, r
 
 
 def test_what_arrives_as_a_drain_stops_is_not_left_behind(redis_client, registry, monkeypatch):
-    from app import intake
+    from app.storage import intake
 
     release = intake.release_drain
     late = payload("sub-late-one", player_id="l" * 22)
@@ -160,7 +162,7 @@ def test_what_arrives_as_a_drain_stops_is_not_left_behind(redis_client, registry
 def test_entries_of_a_dead_worker_are_claimed_by_the_next_drain(
     redis_client, registry, monkeypatch
 ):
-    from app import intake
+    from app.storage import intake
 
     _enqueue(redis_client, payload("sub-orphan-1"), payload("sub-orphan-2", player_id="o" * 22))
     intake.ensure_group(redis_client)
@@ -177,7 +179,7 @@ def test_with_redis_down_mid_batch_the_entries_wait_for_the_retry(
 ):
     import redis
 
-    from app import ingest
+    from app.leaderboard import ingest
 
     _enqueue(redis_client, payload("sub-retried-1"))
     real = ingest.apply_entries
@@ -201,7 +203,7 @@ def test_with_redis_down_mid_batch_the_entries_wait_for_the_retry(
 def test_a_submission_that_breaks_the_worker_is_answered_and_kept_aside(
     redis_client, registry, monkeypatch
 ):
-    from app import ingest
+    from app.leaderboard import ingest
 
     real = ingest.apply_entries
 
@@ -234,7 +236,7 @@ def test_the_worker_logs_each_verdict_with_the_request_that_brought_it(client, w
 
     handler = Keep()
     handler.setFormatter(JsonLineFormatter())
-    logger = logging.getLogger("app.ingest")
+    logger = logging.getLogger("app.leaderboard.ingest")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     try:

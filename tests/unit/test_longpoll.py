@@ -2,8 +2,8 @@ import json
 import threading
 import time
 
-from app import keys, submissions
-from app.longpoll import VerdictWaiter
+from app.storage import keys, submissions
+from app.storage.longpoll import VerdictWaiter
 
 
 def test_a_waiter_wakes_when_its_verdict_is_published(redis_client):

@@ -4,10 +4,10 @@ import statistics
 
 import pytest
 
-from app import keys, operations
-from app.boards import Board
-from app.maintenance import families_of, read_beat_runs, run_operation
-from app.stats import compute_family, percentile, read_stats
+from app.leaderboard.boards import Board
+from app.leaderboard.maintenance import families_of, read_beat_runs, run_operation
+from app.leaderboard.stats import compute_family, percentile, read_stats
+from app.storage import keys, operations
 from tests.unit.test_boards import DAY, GUESS
 from tests.unit.test_rebuild import NOW, seeded
 
@@ -105,7 +105,7 @@ def test_percentile_is_nearest_rank():
 
 
 def test_beat_jobs_record_their_last_run(app, redis_client):
-    from app.tasks import stats
+    from app.worker.tasks import stats
 
     with app.app_context():
         stats.apply(task_id="beat-tick")

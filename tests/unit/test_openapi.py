@@ -11,14 +11,22 @@ import pytest
 # schemathesis, so that this test needs no network.
 from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
 
-from app import create_app, run_tokens
-from app.api.admin import Scope
-from app.api.jsonp import _valid, check_callback
-from app.api.openapi import CALLBACK_PARAMETER, build_document, document_of
-from app.auth import check_operator
+from app import create_app
 from app.extensions import get_token_policy
-from app.run_tokens import RunToken
-from app.schemas import BoardQuery, ScoreIn, SessionIn, StandingQuery, StatsQuery, WaitQuery
+from app.leaderboard import run_tokens
+from app.leaderboard.run_tokens import RunToken
+from app.leaderboard.schemas import (
+    BoardQuery,
+    ScoreIn,
+    SessionIn,
+    StandingQuery,
+    StatsQuery,
+    WaitQuery,
+)
+from app.web.api.admin import Scope
+from app.web.api.jsonp import _valid, check_callback
+from app.web.api.openapi import CALLBACK_PARAMETER, build_document, document_of
+from app.web.auth import check_operator
 from config import celery_settings
 from tests.conftest import keyed
 

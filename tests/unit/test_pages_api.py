@@ -6,8 +6,8 @@ import pytest
 from flask import Response
 
 from app import create_app
-from app.api.jsonp import wrap
-from app.errors import validation_problem
+from app.web.api.jsonp import wrap
+from app.web.errors import validation_problem
 from config import celery_settings
 from tests.cases import GOOD
 

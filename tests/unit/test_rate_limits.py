@@ -2,7 +2,8 @@
 
 import pytest
 
-from app import create_app, keys
+from app import create_app
+from app.storage import keys
 from config import celery_settings
 from tests.conftest import keyed
 

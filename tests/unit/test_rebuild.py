@@ -4,9 +4,9 @@ import random
 
 import pytest
 
-from app import keys
-from app.boards import Board, apply_entries, read_page
-from app.rebuild import prune_family, readable_boards, rebuild_family, reconcile_family
+from app.leaderboard.boards import Board, apply_entries, read_page
+from app.leaderboard.rebuild import prune_family, readable_boards, rebuild_family, reconcile_family
+from app.storage import keys
 from tests.unit.test_boards import DAY, GUESS, T0, entry
 
 # Midnight at the end of T0's day: the clock of every test here stops then.
@@ -131,8 +131,8 @@ def test_prune_removes_exactly_the_entries_past_retention(redis_client):
 
 
 def test_a_ban_during_a_rebuild_survives_the_swap(redis_client):
-    from app.players import remove_player
-    from app.rebuild import FamilyBuild
+    from app.leaderboard.players import remove_player
+    from app.leaderboard.rebuild import FamilyBuild
 
     apply_entries(redis_client, [entry(1, 3, T0), entry(2, 4, T0)], NOW)
     boards = readable_boards(GUESS, "100", NOW)

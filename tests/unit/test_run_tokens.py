@@ -2,9 +2,10 @@
 
 import pytest
 
-from app import keys, run_tokens
-from app.ingest import ingest_submissions
-from app.run_tokens import TokenPolicy
+from app.leaderboard import run_tokens
+from app.leaderboard.ingest import ingest_submissions
+from app.leaderboard.run_tokens import TokenPolicy
+from app.storage import keys
 from tests.cases import NOW, queued_payload
 
 SECRET = "testing-secret"
@@ -246,7 +247,7 @@ def _forgotten_at(issued_at):
 
 
 def _spy_on_applied_entries(monkeypatch):
-    from app import ingest
+    from app.leaderboard import ingest
 
     seen = []
     real = ingest.apply_entries

@@ -17,11 +17,11 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from app.api.openapi import build_document
 from app.clock import now_ms
-from app.games import load_registry
-from app.stats import compute_family
-from app.status import record_heartbeat
+from app.leaderboard.games import load_registry
+from app.leaderboard.stats import compute_family
+from app.web.api.openapi import build_document
+from app.worker.status import record_heartbeat
 
 TOKEN = "testing-operator-token"
 

@@ -1,9 +1,9 @@
 import pytest
 from pydantic import ValidationError
 
-from app.games import load_registry
-from app.schemas import ScoreIn, clean_name
-from app.validation import check_rules, validate_queued
+from app.leaderboard.games import load_registry
+from app.leaderboard.schemas import ScoreIn, clean_name
+from app.leaderboard.validation import check_rules, validate_queued
 from tests.cases import NOW, queued_payload
 
 GUESS = load_registry().get("guess")

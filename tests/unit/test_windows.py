@@ -2,7 +2,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app.windows import normalize_period, period_end_ms, period_of
+from app.leaderboard.windows import normalize_period, period_end_ms, period_of
 
 
 def ms(*args: int) -> int:

@@ -1,0 +1,262 @@
+"""Leaderboards in Redis: apply accepted entries in batches, read pages and a player's rank.
+
+A board is (game, variant, window, period). Its cache is a sorted set whose members are
+``<achieved ms>:<player id>`` scored by the game's sort key, so ascending order is rank order
+and equal scores rank the earlier achievement first; beside it a hash keeps each player's best
+row. Every accepted entry is first appended to the family's log stream, from which the caches
+can always be rebuilt. Plain functions over a redis client: nothing here knows Flask or Celery.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+import redis
+from redis.commands.core import Script
+
+from app.leaderboard.games import Game
+from app.leaderboard.windows import ALLTIME_PERIOD, WINDOWS, period_end_ms, period_of, period_range
+from app.storage import keys
+
+# Wide enough for any epoch-ms until the year 2286, so members sort by time as text.
+_AT_WIDTH = 13
+
+
+@cache
+def _lua(name: str) -> str:
+    folder = resources.files("app").joinpath("lua")
+    return folder.joinpath("board_lib.lua").read_text() + folder.joinpath(f"{name}.lua").read_text()
+
+
+def script(client: redis.Redis, name: str) -> Script:
+    """The Lua script ``app/lua/<name>.lua`` (with the board library) bound to ``client``."""
+    # register_script only hashes the text; redis-py loads it on the first NOSCRIPT.
+    return client.register_script(_lua(name))
+
+
+@dataclass(frozen=True)
+class Board:
+    """One leaderboard: a game's variant over one period of one window."""
+
+    game: Game
+    variant: str
+    window: str = "alltime"
+    period: str = ALLTIME_PERIOD
+
+    @property
+    def ranking_key(self) -> str:
+        """The sorted set of this board."""
+        return keys.ranking_key(self.game.slug, self.variant, self.window, self.period)
+
+    @property
+    def rows_key(self) -> str:
+        """The rows hash of this board."""
+        return keys.rows_key(self.game.slug, self.variant, self.window, self.period)
+
+    def expire_at(self) -> int:
+        """Epoch ms at which this board stops being readable (0: never)."""
+        end = period_end_ms(self.window, self.period)
+        keep = self.game.window_retention_ms(self.window)
+        return end + keep if end is not None and keep is not None else 0
+
+    def achieved_range(self) -> tuple[int, int]:
+        """The achieved ms that belong on this board: ``[start, end)``, ``(0, 0)`` for all."""
+        return period_range(self.window, self.period)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """An accepted score on its way to the boards."""
+
+    submission_id: str
+    game: Game
+    variant: str
+    player_id: str
+    name: str
+    score: int | float
+    achieved_at: int  # epoch ms
+    run_id: str | None = None  # the run token's id, used up by this entry
+    run_ttl_ms: int = 0  # how long to remember that use (at least 1 ms reaches Redis)
+
+    def boards(self) -> list[Board]:
+        """The boards this entry belongs to: all-time and the current daily and weekly."""
+        return [
+            Board(self.game, self.variant, window, period_of(window, self.achieved_at))
+            for window in WINDOWS
+        ]
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What applying one entry did."""
+
+    submission_id: str
+    fresh: bool  # False when this submission had been applied before
+    banned: bool  # the player is banned from this game: nothing was applied
+    score: int | float | None  # as logged when first applied (a replay may claim another)
+    achieved_at: int | None  # epoch ms, as logged
+    ranks: dict[str, int | None]  # window -> the player's rank on that board afterwards
+    improved: dict[str, bool]  # window -> whether this entry became the player's best
+    run_reused: bool = False  # its run token was used by another submission: nothing applied
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of a board."""
+
+    rank: int
+    player_id: str
+    name: str
+    score: int | float
+    achieved_at: int  # epoch ms
+
+
+@dataclass(frozen=True)
+class Page:
+    """A slice of a board with its size and last change."""
+
+    rows: list[Row]
+    total: int
+    updated_at: int | None
+
+
+@dataclass(frozen=True)
+class Standing:
+    """A player's row on a board, with neighbours on each side."""
+
+    row: Row
+    neighbours: list[Row]
+    total: int
+    updated_at: int | None
+
+
+def format_score(game: Game, score: float) -> str:
+    """The canonical text of a score, as stored in the log and the rows."""
+    if game.integer:
+        return str(int(score))
+    return repr(float(score))
+
+
+def parse_score(game: Game, text: str) -> int | float:
+    """The inverse of :func:`format_score`."""
+    return int(text) if game.integer else float(text)
+
+
+def apply_entries(client: redis.Redis, entries: Sequence[Entry], now_ms: int) -> list[Applied]:
+    """Apply a batch of entries in one round trip; each entry is atomic and idempotent.
+
+    For each entry: unless its submission was applied before, append it to the log and make it
+    the player's row on every board it belongs to where it beats the player's best.
+    """
+    if not entries:
+        return []
+    apply = script(client, "apply_entry")
+    pipe = client.pipeline(transaction=False)
+    for entry in entries:
+        boards = entry.boards()
+        board_keys: list[str] = []
+        for board in boards:
+            board_keys += [board.ranking_key, board.rows_key]
+        slug, variant = entry.game.slug, entry.variant
+        apply(
+            keys=[
+                keys.log_key(slug, variant),
+                keys.applied_key(slug, variant),
+                keys.banned_key(slug, variant),
+                keys.run_key(slug, variant, entry.run_id or "-"),
+                *board_keys,
+            ],
+            args=[
+                entry.submission_id,
+                entry.player_id,
+                entry.name,
+                format_score(entry.game, entry.score),
+                entry.game.sign,
+                f"{entry.achieved_at:0{_AT_WIDTH}d}",
+                now_ms,
+                entry.run_id or "",
+                entry.run_ttl_ms,
+                *(board.expire_at() for board in boards),
+            ],
+            client=pipe,
+        )
+    results = pipe.execute()
+    applied = []
+    for entry, result in zip(entries, results, strict=True):
+        if result[0] in (-1, -2):
+            applied.append(
+                Applied(
+                    entry.submission_id,
+                    fresh=False,
+                    banned=result[0] == -1,
+                    run_reused=result[0] == -2,
+                    score=None,
+                    achieved_at=None,
+                    ranks={},
+                    improved={},
+                )
+            )
+            continue
+        fresh, score, at = result[:3]
+        ranks: dict[str, int | None] = {}
+        improved: dict[str, bool] = {}
+        for i, board in enumerate(entry.boards()):
+            rank, better = result[3 + 2 * i], result[4 + 2 * i]
+            ranks[board.window] = int(rank) or None
+            improved[board.window] = bool(better)
+        applied.append(
+            Applied(
+                entry.submission_id,
+                fresh=bool(fresh),
+                banned=False,
+                score=parse_score(entry.game, score),
+                achieved_at=int(at),
+                ranks=ranks,
+                improved=improved,
+            )
+        )
+    return applied
+
+
+def _row(game: Game, rank: int, member: str, raw: str | None) -> Row | None:
+    if raw is None:
+        return None
+    player_id = member.split(":", 1)[1]
+    at, score, name = raw.split("|", 2)
+    return Row(rank, player_id, name, parse_score(game, score), int(at))
+
+
+def _rows(game: Game, first_rank: int, flat: Sequence[str]) -> list[Row]:
+    rows = []
+    for i in range(0, len(flat), 2):
+        row = _row(game, first_rank + i // 2, flat[i], flat[i + 1])
+        if row is not None:
+            rows.append(row)
+    return rows
+
+
+def read_page(client: redis.Redis, board: Board, offset: int, limit: int) -> Page:
+    """Rows ``offset+1 .. offset+limit`` of a board, read atomically in one round trip."""
+    result = script(client, "read_range")(
+        keys=[board.ranking_key, board.rows_key], args=[offset, offset + limit - 1]
+    )
+    total, updated = int(result[0]), result[1]
+    return Page(_rows(board.game, offset + 1, result[2:]), total, int(updated) if updated else None)
+
+
+def read_standing(
+    client: redis.Redis, board: Board, player_id: str, around: int = 0
+) -> Standing | None:
+    """The player's row and ``around`` neighbours on each side, or None if unranked."""
+    result = script(client, "read_player")(
+        keys=[board.ranking_key, board.rows_key], args=[player_id, around]
+    )
+    total, updated, rank0, first0 = int(result[0]), result[1], int(result[2]), int(result[3])
+    if rank0 < 0:
+        return None
+    rows = _rows(board.game, first0 + 1, result[4:])
+    mine = next(row for row in rows if row.player_id == player_id)
+    return Standing(mine, rows, total, int(updated) if updated else None)

@@ -1,0 +1,221 @@
+"""Rebuild a family's boards from its log, check them against it, and prune it.
+
+A rebuild replays the log into copies of every readable board of a game variant, in slices
+(each an atomic Lua call, so Redis is never blocked for long), then swaps all copies in with
+one atomic script that first checks the copies have seen the log's newest entry; if entries
+arrived meanwhile it reads on and tries again. Readers see the old boards until the swap and
+the new ones after it, never a missing or partial board. Plain functions over a redis client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import redis
+
+from app.leaderboard.boards import Board, script
+from app.leaderboard.games import Game
+from app.leaderboard.windows import period_of
+from app.storage import keys
+
+#: Log entries replayed per Lua call: small enough to keep each call to a few milliseconds.
+SLICE = 2000
+
+#: Called with (entries read so far, entries in the log).
+Progress = Callable[[int, int], None]
+
+
+def _no_progress(done: int, total: int) -> None:
+    pass
+
+
+def readable_boards(game: Game, variant: str, now_ms: int) -> list[Board]:
+    """All-time and every daily and weekly board of a variant that is still readable."""
+    boards = [Board(game, variant)]
+    today = datetime.fromtimestamp(now_ms / 1000, UTC)
+    for window, step, keep in (
+        ("daily", timedelta(days=1), game.daily_retention_days + 1),
+        ("weekly", timedelta(weeks=1), game.weekly_retention_days // 7 + 2),
+    ):
+        periods = dict.fromkeys(
+            period_of(window, int((today - step * back).timestamp() * 1000)) for back in range(keep)
+        )
+        boards += [
+            board
+            for period in periods
+            if (board := Board(game, variant, window, period)).expire_at() > now_ms
+        ]
+    return boards
+
+
+@dataclass
+class FamilyBuild:
+    """Copies of a family's boards being built from its log."""
+
+    client: redis.Redis
+    game: Game
+    variant: str
+    boards: list[Board]
+    now_ms: int
+    position: str = "-"  # the last log id the copies have seen
+    read: int = 0
+    caught_up: bool = field(default=False, init=False)
+
+    @classmethod
+    def readable(cls, client: redis.Redis, game: Game, variant: str, now_ms: int) -> FamilyBuild:
+        """A build of every board of a variant that is still readable at ``now_ms``."""
+        return cls(client, game, variant, readable_boards(game, variant, now_ms), now_ms)
+
+    @property
+    def _log(self) -> str:
+        return keys.log_key(self.game.slug, self.variant)
+
+    def _built(self, board: Board) -> tuple[str, str]:
+        return keys.build_key(board.ranking_key), keys.build_key(board.rows_key)
+
+    def start(self) -> FamilyBuild:
+        """Drop copies a crashed rebuild may have left."""
+        self.client.delete(*(key for board in self.boards for key in self._built(board)))
+        return self
+
+    def read_on(self, progress: Progress = _no_progress) -> None:
+        """Replay the log from where the copies are up to its current end."""
+        build = script(self.client, "build_boards")
+        built_keys: list[str] = []
+        ranges: list[int] = []
+        for board in self.boards:
+            built_keys += self._built(board)
+            ranges += board.achieved_range()
+        total = self.client.xlen(self._log)
+        while True:
+            start = "-" if self.position == "-" else f"({self.position}"
+            position, read = build(
+                keys=[self._log, keys.banned_key(self.game.slug, self.variant), *built_keys],
+                args=[start, SLICE, self.game.sign, self.now_ms, *ranges],
+            )
+            self.position, self.read = position, self.read + read
+            progress(self.read, max(total, self.read))
+            if read < SLICE:
+                return
+
+    def swap(self) -> bool:
+        """Swap every copy in at once if they have seen the whole log; False if it grew."""
+        quads: list[str] = []
+        for board in self.boards:
+            quads += [*self._built(board), board.ranking_key, board.rows_key]
+        return bool(
+            script(self.client, "swap_boards")(
+                keys=[self._log, keys.banned_key(self.game.slug, self.variant), *quads],
+                args=[self.position, self.now_ms, *(b.expire_at() for b in self.boards)],
+            )
+        )
+
+    def finish(self, progress: Progress = _no_progress) -> None:
+        """Read on and swap until the swap finds nothing new in the log."""
+        while True:
+            self.read_on(progress)
+            if self.swap():
+                return
+
+    def at_head(self) -> bool:
+        """Whether the copies have seen the log's newest entry."""
+        newest = self.client.xrevrange(self._log, count=1)
+        return (newest[0][0] if newest else "-") == self.position
+
+    def discard(self) -> None:
+        """Forget the copies."""
+        self.start()
+
+    def differing(self) -> list[Board]:
+        """The boards whose live cache differs from its copy (compare after :meth:`read_on`)."""
+        return [b for b in self.boards if not _same_board(self.client, b, *self._built(b))]
+
+
+def _same_board(client: redis.Redis, board: Board, built_z: str, built_r: str) -> bool:
+    pipe = client.pipeline(transaction=False)
+    pipe.zcard(board.ranking_key).zcard(built_z)
+    live_size, built_size = pipe.execute()
+    if live_size != built_size:
+        return False
+    step = 5000
+    for start in range(0, live_size, step):
+        pipe.zrange(board.ranking_key, start, start + step - 1, withscores=True)
+        pipe.zrange(built_z, start, start + step - 1, withscores=True)
+        live, built = pipe.execute()
+        if live != built:
+            return False
+        players = [member.split(":", 1)[1] for member, _ in live]
+        if players:
+            pipe.hmget(board.rows_key, players).hmget(built_r, players)
+            live_rows, built_rows = pipe.execute()
+            if live_rows != built_rows:
+                return False
+    return True
+
+
+def rebuild_family(
+    client: redis.Redis,
+    game: Game,
+    variant: str,
+    now_ms: int,
+    progress: Progress = _no_progress,
+) -> int:
+    """Rebuild every readable board of a variant from its log; return the entries read."""
+    build = FamilyBuild.readable(client, game, variant, now_ms)
+    build.start().finish(progress)
+    return build.read
+
+
+def reconcile_family(
+    client: redis.Redis,
+    game: Game,
+    variant: str,
+    now_ms: int,
+    progress: Progress = _no_progress,
+) -> list[Board]:
+    """Compare each board with its log; if any drifted, swap rebuilt boards in. Return those."""
+    build = FamilyBuild.readable(client, game, variant, now_ms)
+    build.start().read_on(progress)
+    # Entries applied while comparing would look like drift: compare again until the log
+    # stood still during a comparison (a few tries; swapping a board that was right is safe).
+    for _ in range(3):
+        drifted = build.differing()
+        if build.at_head():
+            break
+        build.read_on(progress)
+    if drifted:
+        build.finish(progress)
+    else:
+        build.discard()
+    return drifted
+
+
+def prune_family(
+    client: redis.Redis,
+    game: Game,
+    variant: str,
+    now_ms: int,
+    progress: Progress = _no_progress,
+) -> int:
+    """Delete log entries older than the game's retention and rebuild the boards if any went.
+
+    Returns how many entries were deleted. Window boards past their own retention expire by
+    themselves (their keys carry a TTL).
+    """
+    cutoff = now_ms - game.retention_days * 86_400_000
+    prune = script(client, "prune_log")
+    log, applied = keys.log_key(game.slug, variant), keys.applied_key(game.slug, variant)
+    total = client.xlen(log)
+    position, read, deleted = "-", 0, 0
+    while True:
+        start = "-" if position == "-" else f"({position}"
+        position, got, gone = prune(keys=[log, applied], args=[start, SLICE, cutoff])
+        read, deleted = read + got, deleted + gone
+        progress(read, max(total, read))
+        if got < SLICE:
+            break
+    if deleted:
+        rebuild_family(client, game, variant, now_ms)
+    return deleted

@@ -1,0 +1,203 @@
+"""The ingest stream: the web appends each submission in one round trip, workers drain it.
+
+A Celery message per submission costs a worker about a millisecond of bookkeeping before any
+work is done, which caps ingestion at a fraction of what Redis can take. So the web appends the
+submission to a Redis stream (in the same script that creates its status record, so a 202 always
+means both were stored) and Celery tasks drain that stream in batches through a consumer group:
+
+- an entry stays pending for the consumer that read it until its verdict is stored, so one whose
+  worker died is claimed again by the next drain once it has been idle for :data:`CLAIM_IDLE_MS`;
+- a drain is always scheduled while entries wait: the first submission to find no drain flag
+  sets it and sends a drain task; a running drain keeps the flag alive and, before it stops,
+  drops it and looks once more, so an entry is never left behind between the two; the beat's
+  sweep starts a drain if anything is still waiting (a task lost with the broker, say).
+
+Plain functions over a redis client; nothing here knows Flask or Celery.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from app.storage import keys
+
+#: How long the drain flag lives without a refresh: a drain refreshes it between batches, so
+#: this bounds how long a dead drain keeps others from being scheduled.
+DRAIN_FLAG_MS = 10_000
+
+#: An entry read by a consumer and left unacknowledged this long is taken over by another. A
+#: live drain settles a batch in well under a second, so only a dead one's entries get there.
+CLAIM_IDLE_MS = 10_000
+
+# Creates the record and appends the submission, unless the record exists; then claims the
+# drain flag. Returns {1, flag claimed} when stored, {0, existing record} otherwise.
+_ENQUEUE = """
+local existing = redis.call('GET', KEYS[1])
+if existing then return {0, existing} end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('XADD', KEYS[2], '*', 'p', ARGV[3])
+if redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[4]) then return {1, 1} end
+return {1, 0}
+"""
+
+
+@dataclass(frozen=True)
+class Enqueued:
+    """What :func:`enqueue` did: stored the submission, or found an earlier record."""
+
+    existing: dict[str, Any] | None  # the earlier record when the id was taken
+    schedule_drain: bool  # this submission claimed the drain flag: send a drain task
+
+
+def enqueue(
+    client: redis.Redis,
+    submission_id: str,
+    record: Mapping[str, Any],
+    payload: Mapping[str, Any],
+    ttl: int,
+) -> Enqueued:
+    """Create the submission's record and append it to the stream, atomically, in one trip."""
+    stored, detail = client.register_script(_ENQUEUE)(
+        keys=[keys.submission_key(submission_id), keys.INGEST_STREAM, keys.DRAIN_FLAG],
+        args=[
+            json.dumps(record, separators=(",", ":")),
+            ttl,
+            json.dumps(payload, separators=(",", ":")),
+            DRAIN_FLAG_MS,
+        ],
+    )
+    if not stored:
+        return Enqueued(existing=json.loads(detail), schedule_drain=False)
+    return Enqueued(existing=None, schedule_drain=bool(detail))
+
+
+def claim_drain(client: redis.Redis) -> bool:
+    """Take the drain flag if nobody holds it (the sweep's way in)."""
+    return bool(client.set(keys.DRAIN_FLAG, "1", nx=True, px=DRAIN_FLAG_MS))
+
+
+def hold_drain(client: redis.Redis) -> None:
+    """Say that a drain is (still) running."""
+    client.set(keys.DRAIN_FLAG, "1", px=DRAIN_FLAG_MS)
+
+
+def release_drain(client: redis.Redis) -> None:
+    """Drop the drain flag, so that the next submission schedules a drain."""
+    client.delete(keys.DRAIN_FLAG)
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """One stream entry: its id and the queued submission it carries (None if unreadable)."""
+
+    entry_id: str
+    payload: Any
+
+
+def _entries(raw: list[Any]) -> list[Waiting]:
+    entries = []
+    for entry_id, fields in raw:
+        if not fields:  # deleted after it was read; nothing left to do
+            continue
+        try:
+            payload = json.loads(fields.get("p", ""))
+        except ValueError:
+            payload = None
+        entries.append(Waiting(entry_id, payload))
+    return entries
+
+
+def ensure_group(client: redis.Redis) -> None:
+    """Create the consumer group (and the stream) unless they exist."""
+    try:
+        client.xgroup_create(keys.INGEST_STREAM, keys.INGEST_GROUP, id="0", mkstream=True)
+    except redis.ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+def _read(client: redis.Redis, consumer: str, count: int, start: str, block_ms: int | None):
+    try:
+        reply = client.xreadgroup(
+            keys.INGEST_GROUP,
+            consumer,
+            {keys.INGEST_STREAM: start},
+            count=count,
+            block=block_ms,
+        )
+    except redis.ResponseError as exc:
+        if "NOGROUP" not in str(exc):
+            raise
+        ensure_group(client)  # the stream was deleted (by an operator, or a test)
+        return []
+    return _entries(reply[0][1]) if reply else []
+
+
+def read_new(
+    client: redis.Redis, consumer: str, count: int, block_ms: int | None = None
+) -> list[Waiting]:
+    """Entries no consumer has read yet (waiting up to ``block_ms`` for one, if given)."""
+    return _read(client, consumer, count, ">", block_ms)
+
+
+def read_own(client: redis.Redis, consumer: str, count: int) -> list[Waiting]:
+    """Entries this consumer read before and did not finish (a retried drain)."""
+    return _read(client, consumer, count, "0", None)
+
+
+def claim_stale(client: redis.Redis, consumer: str, count: int) -> list[Waiting]:
+    """Take over entries that other consumers read and left idle past :data:`CLAIM_IDLE_MS`."""
+    try:
+        reply = client.xautoclaim(
+            keys.INGEST_STREAM, keys.INGEST_GROUP, consumer, CLAIM_IDLE_MS, "0-0", count=count
+        )
+    except redis.ResponseError as exc:
+        if "NOGROUP" not in str(exc):
+            raise
+        ensure_group(client)
+        return []
+    return _entries(reply[1])
+
+
+def done(client: redis.Redis, entry_ids: list[str]) -> None:
+    """Acknowledge and delete settled entries, so the stream holds only waiting work, and keep
+    the drain flag alive (only a running drain settles entries), in one round trip."""
+    if not entry_ids:
+        return
+    # Both or neither: an entry acknowledged but not deleted would look like waiting work.
+    pipe = client.pipeline(transaction=True)
+    pipe.xack(keys.INGEST_STREAM, keys.INGEST_GROUP, *entry_ids)
+    pipe.xdel(keys.INGEST_STREAM, *entry_ids)
+    pipe.set(keys.DRAIN_FLAG, "1", px=DRAIN_FLAG_MS)
+    pipe.execute()
+
+
+def dead_letter(client: redis.Redis, entry: Waiting, error: str) -> None:
+    """Keep an entry the worker could not process, for an operator, and take it off the stream."""
+    client.xadd(
+        keys.DEAD_LETTERS,
+        {"entry": entry.entry_id, "p": json.dumps(entry.payload), "error": error[:500]},
+        maxlen=10_000,
+        approximate=True,
+    )
+    done(client, [entry.entry_id])
+
+
+def backlog(client: redis.Redis) -> dict[str, int]:
+    """Entries in the stream (waiting or being processed) and those read but not finished."""
+    pipe = client.pipeline(transaction=False)
+    pipe.xlen(keys.INGEST_STREAM)
+    pipe.exists(keys.INGEST_STREAM)
+    length, exists = pipe.execute()
+    pending = 0
+    if exists:
+        try:
+            pending = client.xpending(keys.INGEST_STREAM, keys.INGEST_GROUP)["pending"]
+        except redis.ResponseError:
+            pending = 0
+    return {"waiting": length - pending, "in_progress": pending}

@@ -1,0 +1,121 @@
+"""Every Redis key name hiscore uses is built here, and only here.
+
+All keys of one board family (one game and variant) share the hash tag ``{game:variant}``, so a
+board's log, caches and metadata land in one Redis Cluster slot and one Lua script may touch them
+all. Only registry values (game slugs, variants, window names, period labels built by
+:mod:`app.leaderboard.windows`) and service-issued ids ever become part of a key; a player's text
+never does."""
+
+from __future__ import annotations
+
+# Service-issued ids, the only client-sent values that ever become part of a key.
+PLAYER_ID_PATTERN = r"^[A-Za-z0-9_-]{16,64}$"
+SUBMISSION_ID_PATTERN = r"^[A-Za-z0-9_-]{8,64}$"
+
+PREFIX = "hs"
+
+#: Pub/sub channel on which workers announce verdicts (message: space-separated submission ids).
+VERDICT_CHANNEL = f"{PREFIX}:verdicts"
+
+#: Stream that audits every rejected submission with its reason.
+REJECTED_STREAM = f"{PREFIX}:rejected"
+
+#: Hash of verdict counts: ``accepted`` and ``rejected:<code>`` -> count.
+VERDICT_COUNTS = f"{PREFIX}:counts:verdicts"
+
+#: Hash of submit-to-verdict latency: ``le:<seconds>`` bucket counts, ``sum`` and ``count``.
+LATENCY_HISTOGRAM = f"{PREFIX}:counts:latency"
+
+#: Prefix of the rate limit counters (Flask-Limiter builds the rest of their names from the
+#: limit and the client address or player id, which the service derives, never a client's text).
+RATE_LIMIT_PREFIX = f"{PREFIX}:limits"
+
+#: Hash of beat job name -> JSON of its last run.
+BEAT_RUNS = f"{PREFIX}:beat:runs"
+
+
+def _family(game: str, variant: str) -> str:
+    return f"{PREFIX}:{{{game}:{variant}}}"
+
+
+def log_key(game: str, variant: str) -> str:
+    """The durable log of accepted entries of a board family: a stream."""
+    return f"{_family(game, variant)}:log"
+
+
+def applied_key(game: str, variant: str) -> str:
+    """Hash of submission id -> log entry id: what has already been applied (idempotency)."""
+    return f"{_family(game, variant)}:applied"
+
+
+def banned_key(game: str, variant: str) -> str:
+    """Set of player ids whose entries this family refuses (and rebuilds skip)."""
+    return f"{_family(game, variant)}:banned"
+
+
+def run_key(game: str, variant: str, run_id: str) -> str:
+    """The submission that used a run token (a string with the token's lifetime as TTL).
+
+    ``run_id`` comes from a token the service signed, never from a client's own text.
+    """
+    return f"{_family(game, variant)}:run:{run_id}"
+
+
+def lock_key(game: str, variant: str) -> str:
+    """Held (value: task id) while a rebuild or prune rewrites the family's boards."""
+    return f"{_family(game, variant)}:lock"
+
+
+def stats_key(game: str, variant: str, window: str, period: str) -> str:
+    """The stats of one board, as JSON, written by the stats job."""
+    return f"{_family(game, variant)}:stats:{window}:{period}"
+
+
+def ranking_key(game: str, variant: str, window: str, period: str) -> str:
+    """Sorted set of one board: score = sort key, member = ``<achieved ms>:<player id>``."""
+    return f"{_family(game, variant)}:rank:{window}:{period}"
+
+
+def rows_key(game: str, variant: str, window: str, period: str) -> str:
+    """Hash of one board: player id -> ``<achieved ms>|<score>|<name>`` (the player's best)."""
+    return f"{_family(game, variant)}:rows:{window}:{period}"
+
+
+def build_key(board_key: str) -> str:
+    """Where a rebuild writes its copy of a board key before swapping it in (same slot)."""
+    return f"{board_key}:build"
+
+
+def task_key(task_id: str) -> str:
+    """State and progress of an operator task (a hash with a TTL)."""
+    return f"{PREFIX}:task:{task_id}"
+
+
+def worker_key(hostname: str) -> str:
+    """A worker's heartbeat (expires when the worker stops beating)."""
+    return f"{PREFIX}:worker:{hostname}"
+
+
+WORKER_PATTERN = f"{PREFIX}:worker:*"
+
+
+# The ingest stream and the submission records share the hash tag ``{ingest}``: the web creates
+# a record and appends its submission to the stream in one script.
+_INGEST = f"{PREFIX}:{{ingest}}"
+
+#: Stream of submissions waiting for a worker (field ``p``: the queued submission as JSON).
+INGEST_STREAM = f"{_INGEST}:stream"
+
+#: Consumer group of the workers that drain :data:`INGEST_STREAM`.
+INGEST_GROUP = "workers"
+
+#: Exists (with a TTL) while a drain of the ingest stream is scheduled or running.
+DRAIN_FLAG = f"{_INGEST}:drain"
+
+#: Stream of submissions that failed in the worker again and again (for an operator to read).
+DEAD_LETTERS = f"{_INGEST}:dead"
+
+
+def submission_key(submission_id: str) -> str:
+    """The status record of one submission (a JSON string with a TTL)."""
+    return f"{_INGEST}:sub:{submission_id}"

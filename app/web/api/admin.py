@@ -1,0 +1,146 @@
+"""Operator endpoints under ``/api/v1/admin``: every one needs the operator's bearer token."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from flask import Blueprint, Response, current_app, jsonify, url_for
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+from app.extensions import get_redis, get_registry, read_clock
+from app.leaderboard.maintenance import families_of, read_beat_runs
+from app.leaderboard.players import remove_player
+from app.storage import intake, operations
+from app.storage.operations import Family
+from app.storage.submissions import PLAYER_ID, SUBMISSION_ID, new_id
+from app.web.api.inputs import json_body, parse_body, require_game, require_variant
+from app.web.auth import check_operator
+from app.web.errors import Problem
+from app.worker.status import live_workers, queue_depths, verdict_counts
+from app.worker.tasks import prune, rebuild
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+@bp.before_request
+def operator_only() -> None:
+    check_operator()
+
+
+class Scope(BaseModel):
+    """Which boards an operation covers: all, one game's, or one variant's."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    game: Annotated[str, StringConstraints(max_length=32)] | None = None
+    variant: Annotated[str, StringConstraints(max_length=32)] | None = None
+
+
+def _families(scope: Scope) -> list[Family]:
+    if scope.variant is not None and scope.game is None:
+        raise Problem(
+            422,
+            "Invalid scope",
+            "A variant needs its game.",
+            kind="validation",
+            errors={"game": ["is required with variant"]},
+        )
+    if scope.game is not None:
+        game = require_game(scope.game)
+        if scope.variant is not None:
+            return [(game.slug, require_variant(game, scope.variant))]
+        return families_of(get_registry(), game.slug)
+    return families_of(get_registry())
+
+
+def _accepted_task(task_id: str) -> tuple[Response, int]:
+    status_url = url_for("api.admin.task_status", task_id=task_id)
+    response = jsonify({"task_id": task_id, "status_url": status_url})
+    response.headers["Location"] = status_url
+    return response, 202
+
+
+@bp.post("/rebuild")
+def start_rebuild() -> tuple[Response, int]:
+    """Rebuild boards from their logs; 409 while another rewrite of one of them runs."""
+    families = _families(parse_body(Scope, json_body(optional=True)))
+    client = get_redis()
+    task_id = new_id()
+    busy = operations.lock_families(client, families, task_id, operations.LOCK_TTL)
+    if busy:
+        holders = sorted({operations.lock_holder(client, g, v) or "" for g, v in busy} - {""})
+        raise Problem(
+            409,
+            "Conflict",
+            "A rebuild or prune of "
+            + ", ".join(f"{g}/{v}" for g, v in busy)
+            + " is running"
+            + (f" (task {', '.join(holders)})" if holders else "")
+            + ".",
+            kind="rebuild-running",
+        )
+    operations.create_task(client, task_id, "rebuild", {"families": families}, read_clock())
+    try:
+        rebuild.apply_async(args=[[list(f) for f in families]], task_id=task_id)
+    except Exception:
+        operations.release_families(client, families, task_id)
+        raise
+    return _accepted_task(task_id)
+
+
+@bp.post("/prune")
+def start_prune() -> tuple[Response, int]:
+    """Prune the logs past retention now (boards being rebuilt are skipped)."""
+    families = _families(parse_body(Scope, json_body(optional=True)))
+    client = get_redis()
+    task_id = new_id()
+    operations.create_task(client, task_id, "prune", {"families": families}, read_clock())
+    try:
+        prune.apply_async(args=[[list(f) for f in families]], task_id=task_id)
+    except Exception:
+        operations.update_task(
+            client, task_id, state=operations.FAILED, error="could not be queued"
+        )
+        raise
+    return _accepted_task(task_id)
+
+
+@bp.get("/tasks/<task_id>")
+def task_status(task_id: str) -> Response:
+    """State and progress ``{done, total}`` of an operator task."""
+    # Only service-issued ids reach a key.
+    task = operations.read_task(get_redis(), task_id) if SUBMISSION_ID.match(task_id) else None
+    if task is None:
+        raise Problem(404, "Not Found", "There is no such task.", kind="unknown-task")
+    response = jsonify(task)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.delete("/games/<game_slug>/players/<player_id>")
+def remove(game_slug: str, player_id: str) -> Response:
+    """Remove a player from every board of a game and reject their later entries."""
+    game = require_game(game_slug)
+    if not PLAYER_ID.match(player_id):
+        raise Problem(404, "Not Found", "That is not a player id.", kind="unknown-player")
+    removed = remove_player(get_redis(), game, player_id, read_clock())
+    return jsonify(
+        {"game": game.slug, "player_id": player_id, "banned": True, "rows_removed": removed}
+    )
+
+
+@bp.get("/status")
+def status() -> Response:
+    """Queue depths (broker messages, and submissions on the ingest stream), live workers, the
+    last run of each beat job, and verdict counts."""
+    client = get_redis()
+    body: dict[str, Any] = {
+        "queues": queue_depths(current_app.extensions["celery"]),
+        "ingest_stream": intake.backlog(client),
+        "workers": live_workers(client),
+        "beat": read_beat_runs(client),
+        "submissions": verdict_counts(client),
+    }
+    response = jsonify(body)
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -1,0 +1,101 @@
+"""Reading what a request sent, turning every mistake into a problem+json answer."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from flask import request
+from pydantic import BaseModel, ValidationError
+
+from app.extensions import get_registry
+from app.leaderboard.games import Game
+from app.leaderboard.validation import field_errors
+from app.leaderboard.windows import normalize_period
+from app.web.errors import Problem, validation_problem
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def json_body(*, optional: bool = False) -> Any:
+    """The request's JSON document (415 if not JSON, 400 if malformed)."""
+    data = request.get_data(cache=True)
+    if optional and not data:
+        return {}
+    if not request.is_json:
+        raise Problem(
+            415,
+            "Unsupported Media Type",
+            "Send the body as application/json.",
+            kind="unsupported-media-type",
+        )
+    try:
+        return json.loads(data, parse_constant=_no_constants)
+    except RecursionError:
+        raise Problem(
+            400, "Malformed JSON", "The body is nested too deeply.", kind="malformed-json"
+        ) from None
+    except ValueError as exc:
+        raise Problem(
+            400, "Malformed JSON", f"The body is not valid JSON: {exc}", kind="malformed-json"
+        ) from None
+
+
+def parse_body(model: type[M], data: Any) -> M:
+    """Validate a JSON document against ``model`` (422 with per-field errors)."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_problem(
+            "The body has fields that are missing or wrong.", field_errors(exc)
+        ) from None
+
+
+def parse_query(model: type[M]) -> M:
+    """Validate the query string against ``model`` (400 with per-parameter errors)."""
+    try:
+        return model.model_validate(request.args.to_dict())
+    except ValidationError as exc:
+        raise Problem(
+            400,
+            "Invalid query",
+            "Some query parameters are wrong.",
+            kind="invalid-query",
+            errors=field_errors(exc),
+        ) from None
+
+
+def require_game(slug: str) -> Game:
+    """The game called ``slug`` (404 otherwise)."""
+    game = get_registry().get(slug)
+    if game is None:
+        raise Problem(404, "Not Found", f"There is no game called {slug!r}.", kind="unknown-game")
+    return game
+
+
+def require_variant(game: Game, variant: str) -> str:
+    """The registry's own spelling of ``variant`` (404 otherwise)."""
+    if variant not in game.variants:
+        raise Problem(
+            404,
+            "Not Found",
+            f"{game.slug} has no variant {variant!r} (it has {', '.join(game.variants)}).",
+            kind="unknown-variant",
+        )
+    return game.variants[variant].name
+
+
+def require_period(window: str, period: str | None, default: str) -> str:
+    """A period label of ``window`` (``default`` when absent; 400 if malformed)."""
+    if period is None:
+        return default
+    try:
+        return normalize_period(window, period)
+    except ValueError as exc:
+        raise Problem(
+            400, "Invalid query", str(exc), kind="invalid-query", errors={"period": [str(exc)]}
+        ) from None

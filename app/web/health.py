@@ -1,0 +1,34 @@
+"""Liveness and readiness for process supervisors and load balancers."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+
+from app.extensions import get_redis
+from app.web.errors import Problem
+from app.worker.status import live_workers
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    """The process answers; nothing else is checked."""
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz() -> Response:
+    """Ready when Redis answers and at least one worker's heartbeat is fresh."""
+    client = get_redis()
+    client.ping()
+    workers = live_workers(client)
+    if not workers:
+        raise Problem(
+            503,
+            "Service Unavailable",
+            "No worker has reported in: scores would wait in the queue.",
+            kind="no-worker",
+            headers={"Retry-After": "10"},
+        )
+    return jsonify({"status": "ready", "workers": len(workers)})

@@ -1,0 +1,163 @@
+"""Celery tasks: thin, explicitly named wrappers around plain functions."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import redis
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from flask import current_app
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from app.extensions import get_clock, get_redis, get_registry, get_token_policy, read_clock
+from app.leaderboard import ingest as ingestion
+from app.leaderboard.maintenance import families_of, record_beat_run, run_operation
+from app.storage import intake
+from app.worker import graceful
+
+log = logging.getLogger(__name__)
+
+_REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
+
+# A task past its soft time limit stops where it is: its entries are not at fault.
+_OUT_OF_TIME = (SoftTimeLimitExceeded,)
+
+# Only an unreachable Redis is retried, and without limit: giving up would lose an accepted
+# entry. Everything a client sent is judged and settled, never retried.
+_RETRY_WHILE_REDIS_IS_DOWN = {
+    "autoretry_for": _REDIS_DOWN,
+    "max_retries": None,
+    "retry_backoff": 1,
+    "retry_backoff_max": 30,
+    "retry_jitter": True,
+}
+
+
+@shared_task(name="hiscore.ingest", **_RETRY_WHILE_REDIS_IS_DOWN)
+def ingest(submission: Any) -> None:
+    """Validate one submission sent as a message of its own (by a producer other than the web),
+    apply it to its boards and record the verdict."""
+    ingestion.ingest_submissions(
+        get_redis(),
+        get_registry(),
+        [submission],
+        read_clock(),
+        current_app.config["SUBMISSION_TTL_SECONDS"],
+        get_token_policy(),
+        out_of_time=_OUT_OF_TIME,
+    )
+
+
+def request_drain() -> None:
+    """Send a drain task on behalf of a caller holding the drain flag; drop the flag if the
+    broker cannot take it, so that the next submission (or the sweep) tries again."""
+    try:
+        drain.apply_async(
+            retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
+        )
+    except Exception as exc:  # the submission is stored: whatever the broker says, 202 stands
+        log.warning("could not schedule a drain of the ingest stream: %s", exc)
+        try:
+            intake.release_drain(get_redis())
+        except redis.RedisError:
+            pass  # the flag expires on its own
+
+
+def _drain(hostname: str | None) -> int:
+    # One consumer per worker process: a retried drain finds what it read before.
+    consumer = f"{hostname or 'worker'}:{os.getpid()}"
+    with graceful.draining():
+        outcome = ingestion.drain(
+            get_redis(),
+            get_registry(),
+            consumer,
+            get_clock(),
+            current_app.config["SUBMISSION_TTL_SECONDS"],
+            should_stop=graceful.stop_requested,
+            tokens=get_token_policy(),
+            out_of_time=_OUT_OF_TIME,
+        )
+    if outcome.more:
+        request_drain()
+    return outcome.settled
+
+
+@shared_task(name="hiscore.drain", bind=True, **_RETRY_WHILE_REDIS_IS_DOWN)
+def drain(self) -> int:
+    """Settle the submissions waiting on the ingest stream (the sender holds the drain flag)."""
+    return _drain(self.request.hostname)
+
+
+@shared_task(name="hiscore.sweep", bind=True, **_RETRY_WHILE_REDIS_IS_DOWN)
+def sweep(self) -> int:
+    """Beat's safety net: drain the ingest stream if entries wait and no drain is scheduled."""
+    client = get_redis()
+    waiting = intake.backlog(client)
+    if not any(waiting.values()) or not intake.claim_drain(client):
+        return 0
+    return _drain(self.request.hostname)
+
+
+def _operate(kind: str, families: list[list[str]], owner: str, record: bool) -> dict[str, Any]:
+    return run_operation(
+        get_redis(),
+        get_registry(),
+        kind,
+        [(game, variant) for game, variant in families],
+        owner,
+        get_clock(),
+        record,
+    )
+
+
+def _beat_job(kind: str, task_id: str) -> dict[str, Any] | None:
+    client = get_redis()
+    started = read_clock()
+    try:
+        outcome = _operate(
+            kind, [list(f) for f in families_of(get_registry())], task_id, record=False
+        )
+    except SoftTimeLimitExceeded:
+        record_beat_run(client, kind, started, read_clock(), None, "hit its time limit")
+        raise
+    except Exception as exc:
+        record_beat_run(client, kind, started, read_clock(), None, repr(exc))
+        raise
+    record_beat_run(client, kind, started, read_clock(), outcome)
+    return outcome
+
+
+@shared_task(
+    name="hiscore.maintenance.rebuild",
+    bind=True,
+    autoretry_for=_REDIS_DOWN,
+    retry_backoff=2,
+    max_retries=10,
+)
+def rebuild(self, families: list[list[str]]) -> dict[str, Any]:
+    """Rebuild the boards of ``families`` from their logs (operator task; locks taken)."""
+    return _operate("rebuild", families, self.request.id, record=True)
+
+
+@shared_task(name="hiscore.maintenance.prune", bind=True)
+def prune(self, families: list[list[str]] | None = None) -> dict[str, Any] | None:
+    """Prune logs past retention: every family from beat, or ``families`` for an operator."""
+    if families is None:
+        return _beat_job("prune", self.request.id)
+    return _operate("prune", families, self.request.id, record=True)
+
+
+@shared_task(name="hiscore.maintenance.stats", bind=True)
+def stats(self) -> dict[str, Any] | None:
+    """Recompute and store the stats of every readable board."""
+    return _beat_job("stats", self.request.id)
+
+
+@shared_task(name="hiscore.maintenance.reconcile", bind=True)
+def reconcile(self) -> dict[str, Any] | None:
+    """Compare every board with its log and rebuild those that drifted."""
+    return _beat_job("reconcile", self.request.id)
