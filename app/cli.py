@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 from flask import Flask, current_app
-from flask.cli import FlaskGroup, with_appcontext
+from flask.cli import FlaskGroup, NoAppException, with_appcontext
 
 from app.extensions import get_clock, get_redis, get_registry, read_clock
 from app.leaderboard.boards import Entry, apply_entries
@@ -195,26 +195,48 @@ def check_command() -> None:
         raise SystemExit(1)
 
 
+COMMANDS = (
+    up_command,
+    seed_demo_command,
+    rebuild_command,
+    prune_command,
+    stats_command,
+    check_command,
+)
+
+
 def register_cli(app: Flask) -> None:
     """Add hiscore's commands to ``app.cli``."""
-    for command in (
-        up_command,
-        seed_demo_command,
-        rebuild_command,
-        prune_command,
-        stats_command,
-        check_command,
-    ):
+    for command in COMMANDS:
         app.cli.add_command(command)
 
 
 def _create_app() -> Flask:
     from app import create_app
 
-    return create_app()
+    try:
+        return create_app()
+    except RuntimeError as exc:  # a configuration the app refuses: one line says what to set
+        hint = (
+            " (on a laptop: HISCORE_CONFIG=development, or ./dev manage …)"
+            if "HISCORE_CONFIG" not in os.environ
+            else ""
+        )
+        raise NoAppException(f"{exc}{hint}") from None
 
 
-cli = FlaskGroup(create_app=_create_app, help="Manage a hiscore deployment.")
+class CommandGroup(FlaskGroup):
+    """Flask's group, except that one of hiscore's commands in an app that will not start ends
+    with the reason alone, not also "No such command"."""
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        command = super().get_command(ctx, name)
+        if command is None and name in {c.name for c in COMMANDS}:
+            ctx.exit(2)  # Flask printed why the app could not be built
+        return command
+
+
+cli = CommandGroup(create_app=_create_app, help="Manage a hiscore deployment.")
 # Also a command of the group itself, so that it runs (and says what is wrong) when the
 # configuration is one the app refuses to start with.
 cli.add_command(check_command)
