@@ -448,3 +448,40 @@ def test_a_drain_out_of_time_leaves_its_batch_waiting_and_blames_no_entry(
         assert redis_client.xlen(keys.DEAD_LETTERS) == 0
         assert _status(redis_client, "sub-slow-0001")["status"] == "queued"
 
+
+def test_a_drain_task_that_meets_a_full_redis_is_retried_and_settles_once_there_is_room(
+    app, redis_client, monkeypatch
+):
+    real = ingest.apply_entries_each
+    calls = []
+
+    def full_once(client, entries, now):
+        calls.append(len(entries))
+        if len(calls) == 1:
+            raise redis.exceptions.OutOfMemoryError(_OOM)
+        return real(client, entries, now)
+
+    monkeypatch.setattr(ingest, "apply_entries_each", full_once)
+    _enqueue(redis_client, payload("sub-full-0001"), payload("sub-full-0002", player_id="f" * 22))
+    with app.app_context():
+        result = tasks.drain.apply()  # eager: the retry runs at once, as a worker would later
+    assert result.successful() and result.get() == 2
+    assert calls == [2, 2]  # the whole batch waited, then went through together
+    assert _status(redis_client, "sub-full-0001")["status"] == "accepted"
+    assert _pending(redis_client) == 0 and redis_client.xlen(keys.DEAD_LETTERS) == 0
+
+
+def test_a_drain_task_does_not_retry_an_error_the_same_entries_would_raise_again(
+    app, redis_client, monkeypatch
+):
+    calls = []
+
+    def broken(*args, **kwargs):
+        calls.append(args)
+        raise redis.ResponseError("WRONGTYPE Operation against a key holding the wrong kind")
+
+    monkeypatch.setattr(intake, "read_own", broken)
+    with app.app_context():
+        result = tasks.drain.apply()
+    assert result.failed() and isinstance(result.result, redis.ResponseError)
+    assert len(calls) == 1
