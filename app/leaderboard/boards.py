@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from typing import cast
 
 import redis
 from redis.commands.core import Script
@@ -149,7 +150,23 @@ def apply_entries(client: redis.Redis, entries: Sequence[Entry], now_ms: int) ->
     """Apply a batch of entries in one round trip; each entry is atomic and idempotent.
 
     For each entry: unless its submission was applied before, append it to the log and make it
-    the player's row on every board it belongs to where it beats the player's best.
+    the player's row on every board it belongs to where it beats the player's best. The first
+    entry whose script fails raises its error, once every entry has been tried.
+    """
+    outcomes = apply_entries_each(client, entries, now_ms)
+    for outcome in outcomes:
+        if isinstance(outcome, redis.RedisError):
+            raise outcome
+    return cast(list[Applied], outcomes)
+
+
+def apply_entries_each(
+    client: redis.Redis, entries: Sequence[Entry], now_ms: int
+) -> list[Applied | redis.RedisError]:
+    """As :func:`apply_entries`, with the error of an entry whose script fails in its place.
+
+    The entries around it are applied all the same (a pipeline is no transaction), so this is
+    how a caller learns what each of them did: applying them again would report a replay.
     """
     if not entries:
         return []
@@ -183,9 +200,12 @@ def apply_entries(client: redis.Redis, entries: Sequence[Entry], now_ms: int) ->
             ],
             client=pipe,
         )
-    results = pipe.execute()
-    applied = []
+    results = pipe.execute(raise_on_error=False)
+    applied: list[Applied | redis.RedisError] = []
     for entry, result in zip(entries, results, strict=True):
+        if isinstance(result, redis.RedisError):
+            applied.append(result)
+            continue
         if result[0] in (-1, -2):
             applied.append(
                 Applied(

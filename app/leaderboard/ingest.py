@@ -18,7 +18,7 @@ from typing import Any
 import redis
 from redis import exceptions as errors
 
-from app.leaderboard.boards import Applied, Entry, apply_entries
+from app.leaderboard.boards import Applied, Entry, apply_entries_each
 from app.leaderboard.games import Registry
 from app.leaderboard.run_tokens import TokenPolicy, use_ttl_ms
 from app.leaderboard.validation import Rejection, validate_queued
@@ -115,6 +115,14 @@ def _accepted(entry: Entry, applied: Applied, fp: str) -> dict[str, Any]:
     return record
 
 
+#: The verdict of a submission the service could not process (never the client's fault).
+FAILED = Rejection("failed", "the service could not process this submission")
+
+
+def _error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:500]
+
+
 def _submission_id(payload: Any) -> str | None:
     sid = payload.get("submission_id") if isinstance(payload, dict) else None
     return sid if isinstance(sid, str) and submissions.SUBMISSION_ID.match(sid) else None
@@ -128,11 +136,13 @@ def _settled(client: redis.Redis, payloads: Sequence[Any]) -> set[str]:
     pipe = client.pipeline(transaction=False)
     for sid in ids:
         pipe.get(keys.submission_key(sid))
-    return {
-        sid
-        for sid, raw in zip(ids, pipe.execute(), strict=True)
-        if raw and json.loads(raw).get("status") in submissions.FINAL
-    }
+    final = set()
+    for sid, raw in zip(ids, pipe.execute(), strict=True):
+        record = json.loads(raw) if raw else {}
+        # A failed one is tried again: its dead letter may not have been written.
+        if record.get("status") in submissions.FINAL and record.get("code") != FAILED.code:
+            final.add(sid)
+    return final
 
 
 def ingest_submissions(
@@ -198,9 +208,23 @@ def ingest_submissions(
             )
         )
         fingerprints.append(sub.fingerprint)
-    for entry, applied, fp in zip(
-        entries, apply_entries(client, entries, now_ms), fingerprints, strict=True
-    ):
+    outcomes = apply_entries_each(client, entries, now_ms)
+    for outcome in outcomes:
+        if isinstance(outcome, redis.RedisError) and is_transient(outcome):
+            raise outcome  # the whole batch is tried again; what was applied replays as such
+    for entry, applied, fp in zip(entries, outcomes, fingerprints, strict=True):
+        if isinstance(applied, redis.RedisError):
+            # Stored state this entry's script cannot work with (a key of the wrong type, say):
+            # the same entry would fail again, so it is answered now and its neighbours settle.
+            log.error(
+                "could not apply submission %s: %s", entry.submission_id, applied, exc_info=applied
+            )
+            record = _rejected(
+                {"fingerprint": fp, "game": entry.game.slug, "player_id": entry.player_id}, FAILED
+            )
+            record["error"] = _error_text(applied)  # for the dead letters; never shown a client
+            verdicts.append((entry.submission_id, record))
+            continue
         if applied.banned or applied.run_reused:
             if applied.banned:
                 rejection = Rejection("banned", "this player may not enter this game's boards")
@@ -267,7 +291,7 @@ def _settle_entries(
 ) -> None:
     payloads = [e.payload for e in entries]
     try:
-        ingest_submissions(client, registry, payloads, clock(), ttl, tokens, out_of_time)
+        verdicts = ingest_submissions(client, registry, payloads, clock(), ttl, tokens, out_of_time)
     except out_of_time:
         raise  # the entries stay pending, and are read again by the next drain
     except Exception as exc:
@@ -279,7 +303,15 @@ def _settle_entries(
         for entry in entries:  # find the one that fails; the others are settled normally
             _settle_entries(client, registry, [entry], clock, ttl, tokens, out_of_time)
         return
-    intake.done(client, [e.entry_id for e in entries])
+    failed = {sid: record["error"] for sid, record in verdicts if "error" in record}
+    rest = []
+    for entry in entries:
+        sid = _submission_id(entry.payload)
+        if sid in failed:
+            intake.dead_letter(client, entry, f"could not be applied: {failed[sid]}")
+        else:
+            rest.append(entry.entry_id)
+    intake.done(client, rest)
 
 
 def _set_aside(
@@ -294,22 +326,23 @@ def _set_aside(
     # rather than retry it forever. Should recording that fail too, for a reason that would
     # return, the entry still leaves the stream, with the log line as its last trace.
     log.error("could not ingest a submission; moving it to the dead letters", exc_info=exc)
-    sid = _submission_id(entry.payload)
-    if sid is not None:
-        failure = Rejection("failed", "the service could not process this submission")
-        try:
-            submissions.settle(client, [(sid, _rejected(entry.payload, failure))], ttl, clock())
-        except redis.RedisError as unstored:
-            if is_transient(unstored):
-                raise
-            log.exception("could not store the verdict of a failed submission")
+    # The dead letter first: were the verdict stored first and the letter then lost, a
+    # redelivery would find the submission answered and keep nothing for an operator.
     try:
-        intake.dead_letter(client, entry, f"could not be ingested: {type(exc).__name__}: {exc}")
+        intake.keep_dead_letter(client, entry, f"could not be ingested: {_error_text(exc)}")
     except redis.RedisError as unkept:
         if is_transient(unkept):
             raise
         log.exception("could not keep a failed submission; dropped %s", json.dumps(entry.payload))
-        intake.done(client, [entry.entry_id])
+    sid = _submission_id(entry.payload)
+    if sid is not None:
+        try:
+            submissions.settle(client, [(sid, _rejected(entry.payload, FAILED))], ttl, clock())
+        except redis.RedisError as unstored:
+            if is_transient(unstored):
+                raise
+            log.exception("could not store the verdict of a failed submission")
+    intake.done(client, [entry.entry_id])
 
 
 def drain(

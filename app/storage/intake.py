@@ -177,14 +177,19 @@ def done(client: redis.Redis, entry_ids: list[str]) -> None:
     pipe.execute()
 
 
-def dead_letter(client: redis.Redis, entry: Waiting, error: str) -> None:
-    """Keep an entry the worker could not process, for an operator, and take it off the stream."""
+def keep_dead_letter(client: redis.Redis, entry: Waiting, error: str) -> None:
+    """Keep an entry the worker could not process, for an operator (it stays on the stream)."""
     client.xadd(
         keys.DEAD_LETTERS,
         {"entry": entry.entry_id, "p": json.dumps(entry.payload), "error": error[:500]},
         maxlen=10_000,
         approximate=True,
     )
+
+
+def dead_letter(client: redis.Redis, entry: Waiting, error: str) -> None:
+    """Keep an entry the worker could not process, for an operator, and take it off the stream."""
+    keep_dead_letter(client, entry, error)
     done(client, [entry.entry_id])
 
 

@@ -86,10 +86,23 @@ def _drain(hostname: str | None) -> int:
     return outcome.settled
 
 
+def _retry_if_passing(task: Any, exc: redis.RedisError) -> None:
+    """Retry ``task`` (it holds the drain flag) after a Redis error that passes: out of memory,
+    read-only, loading, failing over. An unreachable Redis is retried by ``autoretry_for``."""
+    if isinstance(exc, _REDIS_DOWN) or not ingestion.is_transient(exc):
+        return
+    backoff = min(30, 2 ** min(task.request.retries, 5))
+    raise task.retry(exc=exc, countdown=backoff, max_retries=None)
+
+
 @shared_task(name="hiscore.drain", bind=True, **_RETRY_WHILE_REDIS_IS_DOWN)
 def drain(self) -> int:
     """Settle the submissions waiting on the ingest stream (the sender holds the drain flag)."""
-    return _drain(self.request.hostname)
+    try:
+        return _drain(self.request.hostname)
+    except redis.RedisError as exc:
+        _retry_if_passing(self, exc)
+        raise
 
 
 @shared_task(name="hiscore.sweep", bind=True, **_RETRY_WHILE_REDIS_IS_DOWN)

@@ -182,12 +182,12 @@ def test_with_redis_down_mid_batch_the_entries_wait_for_the_retry(
     from app.leaderboard import ingest
 
     _enqueue(redis_client, payload("sub-retried-1"))
-    real = ingest.apply_entries
+    real = ingest.apply_entries_each
 
     def down(*args, **kwargs):
         raise redis.ConnectionError("Redis went away")
 
-    monkeypatch.setattr(ingest, "apply_entries", down)
+    monkeypatch.setattr(ingest, "apply_entries_each", down)
     try:
         _drain(redis_client, registry)
     except redis.ConnectionError:
@@ -195,7 +195,7 @@ def test_with_redis_down_mid_batch_the_entries_wait_for_the_retry(
     else:
         raise AssertionError("the drain should have failed")
     assert _status(redis_client, "sub-retried-1")["status"] == "queued"
-    monkeypatch.setattr(ingest, "apply_entries", real)
+    monkeypatch.setattr(ingest, "apply_entries_each", real)
     assert _drain(redis_client, registry).settled == 1  # the same worker finds its own entries
     assert _status(redis_client, "sub-retried-1")["status"] == "accepted"
 
@@ -205,14 +205,14 @@ def test_a_submission_that_breaks_the_worker_is_answered_and_kept_aside(
 ):
     from app.leaderboard import ingest
 
-    real = ingest.apply_entries
+    real = ingest.apply_entries_each
 
     def broken_for_one(client, entries, now):
         if any(e.submission_id == "sub-poison-1" for e in entries):
             raise RuntimeError("a bug")
         return real(client, entries, now)
 
-    monkeypatch.setattr(ingest, "apply_entries", broken_for_one)
+    monkeypatch.setattr(ingest, "apply_entries_each", broken_for_one)
     good = [payload(f"sub-good-{i:04d}", player_id=f"{i:022d}") for i in range(3)]
     _enqueue(redis_client, good[0], payload("sub-poison-1", player_id="x" * 22), *good[1:])
     assert _drain(redis_client, registry).settled == 4
@@ -361,7 +361,7 @@ def test_an_entry_the_apply_script_fails_on_is_answered_failed_and_its_neighbour
 def test_a_transient_error_while_looking_for_the_failing_entry_leaves_the_rest_waiting(
     redis_client, registry, monkeypatch
 ):
-    real = ingest.apply_entries
+    real = ingest.apply_entries_each
     redis_back = False
 
     def flaky(client, entries, now):
@@ -372,7 +372,7 @@ def test_a_transient_error_while_looking_for_the_failing_entry_leaves_the_rest_w
             raise redis.ConnectionError("Connection closed by server.")
         return real(client, entries, now)
 
-    monkeypatch.setattr(ingest, "apply_entries", flaky)
+    monkeypatch.setattr(ingest, "apply_entries_each", flaky)
     names = ["sub-first-01", "sub-poison-2", "sub-unlucky-3", "sub-after-04"]
     _enqueue(redis_client, *[payload(sid, player_id=f"{i:022d}") for i, sid in enumerate(names)])
     with pytest.raises(redis.ConnectionError):
@@ -390,20 +390,20 @@ def test_a_transient_error_while_looking_for_the_failing_entry_leaves_the_rest_w
 def test_out_of_memory_leaves_the_batch_waiting_and_blames_no_entry(
     redis_client, registry, monkeypatch
 ):
-    real = ingest.apply_entries
+    real = ingest.apply_entries_each
     _enqueue(redis_client, *[payload(f"sub-oom-{i:04d}", player_id=f"{i:022d}") for i in range(3)])
     for error in [e for e in TRANSIENT if "OOM" in str(e) or _OOM in str(e)]:
 
         def full(client, entries, now, error=error):
             raise error
 
-        monkeypatch.setattr(ingest, "apply_entries", full)
+        monkeypatch.setattr(ingest, "apply_entries_each", full)
         with pytest.raises(type(error)):
             _drain(redis_client, registry)
         assert _pending(redis_client) == 3
         assert redis_client.xlen(keys.DEAD_LETTERS) == 0
         assert _status(redis_client, "sub-oom-0001")["status"] == "queued"
-    monkeypatch.setattr(ingest, "apply_entries", real)
+    monkeypatch.setattr(ingest, "apply_entries_each", real)
     assert _drain(redis_client, registry).settled == 3
     assert _status(redis_client, "sub-oom-0001")["status"] == "accepted"
 
@@ -439,7 +439,7 @@ def test_a_drain_out_of_time_leaves_its_batch_waiting_and_blames_no_entry(
         raise SoftTimeLimitExceeded()
 
     _enqueue(redis_client, payload("sub-slow-0001"), payload("sub-slow-0002", player_id="s" * 22))
-    for step in ("validate_queued", "apply_entries"):
+    for step in ("validate_queued", "apply_entries_each"):
         with monkeypatch.context() as patch:
             patch.setattr(ingest, step, out_of_time)
             with app.app_context(), pytest.raises(SoftTimeLimitExceeded):
@@ -447,3 +447,41 @@ def test_a_drain_out_of_time_leaves_its_batch_waiting_and_blames_no_entry(
         assert _pending(redis_client) == 2
         assert redis_client.xlen(keys.DEAD_LETTERS) == 0
         assert _status(redis_client, "sub-slow-0001")["status"] == "queued"
+
+
+def test_a_drain_task_that_meets_a_full_redis_is_retried_and_settles_once_there_is_room(
+    app, redis_client, monkeypatch
+):
+    real = ingest.apply_entries_each
+    calls = []
+
+    def full_once(client, entries, now):
+        calls.append(len(entries))
+        if len(calls) == 1:
+            raise redis.exceptions.OutOfMemoryError(_OOM)
+        return real(client, entries, now)
+
+    monkeypatch.setattr(ingest, "apply_entries_each", full_once)
+    _enqueue(redis_client, payload("sub-full-0001"), payload("sub-full-0002", player_id="f" * 22))
+    with app.app_context():
+        result = tasks.drain.apply()  # eager: the retry runs at once, as a worker would later
+    assert result.successful() and result.get() == 2
+    assert calls == [2, 2]  # the whole batch waited, then went through together
+    assert _status(redis_client, "sub-full-0001")["status"] == "accepted"
+    assert _pending(redis_client) == 0 and redis_client.xlen(keys.DEAD_LETTERS) == 0
+
+
+def test_a_drain_task_does_not_retry_an_error_the_same_entries_would_raise_again(
+    app, redis_client, monkeypatch
+):
+    calls = []
+
+    def broken(*args, **kwargs):
+        calls.append(args)
+        raise redis.ResponseError("WRONGTYPE Operation against a key holding the wrong kind")
+
+    monkeypatch.setattr(intake, "read_own", broken)
+    with app.app_context():
+        result = tasks.drain.apply()
+    assert result.failed() and isinstance(result.result, redis.ResponseError)
+    assert len(calls) == 1

@@ -250,13 +250,13 @@ def _spy_on_applied_entries(monkeypatch):
     from app.leaderboard import ingest
 
     seen = []
-    real = ingest.apply_entries
+    real = ingest.apply_entries_each
 
     def spy(client, entries, now_ms):
         seen.extend(entries)
         return real(client, entries, now_ms)
 
-    monkeypatch.setattr(ingest, "apply_entries", spy)
+    monkeypatch.setattr(ingest, "apply_entries_each", spy)
     return seen
 
 
