@@ -94,7 +94,9 @@ def init_metrics(app: Flask) -> None:
         started = g.pop("request_started", None)
         if started is not None:
             endpoint = request.url_rule.endpoint if request.url_rule else "unmatched"
-            latency.labels(request.method, endpoint, str(response.status_code)).observe(
+            # A JSONP error goes out as 200 (see app/web/api/jsonp.py); count what it answered.
+            status = g.get("answered_status", response.status_code)
+            latency.labels(request.method, endpoint, str(status)).observe(
                 time.perf_counter() - started
             )
         return response

@@ -1,5 +1,7 @@
 """Operator endpoints: the auth matrix, rebuild with its lock, prune, removal, status."""
 
+import json
+
 import pytest
 
 from app.clock import now_ms
@@ -201,3 +203,18 @@ def test_metrics_expose_requests_and_verdicts(client, work):
     assert 'hiscore_queue_depth{queue="ingest"} 1.0' in text  # the drain, never run here
     assert 'hiscore_ingest_backlog{state="waiting"} 0.0' in text
     assert 'endpoint="api.scores.submit_score"' in text
+
+
+def test_metrics_count_a_jsonp_error_by_the_status_it_answered(client):
+    answer = client.get("/api/v1/games/nope?callback=cb")
+    assert answer.status_code == 200  # a script tag runs nothing answered with an error status
+    body = answer.get_data(as_text=True)
+    assert body.startswith("/**/cb(") and json.loads(body[len("/**/cb(") : -2])["status"] == 404
+    text = client.get("/metrics").get_data(as_text=True)
+    counted = [
+        line
+        for line in text.splitlines()
+        if line.startswith("hiscore_http_request_duration_seconds_count")
+        and 'endpoint="api.boards.show_game"' in line
+    ]
+    assert counted and all('status="404"' in line for line in counted), counted

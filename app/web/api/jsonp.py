@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, g, request
 from flask.blueprints import BlueprintSetupState
 
 from app.web.errors import Problem
@@ -76,6 +76,7 @@ def wrap(response: Response) -> Response:
     if not _valid(callback) or not response.is_json:
         return response
     if response.status_code >= 400:
+        g.answered_status = response.status_code  # what the metrics count
         response.status_code = 200
         response.headers["Cache-Control"] = "no-store"  # a cache must not keep a 429 or a 503
     body = response.get_data(as_text=True)
