@@ -4,6 +4,7 @@ starve anyone else."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +33,32 @@ def accepted_connections(web: Process, port: int) -> int:
     )
 
 
+class ReadsSeen:
+    """The submission records Redis has been asked for (by GET), as its MONITOR reports them."""
+
+    def __init__(self, client, ids: list[str]) -> None:
+        self.wanted = {keys.submission_key(sid) for sid in ids}
+        self.seen: set[str] = set()
+        self._monitor = client.monitor()
+        self._monitor.__enter__()  # MONITOR is on from here: no read can be missed
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        try:
+            for command in self._monitor.listen():
+                parts = command["command"].split(" ")
+                if parts[0].upper() == "GET" and len(parts) > 1 and parts[1] in self.wanted:
+                    self.seen.add(parts[1])
+                    if self.seen == self.wanted:
+                        return
+        except Exception:  # the connection closed under it at the end of the test
+            return
+
+    def close(self) -> None:
+        self._monitor.connection.disconnect()
+
+
 @pytest.fixture
 def woken_only(live) -> Iterator[tuple[Process, str]]:
     """A web of its own on the live stack whose long-polls never re-read a record on their own
@@ -57,12 +84,16 @@ def test_many_waiters_are_woken_by_the_announcement_and_others_are_served(live, 
             f"{base_url}/api/v1/submissions/{sid}", params={"wait": WAIT_S}, timeout=60
         ).json()
 
+    reads = ReadsSeen(live.data, ids)
     with ThreadPoolExecutor(WAITERS) as pool:
         # Every waiter's wait begins after this: none ends on its own before started + WAIT_S.
         started = time.monotonic()
         waiting = [pool.submit(wait, sid) for sid in ids]
-        # Every waiter is held by a web worker before anything else is asked.
+        # Every waiter is held by a web worker before anything else is asked, and has read its
+        # record (still queued), so that what it answers later it learnt from the announcement.
         wait_for(lambda: accepted_connections(web, port) >= WAITERS, 20, "the waiters to connect")
+        wait_for(lambda: reads.seen == reads.wanted, 20, "every waiter to read its record")
+        reads.close()
         for sid in ids:
             live.data.set(
                 keys.submission_key(sid), json.dumps({"status": "accepted", "rank": 1}), ex=600
