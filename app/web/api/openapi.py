@@ -21,6 +21,7 @@ from app.leaderboard.schemas import (
     PLAYER_ID_PATTERN,
     SUBMISSION_ID_PATTERN,
     BoardQuery,
+    Scope,
     ScoreIn,
     SessionIn,
     StandingQuery,
@@ -28,7 +29,6 @@ from app.leaderboard.schemas import (
     WaitQuery,
 )
 from app.leaderboard.windows import WINDOWS
-from app.web.api.admin import Scope
 
 bp = Blueprint("openapi", __name__)
 
