@@ -157,6 +157,9 @@ class Config:
         # A long-poll re-reads its record this often (s) besides being woken by the verdict's
         # announcement: the bound on the delay a lost announcement causes.
         self.LONGPOLL_RECHECK_SECONDS = _env_int("HISCORE_LONGPOLL_RECHECK", 1)
+        # Seconds a client may take to send a request body (the web answers 408 after that),
+        # so that a client trickling its body cannot hold a connection for good.
+        self.BODY_TIMEOUT_SECONDS = _env_int("HISCORE_BODY_TIMEOUT", 10)
         # Where `manage.py up` starts its own Redis when REDIS_URL is unset.
         self.EMBEDDED_REDIS_PORT = _env_int("HISCORE_REDIS_PORT", 6390)
         # Whether every score must carry a run token from POST /sessions (the page always

@@ -26,6 +26,7 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
     register_extensions(app)
     register_blueprints(app)
     register_rate_limits(app)
+    register_body_guard(app)
     register_errorhandlers(app)
     register_commands(app)
     return app
@@ -71,6 +72,15 @@ def register_rate_limits(app: Flask) -> None:
     from app.web.rate_limits import init_rate_limits
 
     init_rate_limits(app)
+
+
+def register_body_guard(app: Flask) -> None:
+    """Read every request body within the size limit and the body timeout."""
+    from app.web.bodies import BodyGuard
+
+    app.wsgi_app = BodyGuard(  # type: ignore[method-assign]
+        app.wsgi_app, app.config["MAX_CONTENT_LENGTH"], app.config["BODY_TIMEOUT_SECONDS"]
+    )
 
 
 def register_errorhandlers(app: Flask) -> None:
