@@ -27,6 +27,7 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
     register_blueprints(app)
     register_rate_limits(app)
     register_body_guard(app)
+    register_security_headers(app)
     register_errorhandlers(app)
     register_commands(app)
     return app
@@ -81,6 +82,13 @@ def register_body_guard(app: Flask) -> None:
     app.wsgi_app = BodyGuard(  # type: ignore[method-assign]
         app.wsgi_app, app.config["MAX_CONTENT_LENGTH"], app.config["BODY_TIMEOUT_SECONDS"]
     )
+
+
+def register_security_headers(app: Flask) -> None:
+    """CSP, framing, sniffing and referrer headers on every answer."""
+    from app.web.security_headers import init_security_headers
+
+    init_security_headers(app)
 
 
 def register_errorhandlers(app: Flask) -> None:
