@@ -63,6 +63,9 @@ def register_blueprints(app: Flask) -> None:
     from app.web import health, pages
     from app.web.api import create_api_blueprint
 
+    # werkzeug answers "//x" with a 308 to an absolute URL built from the Host header the
+    # client sent; a path with doubled slashes is simply not found instead.
+    app.url_map.merge_slashes = False
     app.register_blueprint(create_api_blueprint())
     app.register_blueprint(pages.bp)
     app.register_blueprint(health.bp)
