@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import Flask, current_app, g, request
+from flask import Flask, Response, current_app, g, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -48,6 +48,14 @@ def _proven_player() -> str | None:
 
 def _player_key() -> str:
     return f"player:{proven_player()}"
+
+
+def _retry_after_only_when_refused(response: Response) -> Response:
+    # Flask-Limiter's headers put Retry-After on every answer; a client would read it as
+    # "wait", so it stays only where it means that.
+    if response.status_code not in (429, 503):
+        response.headers.pop("Retry-After", None)
+    return response
 
 
 def _setting(name: str) -> Callable[[], str]:
@@ -99,6 +107,9 @@ def init_rate_limits(app: Flask) -> Limiter:
     config.setdefault("RATELIMIT_SWALLOW_ERRORS", False)
     config.setdefault("RATELIMIT_ENABLED", config["RATE_LIMITS_ENABLED"])
     config.setdefault("RATELIMIT_REQUEST_IDENTIFIER", _request_identifier)
+    # Registered before the limiter's own, so that it runs after it (Flask runs them last
+    # registered first).
+    app.after_request(_retry_after_only_when_refused)
     limiter = Limiter(
         key_func=get_remote_address,
         app=app,

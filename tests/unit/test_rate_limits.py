@@ -170,3 +170,15 @@ def test_the_operator_endpoints_share_one_budget_per_address(limited):
         client.delete("/api/v1/admin/games/guess/players/" + "p" * 22, headers=wrong).status_code,
     ]
     assert codes == [403, 403, 403, 429, 429]
+
+
+def test_retry_after_rides_only_on_429(limited):
+    client = limited(RATE_LIMIT_PER_ADDRESS="2/minute").test_client()
+    answered = client.get("/api/v1/games")
+    assert answered.status_code == 200
+    assert "Retry-After" not in answered.headers
+    assert "X-RateLimit-Remaining" in answered.headers  # the counts are still told
+    client.get("/api/v1/games")
+    refused = client.get("/api/v1/games")
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) > 0
