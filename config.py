@@ -168,6 +168,8 @@ class Config:
             "HISCORE_RUN_TOKENS_REQUIRED", self.DEFAULT_RUN_TOKENS_REQUIRED
         )
         self.RUN_TOKEN_MAX_AGE = _env_int("HISCORE_RUN_TOKEN_MAX_AGE", 2 * 3600)
+        # Whether /metrics answers anyone; otherwise it needs the operator token (Bearer).
+        self.METRICS_PUBLIC = _env_bool("HISCORE_METRICS_PUBLIC", False)
         # Rate limits (Flask-Limiter notation), per client address unless said otherwise.
         self.RATE_LIMITS_ENABLED = _env_bool("HISCORE_RATE_LIMITS_ENABLED", True)
         self.RATE_LIMIT_PER_ADDRESS = env.get("HISCORE_RATE_LIMIT", "600/minute")

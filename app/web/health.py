@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, request
 
 from app.extensions import get_redis
+from app.web.auth import check_operator
 from app.web.errors import Problem
 from app.worker.status import live_workers
 
@@ -19,7 +20,11 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> Response:
-    """Ready when Redis answers and at least one worker's heartbeat is fresh."""
+    """Ready when Redis answers and at least one worker's heartbeat is fresh; how many workers,
+    and why not, only to the operator (its token)."""
+    operator = "Authorization" in request.headers
+    if operator:
+        check_operator()
     client = get_redis()
     client.ping()
     workers = live_workers(client)
@@ -27,8 +32,12 @@ def readyz() -> Response:
         raise Problem(
             503,
             "Service Unavailable",
-            "No worker has reported in: scores would wait in the queue.",
-            kind="no-worker",
+            "No worker has reported in: scores would wait in the queue."
+            if operator
+            else "The service is not ready.",
+            kind="no-worker" if operator else "not-ready",
             headers={"Retry-After": "10"},
         )
-    return jsonify({"status": "ready", "workers": len(workers)})
+    return jsonify(
+        {"status": "ready", "workers": len(workers)} if operator else {"status": "ready"}
+    )

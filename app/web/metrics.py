@@ -22,6 +22,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from app.storage import intake, keys
 from app.storage.submissions import LATENCY_BUCKETS
+from app.web.auth import check_operator
 from app.worker.status import live_workers, queue_depths
 
 #: The methods counted by name; any other is counted as "other", so that no client can add
@@ -109,6 +110,10 @@ def init_metrics(app: Flask) -> None:
     store.register(StoreCollector(app.extensions["hiscore.redis"], app.extensions["celery"]))
 
     def metrics() -> Response:
+        # Counts, queues and endpoint names are for the operator, unless opened on purpose
+        # (a scraper on a private network that cannot send a token).
+        if not app.config["METRICS_PUBLIC"]:
+            check_operator()
         if multiprocess:
             requests_registry = CollectorRegistry()
             MultiProcessCollector(requests_registry)

@@ -86,6 +86,10 @@ def _request_identifier() -> str:
 #: What is never limited: probes and scrapes come from the platform, often all from one address.
 EXEMPT_BLUEPRINTS = ("health",)
 
+#: Views that take the operator token besides the operator blueprint: a request that sends a
+#: token counts in the operator budget, so that they add no token guesses.
+OPERATOR_VIEWS = ("health.readyz", "metrics")
+
 
 def init_rate_limits(app: Flask) -> Limiter:
     """Trust the configured proxies, and count requests in the data Redis (after the views are
@@ -133,6 +137,12 @@ def init_rate_limits(app: Flask) -> Limiter:
         app.view_functions[endpoint] = view
     for name, setting in BLUEPRINT_LIMITS.items():
         limiter.shared_limit(_setting(setting), scope=name)(app.blueprints[name])
+    for endpoint in OPERATOR_VIEWS:
+        app.view_functions[endpoint] = limiter.shared_limit(
+            _setting(BLUEPRINT_LIMITS["api.admin"]),
+            scope="api.admin",
+            exempt_when=lambda: "Authorization" not in request.headers,
+        )(app.view_functions[endpoint])
     for name in EXEMPT_BLUEPRINTS:
         limiter.exempt(app.blueprints[name])
     app.extensions["hiscore.limiter"] = limiter  # the wrapped views hold it only weakly

@@ -3,9 +3,11 @@
 import random
 import string
 
+AUTH = {"Authorization": "Bearer testing-operator-token"}
+
 
 def _series(client) -> set[str]:
-    text = client.get("/metrics").get_data(as_text=True)
+    text = client.get("/metrics", headers=AUTH).get_data(as_text=True)
     return {
         line.partition(" ")[0]
         for line in text.splitlines()

@@ -302,7 +302,7 @@ ANSWERS: dict[str, dict[str, Any]] = {
         ["queues", "workers", "beat", "submissions"],
     ),
     "Health": _object({"status": {"const": "ok"}}, ["status"]),
-    "Ready": _object({"status": {"const": "ready"}, "workers": _COUNT}, ["status", "workers"]),
+    "Ready": _object({"status": {"const": "ready"}, "workers": _COUNT}, ["status"]),
 }
 
 #: The models whose JSON Schemas are the request bodies.
@@ -690,13 +690,14 @@ def _operations(registry: Registry) -> dict[str, dict[str, Any]]:
             "get": {
                 "tags": ["meta"],
                 "operationId": "metrics",
-                "summary": "Prometheus metrics",
+                "summary": "Prometheus metrics (the operator token unless HISCORE_METRICS_PUBLIC)",
+                "security": _OPERATOR,
                 "responses": {
                     "200": {
                         "description": "The Prometheus text format.",
                         "content": {"text/plain": {"schema": {"type": "string"}}},
                     },
-                    **_problems([]),
+                    **_problems([401, 403]),
                 },
             }
         },
