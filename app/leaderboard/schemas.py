@@ -141,6 +141,8 @@ class SessionIn(BaseModel):
     player_id: PlayerId | None = None
     player_key: Annotated[str, StringConstraints(max_length=128)] | None = None
     variant: VariantName | None = None
+    # With a proven player: replace their key with a new one, and end the old.
+    rotate: bool = False
 
 
 class Scope(BaseModel):

@@ -35,8 +35,11 @@ DRAIN_FLAG_MS = 10_000
 CLAIM_IDLE_MS = 10_000
 
 # Creates the record and appends the submission, unless the record exists; then claims the
-# drain flag. Returns {1, flag claimed} when stored, {0, existing record} otherwise.
+# drain flag. Returns {1, flag claimed} when stored, {0, existing record} otherwise, and {-1, 0}
+# without doing anything when the player's key (ARGV[5], of generation ARGV[6]) was revoked.
 _ENQUEUE = """
+if ARGV[5] ~= '' and tonumber(ARGV[6]) < tonumber(redis.call('HGET', KEYS[4], ARGV[5]) or '0')
+then return {-1, 0} end
 local existing = redis.call('GET', KEYS[1])
 if existing then return {0, existing} end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
@@ -52,6 +55,7 @@ class Enqueued:
 
     existing: dict[str, Any] | None  # the earlier record when the id was taken
     schedule_drain: bool  # this submission claimed the drain flag: send a drain task
+    revoked: bool = False  # the player's key was revoked: nothing was stored
 
 
 def enqueue(
@@ -60,17 +64,31 @@ def enqueue(
     record: Mapping[str, Any],
     payload: Mapping[str, Any],
     ttl: int,
+    key: tuple[str, int] | None = None,
 ) -> Enqueued:
-    """Create the submission's record and append it to the stream, atomically, in one trip."""
+    """Create the submission's record and append it to the stream, atomically, in one trip.
+
+    ``key`` is the player and generation of the key that proved them, refused if revoked.
+    """
+    player_id, generation = key or ("", 0)
     stored, detail = client.register_script(_ENQUEUE)(
-        keys=[keys.submission_key(submission_id), keys.INGEST_STREAM, keys.DRAIN_FLAG],
+        keys=[
+            keys.submission_key(submission_id),
+            keys.INGEST_STREAM,
+            keys.DRAIN_FLAG,
+            keys.KEY_GENERATIONS,
+        ],
         args=[
             json.dumps(record, separators=(",", ":")),
             ttl,
             json.dumps(payload, separators=(",", ":")),
             DRAIN_FLAG_MS,
+            player_id,
+            generation,
         ],
     )
+    if stored == -1:
+        return Enqueued(existing=None, schedule_drain=False, revoked=True)
     if not stored:
         return Enqueued(existing=json.loads(detail), schedule_drain=False)
     return Enqueued(existing=None, schedule_drain=bool(detail))

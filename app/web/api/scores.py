@@ -5,11 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
+from werkzeug.http import dump_cookie
 
 from app.clock import iso_time
 from app.extensions import get_redis, get_token_policy, get_waiter, read_clock
 from app.leaderboard import run_tokens
-from app.leaderboard.players import player_key, player_of
+from app.leaderboard.players import (
+    PlayerProof,
+    honoured_generation,
+    player_key,
+    read_key,
+    rotate_key,
+)
 from app.leaderboard.schemas import ScoreIn, SessionIn, WaitQuery
 from app.leaderboard.validation import Rejection, check_rules, check_run
 from app.log_context import current_request_id
@@ -32,12 +39,14 @@ enable_jsonp(bp)  # the GET endpoints here are the API's reads
 def _proven_player(player_id: str | None, player_key: str | None) -> str | None:
     """The player a request proves it is (by a key in the body or the cookie), or None.
 
-    Naming a player without proof is refused: player ids are public, on every board.
+    Naming a player without proof is refused: player ids are public, on every board. Whether
+    the key's generation is still honoured is asked of Redis where the request goes there
+    anyway (:func:`_confirm_key`, and the script that enqueues a score).
     """
     secret = current_app.config["SECRET_KEY"]
     if player_key is not None:
-        proven = player_of(secret, player_key)
-        if proven is None or player_id not in (None, proven):
+        proof = read_key(secret, player_key)
+        if proof is None or player_id not in (None, proof.player_id):
             raise Problem(
                 403,
                 "Forbidden",
@@ -45,10 +54,10 @@ def _proven_player(player_id: str | None, player_key: str | None) -> str | None:
                 kind="player-key",
                 errors={"player_key": ["is not valid"]},
             )
-        return proven
+        return _shown(proof, by_cookie=False)
     cookie = request.cookies.get(current_app.config["PLAYER_COOKIE"])
-    proven = player_of(secret, cookie) if cookie else None
-    if player_id is not None and player_id != proven:
+    proof = read_key(secret, cookie) if cookie else None
+    if player_id is not None and (proof is None or player_id != proof.player_id):
         raise Problem(
             403,
             "Forbidden",
@@ -56,14 +65,58 @@ def _proven_player(player_id: str | None, player_key: str | None) -> str | None:
             kind="player-key",
             errors={"player_key": ["is required with player_id"]},
         )
-    return proven
+    return _shown(proof, by_cookie=True) if proof else None
+
+
+def _shown(proof: PlayerProof, by_cookie: bool) -> str:
+    # Kept for the request: the generation to check, and to sign the key handed back with.
+    g.key_generation = proof.generation
+    g.key_by_cookie = by_cookie
+    return proof.player_id
+
+
+def _revoked() -> Problem:
+    headers = {}
+    if g.get("key_by_cookie"):
+        # Drop the cookie, so that the page's next session starts a new player.
+        config = current_app.config
+        headers["Set-Cookie"] = dump_cookie(
+            config["PLAYER_COOKIE"],
+            "",
+            max_age=0,
+            httponly=True,
+            samesite="Lax",
+            secure=config["PLAYER_COOKIE_SECURE"],
+        )
+    return Problem(
+        403,
+        "Forbidden",
+        "This player_key was revoked or replaced by a newer one.",
+        kind="player-key",
+        errors={"player_key": ["was revoked"]},
+        headers=headers,
+    )
+
+
+def _confirm_key(player_id: str, rotate: bool) -> None:
+    """Refuse a revoked key (403); with ``rotate``, replace it by the next generation."""
+    client = get_redis()
+    shown = g.key_generation
+    if rotate:
+        generation = rotate_key(client, PlayerProof(player_id, shown))
+    else:
+        generation = shown if honoured_generation(client, player_id) <= shown else None
+    if generation is None:
+        raise _revoked()
+    g.key_generation = generation
 
 
 def _key_of(player_id: str) -> str:
     # Signed once per request: the body and the cookie carry the same key.
     cached = g.get("player_keys") or {}
     if player_id not in cached:
-        cached[player_id] = player_key(current_app.config["SECRET_KEY"], player_id)
+        generation = g.get("key_generation", 0)  # a new player's key is of generation 0
+        cached[player_id] = player_key(current_app.config["SECRET_KEY"], player_id, generation)
         g.player_keys = cached
     return cached[player_id]
 
@@ -92,7 +145,11 @@ def start_session(game_slug: str) -> tuple[Response, int]:
     body = parse_body(SessionIn, json_body(optional=True))
     if body.variant is not None:
         require_body_variant(game, body.variant)
-    player_id = _proven_player(body.player_id, body.player_key) or submissions.new_id()
+    player_id = _proven_player(body.player_id, body.player_key)
+    if player_id is None:
+        player_id = submissions.new_id()
+    else:
+        _confirm_key(player_id, body.rotate)
     answer: dict[str, Any] = {"game": game.slug, **_player_body(player_id)}
     if body.variant is not None:
         policy = get_token_policy()
@@ -170,8 +227,15 @@ def submit_score(game_slug: str) -> tuple[Response, int]:
         "queued_at": queued["received_at"],
     }
     enqueued = intake.enqueue(
-        get_redis(), submission_id, record, queued, current_app.config["SUBMISSION_TTL_SECONDS"]
+        get_redis(),
+        submission_id,
+        record,
+        queued,
+        current_app.config["SUBMISSION_TTL_SECONDS"],
+        key=(claimed, g.key_generation) if claimed else None,
     )
+    if enqueued.revoked:
+        raise _revoked()
     if enqueued.schedule_drain:
         request_drain()
     # The player's key goes to whoever proved the player, or made it just now; never to a
