@@ -145,6 +145,17 @@ class SessionIn(BaseModel):
     rotate: bool = False
 
 
+class KeysRevoked(BaseModel):
+    """The answer of ``DELETE /api/v1/admin/players/{player_id}/sessions``."""
+
+    player_id: PlayerId
+    revoked: Literal[True] = True
+    # A key of the next generation, for the operator to hand to the rightful player (or not).
+    player_key: str = Field(
+        description="A key of the player's next generation: the only one that now works."
+    )
+
+
 class Scope(BaseModel):
     """Which boards an operator task covers: all, one game's, or one variant's."""
 

@@ -1,5 +1,6 @@
 """Player keys: rotated by the player, revoked by an operator, and old keys still honoured."""
 
+import pytest
 from itsdangerous import Signer
 
 from app.leaderboard.players import player_key, player_of, revoke_keys
@@ -86,3 +87,24 @@ def test_rotation_replaces_the_key_and_ends_the_old_one(app, client, queued):
 def test_a_session_without_rotate_keeps_the_old_format_key(client):
     resp = client.post(SESSIONS, json=keyed(PLAYER))
     assert resp.get_json()["player_key"] == keyed(PLAYER)["player_key"]
+
+
+AUTH = {"Authorization": "Bearer testing-operator-token"}
+
+
+def test_an_operator_ends_a_players_keys_and_gets_one_that_works(app, client, queued):
+    resp = client.delete(f"/api/v1/admin/players/{PLAYER}/sessions", headers=AUTH)
+    assert resp.status_code == 200
+    answer = resp.get_json()
+    assert answer["player_id"] == PLAYER and answer["revoked"] is True
+    assert submit(app.test_client(), **keyed(PLAYER)).status_code == 403
+    new = answer["player_key"]
+    assert new != keyed(PLAYER)["player_key"] and player_of("testing-secret", new) == PLAYER
+    assert submit(app.test_client(), player_key=new).status_code == 202
+
+
+@pytest.mark.parametrize("player_id", ["short", "a:b" * 8, "p" * 65])
+def test_revoking_needs_a_player_id(client, redis_client, player_id):
+    resp = client.delete(f"/api/v1/admin/players/{player_id}/sessions", headers=AUTH)
+    assert resp.status_code == 404
+    assert redis_client.dbsize() == 0

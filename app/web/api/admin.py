@@ -8,8 +8,8 @@ from flask import Blueprint, Response, current_app, jsonify, url_for
 
 from app.extensions import get_redis, get_registry, read_clock
 from app.leaderboard.maintenance import families_of, read_beat_runs
-from app.leaderboard.players import remove_player
-from app.leaderboard.schemas import Scope
+from app.leaderboard.players import player_key, remove_player, revoke_keys
+from app.leaderboard.schemas import KeysRevoked, Scope
 from app.storage import intake, operations
 from app.storage.operations import Family
 from app.storage.submissions import PLAYER_ID, SUBMISSION_ID, new_id
@@ -118,6 +118,22 @@ def remove(game_slug: str, player_id: str) -> Response:
     return jsonify(
         {"game": game.slug, "player_id": player_id, "banned": True, "rows_removed": removed}
     )
+
+
+@bp.delete("/players/<player_id>/sessions")
+def revoke_sessions(player_id: str) -> Response:
+    """End every key issued to a player so far (their cookies too), in every game.
+
+    The answer carries a key of the next generation, which the operator may hand to the
+    rightful player; otherwise whoever held the player's key starts again as a new player.
+    """
+    if not PLAYER_ID.match(player_id):
+        raise Problem(404, "Not Found", "That is not a player id.", kind="unknown-player")
+    generation = revoke_keys(get_redis(), player_id)
+    key = player_key(current_app.config["SECRET_KEY"], player_id, generation)
+    response = jsonify(KeysRevoked(player_id=player_id, player_key=key).model_dump())
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.get("/status")

@@ -21,6 +21,7 @@ from app.leaderboard.schemas import (
     PLAYER_ID_PATTERN,
     SUBMISSION_ID_PATTERN,
     BoardQuery,
+    KeysRevoked,
     Scope,
     ScoreIn,
     SessionIn,
@@ -308,6 +309,9 @@ ANSWERS: dict[str, dict[str, Any]] = {
 #: The models whose JSON Schemas are the request bodies.
 BODIES = (ScoreIn, SessionIn, Scope)
 
+#: The models whose JSON Schemas are answers.
+ANSWER_MODELS = (KeysRevoked,)
+
 #: What the query parameters mean (the models say what they may be).
 _PARAMETER_TEXT = {
     "window": "alltime, daily or weekly.",
@@ -322,7 +326,8 @@ _PARAMETER_TEXT = {
 _ERROR_TEXT = {
     400: "Malformed JSON, or a query parameter or callback that is not valid.",
     401: "No operator token.",
-    403: "Forbidden: a wrong operator token, or a player_id without its player_key.",
+    403: "Forbidden: a wrong operator token, a player_id without its player_key, or a "
+    "revoked player_key.",
     404: "Unknown game, variant, player, submission or task.",
     409: "A rebuild or prune of one of these boards is running.",
     413: "The body is larger than 16 KiB.",
@@ -639,6 +644,21 @@ def _operations(registry: Registry) -> dict[str, dict[str, Any]]:
                 },
             }
         },
+        f"{v1}/admin/players/{{player_id}}/sessions": {
+            "delete": {
+                **admin,
+                "operationId": "revoke_sessions",
+                "summary": "End every key issued to a player so far",
+                "description": "Keys in bodies and cookies alike are refused 403 from now on. "
+                "The answer holds a key of the next generation, for the operator to hand to the "
+                "rightful player; without it, the player starts again as a new one.",
+                "parameters": [player],
+                "responses": {
+                    "200": _answer("Revoked.", "KeysRevoked"),
+                    **_problems([401, 403, 404]),
+                },
+            }
+        },
         f"{v1}/admin/status": {
             "get": {
                 **admin,
@@ -713,7 +733,7 @@ def _package_version() -> str:
 def build_document(registry: Registry) -> dict[str, Any]:
     """The OpenAPI 3.1 document of the API for the games of ``registry``."""
     schemas: dict[str, Any] = {}
-    for model in BODIES:
+    for model in (*BODIES, *ANSWER_MODELS):
         schema = model.model_json_schema(ref_template=_SCHEMAS + "{model}")
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
