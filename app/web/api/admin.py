@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from flask import Blueprint, Response, current_app, jsonify, url_for
 from pydantic import BaseModel, ConfigDict, StringConstraints
@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 from app.extensions import get_redis, get_registry, read_clock
 from app.leaderboard.maintenance import families_of, read_beat_runs
 from app.leaderboard.players import remove_player
+from app.leaderboard.records import OperatorStatus, PlayerRemoved, Task, TaskQueued
 from app.storage import intake, operations
 from app.storage.operations import Family
 from app.storage.submissions import PLAYER_ID, SUBMISSION_ID, new_id
@@ -55,7 +56,7 @@ def _families(scope: Scope) -> list[Family]:
 
 def _accepted_task(task_id: str) -> tuple[Response, int]:
     status_url = url_for("api.admin.task_status", task_id=task_id)
-    response = jsonify({"task_id": task_id, "status_url": status_url})
+    response = jsonify(TaskQueued(task_id=task_id, status_url=status_url).model_dump(mode="json"))
     response.headers["Location"] = status_url
     return response, 202
 
@@ -112,7 +113,7 @@ def task_status(task_id: str) -> Response:
     task = operations.read_task(get_redis(), task_id) if SUBMISSION_ID.match(task_id) else None
     if task is None:
         raise Problem(404, "Not Found", "There is no such task.", kind="unknown-task")
-    response = jsonify(task)
+    response = jsonify(Task.model_validate(task).model_dump(mode="json", exclude_none=True))
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -124,9 +125,8 @@ def remove(game_slug: str, player_id: str) -> Response:
     if not PLAYER_ID.match(player_id):
         raise Problem(404, "Not Found", "That is not a player id.", kind="unknown-player")
     removed = remove_player(get_redis(), game, player_id, read_clock())
-    return jsonify(
-        {"game": game.slug, "player_id": player_id, "banned": True, "rows_removed": removed}
-    )
+    answer = PlayerRemoved(game=game.slug, player_id=player_id, banned=True, rows_removed=removed)
+    return jsonify(answer.model_dump(mode="json"))
 
 
 @bp.get("/status")
@@ -134,13 +134,13 @@ def status() -> Response:
     """Queue depths (broker messages, and submissions on the ingest stream), live workers, the
     last run of each beat job, and verdict counts."""
     client = get_redis()
-    body: dict[str, Any] = {
-        "queues": queue_depths(current_app.extensions["celery"]),
-        "ingest_stream": intake.backlog(client),
-        "workers": live_workers(client),
-        "beat": read_beat_runs(client),
-        "submissions": verdict_counts(client),
-    }
-    response = jsonify(body)
+    body = OperatorStatus(
+        queues=queue_depths(current_app.extensions["celery"]),
+        ingest_stream=intake.backlog(client),
+        workers=live_workers(client),
+        beat=read_beat_runs(client),
+        submissions=verdict_counts(client),
+    )
+    response = jsonify(body.model_dump(mode="json"))
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -6,11 +6,11 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 
-from app.clock import iso_time
 from app.extensions import get_redis, get_token_policy, get_waiter, read_clock
 from app.leaderboard import run_tokens
 from app.leaderboard.players import player_key, player_of
-from app.leaderboard.schemas import ScoreIn, SessionIn, WaitQuery
+from app.leaderboard.records import QueuedAnswer, Session, Submission, SubmissionRecord
+from app.leaderboard.schemas import QueuedSubmission, ScoreIn, SessionIn, WaitQuery
 from app.leaderboard.validation import Rejection, check_rules, check_run
 from app.log_context import current_request_id
 from app.storage import intake, submissions
@@ -90,16 +90,16 @@ def start_session(game_slug: str) -> tuple[Response, int]:
             {"variant": [f"is not a variant of {game.slug}"]},
         )
     player_id = _proven_player(body.player_id, body.player_key) or submissions.new_id()
-    answer: dict[str, Any] = {"game": game.slug, **_player_body(player_id)}
+    answer = Session(game=game.slug, **_player_body(player_id))
     if body.variant is not None:
         policy = get_token_policy()
         issued_at = read_clock()
-        answer["variant"] = body.variant
-        answer["token"] = run_tokens.issue(
+        answer.variant = body.variant
+        answer.token = run_tokens.issue(
             policy.secret, game.slug, body.variant, player_id, submissions.new_id(), issued_at
         )
-        answer["token_expires_at"] = iso_time(issued_at + policy.max_age_s * 1000)
-    response = jsonify(answer)
+        answer.token_expires_at = issued_at + policy.max_age_s * 1000
+    response = jsonify(answer.model_dump(mode="json", exclude_none=True))
     response.headers["Cache-Control"] = "no-store"
     return _remember_player(response, player_id), 201
 
@@ -148,25 +148,31 @@ def submit_score(game_slug: str) -> tuple[Response, int]:
         raise validation_problem(
             f"The run token does not vouch for this score: {run.detail}.", run.errors
         )
-    # The fields of a QueuedSubmission (the worker validates it again from scratch).
-    queued = {
-        **{k: v for k, v in sent.items() if k not in ("player_id", "player_key", "submission_id")},
-        "game": game.slug,
-        "player_id": player_id,
-        "submission_id": submission_id,
-        "received_at": received_at,
-        "fingerprint": fingerprint,
-        "request_id": current_request_id(),
-    }
-    record: dict[str, Any] = {
-        "status": submissions.QUEUED,
-        "fingerprint": fingerprint,
-        "game": game.slug,
-        "player_id": player_id,
-        "queued_at": queued["received_at"],
-    }
+    # The worker validates it again from scratch.
+    queued = QueuedSubmission.model_validate(
+        {
+            **sent,
+            "game": game.slug,
+            "player_id": player_id,
+            "submission_id": submission_id,
+            "received_at": received_at,
+            "fingerprint": fingerprint,
+            "request_id": current_request_id(),
+        }
+    )
+    record = SubmissionRecord(
+        status=submissions.QUEUED,
+        fingerprint=fingerprint,
+        game=game.slug,
+        player_id=player_id,
+        queued_at=received_at,
+    )
     enqueued = intake.enqueue(
-        get_redis(), submission_id, record, queued, current_app.config["SUBMISSION_TTL_SECONDS"]
+        get_redis(),
+        submission_id,
+        record.stored(),
+        queued.model_dump(mode="json", exclude={"player_key"}),
+        current_app.config["SUBMISSION_TTL_SECONDS"],
     )
     if enqueued.schedule_drain:
         request_drain()
@@ -174,10 +180,10 @@ def submit_score(game_slug: str) -> tuple[Response, int]:
     # mere repeat of someone's request, which anyone who guessed the id could send.
     hand_key = True
     if enqueued.existing is not None:
-        existing = enqueued.existing
+        existing = SubmissionRecord.model_validate(enqueued.existing)
         # A retry says the same, as nobody in particular or as the player the first got.
-        same_player = claimed in (None, existing.get("player_id"))
-        if existing.get("fingerprint") != fingerprint or not same_player:
+        same_player = claimed in (None, existing.player_id)
+        if existing.fingerprint != fingerprint or not same_player:
             raise Problem(
                 422,
                 "Submission id reused",
@@ -186,17 +192,17 @@ def submit_score(game_slug: str) -> tuple[Response, int]:
                 errors={"submission_id": ["was already used for a different submission"]},
             )
         record = existing
-        player_id = existing.get("player_id") or player_id
+        player_id = existing.player_id or player_id
         hand_key = claimed is not None
     status_url = url_for("api.scores.submission_status", submission_id=submission_id)
-    response = jsonify(
-        {
-            "submission_id": submission_id,
-            "status": record["status"],
-            "status_url": status_url,
-            **(_player_body(player_id) if hand_key else {"player_id": player_id}),
-        }
+    answer = QueuedAnswer(
+        submission_id=submission_id,
+        status=record.status,
+        status_url=status_url,
+        player_id=player_id,
+        player_key=_key_of(player_id) if hand_key else None,
     )
+    response = jsonify(answer.model_dump(mode="json", exclude_none=True))
     response.headers["Location"] = status_url
     if hand_key:
         _remember_player(response, player_id)
@@ -215,16 +221,17 @@ def submission_status(submission_id: str) -> Response:
     def read() -> dict[str, Any] | None:
         return submissions.read(client, submission_id)
 
-    record = read()
-    if record is not None and record["status"] not in submissions.FINAL and wait > 0:
-        record = get_waiter().wait(
+    raw = read()
+    if raw is not None and raw["status"] not in submissions.FINAL and wait > 0:
+        raw = get_waiter().wait(
             submission_id,
             wait,
             read,
             lambda r: r is None or r["status"] in submissions.FINAL,
         )
-    if record is None:
+    if raw is None:
         raise Problem(404, "Not Found", "There is no such submission.", kind="unknown-submission")
-    response = jsonify(submissions.public_view(submission_id, record))
+    answer = Submission.of(submission_id, SubmissionRecord.model_validate(raw))
+    response = jsonify(answer.model_dump(mode="json", exclude_none=True))
     response.headers["Cache-Control"] = "no-store"
     return response
