@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from flask import Blueprint, Response, current_app, jsonify, url_for
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from app.extensions import get_redis, get_registry, read_clock
+from app.leaderboard import operator_tasks
 from app.leaderboard.maintenance import families_of, read_beat_runs
 from app.leaderboard.players import remove_player
 from app.leaderboard.records import OperatorStatus, PlayerRemoved, Task, TaskQueued
 from app.storage import intake, operations
 from app.storage.operations import Family
-from app.storage.submissions import PLAYER_ID, SUBMISSION_ID, new_id
+from app.storage.submissions import PLAYER_ID, SUBMISSION_ID
 from app.web.api.inputs import json_body, parse_body, require_game, require_variant
 from app.web.auth import check_operator
 from app.web.errors import Problem
@@ -61,31 +62,30 @@ def _accepted_task(task_id: str) -> tuple[Response, int]:
     return response, 202
 
 
+def _queue(task: Any) -> operator_tasks.Queue:
+    def queue(task_id: str, families: list[list[str]]) -> None:
+        task.apply_async(args=[families], task_id=task_id)
+
+    return queue
+
+
 @bp.post("/rebuild")
 def start_rebuild() -> tuple[Response, int]:
     """Rebuild boards from their logs; 409 while another rewrite of one of them runs."""
     families = _families(parse_body(Scope, json_body(optional=True)))
-    client = get_redis()
-    task_id = new_id()
-    busy = operations.lock_families(client, families, task_id, operations.LOCK_TTL)
-    if busy:
-        holders = sorted({operations.lock_holder(client, g, v) or "" for g, v in busy} - {""})
+    try:
+        task_id = operator_tasks.start_rebuild(get_redis(), families, read_clock(), _queue(rebuild))
+    except operator_tasks.Busy as busy:
         raise Problem(
             409,
             "Conflict",
             "A rebuild or prune of "
-            + ", ".join(f"{g}/{v}" for g, v in busy)
+            + ", ".join(f"{g}/{v}" for g, v in busy.families)
             + " is running"
-            + (f" (task {', '.join(holders)})" if holders else "")
+            + (f" (task {', '.join(busy.holders)})" if busy.holders else "")
             + ".",
             kind="rebuild-running",
-        )
-    operations.create_task(client, task_id, "rebuild", {"families": families}, read_clock())
-    try:
-        rebuild.apply_async(args=[[list(f) for f in families]], task_id=task_id)
-    except Exception:
-        operations.release_families(client, families, task_id)
-        raise
+        ) from None
     return _accepted_task(task_id)
 
 
@@ -93,16 +93,7 @@ def start_rebuild() -> tuple[Response, int]:
 def start_prune() -> tuple[Response, int]:
     """Prune the logs past retention now (boards being rebuilt are skipped)."""
     families = _families(parse_body(Scope, json_body(optional=True)))
-    client = get_redis()
-    task_id = new_id()
-    operations.create_task(client, task_id, "prune", {"families": families}, read_clock())
-    try:
-        prune.apply_async(args=[[list(f) for f in families]], task_id=task_id)
-    except Exception:
-        operations.update_task(
-            client, task_id, state=operations.FAILED, error="could not be queued"
-        )
-        raise
+    task_id = operator_tasks.start_prune(get_redis(), families, read_clock(), _queue(prune))
     return _accepted_task(task_id)
 
 
