@@ -105,7 +105,7 @@ class Submission(SubmissionRecord):
         return cls.model_validate({**record.stored(), "submission_id": submission_id})
 
 
-class QueuedAnswer(Answer):
+class ScoreQueued(Answer):
     """A score taken for checking; follow status_url for the verdict."""
 
     submission_id: str

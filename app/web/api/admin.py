@@ -16,6 +16,7 @@ from app.storage import intake, operations
 from app.storage.operations import Family
 from app.storage.submissions import PLAYER_ID, SUBMISSION_ID
 from app.web.api.inputs import json_body, parse_body, require_game, require_variant
+from app.web.api.openapi import documented
 from app.web.auth import check_operator
 from app.web.errors import Problem
 from app.worker.status import live_workers, queue_depths, verdict_counts
@@ -24,9 +25,7 @@ from app.worker.tasks import prune, rebuild
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 
-@bp.before_request
-def operator_only() -> None:
-    check_operator()
+bp.before_request(check_operator)
 
 
 class Scope(BaseModel):
@@ -70,6 +69,16 @@ def _queue(task: Any) -> operator_tasks.Queue:
 
 
 @bp.post("/rebuild")
+@documented(
+    "operator",
+    "Rebuild boards from their logs",
+    {202: ("Queued.", TaskQueued)},
+    description="All boards, a game's, or one variant's (game and variant).",
+    body=Scope,
+    example={"game": "guess", "variant": "10"},
+    location=True,
+    problems=[400, 401, 403, 404, 409, 413, 415, 422],
+)
 def start_rebuild() -> tuple[Response, int]:
     """Rebuild boards from their logs; 409 while another rewrite of one of them runs."""
     families = _families(parse_body(Scope, json_body(optional=True)))
@@ -90,6 +99,14 @@ def start_rebuild() -> tuple[Response, int]:
 
 
 @bp.post("/prune")
+@documented(
+    "operator",
+    "Prune the logs past retention now",
+    {202: ("Queued.", TaskQueued)},
+    body=Scope,
+    location=True,
+    problems=[400, 401, 403, 404, 413, 415, 422],
+)
 def start_prune() -> tuple[Response, int]:
     """Prune the logs past retention now (boards being rebuilt are skipped)."""
     families = _families(parse_body(Scope, json_body(optional=True)))
@@ -98,6 +115,12 @@ def start_prune() -> tuple[Response, int]:
 
 
 @bp.get("/tasks/<task_id>")
+@documented(
+    "operator",
+    "State and progress of an operator task",
+    {200: ("The task.", Task)},
+    problems=[401, 403, 404],
+)
 def task_status(task_id: str) -> Response:
     """State and progress ``{done, total}`` of an operator task."""
     # Only service-issued ids reach a key.
@@ -110,6 +133,13 @@ def task_status(task_id: str) -> Response:
 
 
 @bp.delete("/games/<game_slug>/players/<player_id>")
+@documented(
+    "operator",
+    "Remove a player from every board of a game and ban them",
+    {200: ("Removed and banned.", PlayerRemoved)},
+    problems=[401, 403, 404],
+    operation_id="remove_player",
+)
 def remove(game_slug: str, player_id: str) -> Response:
     """Remove a player from every board of a game and reject their later entries."""
     game = require_game(game_slug)
@@ -121,6 +151,13 @@ def remove(game_slug: str, player_id: str) -> Response:
 
 
 @bp.get("/status")
+@documented(
+    "operator",
+    "Queues, workers, beat runs and verdict counts",
+    {200: ("The status.", OperatorStatus)},
+    problems=[401, 403],
+    operation_id="operator_status",
+)
 def status() -> Response:
     """Queue depths (broker messages, and submissions on the ingest stream), live workers, the
     last run of each beat job, and verdict counts."""

@@ -23,6 +23,7 @@ from app.leaderboard.windows import WINDOWS, period_of
 from app.storage.submissions import PLAYER_ID
 from app.web.api.inputs import parse_query, require_game, require_period, require_variant
 from app.web.api.jsonp import enable_jsonp
+from app.web.api.openapi import documented
 from app.web.errors import Problem
 
 bp = Blueprint("boards", __name__)
@@ -71,18 +72,29 @@ def _answer(model: BaseModel) -> Response:
 
 
 @bp.get("/games")
+@documented("boards", "The games and their boards", {200: ("The games.", GameList)}, problems=[400])
 def list_games() -> Response:
     """The games and their boards."""
     return _answer(GameList(games=[_describe(game) for game in get_registry()]))
 
 
 @bp.get("/games/<game_slug>")
+@documented(
+    "boards", "One game and its boards", {200: ("The game.", GameInfo)}, problems=[400, 404]
+)
 def show_game(game_slug: str) -> Response:
     """One game and its boards."""
     return _answer(_describe(require_game(game_slug)))
 
 
 @bp.get("/games/<game_slug>/boards/<variant>")
+@documented(
+    "boards",
+    "A page of a board, best first",
+    {200: ("A page of the board.", BoardPage)},
+    query=BoardQuery,
+    problems=[400, 404],
+)
 def board_top(game_slug: str, variant: str) -> Response:
     """A page of a board, best first."""
     query = parse_query(BoardQuery)
@@ -105,6 +117,13 @@ def board_top(game_slug: str, variant: str) -> Response:
 
 
 @bp.get("/games/<game_slug>/boards/<variant>/players/<player_id>")
+@documented(
+    "boards",
+    "A player's rank and score, with neighbours",
+    {200: ("The player's standing.", Standing)},
+    query=StandingQuery,
+    problems=[400, 404],
+)
 def player_standing(game_slug: str, variant: str, player_id: str) -> Response:
     """A player's rank and score, with neighbours on each side."""
     query = parse_query(StandingQuery)
@@ -129,6 +148,13 @@ def player_standing(game_slug: str, variant: str, player_id: str) -> Response:
 
 
 @bp.get("/games/<game_slug>/boards/<variant>/stats")
+@documented(
+    "boards",
+    "Stats of a board",
+    {200: ("The board's stats.", Stats)},
+    query=StatsQuery,
+    problems=[400, 404],
+)
 def board_stats(game_slug: str, variant: str) -> Response:
     """Count, players, best, mean, median, p90, histogram and submissions over time."""
     query = parse_query(StatsQuery)

@@ -7,13 +7,14 @@ from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 from app.extensions import get_redis, get_token_policy, get_waiter, read_clock
 from app.leaderboard import scoring
 from app.leaderboard.players import player_key, player_of
-from app.leaderboard.records import QueuedAnswer
+from app.leaderboard.records import ScoreQueued, Session, Submission
 from app.leaderboard.schemas import ScoreIn, SessionIn, WaitQuery
 from app.leaderboard.validation import check_rules
 from app.log_context import current_request_id
 from app.storage import submissions
 from app.web.api.inputs import json_body, parse_body, parse_query, require_game
 from app.web.api.jsonp import enable_jsonp
+from app.web.api.openapi import IDEMPOTENCY_KEY, documented
 from app.web.errors import Problem, validation_problem
 from app.worker.tasks import request_drain
 
@@ -78,6 +79,16 @@ def _remember_player(response: Response, player_id: str) -> Response:
 
 
 @bp.post("/games/<game_slug>/sessions")
+@documented(
+    "scores",
+    "Start a run",
+    {201: ("The run is started.", Session)},
+    description="Issues a player id (or confirms the one the key or cookie proves) and, where "
+    "the game uses them, a signed single-use run token. The player's key is also set as an "
+    "HttpOnly cookie.",
+    body=SessionIn,
+    problems=[400, 403, 404, 413, 415, 422],
+)
 def start_session(game_slug: str) -> tuple[Response, int]:
     """Start a run: issue (or confirm) the player's id and, for a variant, a run token."""
     game = require_game(game_slug)
@@ -112,6 +123,20 @@ def _submission_id(body: ScoreIn) -> str:
 
 
 @bp.post("/games/<game_slug>/scores")
+@documented(
+    "scores",
+    "Submit a finished game",
+    {202: ("Taken for checking.", ScoreQueued)},
+    description="Checks the envelope and the game's rules and answers 202 at once; a worker "
+    "checks it again and ranks it. The same submission_id (or Idempotency-Key) twice is one "
+    "entry.",
+    body=ScoreIn,
+    body_required=True,
+    example={"name": "Ann", "score": 4, "variant": "10", "duration_ms": 5000},
+    headers=(IDEMPOTENCY_KEY,),
+    location=True,
+    problems=[400, 403, 404, 413, 415, 422],
+)
 def submit_score(game_slug: str) -> tuple[Response, int]:
     """Accept a finished game for checking and ranking; answer 202 with where to follow it."""
     game = require_game(game_slug)
@@ -147,7 +172,7 @@ def submit_score(game_slug: str) -> tuple[Response, int]:
             errors={"submission_id": ["was already used for a different submission"]},
         ) from None
     status_url = url_for("api.scores.submission_status", submission_id=submission_id)
-    answer = QueuedAnswer(
+    answer = ScoreQueued(
         submission_id=submission_id,
         status=taken.record.status,
         status_url=status_url,
@@ -162,6 +187,13 @@ def submit_score(game_slug: str) -> tuple[Response, int]:
 
 
 @bp.get("/submissions/<submission_id>")
+@documented(
+    "scores",
+    "A submission's verdict (long-poll with wait)",
+    {200: ("The submission's status.", Submission)},
+    query=WaitQuery,
+    problems=[400, 404],
+)
 def submission_status(submission_id: str) -> Response:
     """A submission's verdict; with ``?wait=S``, held until the verdict exists or S seconds."""
     query = parse_query(WaitQuery)  # wait: at most 30 s
