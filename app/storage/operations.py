@@ -10,6 +10,7 @@ from typing import Any
 import redis
 
 from app.storage import keys
+from app.storage.scripts import script
 
 Family = tuple[str, str]  # (game slug, variant)
 
@@ -21,13 +22,6 @@ TASK_TTL = 7 * 24 * 3600
 #: Seconds a family lock lasts unless its holder renews it (it does, as it makes progress),
 #: so the lock of a run that died frees itself soon.
 LOCK_TTL = 120
-
-_RELEASE = """
-for i, key in ipairs(KEYS) do
-  if redis.call('GET', key) == ARGV[1] then redis.call('DEL', key) end
-end
-return 1
-"""
 
 
 def lock_families(
@@ -46,7 +40,7 @@ def lock_families(
 
 def release_families(client: redis.Redis, families: Sequence[Family], owner: str) -> None:
     """Release the locks ``owner`` holds (one key at a time: each family is its own slot)."""
-    release = client.register_script(_RELEASE)
+    release = script(client, "release_locks")
     for game, variant in families:
         release(keys=[keys.lock_key(game, variant)], args=[owner])
 
