@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -125,7 +125,7 @@ def _read(client: redis.Redis, consumer: str, count: int, start: str, block_ms: 
             raise
         ensure_group(client)  # the stream was deleted (by an operator, or a test)
         return []
-    return _entries(reply[0][1]) if reply else []
+    return _entries(cast(list[Any], reply)[0][1]) if reply else []
 
 
 def read_new(
@@ -151,7 +151,7 @@ def claim_stale(client: redis.Redis, consumer: str, count: int) -> list[Waiting]
             raise
         ensure_group(client)
         return []
-    return _entries(reply[1])
+    return _entries(cast(list[Any], reply)[1])
 
 
 def done(client: redis.Redis, entry_ids: list[str]) -> None:
@@ -192,7 +192,8 @@ def backlog(client: redis.Redis) -> dict[str, int]:
     pending = 0
     if exists:
         try:
-            pending = client.xpending(keys.INGEST_STREAM, keys.INGEST_GROUP)["pending"]
+            summary = cast(dict[str, Any], client.xpending(keys.INGEST_STREAM, keys.INGEST_GROUP))
+            pending = summary["pending"]
         except redis.ResponseError:
             pending = 0
     return {"waiting": length - pending, "in_progress": pending}

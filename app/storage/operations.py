@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -55,7 +55,7 @@ def renew_families(client: redis.Redis, families: Sequence[Family], ttl: int = L
 
 def lock_holder(client: redis.Redis, game: str, variant: str) -> str | None:
     """The task holding a family's lock, if any."""
-    return client.get(keys.lock_key(game, variant))
+    return cast(str | None, client.get(keys.lock_key(game, variant)))
 
 
 def create_task(
@@ -85,7 +85,7 @@ def update_task(client: redis.Redis, task_id: str, **fields: Any) -> None:
 
 def read_task(client: redis.Redis, task_id: str) -> dict[str, Any] | None:
     """A task record as the API shows it, or None."""
-    raw = client.hgetall(keys.task_key(task_id))
+    raw = cast(dict[str, str], client.hgetall(keys.task_key(task_id)))
     if not raw:
         return None
     task: dict[str, Any] = {
