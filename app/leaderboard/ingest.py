@@ -86,7 +86,7 @@ def is_transient(exc: BaseException) -> bool:
 
 def _rejected(payload: Any, rejection: Rejection) -> SubmissionRecord:
     record = SubmissionRecord(
-        status=submissions.REJECTED,
+        status="rejected",
         code=rejection.code,
         reason=rejection.detail,
         errors=rejection.errors or None,
@@ -100,7 +100,7 @@ def _rejected(payload: Any, rejection: Rejection) -> SubmissionRecord:
 
 def _accepted(entry: Entry, applied: Applied, fp: str) -> SubmissionRecord:
     return SubmissionRecord(
-        status=submissions.ACCEPTED,
+        status="accepted",
         fingerprint=fp,
         game=entry.game.slug,
         player_id=entry.player_id,

@@ -55,8 +55,8 @@ class SubmissionRecord(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     status: SubmissionState
-    code: str | None = Field(None, description="The rejection's reason code.")
-    reason: str | None = Field(None, description="Why it was rejected.")
+    code: str | None = Field(default=None, description="The rejection's reason code.")
+    reason: str | None = Field(default=None, description="Why it was rejected.")
     errors: FieldErrors | None = None
     # The digest of what the client sent, to tell an honest retry from a reused id.
     fingerprint: str | None = None
@@ -64,7 +64,7 @@ class SubmissionRecord(BaseModel):
     player_id: str | None = None
     queued_at: int | None = None
     board: BoardRef | None = None
-    rank: Rank | None = Field(None, description="All-time rank.")
+    rank: Rank | None = Field(default=None, description="All-time rank.")
     ranks: (
         Annotated[
             dict[str, Rank | None],
@@ -93,11 +93,11 @@ class Submission(SubmissionRecord):
 
     submission_id: str
     # What the service keeps for itself.
-    fingerprint: str | None = Field(None, exclude=True)
-    game: str | None = Field(None, exclude=True)
-    queued_at: int | None = Field(None, exclude=True)
-    error: str | None = Field(None, exclude=True)
-    settled_at: int | None = Field(None, exclude=True)
+    fingerprint: str | None = Field(default=None, exclude=True)
+    game: str | None = Field(default=None, exclude=True)
+    queued_at: int | None = Field(default=None, exclude=True)
+    error: str | None = Field(default=None, exclude=True)
+    settled_at: int | None = Field(default=None, exclude=True)
 
     @classmethod
     def of(cls, submission_id: str, record: SubmissionRecord) -> Submission:
@@ -116,7 +116,7 @@ class ScoreQueued(Answer):
     status_url: UriReference
     player_id: str
     player_key: str | None = Field(
-        None, description="Only for a new player or one the request proved."
+        default=None, description="Only for a new player or one the request proved."
     )
 
 
@@ -127,9 +127,9 @@ class Session(Answer):
     game: str
     player_id: str
     player_key: str = Field(description="Proves player_id in later requests; keep it secret.")
-    variant: str | None = Field(None, description="The variant of the run, if sent.")
+    variant: str | None = Field(default=None, description="The variant of the run, if sent.")
     token: str | None = Field(
-        None,
+        default=None,
         description="A signed, single-use run token to send with the score (when a variant "
         "was sent).",
     )
@@ -322,7 +322,7 @@ class OperatorStatus(Answer):
 
     queues: dict[str, Count] = Field(description="Messages waiting per broker queue.")
     ingest_stream: dict[str, Count] | None = Field(
-        None, description="Submissions on the ingest stream, by state."
+        default=None, description="Submissions on the ingest stream, by state."
     )
     workers: list[dict[str, Any]]
     beat: dict[str, dict[str, Any]] = Field(description="The last run of each beat job.")

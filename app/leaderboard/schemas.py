@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import unicodedata
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -44,10 +44,18 @@ SubmissionId = Annotated[str, StringConstraints(pattern=SUBMISSION_ID_PATTERN)]
 # The length cap before cleaning keeps a huge string from being normalised at all.
 DisplayName = Annotated[str, StringConstraints(max_length=4 * NAME_MAX), AfterValidator(clean_name)]
 Score = Annotated[int | float, AfterValidator(_finite)]
-VariantName = Annotated[
-    Annotated[str, StringConstraints(min_length=1, max_length=32)] | Annotated[int, Field(ge=0)],
-    AfterValidator(_variant_text),
-]
+# A variant as every endpoint takes it in a body: its name, or the integer that spells it (the
+# guessing game's variants are numbers); either way it comes out as the name.
+if TYPE_CHECKING:
+    # What a validated model holds: the integer a client may send is turned into its name.
+    VariantName = str
+else:
+    VariantName = Annotated[
+        Annotated[str, StringConstraints(min_length=1, max_length=32)]
+        | Annotated[int, Field(ge=0)],
+        AfterValidator(_variant_text),
+        Field(description="A variant of the game: its name, or the integer that is its name."),
+    ]
 DurationMs = Annotated[int, Field(ge=0, le=24 * 3600 * 1000)]
 
 
@@ -70,7 +78,7 @@ class ScoreIn(BaseModel):
 class QueuedSubmission(ScoreIn):
     """What the web hands to a worker: the client's fields plus what the web stamped on them."""
 
-    game: Annotated[str, StringConstraints(max_length=32)]
+    game: GameSlug
     player_id: PlayerId
     submission_id: SubmissionId
     received_at: Annotated[int, Field(ge=0)]
@@ -80,6 +88,9 @@ class QueuedSubmission(ScoreIn):
     request_id: Annotated[str, StringConstraints(max_length=64)] | None = None
 
 
+GameSlug = Annotated[str, StringConstraints(max_length=32)]
+
+
 class SessionIn(BaseModel):
     """The (optional) body of ``POST /api/v1/games/{game}/sessions``."""
 
@@ -87,6 +98,15 @@ class SessionIn(BaseModel):
 
     player_id: PlayerId | None = None
     player_key: Annotated[str, StringConstraints(max_length=128)] | None = None
+    variant: VariantName | None = None
+
+
+class Scope(BaseModel):
+    """Which boards an operator task covers: all, one game's, or one variant's."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    game: GameSlug | None = None
     variant: VariantName | None = None
 
 

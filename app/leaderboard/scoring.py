@@ -112,7 +112,7 @@ def submit_score(
         }
     )
     record = SubmissionRecord(
-        status=submissions.QUEUED,
+        status="queued",
         fingerprint=fingerprint,
         game=game.slug,
         player_id=player_id,

@@ -39,16 +39,22 @@ def field_errors(exc: ValidationError) -> dict[str, list[str]]:
     return errors
 
 
+def variant_errors(game: Game, variant: str) -> dict[str, list[str]]:
+    """``{"variant": [why]}`` unless ``variant`` is one of the game's, else nothing."""
+    if variant in game.variants:
+        return {}
+    allowed = ", ".join(game.variants)
+    return {"variant": [f"is not a variant of {game.slug} (allowed: {allowed})"]}
+
+
 def check_rules(
     game: Game, variant: str, score: float, duration_ms: int | None
 ) -> dict[str, list[str]]:
     """The game's rules for one score: variant, bounds, integrality and plausible speed."""
-    errors: dict[str, list[str]] = {}
-    rules = game.variants.get(variant)
-    if rules is None:
-        allowed = ", ".join(game.variants)
-        errors["variant"] = [f"is not a variant of {game.slug} (allowed: {allowed})"]
+    errors = variant_errors(game, variant)
+    if errors:
         return errors
+    rules = game.variants[variant]
     if game.integer and score != int(score):
         errors.setdefault("score", []).append("must be a whole number")
     if not rules.score_min <= score <= rules.score_max:

@@ -14,7 +14,7 @@ import re
 import secrets
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -49,7 +49,7 @@ def fingerprint(submission: Mapping[str, Any]) -> str:
 
 def read(client: redis.Redis, submission_id: str) -> dict[str, Any] | None:
     """The record of a submission, or None if unknown or expired."""
-    raw = client.get(keys.submission_key(submission_id))
+    raw = cast(str | None, client.get(keys.submission_key(submission_id)))
     return json.loads(raw) if raw else None
 
 

@@ -87,7 +87,7 @@ def test_a_second_rebuild_of_the_same_board_gets_409(client, redis_client):
     ("body", "status"),
     [
         ({"game": "chess"}, 404),
-        ({"game": "guess", "variant": "7"}, 404),
+        ({"game": "guess", "variant": "7"}, 422),
         ({"variant": "10"}, 422),
         ({"game": 5}, 422),
         ({"everything": True}, 422),
@@ -218,3 +218,52 @@ def test_metrics_count_a_jsonp_error_by_the_status_it_answered(client):
         and 'endpoint="api.boards.show_game"' in line
     ]
     assert counted and all('status="404"' in line for line in counted), counted
+
+
+# One variant type for every endpoint that takes one in a body: what the score endpoint
+# accepts, the session and operator endpoints accept, and what it refuses they refuse alike.
+VARIANT_BODIES = {
+    "scores": ("/api/v1/games/guess/scores", lambda v: {**GOOD, "variant": v}),
+    "sessions": ("/api/v1/games/guess/sessions", lambda v: {"variant": v}),
+    "rebuild": ("/api/v1/admin/rebuild", lambda v: {"game": "guess", "variant": v}),
+    "prune": ("/api/v1/admin/prune", lambda v: {"game": "guess", "variant": v}),
+}
+
+
+def _post_variant(client, endpoint: str, variant):
+    url, body = VARIANT_BODIES[endpoint]
+    return client.post(url, headers=AUTH, json=body(variant))
+
+
+@pytest.mark.parametrize("endpoint", list(VARIANT_BODIES))
+def test_every_endpoint_takes_an_integer_variant(app, client, redis_client, endpoint):
+    resp = _post_variant(client, endpoint, 25)
+    assert resp.status_code in (201, 202), resp.get_json()
+    if endpoint == "sessions":
+        assert resp.get_json()["variant"] == "25"
+    elif endpoint == "rebuild":
+        assert redis_client.get(keys.lock_key("guess", "25")) == resp.get_json()["task_id"]
+    elif endpoint == "prune":
+        run_queued_task(app)
+        task = client.get(resp.get_json()["status_url"], headers=AUTH).get_json()
+        assert task["state"] == "done" and task["result"]["families"] == {"guess/25": 0}
+
+
+@pytest.mark.parametrize("variant", [7, "7", True, 2.5, "abc", -25, "", [25], {"max": 25}])
+def test_every_endpoint_refuses_a_bad_variant_with_the_same_problem(client, redis_client, variant):
+    answers = {}
+    for endpoint in VARIANT_BODIES:
+        resp = _post_variant(client, endpoint, variant)
+        assert resp.mimetype == "application/problem+json", endpoint
+        problem = resp.get_json()
+        answers[endpoint] = (
+            resp.status_code,
+            problem["type"],
+            problem["title"],
+            problem["detail"],
+            problem["errors"],
+        )
+    assert answers["scores"][0] == 422
+    assert set(answers["scores"][4]) == {"variant"}
+    assert all(answer == answers["scores"] for answer in answers.values()), answers
+    assert redis_client.dbsize() == 0

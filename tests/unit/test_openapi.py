@@ -351,3 +351,20 @@ def test_verdicts_answer_as_documented(client, work, document):
     for answer in answers:
         assert_documented(document, path, "get", answer)
     assert {"reason", "code"} <= set(answers[2].get_json())
+
+
+def test_every_body_describes_the_variant_alike(document):
+    """One variant type: each request body that takes a variant documents the same schema
+    (an optional one also allows null), and a score's example integer variant is accepted."""
+    bodies = {
+        name: schema["properties"]["variant"]
+        for name, schema in document["components"]["schemas"].items()
+        if name in ("ScoreIn", "SessionIn", "Scope")
+    }
+    assert set(bodies) == {"ScoreIn", "SessionIn", "Scope"}
+    required = bodies.pop("ScoreIn")
+    assert {"type": "integer", "minimum": 0} in required["anyOf"]
+    assert required["description"].startswith("A variant of the game")
+    of_the_type = {k: v for k, v in required.items() if k != "title"}
+    for name, optional in bodies.items():
+        assert optional["anyOf"] == [of_the_type, {"type": "null"}], name

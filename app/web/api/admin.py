@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, url_for
-from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from app.extensions import get_redis, get_registry, read_clock
 from app.leaderboard import operator_tasks
 from app.leaderboard.maintenance import families_of, read_beat_runs
 from app.leaderboard.players import remove_player
 from app.leaderboard.records import OperatorStatus, PlayerRemoved, Task, TaskQueued
+from app.leaderboard.schemas import Scope
 from app.storage import intake, operations
 from app.storage.operations import Family
 from app.storage.submissions import PLAYER_ID, SUBMISSION_ID
-from app.web.api.inputs import json_body, parse_body, require_game, require_variant
+from app.web.api.inputs import json_body, parse_body, require_body_variant, require_game
 from app.web.api.openapi import documented
 from app.web.auth import check_operator
 from app.web.errors import Problem
@@ -26,15 +26,6 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 
 bp.before_request(check_operator)
-
-
-class Scope(BaseModel):
-    """Which boards an operation covers: all, one game's, or one variant's."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    game: Annotated[str, StringConstraints(max_length=32)] | None = None
-    variant: Annotated[str, StringConstraints(max_length=32)] | None = None
 
 
 def _families(scope: Scope) -> list[Family]:
@@ -49,7 +40,7 @@ def _families(scope: Scope) -> list[Family]:
     if scope.game is not None:
         game = require_game(scope.game)
         if scope.variant is not None:
-            return [(game.slug, require_variant(game, scope.variant))]
+            return [(game.slug, require_body_variant(game, scope.variant))]
         return families_of(get_registry(), game.slug)
     return families_of(get_registry())
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ValidationError
 
 from app.extensions import get_registry
 from app.leaderboard.games import Game
-from app.leaderboard.validation import field_errors
+from app.leaderboard.validation import field_errors, variant_errors
 from app.leaderboard.windows import normalize_period
 from app.web.errors import Problem, validation_problem
 
@@ -86,6 +86,14 @@ def require_variant(game: Game, variant: str) -> str:
             f"{game.slug} has no variant {variant!r} (it has {', '.join(game.variants)}).",
             kind="unknown-variant",
         )
+    return game.variants[variant].name
+
+
+def require_body_variant(game: Game, variant: str) -> str:
+    """The registry's spelling of a variant a body names (422 otherwise, on every endpoint)."""
+    errors = variant_errors(game, variant)
+    if errors:
+        raise validation_problem("The variant is not one of the game's.", errors)
     return game.variants[variant].name
 
 

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from flask import Blueprint, Flask, Response, current_app, jsonify
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from app.leaderboard.games import SLUG, VARIANT
 from app.leaderboard.schemas import PLAYER_ID_PATTERN, SUBMISSION_ID_PATTERN
@@ -301,8 +301,10 @@ def _operation(
     return operation
 
 
-def _models(op: Operation) -> list[tuple[type[BaseModel], str]]:
-    models = [(b, "serialization") for _, b in op.answers.values() if not isinstance(b, dict)]
+def _models(op: Operation) -> list[tuple[type[BaseModel], JsonSchemaMode]]:
+    models: list[tuple[type[BaseModel], JsonSchemaMode]] = [
+        (b, "serialization") for _, b in op.answers.values() if not isinstance(b, dict)
+    ]
     if op.body is not None:
         models.append((op.body, "validation"))
     if any(op.problems) or op.limited:
@@ -328,7 +330,7 @@ def build_document(app: Flask) -> dict[str, Any]:
         "variant": list(dict.fromkeys(v for game in registry for v in game.variants)),
     }
     paths: dict[str, dict[str, Any]] = {}
-    models: dict[tuple[type[BaseModel], str], None] = {}
+    models: dict[tuple[type[BaseModel], JsonSchemaMode], None] = {}
     for rule in app.url_map.iter_rules():
         op = getattr(app.view_functions[rule.endpoint], "openapi", None)
         if op is None:

@@ -12,7 +12,13 @@ from app.leaderboard.schemas import ScoreIn, SessionIn, WaitQuery
 from app.leaderboard.validation import check_rules
 from app.log_context import current_request_id
 from app.storage import submissions
-from app.web.api.inputs import json_body, parse_body, parse_query, require_game
+from app.web.api.inputs import (
+    json_body,
+    parse_body,
+    parse_query,
+    require_body_variant,
+    require_game,
+)
 from app.web.api.jsonp import enable_jsonp
 from app.web.api.openapi import IDEMPOTENCY_KEY, documented
 from app.web.errors import Problem, validation_problem
@@ -93,11 +99,8 @@ def start_session(game_slug: str) -> tuple[Response, int]:
     """Start a run: issue (or confirm) the player's id and, for a variant, a run token."""
     game = require_game(game_slug)
     body = parse_body(SessionIn, json_body(optional=True))
-    if body.variant is not None and body.variant not in game.variants:
-        raise validation_problem(
-            "The variant is not one of the game's.",
-            {"variant": [f"is not a variant of {game.slug}"]},
-        )
+    if body.variant is not None:
+        require_body_variant(game, body.variant)
     player_id = _proven_player(body.player_id, body.player_key) or submissions.new_id()
     session = scoring.start_session(
         game, body.variant, player_id, _key_of(player_id), get_token_policy(), read_clock()
@@ -141,6 +144,7 @@ def submit_score(game_slug: str) -> tuple[Response, int]:
     """Accept a finished game for checking and ranking; answer 202 with where to follow it."""
     game = require_game(game_slug)
     body = parse_body(ScoreIn, json_body())
+    require_body_variant(game, body.variant)
     errors = check_rules(game, body.variant, body.score, body.duration_ms)
     if errors:
         raise validation_problem("The score breaks the rules of the game.", errors)
