@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 import redis
 
@@ -88,7 +89,7 @@ class FamilyBuild:
         for board in self.boards:
             built_keys += self._built(board)
             ranges += board.achieved_range()
-        total = self.client.xlen(self._log)
+        total = cast(int, self.client.xlen(self._log))
         while True:
             start = "-" if self.position == "-" else f"({self.position}"
             position, read = build(
@@ -121,7 +122,7 @@ class FamilyBuild:
 
     def at_head(self) -> bool:
         """Whether the copies have seen the log's newest entry."""
-        newest = self.client.xrevrange(self._log, count=1)
+        newest = cast(list[Any], self.client.xrevrange(self._log, count=1))
         return (newest[0][0] if newest else "-") == self.position
 
     def discard(self) -> None:
@@ -135,7 +136,8 @@ class FamilyBuild:
 
 def _same_board(client: redis.Redis, board: Board, built_z: str, built_r: str) -> bool:
     pipe = client.pipeline(transaction=False)
-    pipe.zcard(board.ranking_key).zcard(built_z)
+    pipe.zcard(board.ranking_key)
+    pipe.zcard(built_z)
     live_size, built_size = pipe.execute()
     if live_size != built_size:
         return False
@@ -148,7 +150,8 @@ def _same_board(client: redis.Redis, board: Board, built_z: str, built_r: str) -
             return False
         players = [member.split(":", 1)[1] for member, _ in live]
         if players:
-            pipe.hmget(board.rows_key, players).hmget(built_r, players)
+            pipe.hmget(board.rows_key, players)
+            pipe.hmget(built_r, players)
             live_rows, built_rows = pipe.execute()
             if live_rows != built_rows:
                 return False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import unicodedata
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import icu
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
@@ -93,11 +93,16 @@ DisplayName = Annotated[str, StringConstraints(max_length=4 * NAME_MAX), AfterVa
 Score = Annotated[int | float, AfterValidator(_finite)]
 # A variant as every endpoint takes it in a body: its name, or the integer that spells it (the
 # guessing game's variants are numbers); either way it comes out as the name.
-VariantName = Annotated[
-    Annotated[str, StringConstraints(min_length=1, max_length=32)] | Annotated[int, Field(ge=0)],
-    AfterValidator(_variant_text),
-    Field(description="A variant of the game: its name, or the integer that is its name."),
-]
+if TYPE_CHECKING:
+    # What a validated model holds: the integer a client may send is turned into its name.
+    VariantName = str
+else:
+    VariantName = Annotated[
+        Annotated[str, StringConstraints(min_length=1, max_length=32)]
+        | Annotated[int, Field(ge=0)],
+        AfterValidator(_variant_text),
+        Field(description="A variant of the game: its name, or the integer that is its name."),
+    ]
 DurationMs = Annotated[int, Field(ge=0, le=24 * 3600 * 1000)]
 
 
@@ -143,17 +148,6 @@ class SessionIn(BaseModel):
     variant: VariantName | None = None
     # With a proven player: replace their key with a new one, and end the old.
     rotate: bool = False
-
-
-class KeysRevoked(BaseModel):
-    """The answer of ``DELETE /api/v1/admin/players/{player_id}/sessions``."""
-
-    player_id: PlayerId
-    revoked: Literal[True] = True
-    # A key of the next generation, for the operator to hand to the rightful player (or not).
-    player_key: str = Field(
-        description="A key of the player's next generation: the only one that now works."
-    )
 
 
 class Scope(BaseModel):

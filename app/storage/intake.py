@@ -20,11 +20,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
 
 from app.storage import keys
+from app.storage.scripts import script
 
 #: How long the drain flag lives without a refresh: a drain refreshes it between batches, so
 #: this bounds how long a dead drain keeps others from being scheduled.
@@ -33,20 +34,6 @@ DRAIN_FLAG_MS = 10_000
 #: An entry read by a consumer and left unacknowledged this long is taken over by another. A
 #: live drain settles a batch in well under a second, so only a dead one's entries get there.
 CLAIM_IDLE_MS = 10_000
-
-# Creates the record and appends the submission, unless the record exists; then claims the
-# drain flag. Returns {1, flag claimed} when stored, {0, existing record} otherwise, and {-1, 0}
-# without doing anything when the player's key (ARGV[5], of generation ARGV[6]) was revoked.
-_ENQUEUE = """
-if ARGV[5] ~= '' and tonumber(ARGV[6]) < tonumber(redis.call('HGET', KEYS[4], ARGV[5]) or '0')
-then return {-1, 0} end
-local existing = redis.call('GET', KEYS[1])
-if existing then return {0, existing} end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-redis.call('XADD', KEYS[2], '*', 'p', ARGV[3])
-if redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[4]) then return {1, 1} end
-return {1, 0}
-"""
 
 
 @dataclass(frozen=True)
@@ -71,7 +58,7 @@ def enqueue(
     ``key`` is the player and generation of the key that proved them, refused if revoked.
     """
     player_id, generation = key or ("", 0)
-    stored, detail = client.register_script(_ENQUEUE)(
+    stored, detail = script(client, "enqueue_submission")(
         keys=[
             keys.submission_key(submission_id),
             keys.INGEST_STREAM,
@@ -153,7 +140,7 @@ def _read(client: redis.Redis, consumer: str, count: int, start: str, block_ms: 
             raise
         ensure_group(client)  # the stream was deleted (by an operator, or a test)
         return []
-    return _entries(reply[0][1]) if reply else []
+    return _entries(cast(list[Any], reply)[0][1]) if reply else []
 
 
 def read_new(
@@ -179,7 +166,7 @@ def claim_stale(client: redis.Redis, consumer: str, count: int) -> list[Waiting]
             raise
         ensure_group(client)
         return []
-    return _entries(reply[1])
+    return _entries(cast(list[Any], reply)[1])
 
 
 def done(client: redis.Redis, entry_ids: list[str]) -> None:
@@ -220,7 +207,8 @@ def backlog(client: redis.Redis) -> dict[str, int]:
     pending = 0
     if exists:
         try:
-            pending = client.xpending(keys.INGEST_STREAM, keys.INGEST_GROUP)["pending"]
+            summary = cast(dict[str, Any], client.xpending(keys.INGEST_STREAM, keys.INGEST_GROUP))
+            pending = summary["pending"]
         except redis.ResponseError:
             pending = 0
     return {"waiting": length - pending, "in_progress": pending}
