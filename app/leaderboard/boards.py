@@ -17,7 +17,14 @@ import redis
 from redis.commands.core import Script
 
 from app.leaderboard.games import Game
-from app.leaderboard.windows import ALLTIME_PERIOD, WINDOWS, period_end_ms, period_of, period_range
+from app.leaderboard.windows import (
+    ALLTIME_PERIOD,
+    WINDOWS,
+    Window,
+    period_end_ms,
+    period_of,
+    period_range,
+)
 from app.storage import keys, scripts
 
 # Wide enough for any epoch-ms until the year 2286, so members sort by time as text.
@@ -35,7 +42,7 @@ class Board:
 
     game: Game
     variant: str
-    window: str = "alltime"
+    window: Window = "alltime"
     period: str = ALLTIME_PERIOD
 
     @property

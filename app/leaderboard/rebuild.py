@@ -18,7 +18,7 @@ import redis
 
 from app.leaderboard.boards import Board, script
 from app.leaderboard.games import Game
-from app.leaderboard.windows import period_of
+from app.leaderboard.windows import Window, period_of
 from app.storage import keys
 
 #: Log entries replayed per Lua call: small enough to keep each call to a few milliseconds.
@@ -36,10 +36,11 @@ def readable_boards(game: Game, variant: str, now_ms: int) -> list[Board]:
     """All-time and every daily and weekly board of a variant that is still readable."""
     boards = [Board(game, variant)]
     today = datetime.fromtimestamp(now_ms / 1000, UTC)
-    for window, step, keep in (
+    windows: tuple[tuple[Window, timedelta, int], ...] = (
         ("daily", timedelta(days=1), game.daily_retention_days + 1),
         ("weekly", timedelta(weeks=1), game.weekly_retention_days // 7 + 2),
-    ):
+    )
+    for window, step, keep in windows:
         periods = dict.fromkeys(
             period_of(window, int((today - step * back).timestamp() * 1000)) for back in range(keep)
         )

@@ -14,6 +14,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 from app.clock import iso_time
+from app.leaderboard.windows import Window
 
 #: Epoch ms; an ISO 8601 UTC timestamp (with ms) in JSON.
 Instant = Annotated[
@@ -27,7 +28,6 @@ Instant = Annotated[
 Number = int | float
 Count = Annotated[int, Field(ge=0)]
 Rank = Annotated[int, Field(ge=1)]
-Window = Literal["alltime", "daily", "weekly"]
 Order = Annotated[Literal["lower", "higher"], Field(description="Which scores rank first.")]
 FieldErrors = Annotated[dict[str, list[str]], Field(description="Messages per field or parameter.")]
 UriReference = Annotated[str, Field(json_schema_extra={"format": "uri-reference"})]

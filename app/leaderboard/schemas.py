@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 import unicodedata
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated
 
 import icu
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from app.leaderboard.windows import Window
 from app.storage.keys import PLAYER_ID_PATTERN, SUBMISSION_ID_PATTERN
 
 NAME_MAX = 32
@@ -159,7 +160,6 @@ class Scope(BaseModel):
     variant: VariantName | None = None
 
 
-Window = Literal["alltime", "daily", "weekly"]
 PeriodLabel = Annotated[str, StringConstraints(max_length=16)]
 
 

@@ -10,7 +10,14 @@ from app.extensions import get_redis, get_registry, read_clock
 from app.leaderboard import operator_tasks
 from app.leaderboard.maintenance import families_of, read_beat_runs
 from app.leaderboard.players import player_key, remove_player, revoke_keys
-from app.leaderboard.records import KeysRevoked, OperatorStatus, PlayerRemoved, Task, TaskQueued
+from app.leaderboard.records import (
+    KeysRevoked,
+    OperatorStatus,
+    PlayerRemoved,
+    Task,
+    TaskQueued,
+    VerdictCounts,
+)
 from app.leaderboard.schemas import Scope
 from app.storage import intake, operations
 from app.storage.operations import Family
@@ -184,7 +191,7 @@ def status() -> Response:
         ingest_stream=intake.backlog(client),
         workers=live_workers(client),
         beat=read_beat_runs(client),
-        submissions=verdict_counts(client),
+        submissions=VerdictCounts.model_validate(verdict_counts(client)),
     )
     response = jsonify(body.model_dump(mode="json"))
     response.headers["Cache-Control"] = "no-store"

@@ -19,7 +19,7 @@ from app.leaderboard.records import (
 )
 from app.leaderboard.schemas import BoardQuery, StandingQuery, StatsQuery
 from app.leaderboard.stats import read_stats
-from app.leaderboard.windows import WINDOWS, period_of
+from app.leaderboard.windows import WINDOWS, Window, period_of
 from app.storage.submissions import PLAYER_ID
 from app.web.api.inputs import parse_query, require_game, require_period, require_variant
 from app.web.api.jsonp import enable_jsonp
@@ -40,7 +40,7 @@ def _row(row: Row) -> BoardRow:
     )
 
 
-def _board(game_slug: str, variant: str, window: str, period: str | None) -> Board:
+def _board(game_slug: str, variant: str, window: Window, period: str | None) -> Board:
     game = require_game(game_slug)
     variant = require_variant(game, variant)
     period = require_period(window, period, period_of(window, read_clock()))

@@ -396,6 +396,6 @@ def document_of(app: Flask) -> dict[str, Any]:
 )
 def openapi_json() -> Response:
     """The OpenAPI document of this API."""
-    response = jsonify(document_of(current_app._get_current_object()))
+    response = jsonify(document_of(current_app))
     response.headers["Cache-Control"] = "public, max-age=300"
     return response
