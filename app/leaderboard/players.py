@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import cast
 
 import redis
 from itsdangerous import BadSignature, Signer
@@ -81,7 +82,7 @@ def player_of(secret: str, key: str) -> str | None:
 
 def honoured_generation(client: redis.Redis, player_id: str) -> int:
     """The oldest generation of key still honoured for ``player_id`` (0 unless replaced)."""
-    return int(client.hget(keys.KEY_GENERATIONS, player_id) or 0)
+    return int(cast(str | None, client.hget(keys.KEY_GENERATIONS, player_id)) or 0)
 
 
 def rotate_key(client: redis.Redis, proof: PlayerProof) -> int | None:
@@ -95,4 +96,4 @@ def rotate_key(client: redis.Redis, proof: PlayerProof) -> int | None:
 
 def revoke_keys(client: redis.Redis, player_id: str) -> int:
     """End every key of ``player_id`` issued so far; return the generation of the next one."""
-    return int(client.hincrby(keys.KEY_GENERATIONS, player_id, 1))
+    return cast(int, client.hincrby(keys.KEY_GENERATIONS, player_id, 1))
