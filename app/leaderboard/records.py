@@ -310,6 +310,17 @@ class PlayerRemoved(Answer):
     rows_removed: Count
 
 
+class KeysRevoked(Answer):
+    """A player whose keys issued so far were all ended."""
+
+    player_id: str
+    revoked: Literal[True] = True
+    player_key: str = Field(
+        description="A key of the player's next generation, the only one that now works: for "
+        "the operator to hand to the rightful player, or to drop."
+    )
+
+
 class VerdictCounts(Answer):
     """Accepted submissions, and rejected ones by reason code."""
 

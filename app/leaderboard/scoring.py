@@ -34,6 +34,10 @@ class SubmissionIdReused(Exception):
     """The submission id was already used for a different submission."""
 
 
+class KeyRevoked(Exception):
+    """The key that proved the player was revoked or replaced."""
+
+
 @dataclass(frozen=True)
 class Taken:
     """A score taken for checking: its record, whose it is, and whether to hand its key."""
@@ -71,6 +75,7 @@ def submit_score(
     *,
     submission_id: str,
     claimed: str | None,
+    key_generation: int = 0,
     tokens: TokenPolicy | None,
     now_ms: int,
     ttl: int,
@@ -80,8 +85,9 @@ def submit_score(
     """Queue a score (its rules already checked) for a worker; repeat an earlier answer for a
     retry of the same submission.
 
-    ``claimed`` is the player the request proved, if any. Raises :class:`TokenRefused` or
-    :class:`SubmissionIdReused`; nothing is stored then.
+    ``claimed`` is the player the request proved, if any, by a key of ``key_generation``.
+    Raises :class:`TokenRefused`, :class:`KeyRevoked` or :class:`SubmissionIdReused`; nothing
+    is stored then.
     """
     sent = body.model_dump()
     fingerprint = submissions.fingerprint({**sent, "game": game.slug})
@@ -124,7 +130,10 @@ def submit_score(
         record.stored(),
         queued.model_dump(mode="json", exclude={"player_key"}),  # the key never leaves the web
         ttl,
+        key=(claimed, key_generation) if claimed else None,
     )
+    if enqueued.revoked:
+        raise KeyRevoked(claimed)
     if enqueued.schedule_drain:
         request_drain()
     if enqueued.existing is None:

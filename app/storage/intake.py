@@ -42,6 +42,7 @@ class Enqueued:
 
     existing: dict[str, Any] | None  # the earlier record when the id was taken
     schedule_drain: bool  # this submission claimed the drain flag: send a drain task
+    revoked: bool = False  # the player's key was revoked: nothing was stored
 
 
 def enqueue(
@@ -50,17 +51,31 @@ def enqueue(
     record: Mapping[str, Any],
     payload: Mapping[str, Any],
     ttl: int,
+    key: tuple[str, int] | None = None,
 ) -> Enqueued:
-    """Create the submission's record and append it to the stream, atomically, in one trip."""
+    """Create the submission's record and append it to the stream, atomically, in one trip.
+
+    ``key`` is the player and generation of the key that proved them, refused if revoked.
+    """
+    player_id, generation = key or ("", 0)
     stored, detail = script(client, "enqueue_submission")(
-        keys=[keys.submission_key(submission_id), keys.INGEST_STREAM, keys.DRAIN_FLAG],
+        keys=[
+            keys.submission_key(submission_id),
+            keys.INGEST_STREAM,
+            keys.DRAIN_FLAG,
+            keys.KEY_GENERATIONS,
+        ],
         args=[
             json.dumps(record, separators=(",", ":")),
             ttl,
             json.dumps(payload, separators=(",", ":")),
             DRAIN_FLAG_MS,
+            player_id,
+            generation,
         ],
     )
+    if stored == -1:
+        return Enqueued(existing=None, schedule_drain=False, revoked=True)
     if not stored:
         return Enqueued(existing=json.loads(detail), schedule_drain=False)
     return Enqueued(existing=None, schedule_drain=bool(detail))

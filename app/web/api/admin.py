@@ -9,8 +9,15 @@ from flask import Blueprint, Response, current_app, jsonify, url_for
 from app.extensions import get_redis, get_registry, read_clock
 from app.leaderboard import operator_tasks
 from app.leaderboard.maintenance import families_of, read_beat_runs
-from app.leaderboard.players import remove_player
-from app.leaderboard.records import OperatorStatus, PlayerRemoved, Task, TaskQueued, VerdictCounts
+from app.leaderboard.players import player_key, remove_player, revoke_keys
+from app.leaderboard.records import (
+    KeysRevoked,
+    OperatorStatus,
+    PlayerRemoved,
+    Task,
+    TaskQueued,
+    VerdictCounts,
+)
 from app.leaderboard.schemas import Scope
 from app.storage import intake, operations
 from app.storage.operations import Family
@@ -139,6 +146,32 @@ def remove(game_slug: str, player_id: str) -> Response:
     removed = remove_player(get_redis(), game, player_id, read_clock())
     answer = PlayerRemoved(game=game.slug, player_id=player_id, banned=True, rows_removed=removed)
     return jsonify(answer.model_dump(mode="json"))
+
+
+@bp.delete("/players/<player_id>/sessions")
+@documented(
+    "operator",
+    "End every key issued to a player so far",
+    {200: ("Revoked.", KeysRevoked)},
+    description="Keys in bodies and cookies alike are refused 403 from now on. The answer "
+    "holds a key of the next generation, for the operator to hand to the rightful player; "
+    "without it, the player starts again as a new one.",
+    problems=[401, 403, 404],
+    operation_id="revoke_sessions",
+)
+def revoke_sessions(player_id: str) -> Response:
+    """End every key issued to a player so far (their cookies too), in every game.
+
+    The answer carries a key of the next generation, which the operator may hand to the
+    rightful player; otherwise whoever held the player's key starts again as a new player.
+    """
+    if not PLAYER_ID.match(player_id):
+        raise Problem(404, "Not Found", "That is not a player id.", kind="unknown-player")
+    generation = revoke_keys(get_redis(), player_id)
+    key = player_key(current_app.config["SECRET_KEY"], player_id, generation)
+    response = jsonify(KeysRevoked(player_id=player_id, player_key=key).model_dump(mode="json"))
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.get("/status")

@@ -112,7 +112,8 @@ _PARAMETER_TEXT = {
 _ERROR_TEXT = {
     400: "Malformed JSON, or a query parameter or callback that is not valid.",
     401: "No operator token.",
-    403: "Forbidden: a wrong operator token, or a player_id without its player_key.",
+    403: "Forbidden: a wrong operator token, a player_id without its player_key, or a "
+    "revoked player_key.",
     404: "Unknown game, variant, player, submission or task.",
     409: "A rebuild or prune of one of these boards is running.",
     413: "The body is larger than 16 KiB.",

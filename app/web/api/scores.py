@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
+from werkzeug.http import dump_cookie
 
 from app.extensions import get_redis, get_token_policy, get_waiter, read_clock
 from app.leaderboard import scoring
-from app.leaderboard.players import player_key, player_of
+from app.leaderboard.players import (
+    PlayerProof,
+    honoured_generation,
+    player_key,
+    read_key,
+    rotate_key,
+)
 from app.leaderboard.records import ScoreQueued, Session, Submission
 from app.leaderboard.schemas import ScoreIn, SessionIn, WaitQuery
 from app.leaderboard.validation import check_rules
@@ -31,12 +38,14 @@ enable_jsonp(bp)  # the GET endpoints here are the API's reads
 def _proven_player(player_id: str | None, player_key: str | None) -> str | None:
     """The player a request proves it is (by a key in the body or the cookie), or None.
 
-    Naming a player without proof is refused: player ids are public, on every board.
+    Naming a player without proof is refused: player ids are public, on every board. Whether
+    the key's generation is still honoured is asked of Redis where the request goes there
+    anyway (:func:`_confirm_key`, and the script that enqueues a score).
     """
     secret = current_app.config["SECRET_KEY"]
     if player_key is not None:
-        proven = player_of(secret, player_key)
-        if proven is None or player_id not in (None, proven):
+        proof = read_key(secret, player_key)
+        if proof is None or player_id not in (None, proof.player_id):
             raise Problem(
                 403,
                 "Forbidden",
@@ -44,10 +53,10 @@ def _proven_player(player_id: str | None, player_key: str | None) -> str | None:
                 kind="player-key",
                 errors={"player_key": ["is not valid"]},
             )
-        return proven
+        return _shown(proof, by_cookie=False)
     cookie = request.cookies.get(current_app.config["PLAYER_COOKIE"])
-    proven = player_of(secret, cookie) if cookie else None
-    if player_id is not None and player_id != proven:
+    proof = read_key(secret, cookie) if cookie else None
+    if player_id is not None and (proof is None or player_id != proof.player_id):
         raise Problem(
             403,
             "Forbidden",
@@ -55,14 +64,58 @@ def _proven_player(player_id: str | None, player_key: str | None) -> str | None:
             kind="player-key",
             errors={"player_key": ["is required with player_id"]},
         )
-    return proven
+    return _shown(proof, by_cookie=True) if proof else None
+
+
+def _shown(proof: PlayerProof, by_cookie: bool) -> str:
+    # Kept for the request: the generation to check, and to sign the key handed back with.
+    g.key_generation = proof.generation
+    g.key_by_cookie = by_cookie
+    return proof.player_id
+
+
+def _revoked() -> Problem:
+    headers = {}
+    if g.get("key_by_cookie"):
+        # Drop the cookie, so that the page's next session starts a new player.
+        config = current_app.config
+        headers["Set-Cookie"] = dump_cookie(
+            config["PLAYER_COOKIE"],
+            "",
+            max_age=0,
+            httponly=True,
+            samesite="Lax",
+            secure=config["PLAYER_COOKIE_SECURE"],
+        )
+    return Problem(
+        403,
+        "Forbidden",
+        "This player_key was revoked or replaced by a newer one.",
+        kind="player-key",
+        errors={"player_key": ["was revoked"]},
+        headers=headers,
+    )
+
+
+def _confirm_key(player_id: str, rotate: bool) -> None:
+    """Refuse a revoked key (403); with ``rotate``, replace it by the next generation."""
+    client = get_redis()
+    shown = g.key_generation
+    if rotate:
+        generation = rotate_key(client, PlayerProof(player_id, shown))
+    else:
+        generation = shown if honoured_generation(client, player_id) <= shown else None
+    if generation is None:
+        raise _revoked()
+    g.key_generation = generation
 
 
 def _key_of(player_id: str) -> str:
     # Signed once per request: the body and the cookie carry the same key.
     cached = g.get("player_keys") or {}
     if player_id not in cached:
-        cached[player_id] = player_key(current_app.config["SECRET_KEY"], player_id)
+        generation = g.get("key_generation", 0)  # a new player's key is of generation 0
+        cached[player_id] = player_key(current_app.config["SECRET_KEY"], player_id, generation)
         g.player_keys = cached
     return cached[player_id]
 
@@ -101,7 +154,11 @@ def start_session(game_slug: str) -> tuple[Response, int]:
     body = parse_body(SessionIn, json_body(optional=True))
     if body.variant is not None:
         require_body_variant(game, body.variant)
-    player_id = _proven_player(body.player_id, body.player_key) or submissions.new_id()
+    player_id = _proven_player(body.player_id, body.player_key)
+    if player_id is None:
+        player_id = submissions.new_id()
+    else:
+        _confirm_key(player_id, body.rotate)
     session = scoring.start_session(
         game, body.variant, player_id, _key_of(player_id), get_token_policy(), read_clock()
     )
@@ -149,13 +206,15 @@ def submit_score(game_slug: str) -> tuple[Response, int]:
     if errors:
         raise validation_problem("The score breaks the rules of the game.", errors)
     submission_id = _submission_id(body)
+    claimed = _proven_player(body.player_id, body.player_key)
     try:
         taken = scoring.submit_score(
             get_redis(),
             game,
             body,
             submission_id=submission_id,
-            claimed=_proven_player(body.player_id, body.player_key),
+            claimed=claimed,
+            key_generation=g.get("key_generation", 0),
             tokens=get_token_policy(),
             now_ms=read_clock(),
             ttl=current_app.config["SUBMISSION_TTL_SECONDS"],
@@ -167,6 +226,8 @@ def submit_score(game_slug: str) -> tuple[Response, int]:
         raise validation_problem(
             f"The run token does not vouch for this score: {run.detail}.", run.errors
         ) from None
+    except scoring.KeyRevoked:
+        raise _revoked() from None
     except scoring.SubmissionIdReused:
         raise Problem(
             422,
