@@ -11,7 +11,7 @@ import ipaddress
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -167,7 +167,7 @@ def check_redis(
             Check(FAIL, "redis", f"REDIS_URL {redact(url)} does not answer: {_reason(exc)}")
         ], None
     try:
-        version = client.info("server").get("redis_version", "?")
+        version = cast(dict[str, Any], client.info("server")).get("redis_version", "?")
     except redis.RedisError:
         version = "?"
     return [Check(OK, "redis", f"{redact(url)} answers (Redis {version})")], client
@@ -204,12 +204,9 @@ def check_redis_auth(url: str) -> Check:
 def check_persistence(client: redis.Redis) -> list[Check]:
     """Entries survive a restart (AOF) and are never evicted (``maxmemory-policy``)."""
     try:
-        settings = {
-            **client.config_get("appendonly"),
-            **client.config_get("appendfsync"),
-            **client.config_get("save"),
-            **client.config_get("maxmemory-policy"),
-        }
+        settings: dict[str, str] = {}
+        for name in ("appendonly", "appendfsync", "save", "maxmemory-policy"):
+            settings.update(cast(dict[str, str], client.config_get(name)))
     except redis.ResponseError as exc:
         # Hosted Redis often renames or forbids CONFIG.
         return [

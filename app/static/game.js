@@ -120,8 +120,7 @@
         score: count,
         variant: String(state.max),
         duration_ms: duration,
-        player_id: session.player_id,
-        player_key: session.player_key,
+        player_id: session.player_id, // proven by the cookie
         token: session.token,
         submission_id: newId(),
       });

@@ -22,6 +22,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from app.storage import intake, keys
 from app.storage.submissions import LATENCY_BUCKETS
+from app.web.api.openapi import documented
 from app.web.auth import check_operator
 from app.worker.status import live_workers, queue_depths
 
@@ -109,6 +110,13 @@ def init_metrics(app: Flask) -> None:
     store = CollectorRegistry()
     store.register(StoreCollector(app.extensions["hiscore.redis"], app.extensions["celery"]))
 
+    @documented(
+        "meta",
+        "Prometheus metrics (the operator token unless HISCORE_METRICS_PUBLIC)",
+        {200: ("The Prometheus text format.", {"text/plain": {"schema": {"type": "string"}}})},
+        problems=[401, 403],
+        operator=True,
+    )
     def metrics() -> Response:
         # Counts, queues and endpoint names are for the operator, unless opened on purpose
         # (a scraper on a private network that cannot send a token).
