@@ -2,6 +2,7 @@
 only to the operator: publicly it says ready or not."""
 
 from app import create_app
+from app.web.api.openapi import build_document
 from app.worker.status import record_heartbeat
 from config import celery_settings
 
@@ -57,3 +58,9 @@ def test_token_guesses_on_the_probes_count_in_the_operator_budget(limited):
     assert codes == [403, 403, 403, 429, 429]
     # A probe without a token is never limited.
     assert {client.get("/readyz").status_code for _ in range(5)} == {503}
+
+
+def test_the_document_says_metrics_need_the_operator_token(app):
+    metrics = build_document(app)["paths"]["/metrics"]["get"]
+    assert metrics["security"] == [{"operatorToken": []}]
+    assert {"401", "403"} <= set(metrics["responses"])
