@@ -76,7 +76,7 @@ BAD_SUBMISSIONS: list[BadRequest] = [
     ),
     _bad("array", [GOOD], 422, "body"),
     _bad("null", None, 422, "body"),
-    _bad("missing-everything", {}, 422, "name", "score", "variant"),
+    _bad("missing-everything", {}, 422, "name", "variant"),
     _bad("missing-score", {k: v for k, v in GOOD.items() if k != "score"}, 422, "score"),
     _bad("extra-field", {**GOOD, "rank": 1}, 422, "rank"),
     _bad("score-as-text", {**GOOD, "score": "4"}, 422, "score"),

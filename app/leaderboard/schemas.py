@@ -60,7 +60,9 @@ class ScoreIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     name: DisplayName
-    score: Score
+    # Required of a game whose scores are claimed; refused for one with a verifier, whose
+    # score the service computes from the run (see app.leaderboard.verified_runs).
+    score: Score | None = None
     variant: VariantName
     player_id: PlayerId | None = None
     # Proof of player_id: what /sessions issued with it. Never leaves the web.
@@ -74,6 +76,8 @@ class QueuedSubmission(ScoreIn):
     """What the web hands to a worker: the client's fields plus what the web stamped on them."""
 
     game: GameSlug
+    # The claimed score, or for a verified game the one the web computed from its run.
+    score: Score
     player_id: PlayerId
     submission_id: SubmissionId
     received_at: Annotated[int, Field(ge=0)]
@@ -94,6 +98,29 @@ class SessionIn(BaseModel):
     player_id: PlayerId | None = None
     player_key: Annotated[str, StringConstraints(max_length=128)] | None = None
     variant: VariantName | None = None
+
+
+RunToken = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+
+
+class GuessIn(BaseModel):
+    """The body of ``POST /api/v1/games/{game}/runs/{run_id}/guesses``.
+
+    The run's token proves the caller started the run: it names this run alone, and only the
+    one who started it holds it.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    guess: Annotated[int, Field(ge=1, le=1_000_000)]
+    token: RunToken
+
+
+class GuessOut(BaseModel):
+    """The answer to a guess: how it stands to the number, and how many were answered."""
+
+    result: Literal["higher", "lower", "correct"]
+    guesses: int
 
 
 class Scope(BaseModel):

@@ -7,11 +7,12 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 
 from app.clock import iso_time
-from app.extensions import get_redis, get_token_policy, get_waiter, read_clock
-from app.leaderboard import run_tokens
+from app.extensions import get_redis, get_registry, get_token_policy, get_waiter, read_clock
+from app.leaderboard import run_tokens, verified_runs
 from app.leaderboard.players import player_key, player_of
+from app.leaderboard.run_tokens import RunToken
 from app.leaderboard.schemas import ScoreIn, SessionIn, WaitQuery
-from app.leaderboard.validation import Rejection, check_rules, check_run
+from app.leaderboard.validation import Rejection, check_claim, check_run
 from app.log_context import current_request_id
 from app.storage import intake, submissions
 from app.web.api.inputs import (
@@ -96,12 +97,15 @@ def start_session(game_slug: str) -> tuple[Response, int]:
     answer: dict[str, Any] = {"game": game.slug, **_player_body(player_id)}
     if body.variant is not None:
         policy = get_token_policy()
-        issued_at = read_clock()
+        run = RunToken(game.slug, body.variant, player_id, submissions.new_id(), read_clock())
+        verified_runs.start_run(get_redis(), game, body.variant, run, policy)
         answer["variant"] = body.variant
         answer["token"] = run_tokens.issue(
-            policy.secret, game.slug, body.variant, player_id, submissions.new_id(), issued_at
+            policy.secret, game.slug, body.variant, player_id, run.run_id, run.issued_at
         )
-        answer["token_expires_at"] = iso_time(issued_at + policy.max_age_s * 1000)
+        answer["token_expires_at"] = iso_time(run.issued_at + policy.max_age_s * 1000)
+        if game.verified:
+            answer["run_id"] = run.run_id
     response = jsonify(answer)
     response.headers["Cache-Control"] = "no-store"
     return _remember_player(response, player_id), 201
@@ -128,7 +132,7 @@ def submit_score(game_slug: str) -> tuple[Response, int]:
     game = require_game(game_slug)
     body = parse_body(ScoreIn, json_body())
     require_body_variant(game, body.variant)
-    errors = check_rules(game, body.variant, body.score, body.duration_ms)
+    errors = check_claim(game, body.variant, body.score, body.duration_ms, body.token)
     if errors:
         raise validation_problem("The score breaks the rules of the game.", errors)
     submission_id = _submission_id(body)
@@ -152,10 +156,17 @@ def submit_score(game_slug: str) -> tuple[Response, int]:
         raise validation_problem(
             f"The run token does not vouch for this score: {run.detail}.", run.errors
         )
+    scored = verified_runs.resolve_score(
+        get_redis(), get_registry(), game, body.score, body.duration_ms, run
+    )
+    if isinstance(scored, Rejection):
+        raise validation_problem(f"The run proves no score: {scored.detail}.", scored.errors)
     # The fields of a QueuedSubmission (the worker validates it again from scratch).
     queued = {
         **{k: v for k, v in sent.items() if k not in ("player_id", "player_key", "submission_id")},
         "game": game.slug,
+        "score": scored[0],
+        "duration_ms": scored[1],
         "player_id": player_id,
         "submission_id": submission_id,
         "received_at": received_at,
