@@ -32,7 +32,7 @@ DB = 7
 
 TOKENS = TokenPolicy("integration-secret", required=True, max_age_s=7200)
 
-GAME, VARIANT = "guess", "10"
+GAME, VARIANT = "guess-claimed", "10"
 
 
 @pytest.fixture

@@ -71,7 +71,9 @@ def test_up_starts_redis_web_worker_and_beat_and_stops_them_all(tmp_path, stop):
             "the web process",
         )
         assert up.alive, up.log()
-        submitted = requests.post(base + "/api/v1/games/guess/scores", json=GOOD, timeout=10)
+        submitted = requests.post(
+            base + "/api/v1/games/guess-claimed/scores", json=GOOD, timeout=10
+        )
         assert submitted.status_code == 202
         status_url = base + submitted.json()["status_url"]
 
