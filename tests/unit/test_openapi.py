@@ -17,6 +17,7 @@ from app.leaderboard import run_tokens
 from app.leaderboard.run_tokens import RunToken
 from app.leaderboard.schemas import (
     BoardQuery,
+    GuessIn,
     Scope,
     ScoreIn,
     SessionIn,
@@ -40,6 +41,7 @@ PATH_VALUES = {
     "player_id": "p" * 22,
     "submission_id": "s" * 22,
     "task_id": "t" * 22,
+    "run_id": "r" * 22,
 }
 #: Endpoints that are pages for people, not the API.
 NOT_API = re.compile(r"^(static|pages\.)")
@@ -185,7 +187,7 @@ def test_path_parameters_are_the_routes_own(document):
 
 def test_request_bodies_are_the_models_the_api_validates_with(document):
     schemas = document["components"]["schemas"]
-    for model in (ScoreIn, SessionIn, Scope):
+    for model in (ScoreIn, SessionIn, Scope, GuessIn):
         expected = model.model_json_schema(ref_template="#/components/schemas/{model}")
         assert schemas[model.__name__] == expected
     bodies = {
@@ -197,6 +199,7 @@ def test_request_bodies_are_the_models_the_api_validates_with(document):
     assert bodies == {
         ("/api/v1/games/{game_slug}/scores", "post"): {"$ref": ref + "ScoreIn"},
         ("/api/v1/games/{game_slug}/sessions", "post"): {"$ref": ref + "SessionIn"},
+        ("/api/v1/games/{game_slug}/runs/{run_id}/guesses", "post"): {"$ref": ref + "GuessIn"},
         ("/api/v1/admin/rebuild", "post"): {"$ref": ref + "Scope"},
         ("/api/v1/admin/prune", "post"): {"$ref": ref + "Scope"},
     }

@@ -21,6 +21,8 @@ from app.leaderboard.schemas import (
     PLAYER_ID_PATTERN,
     SUBMISSION_ID_PATTERN,
     BoardQuery,
+    GuessIn,
+    GuessOut,
     Scope,
     ScoreIn,
     SessionIn,
@@ -93,6 +95,8 @@ ANSWERS: dict[str, dict[str, Any]] = {
         ["type", "title", "status", "detail"],
         "An error (RFC 9457).",
     ),
+    # The one answer built from its model, as the generated document will build them all.
+    "GuessOut": GuessOut.model_json_schema(),
     "Session": _object(
         {
             "game": {"type": "string"},
@@ -108,6 +112,11 @@ ANSWERS: dict[str, dict[str, Any]] = {
                 "variant was sent).",
             },
             "token_expires_at": {**_TIME, "description": "When the run token expires."},
+            "run_id": {
+                "type": "string",
+                "description": "The run the service started, for a game with a verifier: send "
+                "its guesses to /runs/{run_id}/guesses with the token.",
+            },
         },
         ["game", "player_id"],
         "A started run: the player (new, or the one the key or cookie proved) and, for a "
@@ -306,7 +315,7 @@ ANSWERS: dict[str, dict[str, Any]] = {
 }
 
 #: The models whose JSON Schemas are the request bodies.
-BODIES = (ScoreIn, SessionIn, Scope)
+BODIES = (ScoreIn, SessionIn, Scope, GuessIn)
 
 #: What the query parameters mean (the models say what they may be).
 _PARAMETER_TEXT = {
@@ -324,7 +333,8 @@ _ERROR_TEXT = {
     401: "No operator token.",
     403: "Forbidden: a wrong operator token, or a player_id without its player_key.",
     404: "Unknown game, variant, player, submission or task.",
-    409: "A rebuild or prune of one of these boards is running.",
+    409: "A rebuild or prune of one of these boards is running, or the run is over (its "
+    "number found, or its guesses used up).",
     413: "The body is larger than 16 KiB.",
     415: "The body is not application/json.",
     422: "A field is missing or breaks the game's rules, or a submission_id is reused.",
@@ -470,6 +480,7 @@ def _operations(registry: Registry) -> dict[str, dict[str, Any]]:
     player = _path("player_id", PLAYER_ID_PATTERN, "A player's id.", [])
     submission = _path("submission_id", SUBMISSION_ID_PATTERN, "A submission's id.", [])
     task = _path("task_id", SUBMISSION_ID_PATTERN, "An operator task's id.", [])
+    run = _path("run_id", SUBMISSION_ID_PATTERN, "A run's id, from its session.", [])
     idempotency_key = {
         "name": "Idempotency-Key",
         "in": "header",
@@ -515,6 +526,22 @@ def _operations(registry: Registry) -> dict[str, dict[str, Any]]:
                 "responses": {
                     "202": _answer("Taken for checking.", "ScoreQueued", headers=_LOCATION),
                     **_problems([400, 403, 404, 413, 415, 422]),
+                },
+            }
+        },
+        f"{v1}/games/{{game_slug}}/runs/{{run_id}}/guesses": {
+            "post": {
+                "tags": ["scores"],
+                "operationId": "guess",
+                "summary": "Answer one guess of a run",
+                "description": "For a game with a verifier: the service answers the guess "
+                "higher, lower or correct and counts it; the run's token proves the caller "
+                "started it. After correct the run is finished: submit it.",
+                "parameters": [game, run],
+                "requestBody": _body(GuessIn, True, {"guess": 50, "token": "<token>"}),
+                "responses": {
+                    "200": _answer("The answer, and the guesses answered so far.", "GuessOut"),
+                    **_problems([400, 403, 404, 409, 413, 415, 422]),
                 },
             }
         },
