@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
@@ -165,7 +165,7 @@ def check_redis(
             Check(FAIL, "redis", f"REDIS_URL {redact(url)} does not answer: {_reason(exc)}")
         ], None
     try:
-        version = client.info("server").get("redis_version", "?")
+        version = cast(dict[str, Any], client.info("server")).get("redis_version", "?")
     except redis.RedisError:
         version = "?"
     return [Check(OK, "redis", f"{redact(url)} answers (Redis {version})")], client
@@ -174,12 +174,9 @@ def check_redis(
 def check_persistence(client: redis.Redis) -> list[Check]:
     """Entries survive a restart (AOF) and are never evicted (``maxmemory-policy``)."""
     try:
-        settings = {
-            **client.config_get("appendonly"),
-            **client.config_get("appendfsync"),
-            **client.config_get("save"),
-            **client.config_get("maxmemory-policy"),
-        }
+        settings: dict[str, str] = {}
+        for name in ("appendonly", "appendfsync", "save", "maxmemory-policy"):
+            settings.update(cast(dict[str, str], client.config_get(name)))
     except redis.ResponseError as exc:
         # Hosted Redis often renames or forbids CONFIG.
         return [

@@ -11,31 +11,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
 from typing import cast
 
 import redis
 from redis.commands.core import Script
 
 from app.leaderboard.games import Game
-from app.leaderboard.windows import ALLTIME_PERIOD, WINDOWS, period_end_ms, period_of, period_range
-from app.storage import keys
+from app.leaderboard.windows import (
+    ALLTIME_PERIOD,
+    WINDOWS,
+    Window,
+    period_end_ms,
+    period_of,
+    period_range,
+)
+from app.storage import keys, scripts
 
 # Wide enough for any epoch-ms until the year 2286, so members sort by time as text.
 _AT_WIDTH = 13
 
 
-@cache
-def _lua(name: str) -> str:
-    folder = resources.files("app").joinpath("lua")
-    return folder.joinpath("board_lib.lua").read_text() + folder.joinpath(f"{name}.lua").read_text()
-
-
 def script(client: redis.Redis, name: str) -> Script:
     """The Lua script ``app/lua/<name>.lua`` (with the board library) bound to ``client``."""
-    # register_script only hashes the text; redis-py loads it on the first NOSCRIPT.
-    return client.register_script(_lua(name))
+    return scripts.script(client, name, library="board_lib")
 
 
 @dataclass(frozen=True)
@@ -44,7 +42,7 @@ class Board:
 
     game: Game
     variant: str
-    window: str = "alltime"
+    window: Window = "alltime"
     period: str = ALLTIME_PERIOD
 
     @property

@@ -41,7 +41,7 @@ import re
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 VARIANT = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
@@ -78,7 +78,7 @@ class Game:
         return hash(self.slug)
 
     @property
-    def order(self) -> str:
+    def order(self) -> Literal["lower", "higher"]:
         """``"lower"`` or ``"higher"``: which scores rank first."""
         return "lower" if self.lower_is_better else "higher"
 

@@ -20,6 +20,7 @@ from redis import exceptions as errors
 
 from app.leaderboard.boards import Applied, Entry, apply_entries_each
 from app.leaderboard.games import Game, Registry
+from app.leaderboard.records import BoardRef, SubmissionRecord
 from app.leaderboard.run_tokens import RunToken, TokenPolicy, use_ttl_ms
 from app.leaderboard.schemas import QueuedSubmission
 from app.leaderboard.validation import Rejection, validate_queued
@@ -85,36 +86,34 @@ def is_transient(exc: BaseException) -> bool:
     return reply.split(" ", 1)[0] in _TRANSIENT_CODES
 
 
-def _rejected(payload: Any, rejection: Rejection) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        "status": submissions.REJECTED,
-        "code": rejection.code,
-        "reason": rejection.detail,
-    }
-    if rejection.errors:
-        record["errors"] = rejection.errors
+def _rejected(payload: Any, rejection: Rejection) -> SubmissionRecord:
+    record = SubmissionRecord(
+        status="rejected",
+        code=rejection.code,
+        reason=rejection.detail,
+        errors=rejection.errors or None,
+    )
     if isinstance(payload, dict):
         for name in ("fingerprint", "game", "player_id"):
             if isinstance(payload.get(name), str):
-                record[name] = payload[name][:64]
+                setattr(record, name, payload[name][:64])
     return record
 
 
-def _accepted(entry: Entry, applied: Applied, fp: str) -> dict[str, Any]:
-    record = {
-        "status": submissions.ACCEPTED,
-        "fingerprint": fp,
-        "game": entry.game.slug,
-        "player_id": entry.player_id,
-        "board": {"game": entry.game.slug, "variant": entry.variant, "window": "alltime"},
-        "rank": applied.ranks["alltime"],
-        "ranks": applied.ranks,
-        "score": applied.score,
-        "achieved_at": applied.achieved_at,
-    }
-    if applied.fresh:  # a replay cannot tell whether the first run beat the player's best
-        record["personal_best"] = applied.improved["alltime"]
-    return record
+def _accepted(entry: Entry, applied: Applied, fp: str) -> SubmissionRecord:
+    return SubmissionRecord(
+        status="accepted",
+        fingerprint=fp,
+        game=entry.game.slug,
+        player_id=entry.player_id,
+        board=BoardRef(game=entry.game.slug, variant=entry.variant, window="alltime"),
+        rank=applied.ranks["alltime"],
+        ranks=applied.ranks,
+        score=applied.score,
+        achieved_at=applied.achieved_at,
+        # A replay cannot tell whether the first run beat the player's best.
+        personal_best=applied.improved["alltime"] if applied.fresh else None,
+    )
 
 
 #: The verdict of a submission the service could not process (never the client's fault).
@@ -166,7 +165,7 @@ def ingest_submissions(
     """
     entries: list[Entry] = []
     fingerprints: list[str] = []
-    verdicts: list[tuple[str, dict[str, Any]]] = []
+    verdicts: list[tuple[str, SubmissionRecord]] = []
     checked_ones: list[tuple[Any, tuple[QueuedSubmission, Game, RunToken | None]]] = []
     settled = _settled(client, payloads)
     if settled:
@@ -245,7 +244,7 @@ def ingest_submissions(
             record = _rejected(
                 {"fingerprint": fp, "game": entry.game.slug, "player_id": entry.player_id}, FAILED
             )
-            record["error"] = _error_text(applied)  # for the dead letters; never shown a client
+            record.error = _error_text(applied)  # for the dead letters; never shown a client
             verdicts.append((entry.submission_id, record))
             continue
         if applied.banned or applied.run_reused:
@@ -262,13 +261,16 @@ def ingest_submissions(
             record = _accepted(entry, applied, fp)
         verdicts.append((entry.submission_id, record))
     for _, record in verdicts:
-        record["settled_at"] = now_ms
-    submissions.settle(client, verdicts, ttl, now_ms)
+        record.settled_at = now_ms
+    stored = [(sid, record.stored()) for sid, record in verdicts]
+    submissions.settle(client, stored, ttl, now_ms)
     _log_verdicts(verdicts, payloads)
-    return verdicts
+    return stored
 
 
-def _log_verdicts(verdicts: Sequence[tuple[str, dict[str, Any]]], payloads: Sequence[Any]) -> None:
+def _log_verdicts(
+    verdicts: Sequence[tuple[str, SubmissionRecord]], payloads: Sequence[Any]
+) -> None:
     """One line per verdict, carrying the submission's id and the request that brought it."""
     if not log.isEnabledFor(logging.INFO):
         return
@@ -282,10 +284,10 @@ def _log_verdicts(verdicts: Sequence[tuple[str, dict[str, Any]]], payloads: Sequ
         with log_context(
             submission_id=sid, request_id=request_id if isinstance(request_id, str) else None
         ):
-            if record["status"] == submissions.ACCEPTED:
-                log.info("submission accepted: rank %s", record.get("rank"))
+            if record.status == submissions.ACCEPTED:
+                log.info("submission accepted: rank %s", record.rank)
             else:
-                log.info("submission rejected (%s): %s", record.get("code"), record.get("reason"))
+                log.info("submission rejected (%s): %s", record.code, record.reason)
 
 
 #: Entries a drain takes from the stream at a time.
@@ -360,7 +362,8 @@ def _set_aside(
     sid = _submission_id(entry.payload)
     if sid is not None:
         try:
-            submissions.settle(client, [(sid, _rejected(entry.payload, FAILED))], ttl, clock())
+            record = _rejected(entry.payload, FAILED).stored()
+            submissions.settle(client, [(sid, record)], ttl, clock())
         except redis.RedisError as unstored:
             if is_transient(unstored):
                 raise

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -45,7 +45,7 @@ def run_families(
     on_progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> dict[str, Any]:
     """Run ``work`` on each family with one progress count over all of them (log entries)."""
-    totals = [client.xlen(keys.log_key(g, v)) for g, v in families]
+    totals = [cast(int, client.xlen(keys.log_key(g, v))) for g, v in families]
     grand_total = sum(totals)
     done_before = 0
     results: dict[str, Any] = {}
@@ -155,7 +155,7 @@ def record_beat_run(
     error: str | None = None,
 ) -> None:
     """Remember the last run of a beat job, for the status endpoint."""
-    run = {
+    run: dict[str, Any] = {
         "started_at": started_ms,
         "finished_at": finished_ms,
         "duration_ms": finished_ms - started_ms,
@@ -170,4 +170,5 @@ def record_beat_run(
 
 def read_beat_runs(client: redis.Redis) -> dict[str, Any]:
     """The last run of each beat job."""
-    return {job: json.loads(raw) for job, raw in client.hgetall(keys.BEAT_RUNS).items()}
+    runs = cast(dict[str, str], client.hgetall(keys.BEAT_RUNS))
+    return {job: json.loads(raw) for job, raw in runs.items()}

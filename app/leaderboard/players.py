@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from typing import cast
 
 import redis
 from itsdangerous import BadSignature, Signer
@@ -34,15 +36,64 @@ def remove_player(client: redis.Redis, game: Game, player_id: str, now_ms: int) 
 _SALT = "hiscore.player"
 
 
-def player_key(secret: str, player_id: str) -> str:
-    """The secret that proves a client holds ``player_id``: the id signed by the service."""
-    return Signer(secret, salt=_SALT).sign(player_id).decode()
+@dataclass(frozen=True)
+class PlayerProof:
+    """What a valid key proves: the player, and the generation of key it is."""
+
+    player_id: str
+    generation: int = 0
+
+
+def player_key(secret: str, player_id: str, generation: int = 0) -> str:
+    """The secret that proves a client holds ``player_id``: the id signed by the service.
+
+    A key of generation 0 signs the id alone, as every key did before keys could be replaced,
+    so those keep working; a later generation signs ``<id>:<generation>``.
+    """
+    value = player_id if generation == 0 else f"{player_id}:{generation}"
+    return Signer(secret, salt=_SALT).sign(value).decode()
+
+
+def read_key(secret: str, key: str) -> PlayerProof | None:
+    """The player and generation a key was issued for, or None if the service did not sign it.
+
+    Whether that generation is still honoured is for Redis to say (:func:`rotate_key` and the
+    script that enqueues a score).
+    """
+    try:
+        value = Signer(secret, salt=_SALT).unsign(key).decode()
+    except (BadSignature, UnicodeError):  # a forgery, or text that is not even a key
+        return None
+    player_id, _, generation = value.partition(":")
+    if not PLAYER_ID.match(player_id):
+        return None
+    if not generation:
+        return PlayerProof(player_id)
+    if not generation.isdigit() or generation != str(int(generation)) or generation == "0":
+        return None  # the service never signs such a value
+    return PlayerProof(player_id, int(generation))
 
 
 def player_of(secret: str, key: str) -> str | None:
     """The player id a key was issued for, or None if the service did not sign it."""
-    try:
-        player_id = Signer(secret, salt=_SALT).unsign(key).decode()
-    except (BadSignature, UnicodeError):  # a forgery, or text that is not even a key
-        return None
-    return player_id if PLAYER_ID.match(player_id) else None
+    proof = read_key(secret, key)
+    return proof.player_id if proof else None
+
+
+def honoured_generation(client: redis.Redis, player_id: str) -> int:
+    """The oldest generation of key still honoured for ``player_id`` (0 unless replaced)."""
+    return int(cast(str | None, client.hget(keys.KEY_GENERATIONS, player_id)) or 0)
+
+
+def rotate_key(client: redis.Redis, proof: PlayerProof) -> int | None:
+    """Make a new generation of the player's key the oldest honoured; None if ``proof``'s key
+    was revoked already (then nothing changes)."""
+    generation = script(client, "rotate_key")(
+        keys=[keys.KEY_GENERATIONS], args=[proof.player_id, proof.generation]
+    )
+    return None if generation < 0 else int(generation)
+
+
+def revoke_keys(client: redis.Redis, player_id: str) -> int:
+    """End every key of ``player_id`` issued so far; return the generation of the next one."""
+    return cast(int, client.hincrby(keys.KEY_GENERATIONS, player_id, 1))

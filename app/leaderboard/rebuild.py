@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 import redis
 
 from app.leaderboard.boards import Board, script
 from app.leaderboard.games import Game
-from app.leaderboard.windows import period_of
+from app.leaderboard.windows import Window, period_of
 from app.storage import keys
 
 #: Log entries replayed per Lua call: small enough to keep each call to a few milliseconds.
@@ -35,10 +36,11 @@ def readable_boards(game: Game, variant: str, now_ms: int) -> list[Board]:
     """All-time and every daily and weekly board of a variant that is still readable."""
     boards = [Board(game, variant)]
     today = datetime.fromtimestamp(now_ms / 1000, UTC)
-    for window, step, keep in (
+    windows: tuple[tuple[Window, timedelta, int], ...] = (
         ("daily", timedelta(days=1), game.daily_retention_days + 1),
         ("weekly", timedelta(weeks=1), game.weekly_retention_days // 7 + 2),
-    ):
+    )
+    for window, step, keep in windows:
         periods = dict.fromkeys(
             period_of(window, int((today - step * back).timestamp() * 1000)) for back in range(keep)
         )
@@ -88,7 +90,7 @@ class FamilyBuild:
         for board in self.boards:
             built_keys += self._built(board)
             ranges += board.achieved_range()
-        total = self.client.xlen(self._log)
+        total = cast(int, self.client.xlen(self._log))
         while True:
             start = "-" if self.position == "-" else f"({self.position}"
             position, read = build(
@@ -121,7 +123,7 @@ class FamilyBuild:
 
     def at_head(self) -> bool:
         """Whether the copies have seen the log's newest entry."""
-        newest = self.client.xrevrange(self._log, count=1)
+        newest = cast(list[Any], self.client.xrevrange(self._log, count=1))
         return (newest[0][0] if newest else "-") == self.position
 
     def discard(self) -> None:
@@ -135,7 +137,8 @@ class FamilyBuild:
 
 def _same_board(client: redis.Redis, board: Board, built_z: str, built_r: str) -> bool:
     pipe = client.pipeline(transaction=False)
-    pipe.zcard(board.ranking_key).zcard(built_z)
+    pipe.zcard(board.ranking_key)
+    pipe.zcard(built_z)
     live_size, built_size = pipe.execute()
     if live_size != built_size:
         return False
@@ -148,7 +151,8 @@ def _same_board(client: redis.Redis, board: Board, built_z: str, built_r: str) -
             return False
         players = [member.split(":", 1)[1] for member, _ in live]
         if players:
-            pipe.hmget(board.rows_key, players).hmget(built_r, players)
+            pipe.hmget(board.rows_key, players)
+            pipe.hmget(built_r, players)
             live_rows, built_rows = pipe.execute()
             if live_rows != built_rows:
                 return False

@@ -4,24 +4,72 @@ from __future__ import annotations
 
 import math
 import unicodedata
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated
 
+import icu
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from app.leaderboard.windows import Window
 from app.storage.keys import PLAYER_ID_PATTERN, SUBMISSION_ID_PATTERN
 
 NAME_MAX = 32
 
+#: Combining marks allowed on one base character: enough for any script's diacritics (a Thai
+#: vowel and tone, Vietnamese, Arabic shadda with a vowel), too few for a "Zalgo" stack.
+MARKS_MAX = 2
+
+# Letters that draw nothing: Hangul fillers and the blank Braille pattern. A name holding one
+# looks like a name without it, so none is allowed anywhere.
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+# Code points that renderers are told to draw as nothing (ICU's data is newer than Python's).
+_IGNORABLE = icu.UnicodeSet("[:Default_Ignorable_Code_Point:]")
+# Unicode TR39's "moderately restrictive" level: one script, or Latin with one other that does
+# not look like it (Han, Kana, Hangul, Arabic, ...; never Cyrillic or Greek), so "\u0430dmin"
+# with a Cyrillic a is refused. A check of the name alone: it costs no Redis and the web and
+# the worker agree on it by running the same function.
+_SPOOF_CHECKER = icu.SpoofChecker()
+_SPOOF_CHECKER.setChecks(icu.USpoofChecks.RESTRICTION_LEVEL)
+_SPOOF_CHECKER.setRestrictionLevel(icu.URestrictionLevel.MODERATELY_RESTRICTIVE)
+
+
+def _visible(char: str) -> bool:
+    category = unicodedata.category(char)
+    return (
+        category[0] not in "CMZ"  # controls, formats, marks alone, separators
+        and not char.isspace()
+        and char not in _BLANK_LETTERS
+        and not _IGNORABLE.contains(char)
+    )
+
+
+def _longest_mark_stack(value: str) -> int:
+    longest = run = 0
+    for char in value:
+        run = run + 1 if unicodedata.category(char)[0] == "M" else 0
+        longest = max(longest, run)
+    return longest
+
 
 def clean_name(value: str) -> str:
-    """Trim and NFC-normalise a display name; ValueError unless 1-32 printable characters."""
-    value = unicodedata.normalize("NFC", value).strip()
+    """Trim and NFKC-normalise a display name; ValueError unless it is 1-32 printable
+    characters with one visible, no blank letters, no stacks of marks and no look-alike
+    mix of scripts."""
+    # NFKC: a fullwidth or ligature letter is the letter, so "\uff21nn" is "Ann".
+    value = unicodedata.normalize("NFKC", value).strip()
     if not value:
         raise ValueError("must not be empty")
     if len(value) > NAME_MAX:
         raise ValueError(f"must be at most {NAME_MAX} characters")
     if not value.isprintable():
         raise ValueError("must contain printable characters only")
+    if not any(_visible(char) for char in value):
+        raise ValueError("must contain a visible character")
+    if _BLANK_LETTERS.intersection(value):
+        raise ValueError("must not contain blank letters such as U+3164 HANGUL FILLER")
+    if _longest_mark_stack(value) > MARKS_MAX:
+        raise ValueError(f"must not stack more than {MARKS_MAX} combining marks on one character")
+    if _SPOOF_CHECKER.check(value) & icu.USpoofChecks.RESTRICTION_LEVEL:
+        raise ValueError("must not mix scripts that look alike, such as Latin with Cyrillic")
     return value
 
 
@@ -46,11 +94,16 @@ DisplayName = Annotated[str, StringConstraints(max_length=4 * NAME_MAX), AfterVa
 Score = Annotated[int | float, AfterValidator(_finite)]
 # A variant as every endpoint takes it in a body: its name, or the integer that spells it (the
 # guessing game's variants are numbers); either way it comes out as the name.
-VariantName = Annotated[
-    Annotated[str, StringConstraints(min_length=1, max_length=32)] | Annotated[int, Field(ge=0)],
-    AfterValidator(_variant_text),
-    Field(description="A variant of the game: its name, or the integer that is its name."),
-]
+if TYPE_CHECKING:
+    # What a validated model holds: the integer a client may send is turned into its name.
+    VariantName = str
+else:
+    VariantName = Annotated[
+        Annotated[str, StringConstraints(min_length=1, max_length=32)]
+        | Annotated[int, Field(ge=0)],
+        AfterValidator(_variant_text),
+        Field(description="A variant of the game: its name, or the integer that is its name."),
+    ]
 DurationMs = Annotated[int, Field(ge=0, le=24 * 3600 * 1000)]
 
 
@@ -98,6 +151,8 @@ class SessionIn(BaseModel):
     player_id: PlayerId | None = None
     player_key: Annotated[str, StringConstraints(max_length=128)] | None = None
     variant: VariantName | None = None
+    # With a proven player: replace their key with a new one, and end the old.
+    rotate: bool = False
 
 
 RunToken = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
@@ -116,13 +171,6 @@ class GuessIn(BaseModel):
     token: RunToken
 
 
-class GuessOut(BaseModel):
-    """The answer to a guess: how it stands to the number, and how many were answered."""
-
-    result: Literal["higher", "lower", "correct"]
-    guesses: int
-
-
 class Scope(BaseModel):
     """Which boards an operator task covers: all, one game's, or one variant's."""
 
@@ -132,7 +180,6 @@ class Scope(BaseModel):
     variant: VariantName | None = None
 
 
-Window = Literal["alltime", "daily", "weekly"]
 PeriodLabel = Annotated[str, StringConstraints(max_length=16)]
 
 

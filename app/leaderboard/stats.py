@@ -7,7 +7,7 @@ import math
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -37,11 +37,11 @@ def histogram(values: Sequence[float], integer: bool) -> list[dict[str, float | 
             {"from": low + i * width, "to": low + (i + 1) * width - 1, "count": bins.get(i, 0)}
             for i in range(int((high - low) // width) + 1)
         ]
-    width = (high - low) / HISTOGRAM_BINS or 1.0
-    bins = Counter(min(HISTOGRAM_BINS - 1, int((v - low) / width)) for v in values)
+    step = (high - low) / HISTOGRAM_BINS or 1.0
+    bins = Counter(min(HISTOGRAM_BINS - 1, int((v - low) / step)) for v in values)
     count = HISTOGRAM_BINS if high > low else 1
     return [
-        {"from": low + i * width, "to": low + (i + 1) * width, "count": bins.get(i, 0)}
+        {"from": low + i * step, "to": low + (i + 1) * step, "count": bins.get(i, 0)}
         for i in range(count)
     ]
 
@@ -80,12 +80,12 @@ def compute_family(client: redis.Redis, game: Game, variant: str, now_ms: int) -
     """Read a variant's log once and store the stats of each of its readable boards."""
     boards = readable_boards(game, variant, now_ms)
     ranges = [board.achieved_range() for board in boards]
-    banned = client.smembers(keys.banned_key(game.slug, variant))
+    banned = cast(set[str], client.smembers(keys.banned_key(game.slug, variant)))
     members: list[list[tuple[str, float, int]]] = [[] for _ in boards]
     log = keys.log_key(game.slug, variant)
     start = "-"
     while True:
-        chunk = client.xrange(log, start, "+", count=SLICE)
+        chunk = cast(list[Any], client.xrange(log, start, "+", count=SLICE))
         for _id, fields in chunk:
             if fields["pid"] in banned:
                 continue
@@ -110,5 +110,8 @@ def compute_family(client: redis.Redis, game: Game, variant: str, now_ms: int) -
 
 def read_stats(client: redis.Redis, board: Board) -> dict[str, Any] | None:
     """The stored stats of a board, or None if the stats job has not computed them."""
-    raw = client.get(keys.stats_key(board.game.slug, board.variant, board.window, board.period))
+    raw = cast(
+        str | None,
+        client.get(keys.stats_key(board.game.slug, board.variant, board.window, board.period)),
+    )
     return json.loads(raw) if raw else None

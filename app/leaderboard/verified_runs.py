@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import redis
 
@@ -39,7 +40,7 @@ class RunProblem:
 class Answer:
     """The service's answer to one guess."""
 
-    result: str  # "higher", "lower" or "correct"
+    result: Literal["higher", "lower", "correct"]
     guesses: int
 
 
@@ -134,14 +135,14 @@ def replay_runs(
         else:
             proof = verifier.replay(run, game.variants[token.variant])
             if isinstance(proof, Unproven):
-                proof = Rejection(proof.code, proof.detail, {"token": [proof.detail]})
-            proofs.append(proof)
+                proofs.append(Rejection(proof.code, proof.detail, {"token": [proof.detail]}))
+            else:
+                proofs.append(proof)
     return proofs
 
 
 def resolve_score(
     client: redis.Redis,
-    registry: Registry,
     game: Game,
     claimed: float | None,
     duration_ms: int | None,
@@ -154,7 +155,7 @@ def resolve_score(
     if run is None:
         detail = f"a {game.slug} run is proven by its token"
         return Rejection("token_missing", detail, {"token": ["is required"]})
-    (proof,) = replay_runs(client, registry, [run])
+    (proof,) = replay_runs(client, Registry({game.slug: game}), [run])
     if isinstance(proof, Rejection):
         return proof
     return proof.score, proof.duration_ms

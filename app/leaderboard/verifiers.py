@@ -25,7 +25,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Protocol
+from typing import Protocol, cast
 
 from app.leaderboard.games import Game, Variant
 
@@ -109,7 +109,7 @@ def _load(dotted: str) -> Verifier:
     found = getattr(importlib.import_module(module), attribute, None)
     if not callable(getattr(found, "start", None)) or not callable(getattr(found, "replay", None)):
         raise ValueError(f"verifier {dotted} has no start and replay")
-    return found
+    return cast(Verifier, found)
 
 
 def verifier_of(game: Game) -> Verifier | None:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta
+from typing import Literal
 
-WINDOWS: tuple[str, ...] = ("alltime", "daily", "weekly")
+Window = Literal["alltime", "daily", "weekly"]
+WINDOWS: tuple[Window, ...] = ("alltime", "daily", "weekly")
 ALLTIME_PERIOD = "all"
 
 _DAILY = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")

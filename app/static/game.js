@@ -129,8 +129,7 @@
       const sent = await submit({
         name: state.name,
         variant: String(state.max),
-        player_id: session.player_id,
-        player_key: session.player_key,
+        player_id: session.player_id, // proven by the cookie
         token: session.token,
         submission_id: newId(),
       });

@@ -26,29 +26,32 @@ const hiscore = (() => {
     return data;
   }
 
+  // The player's id, to find them on the boards. Their key is in the HttpOnly cookie alone,
+  // which proves them to this origin; no script here ever holds it.
   function player() {
     try {
-      return JSON.parse(localStorage.getItem("hiscore.player"));
+      const stored = JSON.parse(localStorage.getItem("hiscore.player"));
+      return stored && stored.player_id ? { player_id: stored.player_id } : null;
     } catch (_) {
       return null;
     }
   }
 
   function remember(data) {
-    localStorage.setItem("hiscore.player",
-      JSON.stringify({ player_id: data.player_id, player_key: data.player_key }));
+    // Overwrites what older pages kept here, the key included.
+    localStorage.setItem("hiscore.player", JSON.stringify({ player_id: data.player_id }));
   }
 
-  // Who is playing: the stored player, confirmed by the service, or a new one.
+  // Who is playing: the player of the cookie, or a new one (a revoked cookie is dropped by the
+  // service's refusal, so the retry starts a new player).
   // A session proves the player; with a variant it also starts a run (its token).
   async function startSession(game, variant) {
     const run = variant === undefined ? {} : { variant: String(variant) };
     let data;
     try {
-      data = await call("POST", `/games/${game}/sessions`, { body: { ...(player() || {}), ...run } });
+      data = await call("POST", `/games/${game}/sessions`, { body: run });
     } catch (error) {
       if (error.status !== 403) throw error;
-      localStorage.removeItem("hiscore.player"); // a key from another deployment
       data = await call("POST", `/games/${game}/sessions`, { body: run });
     }
     remember(data);

@@ -20,11 +20,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
 
 from app.storage import keys
+from app.storage.scripts import script
 
 #: How long the drain flag lives without a refresh: a drain refreshes it between batches, so
 #: this bounds how long a dead drain keeps others from being scheduled.
@@ -34,17 +35,6 @@ DRAIN_FLAG_MS = 10_000
 #: live drain settles a batch in well under a second, so only a dead one's entries get there.
 CLAIM_IDLE_MS = 10_000
 
-# Creates the record and appends the submission, unless the record exists; then claims the
-# drain flag. Returns {1, flag claimed} when stored, {0, existing record} otherwise.
-_ENQUEUE = """
-local existing = redis.call('GET', KEYS[1])
-if existing then return {0, existing} end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-redis.call('XADD', KEYS[2], '*', 'p', ARGV[3])
-if redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[4]) then return {1, 1} end
-return {1, 0}
-"""
-
 
 @dataclass(frozen=True)
 class Enqueued:
@@ -52,6 +42,7 @@ class Enqueued:
 
     existing: dict[str, Any] | None  # the earlier record when the id was taken
     schedule_drain: bool  # this submission claimed the drain flag: send a drain task
+    revoked: bool = False  # the player's key was revoked: nothing was stored
 
 
 def enqueue(
@@ -60,17 +51,31 @@ def enqueue(
     record: Mapping[str, Any],
     payload: Mapping[str, Any],
     ttl: int,
+    key: tuple[str, int] | None = None,
 ) -> Enqueued:
-    """Create the submission's record and append it to the stream, atomically, in one trip."""
-    stored, detail = client.register_script(_ENQUEUE)(
-        keys=[keys.submission_key(submission_id), keys.INGEST_STREAM, keys.DRAIN_FLAG],
+    """Create the submission's record and append it to the stream, atomically, in one trip.
+
+    ``key`` is the player and generation of the key that proved them, refused if revoked.
+    """
+    player_id, generation = key or ("", 0)
+    stored, detail = script(client, "enqueue_submission")(
+        keys=[
+            keys.submission_key(submission_id),
+            keys.INGEST_STREAM,
+            keys.DRAIN_FLAG,
+            keys.KEY_GENERATIONS,
+        ],
         args=[
             json.dumps(record, separators=(",", ":")),
             ttl,
             json.dumps(payload, separators=(",", ":")),
             DRAIN_FLAG_MS,
+            player_id,
+            generation,
         ],
     )
+    if stored == -1:
+        return Enqueued(existing=None, schedule_drain=False, revoked=True)
     if not stored:
         return Enqueued(existing=json.loads(detail), schedule_drain=False)
     return Enqueued(existing=None, schedule_drain=bool(detail))
@@ -135,7 +140,7 @@ def _read(client: redis.Redis, consumer: str, count: int, start: str, block_ms: 
             raise
         ensure_group(client)  # the stream was deleted (by an operator, or a test)
         return []
-    return _entries(reply[0][1]) if reply else []
+    return _entries(cast(list[Any], reply)[0][1]) if reply else []
 
 
 def read_new(
@@ -161,7 +166,7 @@ def claim_stale(client: redis.Redis, consumer: str, count: int) -> list[Waiting]
             raise
         ensure_group(client)
         return []
-    return _entries(reply[1])
+    return _entries(cast(list[Any], reply)[1])
 
 
 def done(client: redis.Redis, entry_ids: list[str]) -> None:
@@ -202,7 +207,8 @@ def backlog(client: redis.Redis) -> dict[str, int]:
     pending = 0
     if exists:
         try:
-            pending = client.xpending(keys.INGEST_STREAM, keys.INGEST_GROUP)["pending"]
+            summary = cast(dict[str, Any], client.xpending(keys.INGEST_STREAM, keys.INGEST_GROUP))
+            pending = summary["pending"]
         except redis.ResponseError:
             pending = 0
     return {"waiting": length - pending, "in_progress": pending}

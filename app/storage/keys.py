@@ -116,6 +116,12 @@ DRAIN_FLAG = f"{_INGEST}:drain"
 DEAD_LETTERS = f"{_INGEST}:dead"
 
 
+#: Hash of player id -> the generation of key the player must show at least (players whose keys
+#: were never rotated nor revoked have no field: generation 0). In the ingest slot so that the
+#: script that enqueues a score checks the key in the same round trip.
+KEY_GENERATIONS = f"{_INGEST}:keygen"
+
+
 def submission_key(submission_id: str) -> str:
     """The status record of one submission (a JSON string with a TTL)."""
     return f"{_INGEST}:sub:{submission_id}"

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import redis
 
 from app.storage import keys
+from app.storage.scripts import script
 
 Family = tuple[str, str]  # (game slug, variant)
 
@@ -21,13 +22,6 @@ TASK_TTL = 7 * 24 * 3600
 #: Seconds a family lock lasts unless its holder renews it (it does, as it makes progress),
 #: so the lock of a run that died frees itself soon.
 LOCK_TTL = 120
-
-_RELEASE = """
-for i, key in ipairs(KEYS) do
-  if redis.call('GET', key) == ARGV[1] then redis.call('DEL', key) end
-end
-return 1
-"""
 
 
 def lock_families(
@@ -46,7 +40,7 @@ def lock_families(
 
 def release_families(client: redis.Redis, families: Sequence[Family], owner: str) -> None:
     """Release the locks ``owner`` holds (one key at a time: each family is its own slot)."""
-    release = client.register_script(_RELEASE)
+    release = script(client, "release_locks")
     for game, variant in families:
         release(keys=[keys.lock_key(game, variant)], args=[owner])
 
@@ -61,7 +55,7 @@ def renew_families(client: redis.Redis, families: Sequence[Family], ttl: int = L
 
 def lock_holder(client: redis.Redis, game: str, variant: str) -> str | None:
     """The task holding a family's lock, if any."""
-    return client.get(keys.lock_key(game, variant))
+    return cast(str | None, client.get(keys.lock_key(game, variant)))
 
 
 def create_task(
@@ -91,7 +85,7 @@ def update_task(client: redis.Redis, task_id: str, **fields: Any) -> None:
 
 def read_task(client: redis.Redis, task_id: str) -> dict[str, Any] | None:
     """A task record as the API shows it, or None."""
-    raw = client.hgetall(keys.task_key(task_id))
+    raw = cast(dict[str, str], client.hgetall(keys.task_key(task_id)))
     if not raw:
         return None
     task: dict[str, Any] = {

@@ -16,15 +16,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
+from typing import Literal
 
 import redis
 
-from app.storage import keys
+from app.storage import keys, scripts
 
 #: What the guess script answers, by its code.
-ANSWERS = {0: "correct", 1: "higher", 2: "lower"}
+ANSWERS: dict[int, Literal["higher", "lower", "correct"]] = {
+    0: "correct",
+    1: "higher",
+    2: "lower",
+}
 NO_SUCH_RUN, FINISHED, OUT_OF_GUESSES = -1, -2, -3
 
 
@@ -40,11 +43,6 @@ class RunKey:
     def key(self) -> str:
         """The run's Redis hash."""
         return keys.run_state_key(self.game, self.variant, self.run_id)
-
-
-@cache
-def _guess_script() -> str:
-    return resources.files("app").joinpath("lua", "guess.lua").read_text()
 
 
 def start(
@@ -67,7 +65,7 @@ def guess(
     client: redis.Redis, run: RunKey, guess: int, now_ms: int, max_guesses: int, keep_until: int
 ) -> tuple[int, int]:
     """Answer and record one guess: (code, guesses answered); see ``app/lua/guess.lua``."""
-    code, count = client.register_script(_guess_script())(
+    code, count = scripts.script(client, "guess")(
         keys=[run.key], args=[guess, now_ms, max_guesses, keep_until]
     )
     return int(code), int(count)

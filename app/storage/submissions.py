@@ -14,11 +14,10 @@ import re
 import secrets
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import redis
 
-from app.clock import iso_time
 from app.storage import keys
 from app.storage.keys import PLAYER_ID_PATTERN, SUBMISSION_ID_PATTERN
 
@@ -50,7 +49,7 @@ def fingerprint(submission: Mapping[str, Any]) -> str:
 
 def read(client: redis.Redis, submission_id: str) -> dict[str, Any] | None:
     """The record of a submission, or None if unknown or expired."""
-    raw = client.get(keys.submission_key(submission_id))
+    raw = cast(str | None, client.get(keys.submission_key(submission_id)))
     return json.loads(raw) if raw else None
 
 
@@ -104,25 +103,3 @@ def settle(
         pipe.hincrbyfloat(keys.LATENCY_HISTOGRAM, "sum", latency_sum)
     pipe.publish(keys.VERDICT_CHANNEL, " ".join(sid for sid, _ in verdicts))
     pipe.execute()
-
-
-def public_view(submission_id: str, record: Mapping[str, Any]) -> dict[str, Any]:
-    """What a client may see of a record."""
-    view = {"submission_id": submission_id, "status": record["status"]}
-    for name in (
-        "reason",
-        "code",
-        "errors",
-        "board",
-        "rank",
-        "ranks",
-        "personal_best",
-        "score",
-        "achieved_at",
-        "player_id",
-    ):
-        if record.get(name) is not None:
-            view[name] = record[name]
-    if "achieved_at" in view:
-        view["achieved_at"] = iso_time(view["achieved_at"])
-    return view

@@ -22,6 +22,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from app.storage import intake, keys
 from app.storage.submissions import LATENCY_BUCKETS
+from app.web.api.openapi import documented
 from app.worker.status import live_workers, queue_depths
 
 
@@ -104,6 +105,11 @@ def init_metrics(app: Flask) -> None:
     store = CollectorRegistry()
     store.register(StoreCollector(app.extensions["hiscore.redis"], app.extensions["celery"]))
 
+    @documented(
+        "meta",
+        "Prometheus metrics",
+        {200: ("The Prometheus text format.", {"text/plain": {"schema": {"type": "string"}}})},
+    )
     def metrics() -> Response:
         if multiprocess:
             requests_registry = CollectorRegistry()

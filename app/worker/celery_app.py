@@ -24,7 +24,7 @@ def celery_init_app(app: Flask) -> Celery:
             with app.app_context():
                 return self.run(*args, **kwargs)
 
-    celery_app = Celery(app.name, task_cls=FlaskTask)
+    celery_app: Celery = Celery(app.name, task_cls=FlaskTask)
     celery_app.config_from_object(app.config["CELERY"])
     celery_app.steps["worker"].add(_heartbeat_step(app))
     worker_process_init.connect(
@@ -39,7 +39,7 @@ def _heartbeat_step(app: Flask) -> type[bootsteps.StartStopStep]:
     """A worker bootstep that keeps the worker's heartbeat key fresh in the data Redis."""
 
     class Heartbeat(bootsteps.StartStopStep):
-        requires = {"celery.worker.components:Timer"}
+        requires = ("celery.worker.components:Timer",)
 
         def __init__(self, worker, **kwargs):
             super().__init__(worker, **kwargs)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import redis
 from celery import Celery
@@ -21,7 +21,8 @@ def queue_depths(celery_app: Celery) -> dict[str, int]:
     """Messages waiting in each queue of the broker."""
     depths = {}
     with celery_app.connection_for_read() as conn:
-        channel = conn.default_channel
+        # kombu's typed channel lacks queue_declare, which every transport's channel has.
+        channel: Any = conn.default_channel
         for queue in (INGEST_QUEUE, MAINTENANCE_QUEUE):
             try:
                 depths[queue] = channel.queue_declare(queue, passive=True).message_count
@@ -43,13 +44,14 @@ def forget_heartbeat(client: redis.Redis, hostname: str) -> None:
 def live_workers(client: redis.Redis) -> list[dict[str, Any]]:
     """The workers whose heartbeat has not expired."""
     found = list(client.scan_iter(match=keys.WORKER_PATTERN, count=100))
-    values = client.mget(found) if found else []
+    values = cast(list[str | None], client.mget(found)) if found else []
     return sorted((json.loads(v) for v in values if v), key=lambda w: w["hostname"])
 
 
 def verdict_counts(client: redis.Redis) -> dict[str, Any]:
     """Accepted submissions, and rejected ones by reason code."""
-    counts = {name: int(n) for name, n in client.hgetall(keys.VERDICT_COUNTS).items()}
+    stored = cast(dict[str, str], client.hgetall(keys.VERDICT_COUNTS))
+    counts = {name: int(n) for name, n in stored.items()}
     rejected = {
         name.split(":", 1)[1]: n for name, n in counts.items() if name.startswith("rejected:")
     }

@@ -28,7 +28,7 @@ _OUT_OF_TIME = (SoftTimeLimitExceeded,)
 
 # Only an unreachable Redis is retried, and without limit: giving up would lose an accepted
 # entry. Everything a client sent is judged and settled, never retried.
-_RETRY_WHILE_REDIS_IS_DOWN = {
+_RETRY_WHILE_REDIS_IS_DOWN: dict[str, Any] = {
     "autoretry_for": _REDIS_DOWN,
     "max_retries": None,
     "retry_backoff": 1,

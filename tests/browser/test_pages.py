@@ -61,6 +61,11 @@ def test_a_player_wins_sees_the_verdict_and_finds_themselves(page, live):
     expect(mine).to_contain_text("Browser Bot")
     expect(mine).to_contain_text(str(guesses))
     expect(page.locator("#message")).to_contain_text("You are #1 of 1")
+    # The player's key lives in the HttpOnly cookie alone, out of reach of any script.
+    (cookie,) = [c for c in page.context.cookies() if c["name"] == "hiscore_player"]
+    assert cookie["httpOnly"]
+    stored = page.evaluate("() => JSON.stringify(Object.entries(localStorage))")
+    assert cookie["value"] not in stored and "player_key" not in stored
 
 
 def test_the_board_shows_a_score_posted_over_the_api_without_reloading(page, live):

@@ -20,6 +20,7 @@ ENDPOINTS = [
     ("GET", "/api/v1/admin/tasks/some-task-id"),
     ("GET", "/api/v1/admin/status"),
     ("DELETE", "/api/v1/admin/games/guess-claimed/players/" + "p" * 22),
+    ("DELETE", "/api/v1/admin/players/" + "p" * 22 + "/sessions"),
 ]
 
 
@@ -48,7 +49,7 @@ def test_operator_endpoints_refuse_all_but_the_right_token(
 
 @pytest.mark.parametrize(
     ("method", "url", "status"),
-    [(m, u, s) for (m, u), s in zip(ENDPOINTS, [202, 202, 404, 200, 200], strict=True)],
+    [(m, u, s) for (m, u), s in zip(ENDPOINTS, [202, 202, 404, 200, 200, 200], strict=True)],
 )
 def test_the_right_token_gets_through(client, method, url, status):
     # 404 for the task: the token was right, the made-up task id is unknown.

@@ -19,6 +19,16 @@ GUESS = load_registry().get("guess")
         ("*:{}", "*:{}"),
         ("🙂 player", "🙂 player"),
         ("x" * 32, "x" * 32),
+        ("\uff21\uff4e\uff4e", "Ann"),  # NFKC: fullwidth letters are the letters
+        ("\ufb01ve", "five"),
+        (
+            "nbsp\u00a0inside",
+            "nbsp inside",
+        ),  # NFKC: a no-break space is a space  # NFKC: a ligature is its letters
+        ("Zoe\u0308\u0301", "Zoë\u0301"),  # two marks on one letter are allowed
+        ("Привет", "Привет"),  # one script other than Latin
+        ("東京 Tokyo", "東京 Tokyo"),  # Han with Latin, as Japanese is written
+        ("Ann\u2764\ufe0f", "Ann\u2764\ufe0f"),  # an emoji's variation selector
     ],
 )
 def test_names_are_trimmed_and_normalised(raw, clean):
@@ -36,11 +46,58 @@ def test_names_are_trimmed_and_normalised(raw, clean):
         "new\nline",
         "bell\x07",
         "rtl\u202eoverride",
-        "nbsp\u00a0inside",
     ],
 )
 def test_bad_names_are_refused(raw):
     with pytest.raises(ValueError):
+        clean_name(raw)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "\u3164",  # HANGUL FILLER
+        "\u3164\u3164\u3164",
+        "\u2800",  # BRAILLE PATTERN BLANK
+        "\u115f",  # HANGUL CHOSEONG FILLER
+        "\u1160",  # HANGUL JUNGSEONG FILLER
+        "\uffa0",  # HALFWIDTH HANGUL FILLER
+        "\u200b",  # ZERO WIDTH SPACE (a format character)
+        "\u0301",  # a combining mark with nothing to sit on
+        "\u3000",  # IDEOGRAPHIC SPACE
+    ],
+)
+def test_names_without_a_visible_character_are_refused(raw):
+    with pytest.raises(ValueError, match="visible|printable|empty"):
+        clean_name(raw)
+
+
+@pytest.mark.parametrize("raw", ["Ann\u3164", "\u2800Ann", "A\uffa0nn"])
+def test_blank_letters_are_refused_anywhere(raw):
+    # They would make "Ann" and a name that looks exactly like it two different names.
+    with pytest.raises(ValueError, match="blank"):
+        clean_name(raw)
+
+
+@pytest.mark.parametrize(
+    "raw", ["Zalgo\u0334\u0335\u0336\u0337", "x" + "\u0336" * 3, "ok" + "\u0489\u0300" * 10]
+)
+def test_stacks_of_combining_marks_are_refused(raw):
+    with pytest.raises(ValueError, match="combining marks"):
+        clean_name(raw)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "\u0430dmin",  # Cyrillic a, then Latin: looks like "admin"
+        "p\u0430ypal",
+        "\u0391nn",  # Greek capital alpha before Latin
+        "\u041f\u0440\u0438\u0432\u0435\u0442 Bob",
+    ],
+)
+def test_names_mixing_look_alike_scripts_are_refused(raw):
+    with pytest.raises(ValueError, match="scripts"):
         clean_name(raw)
 
 
@@ -102,6 +159,8 @@ queued = queued_payload
         (queued(variant="7"), "unknown_variant"),
         (queued(score=99), "implausible"),
         (queued(name="\x1b[31mred"), "invalid"),
+        (queued(name="\u0430dmin"), "invalid"),  # the worker refuses what the web does
+        (queued(name="\u3164"), "invalid"),
     ],
 )
 def test_the_worker_judges_queued_messages_from_scratch(payload, code):

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
+from werkzeug.http import dump_cookie
 
-from app.clock import iso_time
-from app.extensions import get_redis, get_registry, get_token_policy, get_waiter, read_clock
-from app.leaderboard import run_tokens, verified_runs
-from app.leaderboard.players import player_key, player_of
-from app.leaderboard.run_tokens import RunToken
+from app.extensions import get_redis, get_token_policy, get_waiter, read_clock
+from app.leaderboard import scoring
+from app.leaderboard.players import (
+    PlayerProof,
+    honoured_generation,
+    player_key,
+    read_key,
+    rotate_key,
+)
+from app.leaderboard.records import ScoreQueued, Session, Submission
 from app.leaderboard.schemas import ScoreIn, SessionIn, WaitQuery
-from app.leaderboard.validation import Rejection, check_claim, check_run
+from app.leaderboard.validation import check_claim
 from app.log_context import current_request_id
-from app.storage import intake, submissions
+from app.storage import submissions
 from app.web.api.inputs import (
     json_body,
     parse_body,
@@ -23,6 +27,7 @@ from app.web.api.inputs import (
     require_game,
 )
 from app.web.api.jsonp import enable_jsonp
+from app.web.api.openapi import IDEMPOTENCY_KEY, documented
 from app.web.errors import Problem, validation_problem
 from app.worker.tasks import request_drain
 
@@ -33,12 +38,14 @@ enable_jsonp(bp)  # the GET endpoints here are the API's reads
 def _proven_player(player_id: str | None, player_key: str | None) -> str | None:
     """The player a request proves it is (by a key in the body or the cookie), or None.
 
-    Naming a player without proof is refused: player ids are public, on every board.
+    Naming a player without proof is refused: player ids are public, on every board. Whether
+    the key's generation is still honoured is asked of Redis where the request goes there
+    anyway (:func:`_confirm_key`, and the script that enqueues a score).
     """
     secret = current_app.config["SECRET_KEY"]
     if player_key is not None:
-        proven = player_of(secret, player_key)
-        if proven is None or player_id not in (None, proven):
+        proof = read_key(secret, player_key)
+        if proof is None or player_id not in (None, proof.player_id):
             raise Problem(
                 403,
                 "Forbidden",
@@ -46,10 +53,10 @@ def _proven_player(player_id: str | None, player_key: str | None) -> str | None:
                 kind="player-key",
                 errors={"player_key": ["is not valid"]},
             )
-        return proven
+        return _shown(proof, by_cookie=False)
     cookie = request.cookies.get(current_app.config["PLAYER_COOKIE"])
-    proven = player_of(secret, cookie) if cookie else None
-    if player_id is not None and player_id != proven:
+    proof = read_key(secret, cookie) if cookie else None
+    if player_id is not None and (proof is None or player_id != proof.player_id):
         raise Problem(
             403,
             "Forbidden",
@@ -57,14 +64,58 @@ def _proven_player(player_id: str | None, player_key: str | None) -> str | None:
             kind="player-key",
             errors={"player_key": ["is required with player_id"]},
         )
-    return proven
+    return _shown(proof, by_cookie=True) if proof else None
+
+
+def _shown(proof: PlayerProof, by_cookie: bool) -> str:
+    # Kept for the request: the generation to check, and to sign the key handed back with.
+    g.key_generation = proof.generation
+    g.key_by_cookie = by_cookie
+    return proof.player_id
+
+
+def _revoked() -> Problem:
+    headers = {}
+    if g.get("key_by_cookie"):
+        # Drop the cookie, so that the page's next session starts a new player.
+        config = current_app.config
+        headers["Set-Cookie"] = dump_cookie(
+            config["PLAYER_COOKIE"],
+            "",
+            max_age=0,
+            httponly=True,
+            samesite="Lax",
+            secure=config["PLAYER_COOKIE_SECURE"],
+        )
+    return Problem(
+        403,
+        "Forbidden",
+        "This player_key was revoked or replaced by a newer one.",
+        kind="player-key",
+        errors={"player_key": ["was revoked"]},
+        headers=headers,
+    )
+
+
+def _confirm_key(player_id: str, rotate: bool) -> None:
+    """Refuse a revoked key (403); with ``rotate``, replace it by the next generation."""
+    client = get_redis()
+    shown = g.key_generation
+    if rotate:
+        generation = rotate_key(client, PlayerProof(player_id, shown))
+    else:
+        generation = shown if honoured_generation(client, player_id) <= shown else None
+    if generation is None:
+        raise _revoked()
+    g.key_generation = generation
 
 
 def _key_of(player_id: str) -> str:
     # Signed once per request: the body and the cookie carry the same key.
     cached = g.get("player_keys") or {}
     if player_id not in cached:
-        cached[player_id] = player_key(current_app.config["SECRET_KEY"], player_id)
+        generation = g.get("key_generation", 0)  # a new player's key is of generation 0
+        cached[player_id] = player_key(current_app.config["SECRET_KEY"], player_id, generation)
         g.player_keys = cached
     return cached[player_id]
 
@@ -87,26 +138,37 @@ def _remember_player(response: Response, player_id: str) -> Response:
 
 
 @bp.post("/games/<game_slug>/sessions")
+@documented(
+    "scores",
+    "Start a run",
+    {201: ("The run is started.", Session)},
+    description="Issues a player id (or confirms the one the key or cookie proves) and, where "
+    "the game uses them, a signed single-use run token. The player's key is also set as an "
+    "HttpOnly cookie.",
+    body=SessionIn,
+    problems=[400, 403, 404, 413, 415, 422],
+)
 def start_session(game_slug: str) -> tuple[Response, int]:
     """Start a run: issue (or confirm) the player's id and, for a variant, a run token."""
     game = require_game(game_slug)
     body = parse_body(SessionIn, json_body(optional=True))
     if body.variant is not None:
         require_body_variant(game, body.variant)
-    player_id = _proven_player(body.player_id, body.player_key) or submissions.new_id()
-    answer: dict[str, Any] = {"game": game.slug, **_player_body(player_id)}
-    if body.variant is not None:
-        policy = get_token_policy()
-        run = RunToken(game.slug, body.variant, player_id, submissions.new_id(), read_clock())
-        verified_runs.start_run(get_redis(), game, body.variant, run, policy)
-        answer["variant"] = body.variant
-        answer["token"] = run_tokens.issue(
-            policy.secret, game.slug, body.variant, player_id, run.run_id, run.issued_at
-        )
-        answer["token_expires_at"] = iso_time(run.issued_at + policy.max_age_s * 1000)
-        if game.verified:
-            answer["run_id"] = run.run_id
-    response = jsonify(answer)
+    player_id = _proven_player(body.player_id, body.player_key)
+    if player_id is None:
+        player_id = submissions.new_id()
+    else:
+        _confirm_key(player_id, body.rotate)
+    session = scoring.start_session(
+        get_redis(),
+        game,
+        body.variant,
+        player_id,
+        _key_of(player_id),
+        get_token_policy(),
+        read_clock(),
+    )
+    response = jsonify(session.model_dump(mode="json", exclude_none=True))
     response.headers["Cache-Control"] = "no-store"
     return _remember_player(response, player_id), 201
 
@@ -127,6 +189,20 @@ def _submission_id(body: ScoreIn) -> str:
 
 
 @bp.post("/games/<game_slug>/scores")
+@documented(
+    "scores",
+    "Submit a finished game",
+    {202: ("Taken for checking.", ScoreQueued)},
+    description="Checks the envelope and the game's rules and answers 202 at once; a worker "
+    "checks it again and ranks it. The same submission_id (or Idempotency-Key) twice is one "
+    "entry.",
+    body=ScoreIn,
+    body_required=True,
+    example={"name": "Ann", "score": 4, "variant": "10", "duration_ms": 5000},
+    headers=(IDEMPOTENCY_KEY,),
+    location=True,
+    problems=[400, 403, 404, 413, 415, 422],
+)
 def submit_score(game_slug: str) -> tuple[Response, int]:
     """Accept a finished game for checking and ranking; answer 202 with where to follow it."""
     game = require_game(game_slug)
@@ -136,110 +212,67 @@ def submit_score(game_slug: str) -> tuple[Response, int]:
     if errors:
         raise validation_problem("The score breaks the rules of the game.", errors)
     submission_id = _submission_id(body)
-    sent = body.model_dump()
-    fingerprint = submissions.fingerprint({**sent, "game": game.slug})
     claimed = _proven_player(body.player_id, body.player_key)
-    player_id = claimed or submissions.new_id()
-    received_at = read_clock()
-    # Everything about the token but its single use is checked here, to answer a bad one now;
-    # the worker checks it all again.
-    run = check_run(
-        get_token_policy(),
-        body.token,
-        game=game.slug,
-        variant=body.variant,
-        player_id=player_id,
-        received_at=received_at,
-        duration_ms=body.duration_ms,
-    )
-    if isinstance(run, Rejection):
+    try:
+        taken = scoring.submit_score(
+            get_redis(),
+            game,
+            body,
+            submission_id=submission_id,
+            claimed=claimed,
+            key_generation=g.get("key_generation", 0),
+            tokens=get_token_policy(),
+            now_ms=read_clock(),
+            ttl=current_app.config["SUBMISSION_TTL_SECONDS"],
+            request_id=current_request_id(),
+            request_drain=request_drain,
+        )
+    except scoring.TokenRefused as refused:
+        run = refused.rejection
         raise validation_problem(
             f"The run token does not vouch for this score: {run.detail}.", run.errors
-        )
-    scored = verified_runs.resolve_score(
-        get_redis(), get_registry(), game, body.score, body.duration_ms, run
-    )
-    if isinstance(scored, Rejection):
-        raise validation_problem(f"The run proves no score: {scored.detail}.", scored.errors)
-    # The fields of a QueuedSubmission (the worker validates it again from scratch).
-    queued = {
-        **{k: v for k, v in sent.items() if k not in ("player_id", "player_key", "submission_id")},
-        "game": game.slug,
-        "score": scored[0],
-        "duration_ms": scored[1],
-        "player_id": player_id,
-        "submission_id": submission_id,
-        "received_at": received_at,
-        "fingerprint": fingerprint,
-        "request_id": current_request_id(),
-    }
-    record: dict[str, Any] = {
-        "status": submissions.QUEUED,
-        "fingerprint": fingerprint,
-        "game": game.slug,
-        "player_id": player_id,
-        "queued_at": queued["received_at"],
-    }
-    enqueued = intake.enqueue(
-        get_redis(), submission_id, record, queued, current_app.config["SUBMISSION_TTL_SECONDS"]
-    )
-    if enqueued.schedule_drain:
-        request_drain()
-    # The player's key goes to whoever proved the player, or made it just now; never to a
-    # mere repeat of someone's request, which anyone who guessed the id could send.
-    hand_key = True
-    if enqueued.existing is not None:
-        existing = enqueued.existing
-        # A retry says the same, as nobody in particular or as the player the first got.
-        same_player = claimed in (None, existing.get("player_id"))
-        if existing.get("fingerprint") != fingerprint or not same_player:
-            raise Problem(
-                422,
-                "Submission id reused",
-                "This submission_id was already used for a different submission.",
-                kind="submission-id-reused",
-                errors={"submission_id": ["was already used for a different submission"]},
-            )
-        record = existing
-        player_id = existing.get("player_id") or player_id
-        hand_key = claimed is not None
+        ) from None
+    except scoring.KeyRevoked:
+        raise _revoked() from None
+    except scoring.SubmissionIdReused:
+        raise Problem(
+            422,
+            "Submission id reused",
+            "This submission_id was already used for a different submission.",
+            kind="submission-id-reused",
+            errors={"submission_id": ["was already used for a different submission"]},
+        ) from None
     status_url = url_for("api.scores.submission_status", submission_id=submission_id)
-    response = jsonify(
-        {
-            "submission_id": submission_id,
-            "status": record["status"],
-            "status_url": status_url,
-            **(_player_body(player_id) if hand_key else {"player_id": player_id}),
-        }
+    answer = ScoreQueued(
+        submission_id=submission_id,
+        status=taken.record.status,
+        status_url=status_url,
+        player_id=taken.player_id,
+        player_key=_key_of(taken.player_id) if taken.hand_key else None,
     )
+    response = jsonify(answer.model_dump(mode="json", exclude_none=True))
     response.headers["Location"] = status_url
-    if hand_key:
-        _remember_player(response, player_id)
+    if taken.hand_key:
+        _remember_player(response, taken.player_id)
     return response, 202
 
 
 @bp.get("/submissions/<submission_id>")
+@documented(
+    "scores",
+    "A submission's verdict (long-poll with wait)",
+    {200: ("The submission's status.", Submission)},
+    query=WaitQuery,
+    problems=[400, 404],
+)
 def submission_status(submission_id: str) -> Response:
     """A submission's verdict; with ``?wait=S``, held until the verdict exists or S seconds."""
-    query = parse_query(WaitQuery)
-    wait = query.wait  # at most 30 s (WaitQuery)
-    if not submissions.SUBMISSION_ID.match(submission_id):
+    query = parse_query(WaitQuery)  # wait: at most 30 s
+    answer = None
+    if submissions.SUBMISSION_ID.match(submission_id):
+        answer = scoring.follow_submission(get_redis(), get_waiter(), submission_id, query.wait)
+    if answer is None:
         raise Problem(404, "Not Found", "There is no such submission.", kind="unknown-submission")
-    client = get_redis()
-
-    def read() -> dict[str, Any] | None:
-        return submissions.read(client, submission_id)
-
-    record = read()
-    if record is not None and record["status"] not in submissions.FINAL and wait > 0:
-        record = get_waiter().wait(
-            submission_id,
-            wait,
-            read,
-            lambda r: r is None or r["status"] in submissions.FINAL,
-        )
-    if record is None:
-        raise Problem(404, "Not Found", "There is no such submission.", kind="unknown-submission")
-    response = jsonify(submissions.public_view(submission_id, record))
+    response = jsonify(answer.model_dump(mode="json", exclude_none=True))
     response.headers["Cache-Control"] = "no-store"
     return response

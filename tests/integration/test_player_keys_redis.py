@@ -1,0 +1,58 @@
+"""The scripts that honour or end player keys, on a real redis-server: the one that enqueues a
+score refuses a revoked key in the same round trip, storing nothing; rotation is atomic."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from app.leaderboard.players import PlayerProof, honoured_generation, revoke_keys, rotate_key
+from app.storage import intake, keys
+from app.storage.embedded_redis import EmbeddedRedis
+
+pytestmark = pytest.mark.integration
+
+#: A database of the shared server that no other test uses.
+DB = 8
+
+PLAYER = "k" * 22
+
+
+@pytest.fixture
+def data(redis_server: EmbeddedRedis) -> Iterator[redis.Redis]:
+    """An empty database of the session's redis-server, emptied again after the test."""
+    client = redis.Redis(port=redis_server.port, db=DB, decode_responses=True)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+def _enqueue(client: redis.Redis, sid: str, generation: int) -> intake.Enqueued:
+    return intake.enqueue(
+        client, sid, {"status": "queued"}, {"submission_id": sid}, 60, key=(PLAYER, generation)
+    )
+
+
+def test_the_enqueue_script_refuses_a_revoked_key_and_stores_nothing(data):
+    assert not _enqueue(data, "before-revocation", 0).revoked
+    assert revoke_keys(data, PLAYER) == 1
+    refused = _enqueue(data, "after-revocation", 0)
+    assert refused.revoked and refused.existing is None and not refused.schedule_drain
+    assert data.get(keys.submission_key("after-revocation")) is None
+    assert data.xlen(keys.INGEST_STREAM) == 1
+    # The next generation's key is honoured, and a score without a proven player always is.
+    assert not _enqueue(data, "new-generation", 1).revoked
+    assert not intake.enqueue(data, "anonymous", {}, {}, 60).revoked
+    assert data.xlen(keys.INGEST_STREAM) == 3
+
+
+def test_rotation_ends_the_key_shown_and_a_revoked_key_cannot_rotate(data):
+    assert rotate_key(data, PlayerProof(PLAYER, 0)) == 1
+    assert honoured_generation(data, PLAYER) == 1
+    assert rotate_key(data, PlayerProof(PLAYER, 0)) is None  # the old key again: refused
+    assert honoured_generation(data, PLAYER) == 1
+    assert rotate_key(data, PlayerProof(PLAYER, 1)) == 2
+    assert _enqueue(data, "old-key", 1).revoked
