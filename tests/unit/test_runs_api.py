@@ -39,8 +39,11 @@ def test_each_guess_is_answered_and_counted_until_the_correct_one(client, redis_
 
 def test_a_guess_above_the_number_is_answered_lower(client, redis_client):
     session = start(client)
-    if secret(redis_client, session) < 10:
-        assert guess(client, session, 10).get_json() == {"result": "lower", "guesses": 1}
+    # Whatever was drawn, the number is 4 from here on.
+    redis_client.hset(keys.run_state_key("guess", "10", session["run_id"]), "secret", 4)
+    assert guess(client, session, 10).get_json() == {"result": "lower", "guesses": 1}
+    assert guess(client, session, 2).get_json() == {"result": "higher", "guesses": 2}
+    assert guess(client, session, 4).get_json() == {"result": "correct", "guesses": 3}
 
 
 def test_another_runs_token_or_a_forged_one_is_forbidden(client, redis_client):

@@ -93,6 +93,19 @@ def test_a_run_is_ranked_at_the_guesses_the_service_answered(
     assert [(e["player_id"], e["score"]) for e in board["entries"]] == [("p" * 22, guesses)]
 
 
+def test_a_run_won_ahead_of_the_clock_of_the_host_that_takes_its_score_is_ranked(
+    app, client, clock, work
+):
+    session = start(client)
+    guesses = play_to_a_win(app, clock, session)
+    # The score reaches a web host whose clock is 200 ms behind the one that answered the win:
+    # the play time the service measured is longer than the token's age on this host.
+    clock.move_to(clock.now - 200)
+    assert client.post(SCORES, json=only_the_run(session)).status_code == 202
+    ((_, verdict),) = work()
+    assert verdict["status"] == "accepted" and verdict["score"] == guesses
+
+
 def test_a_guess_after_the_correct_one_is_refused_and_not_counted(app, client, clock):
     session = start(client, "10")
     guesses = play_to_a_win(app, clock, session, highest=10)
