@@ -16,8 +16,9 @@ from app.leaderboard.windows import ALLTIME_PERIOD
 from app.storage import keys
 from bench.load import Sent, WrkRun, open_loop, percentile, post_json, run_wrk
 from bench.processes import Stack, http_get, wait_until
+from bench.seed import INGEST_GAME
 
-GAME = "guess"
+GAME = INGEST_GAME
 VARIANT = "100"
 WARMUP_VARIANT = "25"  # warm-ups land on another board, so the measured one starts empty
 SCORES_PATH = f"/api/v1/games/{GAME}/scores"

@@ -18,6 +18,8 @@ from bench.baseline_app import list_key
 
 #: A game of the benchmarks' own, so its boards never mix with the guessing game's.
 GAME = "bench"
+#: The game the ingest benchmark submits to.
+INGEST_GAME = "bench-claimed"
 SMALL, LARGE = "small", "large"
 SCORE_MAX = 1000
 
@@ -29,6 +31,17 @@ integer = true
 score_min = 1
 score_max = {SCORE_MAX}
 variants = ["{SMALL}", "{LARGE}"]
+
+# The ingest benchmark's: the guessing game's rules with claimed scores (the guessing game's
+# own are computed by the service from its runs, which wrk cannot play).
+[games.{INGEST_GAME}]
+title = "Benchmark submissions"
+order = "lower"
+integer = true
+min_ms_per_point = 200
+duration_required = true
+variants.25 = {{ score_min = 1, score_max = 25 }}
+variants.100 = {{ score_min = 1, score_max = 100 }}
 """
 
 # Commands per pipeline round trip while seeding.

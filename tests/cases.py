@@ -26,7 +26,7 @@ GOOD = {"name": "Ann", "score": 4, "variant": "10", "duration_ms": 5000}
 def queued_payload(submission_id: str = "sub-00000001", **changes: object) -> dict:
     """A message as the web puts it on the ingest queue, with ``changes``."""
     payload = {
-        "game": "guess",
+        "game": "guess-claimed",
         "variant": "10",
         "name": "Ann",
         "score": 3,
@@ -53,7 +53,7 @@ class BadRequest:
     status: int
     fields: frozenset[str] = frozenset()
     content_type: str = "application/json"
-    game: str = "guess"
+    game: str = "guess-claimed"
     headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -76,7 +76,7 @@ BAD_SUBMISSIONS: list[BadRequest] = [
     ),
     _bad("array", [GOOD], 422, "body"),
     _bad("null", None, 422, "body"),
-    _bad("missing-everything", {}, 422, "name", "score", "variant"),
+    _bad("missing-everything", {}, 422, "name", "variant"),
     _bad("missing-score", {k: v for k, v in GOOD.items() if k != "score"}, 422, "score"),
     _bad("extra-field", {**GOOD, "rank": 1}, 422, "rank"),
     _bad("score-as-text", {**GOOD, "score": "4"}, 422, "score"),

@@ -23,7 +23,7 @@ from app.storage import keys, submissions
 from app.storage.embedded_redis import EmbeddedRedis
 from config import celery_settings
 from tests.cases import NOW
-from tests.processes import Stack, process_env
+from tests.processes import TEST_GAMES, Stack, process_env
 
 
 class Clock:
@@ -85,6 +85,7 @@ def app(redis_client):
             # Counters would be keys in the Redis that tests expect to stay empty; the tests of
             # the limits build apps of their own.
             "RATE_LIMITS_ENABLED": False,
+            "GAMES_FILE": str(TEST_GAMES),
         },
     )
     yield app

@@ -29,6 +29,8 @@ from config import INGEST_QUEUE, MAINTENANCE_QUEUE
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+#: The games the tests add to the built-in ones (a claimed-score twin of the guessing game).
+TEST_GAMES = ROOT / "tests" / "games.toml"
 
 
 def process_env(server: EmbeddedRedis, **settings: str) -> dict[str, str]:
@@ -43,6 +45,7 @@ def process_env(server: EmbeddedRedis, **settings: str) -> dict[str, str]:
         "PYTHONUNBUFFERED": "1",
         # The tests send thousands of scores from one address; the limits are tested apart.
         "HISCORE_RATE_LIMITS_ENABLED": "0",
+        "HISCORE_GAMES_FILE": str(TEST_GAMES),
         **settings,
     }
 

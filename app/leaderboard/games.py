@@ -17,6 +17,22 @@ Games are data. The built-in table holds the demo's guessing game; a TOML file n
     duration_required = false
 
 A variant may also be a table of overrides: ``[games.guess.variants.10] score_max = 10``.
+
+A game may declare a verifier: then the service computes its scores, and refuses a claimed one.
+A verifier is an object named by ``"module:attribute"`` that implements
+:class:`app.leaderboard.verifiers.Verifier`: ``start(variant)`` draws the secret state of a new
+run (a dict of short strings the service keeps in Redis for the run), and ``replay(run)``
+replays the run's move log against that state and returns the score and play time it proves,
+or why it proves none. The built-in ``guess`` declares the guessing game's own::
+
+    [games.guess]
+    verifier = "app.leaderboard.verifiers:guess"
+
+whose moves are guesses the service answers ``higher``, ``lower`` or ``correct``
+(``POST /api/v1/games/guess/runs/{run_id}/guesses``), so the score is the number of guesses it
+answered and the play time runs from the run's start to the correct one. Another game declares
+its own, say ``verifier = "mygames.verifiers:mastermind"``: any object whose ``start`` and
+``replay`` work on a move log as ``GuessVerifier`` does.
 """
 
 from __future__ import annotations
@@ -55,6 +71,8 @@ class Game:
     min_ms_per_point: int = 0
     duration_required: bool = False
     description: str = ""
+    #: ``"module:attribute"`` of the game's verifier, or None: its scores are claimed.
+    verifier: str | None = None
 
     def __hash__(self) -> int:
         return hash(self.slug)
@@ -68,6 +86,11 @@ class Game:
     def sign(self) -> int:
         """Multiplies a score into its sorted-set score, so ascending order is rank order."""
         return 1 if self.lower_is_better else -1
+
+    @property
+    def verified(self) -> bool:
+        """Whether the service computes this game's scores (it declares a verifier)."""
+        return self.verifier is not None
 
     def window_retention_ms(self, window: str) -> int | None:
         """How long a finished period of ``window`` stays readable, or None to keep it."""
@@ -89,6 +112,11 @@ class Registry:
         return iter(self.games.values())
 
 
+#: The guessing game's verifier (see :mod:`app.leaderboard.verifiers`).
+GUESS_VERIFIER = "app.leaderboard.verifiers:guess"
+VERIFIER = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
 def _guess() -> Game:
     sizes = (10, 25, 100, 1000)
     return Game(
@@ -101,6 +129,7 @@ def _guess() -> Game:
         # Typing a number and pressing Enter takes a person well over a fifth of a second.
         min_ms_per_point=200,
         duration_required=True,
+        verifier=GUESS_VERIFIER,
     )
 
 
@@ -121,6 +150,7 @@ _GAME_FIELDS = frozenset(
         "weekly_retention_days",
         "min_ms_per_point",
         "duration_required",
+        "verifier",
     }
 )
 _VARIANT_FIELDS = frozenset({"score_min", "score_max"})
@@ -160,6 +190,9 @@ def game_from_table(slug: str, table: Mapping[str, Any]) -> Game:
     for v in variants.values():
         if v.score_min > v.score_max:
             raise ValueError(f"game {slug}: variant {v.name} has score_min > score_max")
+    verifier = table.get("verifier")
+    if verifier is not None and not (isinstance(verifier, str) and VERIFIER.match(verifier)):
+        raise ValueError(f"game {slug}: verifier must be 'module:attribute'")
     return Game(
         slug=slug,
         title=str(table.get("title", slug)),
@@ -172,6 +205,7 @@ def game_from_table(slug: str, table: Mapping[str, Any]) -> Game:
         weekly_retention_days=int(table.get("weekly_retention_days", 35)),
         min_ms_per_point=int(table.get("min_ms_per_point", 0)),
         duration_required=bool(table.get("duration_required", False)),
+        verifier=verifier,
     )
 
 
@@ -183,4 +217,8 @@ def load_registry(games_file: str | None = None) -> Registry:
             data = tomllib.load(fh)
         for slug, table in data.get("games", {}).items():
             games[slug] = game_from_table(slug, table)
+    from app.leaderboard.verifiers import verifier_of  # it needs the Game type of this module
+
+    for game in games.values():
+        verifier_of(game)  # a verifier that cannot be loaded fails at start, not mid-run
     return Registry(games)

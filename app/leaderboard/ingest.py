@@ -19,10 +19,12 @@ import redis
 from redis import exceptions as errors
 
 from app.leaderboard.boards import Applied, Entry, apply_entries_each
-from app.leaderboard.games import Registry
+from app.leaderboard.games import Game, Registry
 from app.leaderboard.records import BoardRef, SubmissionRecord
-from app.leaderboard.run_tokens import TokenPolicy, use_ttl_ms
+from app.leaderboard.run_tokens import RunToken, TokenPolicy, use_ttl_ms
+from app.leaderboard.schemas import QueuedSubmission
 from app.leaderboard.validation import Rejection, validate_queued
+from app.leaderboard.verified_runs import replay_runs
 from app.log_context import log_context
 from app.storage import intake, keys, submissions
 
@@ -164,6 +166,7 @@ def ingest_submissions(
     entries: list[Entry] = []
     fingerprints: list[str] = []
     verdicts: list[tuple[str, SubmissionRecord]] = []
+    checked_ones: list[tuple[Any, tuple[QueuedSubmission, Game, RunToken | None]]] = []
     settled = _settled(client, payloads)
     if settled:
         client.publish(keys.VERDICT_CHANNEL, " ".join(settled))
@@ -184,7 +187,27 @@ def ingest_submissions(
             else:
                 log.warning("dropped a queued message without a usable id: %s", checked.detail)
             continue
-        sub, game, run = checked
+        checked_ones.append((payload, checked))
+    proofs = iter(
+        replay_runs(
+            client,
+            registry,
+            [run for _, (_, game, run) in checked_ones if game.verified and run is not None],
+        )
+    )
+    for payload, (sub, game, run) in checked_ones:
+        if game.verified:
+            # The worker replays the run itself rather than trust the score the web sent.
+            proof = next(proofs) if run is not None else Rejection("token_missing", "no run")
+            if not isinstance(proof, Rejection) and (proof.score, proof.duration_ms) != (
+                sub.score,
+                sub.duration_ms,
+            ):
+                detail = "the score differs from what the run's moves prove"
+                proof = Rejection("run_mismatch", detail, {"score": [detail]})
+            if isinstance(proof, Rejection):
+                verdicts.append((sub.submission_id, _rejected(payload, proof)))
+                continue
         run_ttl_ms = use_ttl_ms(run, tokens, now_ms) if run and tokens else 0
         if run_ttl_ms is None:
             # Its single use can no longer be checked: the run's record is gone.

@@ -134,6 +134,19 @@ class Session(Answer):
         "was sent).",
     )
     token_expires_at: Instant | None = None
+    run_id: str | None = Field(
+        default=None,
+        description="The run the service started, for a game with a verifier: send its "
+        "guesses to /runs/{run_id}/guesses with the token.",
+    )
+
+
+class GuessAnswer(Answer):
+    """The answer to one guess of a run: how it stands to the number, and how many guesses the
+    run has had answered."""
+
+    result: Literal["higher", "lower", "correct"]
+    guesses: int = Field(ge=1)
 
 
 class VariantInfo(Answer):

@@ -4,9 +4,11 @@
 bound to the game, the variant and the player, carrying its issue time and a random id. A
 score that carries it is accepted only if the token is genuine, unexpired, for that game,
 variant and player, not used by another submission before, and at least as old as the play
-time the score claims. Everything but "not used before" can be checked without Redis, so the
-web refuses a bad token at once; the worker checks it all again, and marks the token used in
-the same script that applies the entry (see ``app/lua/apply_entry.lua``).
+time the score claims (with no slack: the token's age must cover the claim). For a game with a
+verifier the token is also the key to its run's moves (:mod:`app.leaderboard.verified_runs`).
+Everything but "not used before" can be checked without Redis, so the web refuses a bad
+token at once; the worker checks it all again, and marks the token used in the same script that
+applies the entry (see ``app/lua/apply_entry.lua``).
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from itsdangerous import BadSignature, URLSafeSerializer
 
 _SALT = "hiscore.run"
 
-#: How far the web processes' clocks may disagree: a token issued by one and a score stamped
-#: by another are compared with this much slack.
+#: How far the web processes' clocks may disagree: a token issued by one expires this much
+#: later by another's clock. Never added to a claimed play time (see :func:`check`).
 CLOCK_SLACK_MS = 1_000
 
 
@@ -56,6 +58,24 @@ def issue(secret: str, game: str, variant: str, player_id: str, run_id: str, now
     return URLSafeSerializer(secret, salt=_SALT).dumps(claims)
 
 
+def read(secret: str, token: str) -> RunToken | TokenProblem:
+    """What a token says, if this service signed it (whatever its age)."""
+    try:
+        claims = URLSafeSerializer(secret, salt=_SALT).loads(token)
+    except BadSignature:
+        return _rejection("token_invalid", "the run token is not one this service issued")
+    try:
+        return RunToken(
+            game=str(claims["g"]),
+            variant=str(claims["v"]),
+            player_id=str(claims["p"]),
+            run_id=str(claims["r"]),
+            issued_at=int(claims["t"]),
+        )
+    except (KeyError, TypeError, ValueError):
+        return _rejection("token_invalid", "the run token is not one this service issued")
+
+
 def check(
     secret: str,
     token: str,
@@ -68,29 +88,23 @@ def check(
     max_age_s: int,
 ) -> RunToken | TokenProblem:
     """The token's claims, or why it cannot vouch for this score (all but single use)."""
-    try:
-        claims = URLSafeSerializer(secret, salt=_SALT).loads(token)
-    except BadSignature:
-        return _rejection("token_invalid", "the run token is not one this service issued")
-    try:
-        run = RunToken(
-            game=str(claims["g"]),
-            variant=str(claims["v"]),
-            player_id=str(claims["p"]),
-            run_id=str(claims["r"]),
-            issued_at=int(claims["t"]),
-        )
-    except (KeyError, TypeError, ValueError):
-        return _rejection("token_invalid", "the run token is not one this service issued")
+    run = read(secret, token)
+    if isinstance(run, TokenProblem):
+        return run
     if (run.game, run.variant, run.player_id) != (game, variant, player_id):
         return _rejection(
             "token_mismatch", "the run token was issued for another game, variant or player"
         )
     # Judged as of the score's arrival, so a backlog in the workers cannot expire a good token.
     elapsed = received_at - run.issued_at
-    if elapsed > max_age_s * 1000:
+    # The token's age is read off two hosts' clocks (the one that issued it, the one that
+    # received the score): the slack for their skew favours the player here, where it only
+    # lengthens the token's life a little.
+    if elapsed > max_age_s * 1000 + CLOCK_SLACK_MS:
         return _rejection("token_expired", "the run token has expired; start a new run")
-    if duration_ms is not None and duration_ms > elapsed + CLOCK_SLACK_MS:
+    # No slack for the claimed play time: it would shorten every game's minimum play time by
+    # as much, so a run claimed at its minimum could be sent a moment after its token.
+    if duration_ms is not None and duration_ms > max(elapsed, 0):
         return _rejection(
             "token_too_fast",
             f"the run claims {duration_ms} ms of play, but its token is only {max(elapsed, 0)}"

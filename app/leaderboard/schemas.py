@@ -113,7 +113,9 @@ class ScoreIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     name: DisplayName
-    score: Score
+    # Required of a game whose scores are claimed; refused for one with a verifier, whose
+    # score the service computes from the run (see app.leaderboard.verified_runs).
+    score: Score | None = None
     variant: VariantName
     player_id: PlayerId | None = None
     # Proof of player_id: what /sessions issued with it. Never leaves the web.
@@ -127,6 +129,8 @@ class QueuedSubmission(ScoreIn):
     """What the web hands to a worker: the client's fields plus what the web stamped on them."""
 
     game: GameSlug
+    # The claimed score, or for a verified game the one the web computed from its run.
+    score: Score
     player_id: PlayerId
     submission_id: SubmissionId
     received_at: Annotated[int, Field(ge=0)]
@@ -149,6 +153,22 @@ class SessionIn(BaseModel):
     variant: VariantName | None = None
     # With a proven player: replace their key with a new one, and end the old.
     rotate: bool = False
+
+
+RunToken = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+
+
+class GuessIn(BaseModel):
+    """The body of ``POST /api/v1/games/{game}/runs/{run_id}/guesses``.
+
+    The run's token proves the caller started the run: it names this run alone, and only the
+    one who started it holds it.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    guess: Annotated[int, Field(ge=1, le=1_000_000)]
+    token: RunToken
 
 
 class Scope(BaseModel):

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import redis
 
-from app.leaderboard import run_tokens
+from app.leaderboard import run_tokens, verified_runs
 from app.leaderboard.games import Game
 from app.leaderboard.records import Session, Submission, SubmissionRecord
-from app.leaderboard.run_tokens import TokenPolicy
+from app.leaderboard.run_tokens import RunToken, TokenPolicy
 from app.leaderboard.schemas import QueuedSubmission, ScoreIn
 from app.leaderboard.validation import Rejection, check_run
 from app.storage import intake, submissions
@@ -50,6 +50,7 @@ class Taken:
 
 
 def start_session(
+    client: redis.Redis,
     game: Game,
     variant: str | None,
     player_id: str,
@@ -57,14 +58,19 @@ def start_session(
     tokens: TokenPolicy,
     now_ms: int,
 ) -> Session:
-    """A started run of ``player_id``: for a variant, with a signed single-use run token."""
+    """A started run of ``player_id``: for a variant, with a signed single-use run token (and
+    for a game with a verifier, the run's secret state kept in Redis)."""
     session = Session(game=game.slug, player_id=player_id, player_key=player_key)
     if variant is not None:
+        run = RunToken(game.slug, variant, player_id, submissions.new_id(), now_ms)
         session.variant = variant
         session.token = run_tokens.issue(
-            tokens.secret, game.slug, variant, player_id, submissions.new_id(), now_ms
+            tokens.secret, game.slug, variant, player_id, run.run_id, now_ms
         )
         session.token_expires_at = now_ms + tokens.max_age_s * 1000
+        if game.verified:
+            verified_runs.start_run(client, game, variant, run, tokens)
+            session.run_id = run.run_id
     return session
 
 
@@ -86,8 +92,8 @@ def submit_score(
     retry of the same submission.
 
     ``claimed`` is the player the request proved, if any, by a key of ``key_generation``.
-    Raises :class:`TokenRefused`, :class:`KeyRevoked` or :class:`SubmissionIdReused`; nothing
-    is stored then.
+    Raises :class:`TokenRefused` (also for a verified game's run that proves no score),
+    :class:`KeyRevoked` or :class:`SubmissionIdReused`; nothing is stored then.
     """
     sent = body.model_dump()
     fingerprint = submissions.fingerprint({**sent, "game": game.slug})
@@ -105,10 +111,16 @@ def submit_score(
     )
     if isinstance(run, Rejection):
         raise TokenRefused(run)
+    # A verified game's score and play time are the run's; a claimed one's the client's.
+    scored = verified_runs.resolve_score(client, game, body.score, body.duration_ms, run)
+    if isinstance(scored, Rejection):
+        raise TokenRefused(scored)
     # The worker validates it again from scratch.
     queued = QueuedSubmission.model_validate(
         {
             **sent,
+            "score": scored[0],
+            "duration_ms": scored[1],
             "game": game.slug,
             "player_id": player_id,
             "submission_id": submission_id,

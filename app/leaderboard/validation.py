@@ -72,6 +72,26 @@ def check_rules(
     return errors
 
 
+def check_claim(
+    game: Game, variant: str, score: float | None, duration_ms: int | None, token: str | None
+) -> dict[str, list[str]]:
+    """What is wrong with what a submission claims: the rules of a game whose scores are
+    claimed, or, for a game with a verifier, any claim at all (its run proves the score)."""
+    if not game.verified:
+        if score is None:
+            return {"score": ["is required"]}
+        return check_rules(game, variant, score, duration_ms)
+    errors = variant_errors(game, variant)
+    computed = f"is computed by the service for {game.slug}: send only the run's token"
+    if score is not None:
+        errors["score"] = [computed]
+    if duration_ms is not None:
+        errors["duration_ms"] = [computed]
+    if token is None:
+        errors["token"] = [f"is required: a {game.slug} run is proven by its token"]
+    return errors
+
+
 def check_run(
     policy: TokenPolicy | None,
     token: str | None,
@@ -123,9 +143,21 @@ def validate_queued(
     game = registry.get(sub.game)
     if game is None:
         return Rejection("unknown_game", f"there is no game called {sub.game!r}")
-    errors = check_rules(game, sub.variant, sub.score, sub.duration_ms)
+    if game.verified:
+        # The score is the web's replay of the run, which the worker replays again.
+        errors = variant_errors(game, sub.variant)
+        if sub.token is None:
+            errors["token"] = [f"is required: a {game.slug} run is proven by its token"]
+    else:
+        errors = check_rules(game, sub.variant, sub.score, sub.duration_ms)
     if errors:
-        code = "unknown_variant" if "variant" in errors else "implausible"
+        code = (
+            "unknown_variant"
+            if "variant" in errors
+            else "token_missing"
+            if "token" in errors
+            else "implausible"
+        )
         return Rejection(code, "the score breaks the rules of the game", errors)
     run = check_run(
         tokens,
@@ -134,7 +166,9 @@ def validate_queued(
         variant=sub.variant,
         player_id=sub.player_id,
         received_at=sub.received_at,
-        duration_ms=sub.duration_ms,
+        # A verified run's play time was measured by the service, from the run's own record:
+        # held against the token's age on another host's clock, skew alone could refuse it.
+        duration_ms=None if game.verified else sub.duration_ms,
     )
     if isinstance(run, Rejection):
         return run

@@ -1,14 +1,9 @@
 "use strict";
 // The guessing game: choose a maximum, guess with higher/lower hints, then get ranked.
+// The service draws the number and answers each guess; the score is the guesses it answered.
 (() => {
   const $ = (id) => document.getElementById(id);
-  const state = { secret: 0, max: 0, guesses: [], startedAt: 0, name: "", session: null };
-
-  function randomUpTo(max) {
-    const word = new Uint32Array(1);
-    crypto.getRandomValues(word);
-    return 1 + (word[0] % max);
-  }
+  const state = { max: 0, guesses: 0, name: "", session: null, pending: false };
 
   // 128 random bits as hex (crypto.randomUUID needs a secure context; this does not).
   function newId() {
@@ -25,7 +20,7 @@
     localStorage.setItem("hiscore.name", name);
     state.name = name;
     state.max = Number(document.querySelector("input[name=max]:checked").value);
-    // The run starts when the service has seen it start: its token proves how long it lasted.
+    // The run starts when the service has drawn its number: its token is the key to the run.
     $("start").disabled = true;
     try {
       state.session = await hiscore.startSession("guess", state.max);
@@ -36,9 +31,8 @@
       $("start").disabled = false;
     }
     $("setup-error").textContent = "";
-    state.secret = randomUpTo(state.max);
-    state.guesses = [];
-    state.startedAt = performance.now();
+    state.guesses = 0;
+    state.pending = false;
     $("max").textContent = state.max;
     $("guess").max = state.max;
     $("count").textContent = "0";
@@ -51,8 +45,9 @@
     $("guess").focus();
   });
 
-  $("guess-form").addEventListener("submit", (event) => {
+  $("guess-form").addEventListener("submit", async (event) => {
     event.preventDefault();
+    if (state.pending) return; // one guess at a time: the service answers them in turn
     const value = Number($("guess").value);
     $("guess").value = "";
     $("guess").focus();
@@ -60,17 +55,33 @@
       $("feedback").textContent = `Enter a whole number from 1 to ${state.max}.`;
       return;
     }
-    state.guesses.push(value);
-    $("count").textContent = state.guesses.length;
-    if (value === state.secret) {
-      finish();
+    const session = state.session;
+    let answer;
+    state.pending = true;
+    $("guess-button").disabled = true;
+    try {
+      answer = await hiscore.call("POST", `/games/guess/runs/${session.run_id}/guesses`, {
+        body: { guess: value, token: session.token },
+      });
+    } catch (error) {
+      $("feedback").textContent = error.message;
+      delete $("feedback").dataset.hint;
+      return;
+    } finally {
+      state.pending = false;
+      $("guess-button").disabled = false;
+    }
+    state.guesses = answer.guesses;
+    $("count").textContent = answer.guesses;
+    if (answer.result === "correct") {
+      finish(value);
       return;
     }
-    const hint = value < state.secret ? "higher" : "lower";
+    const hint = answer.result;
     const item = document.createElement("li");
     item.textContent = `${value}: ${hint}`;
     $("history").prepend(item);
-    $("feedback").textContent = `${value} is too ${value < state.secret ? "low" : "high"}: go ${hint}!`;
+    $("feedback").textContent = `${value} is too ${hint === "higher" ? "low" : "high"}: go ${hint}!`;
     $("feedback").dataset.hint = hint;
   });
 
@@ -103,23 +114,21 @@
     }
   }
 
-  async function finish() {
-    const duration = Math.round(performance.now() - state.startedAt);
-    const count = state.guesses.length;
+  async function finish(number) {
+    const count = state.guesses;
     $("play").hidden = true;
     $("result").hidden = false;
     $("summary").textContent =
-      `The number was ${state.secret}: you found it in ${count} ${count === 1 ? "guess" : "guesses"}.`;
+      `The number was ${number}: you found it in ${count} ${count === 1 ? "guess" : "guesses"}.`;
     $("board-link").href = `/boards/guess/${state.max}?find=me`;
     $("verdict").textContent = "Checking…";
     $("verdict").dataset.status = "checking";
     try {
       const session = state.session;
+      // Only the run: the service knows its score and how long it took.
       const sent = await submit({
         name: state.name,
-        score: count,
         variant: String(state.max),
-        duration_ms: duration,
         player_id: session.player_id, // proven by the cookie
         token: session.token,
         submission_id: newId(),

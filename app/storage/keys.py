@@ -125,3 +125,11 @@ KEY_GENERATIONS = f"{_INGEST}:keygen"
 def submission_key(submission_id: str) -> str:
     """The status record of one submission (a JSON string with a TTL)."""
     return f"{_INGEST}:sub:{submission_id}"
+
+
+def run_state_key(game: str, variant: str, run_id: str) -> str:
+    """A verified run's secret state and move log (a hash; see :mod:`app.storage.runs`).
+
+    ``run_id`` comes from a token the service signed, never from a client's own text.
+    """
+    return f"{_family(game, variant)}:play:{run_id}"

@@ -1,5 +1,5 @@
 -- POST a new, valid score per request: no player_id (a new player each time) and no
--- submission_id (the server makes one). Argument: the variant of the guessing game (e.g. 100).
+-- submission_id (the server makes one). Argument: the variant (e.g. 100).
 local variant = "100"
 local top = 100
 local count = 0

@@ -30,7 +30,7 @@ def test_every_bad_submission_is_refused_and_nothing_is_stored(live):
     assert live.broker.llen("ingest") == 0
 
     # The same worker process still ranks a good score.
-    resp = requests.post(live.url("/api/v1/games/guess/scores"), json=GOOD, timeout=10)
+    resp = requests.post(live.url("/api/v1/games/guess-claimed/scores"), json=GOOD, timeout=10)
     assert live.verdict(resp.json()["submission_id"])["status"] == "accepted"
     assert live.worker.popen.pid == pid and live.worker.alive
 
@@ -38,11 +38,13 @@ def test_every_bad_submission_is_refused_and_nothing_is_stored(live):
 def test_odd_names_are_shown_as_sent_and_never_become_keys(live):
     for name in HOSTILE_BUT_VALID_NAMES:
         resp = requests.post(
-            live.url("/api/v1/games/guess/scores"), json={**GOOD, "name": name}, timeout=10
+            live.url("/api/v1/games/guess-claimed/scores"), json={**GOOD, "name": name}, timeout=10
         )
         assert resp.status_code == 202
         assert live.verdict(resp.json()["submission_id"])["status"] == "accepted"
-    top = requests.get(live.url("/api/v1/games/guess/boards/10?limit=100"), timeout=10).json()
+    top = requests.get(
+        live.url("/api/v1/games/guess-claimed/boards/10?limit=100"), timeout=10
+    ).json()
     assert sorted(e["name"] for e in top["entries"]) == sorted(HOSTILE_BUT_VALID_NAMES)
     for key in live.data_keys():
         assert not any(name in key for name in HOSTILE_BUT_VALID_NAMES), key
@@ -51,7 +53,7 @@ def test_odd_names_are_shown_as_sent_and_never_become_keys(live):
 def test_the_worker_judges_messages_that_skipped_the_web(live):
     """A hostile producer on the broker gets rejections, never a crash or a ranked cheat."""
     base = {
-        "game": "guess",
+        "game": "guess-claimed",
         "variant": "10",
         "name": "Eve",
         "score": 1,
@@ -80,5 +82,5 @@ def test_the_worker_judges_messages_that_skipped_the_web(live):
         assert verdict["reason"], sid
     rejected = [f["sid"] for _, f in live.data.xrange("hs:rejected")]
     assert sorted(rejected) == sorted(hostile)
-    top = requests.get(live.url("/api/v1/games/guess/boards/10"), timeout=10).json()
+    top = requests.get(live.url("/api/v1/games/guess-claimed/boards/10"), timeout=10).json()
     assert [(e["name"], e["score"]) for e in top["entries"]] == [("Eve", 1)]

@@ -13,7 +13,7 @@ import requests
 from app.storage.embedded_redis import free_port
 from tests.cases import GOOD
 
-SCORES = "/api/v1/games/guess/scores"
+SCORES = "/api/v1/games/guess-claimed/scores"
 
 
 def _head(path: str, port: int, extra: str) -> bytes:

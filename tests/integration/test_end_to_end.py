@@ -57,7 +57,7 @@ def read_board(stack: Stack, variant: str, window: str, period: str) -> list[tup
     rows, offset = [], 0
     while True:
         page = requests.get(
-            stack.url(f"/api/v1/games/guess/boards/{variant}"),
+            stack.url(f"/api/v1/games/guess-claimed/boards/{variant}"),
             params={"window": window, "period": period, "limit": 100, "offset": offset},
             timeout=10,
         ).json()
@@ -90,7 +90,7 @@ def test_a_thousand_games_from_a_hundred_players(live):
     players = []
     for i in range(100):
         # No cookie jar: each sign-up is a new browser, so a new player.
-        resp = requests.post(live.url("/api/v1/games/guess/sessions"), json={}, timeout=10)
+        resp = requests.post(live.url("/api/v1/games/guess-claimed/sessions"), json={}, timeout=10)
         assert resp.status_code == 201
         name = rng.choice(["Ann", "Bo", "Zoë", "名前", "a:b", "{x}", "*"]) + f" {i}"
         players.append((resp.json()["player_id"], resp.json()["player_key"], name))
@@ -113,7 +113,7 @@ def test_a_thousand_games_from_a_hundred_players(live):
         )
 
     def submit(game: dict[str, Any]) -> dict[str, Any]:
-        resp = requests.post(live.url("/api/v1/games/guess/scores"), json=game, timeout=30)
+        resp = requests.post(live.url("/api/v1/games/guess-claimed/scores"), json=game, timeout=30)
         assert resp.status_code == 202, resp.text
         assert resp.json()["status"] == "queued"
         return {**game, "submission_id": resp.json()["submission_id"]}
@@ -132,7 +132,7 @@ def test_a_thousand_games_from_a_hundred_players(live):
 
     # The log holds every accepted entry exactly once.
     for variant in VARIANTS:
-        in_log = live.data.xrange(keys.log_key("guess", variant))
+        in_log = live.data.xrange(keys.log_key("guess-claimed", variant))
         sent = sorted(g["submission_id"] for g in accepted if g["variant"] == variant)
         assert sorted(fields["sid"] for _, fields in in_log) == sent
 
@@ -140,7 +140,7 @@ def test_a_thousand_games_from_a_hundred_players(live):
     ranked = expected_boards(accepted)[("100", "alltime", "all")]
     for rank, player_id, _name, score, _at in ranked[:: max(1, len(ranked) // 7)]:
         body = http.get(
-            live.url(f"/api/v1/games/guess/boards/100/players/{player_id}"),
+            live.url(f"/api/v1/games/guess-claimed/boards/100/players/{player_id}"),
             params={"around": 2},
             timeout=10,
         ).json()
@@ -157,7 +157,7 @@ def test_games_fall_into_the_windows_of_their_own_time(live):
     for i in range(300):
         games.append(
             {
-                "game": "guess",
+                "game": "guess-claimed",
                 "variant": "25",
                 "player_id": f"player-{rng.randrange(40):015d}",
                 "name": f"P{i % 40}",
@@ -188,9 +188,9 @@ def test_a_repeated_submission_over_http_is_one_entry(live):
         "duration_ms": 4000,
         "submission_id": "same-game-twice",
     }
-    first = requests.post(live.url("/api/v1/games/guess/scores"), json=body, timeout=10)
+    first = requests.post(live.url("/api/v1/games/guess-claimed/scores"), json=body, timeout=10)
     assert live.verdict("same-game-twice")["status"] == "accepted"
-    second = requests.post(live.url("/api/v1/games/guess/scores"), json=body, timeout=10)
+    second = requests.post(live.url("/api/v1/games/guess-claimed/scores"), json=body, timeout=10)
     assert first.status_code == second.status_code == 202
     assert second.json()["status"] == "accepted"  # the retry learns the verdict at once
-    assert live.data.xlen(keys.log_key("guess", "10")) == 1
+    assert live.data.xlen(keys.log_key("guess-claimed", "10")) == 1

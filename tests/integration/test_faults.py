@@ -31,7 +31,7 @@ from tests.processes import Process, Stack, process_env, wait_for
 # Each strikes, waits for the recovery and checks every submission: longer than most.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
-GAME, VARIANT = "guess", "100"
+GAME, VARIANT = "guess-claimed", "100"
 
 #: How long after a worker is back (or, where the worker stays up, after the fault) every
 #: accepted submission must be on its board, the players' remaining games included: a dead

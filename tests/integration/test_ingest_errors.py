@@ -24,6 +24,7 @@ from app.leaderboard.run_tokens import TokenPolicy
 from app.storage import intake, keys, submissions
 from app.storage.embedded_redis import EmbeddedRedis
 from tests.cases import queued_payload
+from tests.processes import TEST_GAMES
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +33,7 @@ DB = 7
 
 TOKENS = TokenPolicy("integration-secret", required=True, max_age_s=7200)
 
-GAME, VARIANT = "guess", "10"
+GAME, VARIANT = "guess-claimed", "10"
 
 
 @pytest.fixture
@@ -58,7 +59,7 @@ def full_server(tmp_path) -> Iterator[redis.Redis]:
 
 @pytest.fixture(scope="module")
 def registry() -> Registry:
-    return load_registry()
+    return load_registry(str(TEST_GAMES))
 
 
 def _now() -> int:

@@ -39,13 +39,13 @@ def follow(stack, status_url: str, seen: list | None = None) -> dict:
 
 def board(stack, variant: str, **params) -> dict:
     return requests.get(
-        stack.url(f"/api/v1/games/guess/boards/{variant}"), params=params, timeout=10
+        stack.url(f"/api/v1/games/guess-claimed/boards/{variant}"), params=params, timeout=10
     ).json()
 
 
 def test_an_operator_rebuilds_a_board_and_follows_its_progress(live):
-    live.seed_log("guess", "1000", 30_000, 1000)
-    started = rebuild(live, {"game": "guess", "variant": "1000"})
+    live.seed_log("guess-claimed", "1000", 30_000, 1000)
+    started = rebuild(live, {"game": "guess-claimed", "variant": "1000"})
     seen: list[dict] = []
     task = follow(live, started["status_url"], seen)
     assert task["state"] == "done", task
@@ -62,15 +62,17 @@ def test_an_operator_rebuilds_a_board_and_follows_its_progress(live):
     ]
     # A second rebuild leaves the board exactly as the first made it.
     before = board(live, "1000", limit=100, offset=500)
-    follow(live, rebuild(live, {"game": "guess", "variant": "1000"})["status_url"])
+    follow(live, rebuild(live, {"game": "guess-claimed", "variant": "1000"})["status_url"])
     assert board(live, "1000", limit=100, offset=500)["entries"] == before["entries"]
 
 
 def test_readers_never_see_a_missing_or_partial_board_during_a_rebuild(live):
     players = 200_000
-    live.seed_log("guess", "100", players, 100)
+    live.seed_log("guess-claimed", "100", players, 100)
     assert (
-        follow(live, rebuild(live, {"game": "guess", "variant": "100"})["status_url"])["state"]
+        follow(live, rebuild(live, {"game": "guess-claimed", "variant": "100"})["status_url"])[
+            "state"
+        ]
         == "done"
     )
 
@@ -86,11 +88,11 @@ def test_readers_never_see_a_missing_or_partial_board_during_a_rebuild(live):
     thread = threading.Thread(target=reader)
     thread.start()
     try:
-        started = rebuild(live, {"game": "guess", "variant": "100"})
+        started = rebuild(live, {"game": "guess-claimed", "variant": "100"})
         second = requests.post(
             live.url("/api/v1/admin/rebuild"),
             headers=AUTH,
-            json={"game": "guess", "variant": "100"},
+            json={"game": "guess-claimed", "variant": "100"},
             timeout=10,
         )
         assert second.status_code == 409
@@ -103,7 +105,7 @@ def test_readers_never_see_a_missing_or_partial_board_during_a_rebuild(live):
         wait_for(running, 60, "the rebuild to start")
         # A score sent mid-rebuild is ranked at once and survives the swap.
         sent = requests.post(
-            live.url("/api/v1/games/guess/scores"),
+            live.url("/api/v1/games/guess-claimed/scores"),
             json={**GOOD, "variant": "100", "name": "Mid Rebuild"},
             timeout=10,
         )
@@ -132,7 +134,8 @@ def test_readers_never_see_a_missing_or_partial_board_during_a_rebuild(live):
     after = board(live, "100", limit=1)
     assert after["total"] == players + 1
     mine = requests.get(
-        live.url(f"/api/v1/games/guess/boards/100/players/{sent.json()['player_id']}"), timeout=10
+        live.url(f"/api/v1/games/guess-claimed/boards/100/players/{sent.json()['player_id']}"),
+        timeout=10,
     ).json()
     assert mine["name"] == "Mid Rebuild"
 

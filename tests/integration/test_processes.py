@@ -13,7 +13,7 @@ import requests
 
 from app.storage.embedded_redis import free_port
 from tests.cases import GOOD
-from tests.processes import BIN, Process, wait_for
+from tests.processes import BIN, TEST_GAMES, Process, wait_for
 
 
 def test_celery_beat_starts_from_the_worker_module(live, tmp_path):
@@ -59,6 +59,7 @@ def test_up_starts_redis_web_worker_and_beat_and_stops_them_all(tmp_path, stop):
         WEB_CONCURRENCY="1",
         WORKER_CONCURRENCY="1",
         PYTHONUNBUFFERED="1",
+        HISCORE_GAMES_FILE=str(TEST_GAMES),
     )
     up = Process(
         "up", [sys.executable, "manage.py", "up", "--port", str(web_port)], env, tmp_path
@@ -71,7 +72,9 @@ def test_up_starts_redis_web_worker_and_beat_and_stops_them_all(tmp_path, stop):
             "the web process",
         )
         assert up.alive, up.log()
-        submitted = requests.post(base + "/api/v1/games/guess/scores", json=GOOD, timeout=10)
+        submitted = requests.post(
+            base + "/api/v1/games/guess-claimed/scores", json=GOOD, timeout=10
+        )
         assert submitted.status_code == 202
         status_url = base + submitted.json()["status_url"]
 

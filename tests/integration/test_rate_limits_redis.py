@@ -2,6 +2,7 @@
 
 from app import create_app
 from config import celery_settings
+from tests.processes import TEST_GAMES
 
 GOOD = {"name": "Ann", "score": 4, "variant": "10", "duration_ms": 5000}
 
@@ -17,10 +18,13 @@ def test_limits_count_in_the_data_redis(redis_server):
             "REDIS_URL": redis_server.url(5),
             "CELERY": celery_settings("memory://"),
             "RATE_LIMIT_SCORES_PER_ADDRESS": "2/minute",
+            "GAMES_FILE": str(TEST_GAMES),
         },
     )
     client = app.test_client()
-    codes = [client.post("/api/v1/games/guess/scores", json=GOOD).status_code for _ in range(3)]
+    codes = [
+        client.post("/api/v1/games/guess-claimed/scores", json=GOOD).status_code for _ in range(3)
+    ]
     assert codes == [202, 202, 429]
     counters = list(data.scan_iter("hs:limits*"))
     assert any("127.0.0.1" in key for key in counters)

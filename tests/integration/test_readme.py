@@ -30,6 +30,8 @@ START = "./dev start &"
 README_ADDRESS = "localhost:5000"
 #: The id placeholder: the ``submission_id`` the previous command answered.
 ID = "<id>"
+#: The run's placeholders: the ``run_id``, ``token`` and ``player_key`` a session answered.
+RUN_PLACEHOLDERS = {"<run_id>": "run_id", "<token>": "token", "<player_key>": "player_key"}
 #: Any value at all, where the README's expected output shows one.
 ANY = "..."
 
@@ -135,11 +137,18 @@ def distinct_players(stack: Stack, game: str) -> set[str]:
     return players
 
 
-def run_curl(command: str, address: str, submission_id: str | None) -> Any:
-    """Run one of the block's curl lines through bash against ``address``; its JSON answer."""
+def run_curl(
+    command: str, address: str, submission_id: str | None, run: dict[str, str] | None = None
+) -> Any:
+    """Run one of the block's curl lines (or a loop of them) through bash against ``address``,
+    with the placeholders filled in; its JSON answer."""
     if ID in command:
         assert submission_id, f"{ID} before any submission_id was answered: {command}"
         command = command.replace(ID, submission_id)
+    for placeholder, name in RUN_PLACEHOLDERS.items():
+        if placeholder in command:
+            assert run and name in run, f"{placeholder} before any session answered it: {command}"
+            command = command.replace(placeholder, run[name])
     assert README_ADDRESS in command, f"a curl line not at {README_ADDRESS}: {command}"
     command = command.replace(README_ADDRESS, address)
     done = subprocess.run(
@@ -163,17 +172,20 @@ def test_the_readme_try_it_block_runs_as_written(live):
     assert commands[0] == START, f"the block starts with {commands[0]!r}, not {START!r}"
     address = urlsplit(live.base_url).netloc
     submission_id: str | None = None
+    run: dict[str, str] = {}
     ran: list[str] = []
     seeded: int | None = None
     for step in steps[1:]:
         words = shlex.split(step.command, comments=True)
         manage = manage_args(step.command)
-        if words and words[0] == "curl":
-            answer = run_curl(step.command, address, submission_id)
+        # A curl line, or a loop of them (the guesses of a run).
+        if words and (words[0] == "curl" or (words[0] == "for" and "curl" in words)):
+            answer = run_curl(step.command, address, submission_id, run)
             assert isinstance(answer, dict), answer
             # An error would be problem+json: a title and an integer status.
             assert not isinstance(answer.get("status"), int), answer
             submission_id = answer.get("submission_id", submission_id)
+            run.update({k: answer[k] for k in RUN_PLACEHOLDERS.values() if k in answer})
             for shape in step.expected:
                 problems = matches(shape, answer, submission_id)
                 assert not problems, f"{step.command}\n" + "\n".join(problems) + f"\n{answer}"
@@ -194,8 +206,8 @@ def test_the_readme_try_it_block_runs_as_written(live):
         else:
             pytest.fail(f"the README's block has a command this test does not know: {step.command}")
         ran.append(words[0])
-    # What the block shows: a score and its verdict, a board read, then the demo players.
-    assert ran.count("curl") >= 3, ran
+    # What the block shows: a run played and its verdict, a board read, then the demo players.
+    assert ran.count("curl") >= 3 and "for" in ran, ran
     assert submission_id is not None
     assert seeded is not None, "the block no longer seeds the demo players"
     players = distinct_players(live, "guess")

@@ -4,6 +4,7 @@ import pytest
 
 from app import create_app
 from config import celery_settings
+from tests.processes import TEST_GAMES
 
 
 @pytest.fixture
@@ -17,6 +18,7 @@ def limited(redis_client):
             "CELERY": celery_settings("memory://"),
             "RATE_LIMIT_SCORES_PER_ADDRESS": "3/minute",
             "RATE_LIMIT_SCORES_PER_PLAYER": "100/minute",
+            "GAMES_FILE": str(TEST_GAMES),
             **config,
         }
         app = create_app("testing", settings)

@@ -19,7 +19,7 @@ ENDPOINTS = [
     ("POST", "/api/v1/admin/prune"),
     ("GET", "/api/v1/admin/tasks/some-task-id"),
     ("GET", "/api/v1/admin/status"),
-    ("DELETE", "/api/v1/admin/games/guess/players/" + "p" * 22),
+    ("DELETE", "/api/v1/admin/games/guess-claimed/players/" + "p" * 22),
     ("DELETE", "/api/v1/admin/players/" + "p" * 22 + "/sessions"),
 ]
 
@@ -65,21 +65,21 @@ def test_wrong_methods_are_405_with_the_allowed_ones(client):
 
 def test_a_second_rebuild_of_the_same_board_gets_409(client, redis_client):
     first = client.post(
-        "/api/v1/admin/rebuild", headers=AUTH, json={"game": "guess", "variant": "10"}
+        "/api/v1/admin/rebuild", headers=AUTH, json={"game": "guess-claimed", "variant": "10"}
     )
     assert first.status_code == 202
     task_id = first.get_json()["task_id"]
-    assert redis_client.get(keys.lock_key("guess", "10")) == task_id
+    assert redis_client.get(keys.lock_key("guess-claimed", "10")) == task_id
     task = client.get(first.get_json()["status_url"], headers=AUTH).get_json()
     assert task["state"] == "queued" and task["progress"] == {"done": 0, "total": 0}
 
-    again = client.post("/api/v1/admin/rebuild", headers=AUTH, json={"game": "guess"})
+    again = client.post("/api/v1/admin/rebuild", headers=AUTH, json={"game": "guess-claimed"})
     assert again.status_code == 409
     assert task_id in again.get_json()["detail"]
     # The refused request took no lock of its own on the other variants.
-    assert redis_client.get(keys.lock_key("guess", "25")) is None
+    assert redis_client.get(keys.lock_key("guess-claimed", "25")) is None
     other = client.post(
-        "/api/v1/admin/rebuild", headers=AUTH, json={"game": "guess", "variant": "25"}
+        "/api/v1/admin/rebuild", headers=AUTH, json={"game": "guess-claimed", "variant": "25"}
     )
     assert other.status_code == 202
 
@@ -88,7 +88,7 @@ def test_a_second_rebuild_of_the_same_board_gets_409(client, redis_client):
     ("body", "status"),
     [
         ({"game": "chess"}, 404),
-        ({"game": "guess", "variant": "7"}, 422),
+        ({"game": "guess-claimed", "variant": "7"}, 422),
         ({"variant": "10"}, 422),
         ({"game": 5}, 422),
         ({"everything": True}, 422),
@@ -114,7 +114,7 @@ def run_queued_task(app):
 def test_prune_removes_the_entries_past_retention_and_the_boards_follow(
     app, client, redis_client, registry
 ):
-    guess = registry.get("guess")
+    guess = registry.get("guess-claimed")
     now = now_ms()
     old, recent = now - (guess.retention_days + 35) * DAY, now - DAY
 
@@ -128,53 +128,53 @@ def test_prune_removes_the_entries_past_retention_and_the_boards_follow(
     apply_entries(redis_client, [*stale, *kept, elsewhere], now)
 
     queued = client.post(
-        "/api/v1/admin/prune", headers=AUTH, json={"game": "guess", "variant": "100"}
+        "/api/v1/admin/prune", headers=AUTH, json={"game": "guess-claimed", "variant": "100"}
     )
     assert queued.status_code == 202
     run_queued_task(app)
 
     task = client.get(queued.get_json()["status_url"], headers=AUTH).get_json()
     assert task["state"] == "done" and task["progress"] == {"done": 4, "total": 4}
-    assert task["result"] == {"families": {"guess/100": 2}, "skipped": []}
-    log = redis_client.xrange(keys.log_key("guess", "100"))
+    assert task["result"] == {"families": {"guess-claimed/100": 2}, "skipped": []}
+    log = redis_client.xrange(keys.log_key("guess-claimed", "100"))
     assert sorted(f["sid"] for _, f in log) == sorted(e.submission_id for e in kept)
-    assert sorted(redis_client.hkeys(keys.applied_key("guess", "100"))) == sorted(
+    assert sorted(redis_client.hkeys(keys.applied_key("guess-claimed", "100"))) == sorted(
         e.submission_id for e in kept
     )
     # a's old best (2) went with its entry, their newer 5 stands; b had only an old entry.
-    top = client.get("/api/v1/games/guess/boards/100").get_json()["entries"]
+    top = client.get("/api/v1/games/guess-claimed/boards/100").get_json()["entries"]
     assert [(e["player_id"], e["score"]) for e in top] == [("c" * 22, 4), ("a" * 22, 5)]
-    other = client.get("/api/v1/games/guess/boards/10").get_json()["entries"]
+    other = client.get("/api/v1/games/guess-claimed/boards/10").get_json()["entries"]
     assert [(e["player_id"], e["score"]) for e in other] == [("d" * 22, 1)]
-    assert redis_client.xlen(keys.log_key("guess", "10")) == 1
-    assert redis_client.get(keys.lock_key("guess", "100")) is None
+    assert redis_client.xlen(keys.log_key("guess-claimed", "10")) == 1
+    assert redis_client.get(keys.lock_key("guess-claimed", "100")) is None
 
 
 def test_removing_a_player_bans_them_from_every_variant(client, redis_client, work):
     cheater = {**GOOD, **keyed("c" * 22), "score": 1, "duration_ms": 900}
-    client.post("/api/v1/games/guess/scores", json=cheater)
-    client.post("/api/v1/games/guess/scores", json={**GOOD, **keyed("h" * 22)})
+    client.post("/api/v1/games/guess-claimed/scores", json=cheater)
+    client.post("/api/v1/games/guess-claimed/scores", json={**GOOD, **keyed("h" * 22)})
     work()
-    resp = client.delete("/api/v1/admin/games/guess/players/" + "c" * 22, headers=AUTH)
+    resp = client.delete("/api/v1/admin/games/guess-claimed/players/" + "c" * 22, headers=AUTH)
     assert resp.get_json() == {
-        "game": "guess",
+        "game": "guess-claimed",
         "player_id": "c" * 22,
         "banned": True,
         "rows_removed": 3,
     }
-    top = client.get("/api/v1/games/guess/boards/10").get_json()
+    top = client.get("/api/v1/games/guess-claimed/boards/10").get_json()
     assert [e["player_id"] for e in top["entries"]] == ["h" * 22]
-    assert redis_client.sismember(keys.banned_key("guess", "1000"), "c" * 22)
+    assert redis_client.sismember(keys.banned_key("guess-claimed", "1000"), "c" * 22)
 
-    later = client.post("/api/v1/games/guess/scores", json={**cheater, "variant": "25"})
+    later = client.post("/api/v1/games/guess-claimed/scores", json={**cheater, "variant": "25"})
     ((sid, verdict),) = work()
     assert sid == later.get_json()["submission_id"]
     assert verdict["code"] == "banned"
 
 
 def test_status_reports_queues_workers_beat_and_verdicts(client, redis_client, work):
-    client.post("/api/v1/games/guess/scores", json=GOOD)
-    client.post("/api/v1/games/guess/scores", json={**GOOD, "name": "B"})
+    client.post("/api/v1/games/guess-claimed/scores", json=GOOD)
+    client.post("/api/v1/games/guess-claimed/scores", json={**GOOD, "name": "B"})
     before = client.get("/api/v1/admin/status", headers=AUTH).get_json()
     # The first submission scheduled one drain, which both wait for on the stream.
     assert before["queues"] == {"ingest": 1, "maintenance": 0}
@@ -196,7 +196,7 @@ def test_readyz_needs_a_worker_heartbeat(client, redis_client):
 
 
 def test_metrics_expose_requests_and_verdicts(client, work):
-    client.post("/api/v1/games/guess/scores", json=GOOD)
+    client.post("/api/v1/games/guess-claimed/scores", json=GOOD)
     work()
     text = client.get("/metrics", headers=AUTH).get_data(as_text=True)
     assert 'hiscore_submissions_total{code="",verdict="accepted"} 1.0' in text
@@ -224,10 +224,10 @@ def test_metrics_count_a_jsonp_error_by_the_status_it_answered(client):
 # One variant type for every endpoint that takes one in a body: what the score endpoint
 # accepts, the session and operator endpoints accept, and what it refuses they refuse alike.
 VARIANT_BODIES = {
-    "scores": ("/api/v1/games/guess/scores", lambda v: {**GOOD, "variant": v}),
-    "sessions": ("/api/v1/games/guess/sessions", lambda v: {"variant": v}),
-    "rebuild": ("/api/v1/admin/rebuild", lambda v: {"game": "guess", "variant": v}),
-    "prune": ("/api/v1/admin/prune", lambda v: {"game": "guess", "variant": v}),
+    "scores": ("/api/v1/games/guess-claimed/scores", lambda v: {**GOOD, "variant": v}),
+    "sessions": ("/api/v1/games/guess-claimed/sessions", lambda v: {"variant": v}),
+    "rebuild": ("/api/v1/admin/rebuild", lambda v: {"game": "guess-claimed", "variant": v}),
+    "prune": ("/api/v1/admin/prune", lambda v: {"game": "guess-claimed", "variant": v}),
 }
 
 
@@ -243,11 +243,11 @@ def test_every_endpoint_takes_an_integer_variant(app, client, redis_client, endp
     if endpoint == "sessions":
         assert resp.get_json()["variant"] == "25"
     elif endpoint == "rebuild":
-        assert redis_client.get(keys.lock_key("guess", "25")) == resp.get_json()["task_id"]
+        assert redis_client.get(keys.lock_key("guess-claimed", "25")) == resp.get_json()["task_id"]
     elif endpoint == "prune":
         run_queued_task(app)
         task = client.get(resp.get_json()["status_url"], headers=AUTH).get_json()
-        assert task["state"] == "done" and task["result"]["families"] == {"guess/25": 0}
+        assert task["state"] == "done" and task["result"]["families"] == {"guess-claimed/25": 0}
 
 
 @pytest.mark.parametrize("variant", [7, "7", True, 2.5, "abc", -25, "", [25], {"max": 25}])

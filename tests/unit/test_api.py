@@ -9,7 +9,7 @@ GOOD = {"name": "Ann", "score": 4, "variant": "10", "duration_ms": 5000}
 
 
 def submit(client, body=None, **kwargs):
-    return client.post("/api/v1/games/guess/scores", json=body or GOOD, **kwargs)
+    return client.post("/api/v1/games/guess-claimed/scores", json=body or GOOD, **kwargs)
 
 
 def test_a_score_is_accepted_for_checking_and_then_ranked(client, work):
@@ -26,8 +26,8 @@ def test_a_score_is_accepted_for_checking_and_then_ranked(client, work):
     status = client.get(body["status_url"]).get_json()
     assert status["status"] == "accepted"
     assert status["rank"] == 1
-    assert status["board"] == {"game": "guess", "variant": "10", "window": "alltime"}
-    top = client.get("/api/v1/games/guess/boards/10").get_json()
+    assert status["board"] == {"game": "guess-claimed", "variant": "10", "window": "alltime"}
+    top = client.get("/api/v1/games/guess-claimed/boards/10").get_json()
     assert top["total"] == 1
     assert top["entries"][0]["name"] == "Ann"
     assert top["entries"][0]["player_id"] == body["player_id"]
@@ -122,19 +122,22 @@ def test_one_drain_is_scheduled_for_many_waiting_submissions(client, redis_clien
 
 
 def test_sessions_issue_a_player_id_and_keep_it_in_a_cookie(client):
-    resp = client.post("/api/v1/games/guess/sessions", json={})
+    resp = client.post("/api/v1/games/guess-claimed/sessions", json={})
     assert resp.status_code == 201
     player_id = resp.get_json()["player_id"]
     assert f"hiscore_player={player_id}" in resp.headers["Set-Cookie"]
     # The cookie identifies the player from then on, in sessions and in scores.
-    assert client.post("/api/v1/games/guess/sessions", json={}).get_json()["player_id"] == player_id
+    assert (
+        client.post("/api/v1/games/guess-claimed/sessions", json={}).get_json()["player_id"]
+        == player_id
+    )
     assert submit(client).get_json()["player_id"] == player_id
 
 
 def test_a_player_proven_by_its_key_wins_over_the_cookie(client):
-    client.post("/api/v1/games/guess/sessions", json={})
-    resp = client.post("/api/v1/games/guess/sessions", json=keyed("q" * 20))
-    assert resp.get_json() == {"game": "guess", **keyed("q" * 20)}
+    client.post("/api/v1/games/guess-claimed/sessions", json={})
+    resp = client.post("/api/v1/games/guess-claimed/sessions", json=keyed("q" * 20))
+    assert resp.get_json() == {"game": "guess-claimed", **keyed("q" * 20)}
     assert submit(client).get_json()["player_id"] == "q" * 20  # the cookie follows
 
 
@@ -149,14 +152,14 @@ def test_a_player_proven_by_its_key_wins_over_the_cookie(client):
 )
 def test_nobody_can_post_as_a_player_without_their_key(app, queued, identity):
     client = app.test_client()
-    resp = client.post("/api/v1/games/guess/scores", json={**GOOD, **identity})
+    resp = client.post("/api/v1/games/guess-claimed/scores", json={**GOOD, **identity})
     assert resp.status_code == 403
     assert resp.mimetype == "application/problem+json"
     assert "player_key" in resp.get_json()["errors"]
     assert queued() == []
     # Nor by planting the public id in the cookie.
     client.set_cookie("hiscore_player", "v" * 22)
-    resp = client.post("/api/v1/games/guess/scores", json={**GOOD, "player_id": "v" * 22})
+    resp = client.post("/api/v1/games/guess-claimed/scores", json={**GOOD, "player_id": "v" * 22})
     assert resp.status_code == 403
 
 
@@ -174,10 +177,10 @@ def test_the_key_never_travels_to_the_worker(client, queued):
 
 def test_games_list_their_boards(client):
     games = client.get("/api/v1/games").get_json()["games"]
-    guess = next(g for g in games if g["slug"] == "guess")
+    guess = next(g for g in games if g["slug"] == "guess-claimed")
     assert guess["order"] == "lower"
     assert [v["name"] for v in guess["variants"]] == ["10", "25", "100", "1000"]
-    assert guess["variants"][0]["board_url"] == "/api/v1/games/guess/boards/10"
+    assert guess["variants"][0]["board_url"] == "/api/v1/games/guess-claimed/boards/10"
 
 
 def test_player_standing_with_neighbours(client, work):
@@ -187,11 +190,11 @@ def test_player_standing_with_neighbours(client, work):
         ids.append(resp.get_json()["player_id"])
         client.delete_cookie("hiscore_player")
     work()
-    url = f"/api/v1/games/guess/boards/10/players/{ids[2]}?around=1"
+    url = f"/api/v1/games/guess-claimed/boards/10/players/{ids[2]}?around=1"
     body = client.get(url).get_json()
     assert (body["rank"], body["name"], body["score"]) == (3, "C", 3)
     assert [row["name"] for row in body["neighbours"]] == ["B", "C", "D"]
-    unknown = client.get("/api/v1/games/guess/boards/10/players/" + "z" * 22)
+    unknown = client.get("/api/v1/games/guess-claimed/boards/10/players/" + "z" * 22)
     assert unknown.status_code == 404
     assert unknown.mimetype == "application/problem+json"
 
@@ -200,14 +203,14 @@ def test_player_standing_with_neighbours(client, work):
     ("url", "status", "field"),
     [
         ("/api/v1/games/chess/boards/10", 404, None),
-        ("/api/v1/games/guess/boards/11", 404, None),
-        ("/api/v1/games/guess/boards/10?window=monthly", 400, "window"),
-        ("/api/v1/games/guess/boards/10?limit=0", 400, "limit"),
-        ("/api/v1/games/guess/boards/10?limit=101", 400, "limit"),
-        ("/api/v1/games/guess/boards/10?offset=-1", 400, "offset"),
-        ("/api/v1/games/guess/boards/10?limit=ten", 400, "limit"),
-        ("/api/v1/games/guess/boards/10?window=daily&period=2026-13-01", 400, "period"),
-        ("/api/v1/games/guess/boards/10/players/x?around=51", 400, "around"),
+        ("/api/v1/games/guess-claimed/boards/11", 404, None),
+        ("/api/v1/games/guess-claimed/boards/10?window=monthly", 400, "window"),
+        ("/api/v1/games/guess-claimed/boards/10?limit=0", 400, "limit"),
+        ("/api/v1/games/guess-claimed/boards/10?limit=101", 400, "limit"),
+        ("/api/v1/games/guess-claimed/boards/10?offset=-1", 400, "offset"),
+        ("/api/v1/games/guess-claimed/boards/10?limit=ten", 400, "limit"),
+        ("/api/v1/games/guess-claimed/boards/10?window=daily&period=2026-13-01", 400, "period"),
+        ("/api/v1/games/guess-claimed/boards/10/players/x?around=51", 400, "around"),
         ("/api/v1/submissions/abcdefgh?wait=31", 400, "wait"),
         ("/api/v1/submissions/abcdefgh?wait=soon", 400, "wait"),
         ("/api/v1/submissions/abcdefgh", 404, None),
@@ -227,21 +230,25 @@ def test_bad_reads_get_problems(client, url, status, field):
 def test_a_finished_day_stays_readable_by_period(client, work, clock):
     submit(client)
     work()
-    today = client.get("/api/v1/games/guess/boards/10?window=daily").get_json()
+    today = client.get("/api/v1/games/guess-claimed/boards/10?window=daily").get_json()
     assert today["total"] == 1
     clock.advance(86_400_000)  # the next day: a new, empty daily board
-    tomorrow = client.get("/api/v1/games/guess/boards/10?window=daily").get_json()
+    tomorrow = client.get("/api/v1/games/guess-claimed/boards/10?window=daily").get_json()
     assert tomorrow["total"] == 0 and tomorrow["period"] > today["period"]
-    again = client.get(f"/api/v1/games/guess/boards/10?window=daily&period={today['period']}")
+    again = client.get(
+        f"/api/v1/games/guess-claimed/boards/10?window=daily&period={today['period']}"
+    )
     assert again.get_json()["entries"] == today["entries"]
-    other = client.get("/api/v1/games/guess/boards/10?window=daily&period=2020-01-01")
+    other = client.get("/api/v1/games/guess-claimed/boards/10?window=daily&period=2020-01-01")
     assert other.get_json()["total"] == 0
 
 
 def test_a_retry_without_player_id_or_cookie_is_the_same_entry(app, queued):
     body = {**GOOD, "submission_id": "no-cookie-retry"}
-    first = app.test_client(use_cookies=False).post("/api/v1/games/guess/scores", json=body)
-    second = app.test_client(use_cookies=False).post("/api/v1/games/guess/scores", json=body)
+    first = app.test_client(use_cookies=False).post("/api/v1/games/guess-claimed/scores", json=body)
+    second = app.test_client(use_cookies=False).post(
+        "/api/v1/games/guess-claimed/scores", json=body
+    )
     assert first.status_code == second.status_code == 202
     assert first.get_json()["player_id"] == second.get_json()["player_id"]
     assert len(queued()) == 1
@@ -253,10 +260,10 @@ def test_a_retry_without_player_id_or_cookie_is_the_same_entry(app, queued):
 def test_another_player_reusing_a_submission_id_is_refused(app, queued):
     body = {**GOOD, "submission_id": "attempt-0001"}
     alice, bob = app.test_client(), app.test_client()
-    alice.post("/api/v1/games/guess/sessions", json={})
-    bob.post("/api/v1/games/guess/sessions", json={})
-    first = alice.post("/api/v1/games/guess/scores", json=body)
-    second = bob.post("/api/v1/games/guess/scores", json=body)
+    alice.post("/api/v1/games/guess-claimed/sessions", json={})
+    bob.post("/api/v1/games/guess-claimed/sessions", json={})
+    first = alice.post("/api/v1/games/guess-claimed/scores", json=body)
+    second = bob.post("/api/v1/games/guess-claimed/scores", json=body)
     assert first.status_code == 202
     assert second.status_code == 422
     assert "hiscore_player" not in second.headers.get("Set-Cookie", "")

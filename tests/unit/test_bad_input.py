@@ -25,9 +25,9 @@ def test_bad_submissions_are_refused(client, redis_client, queued, case):
 
 @pytest.mark.parametrize("name", HOSTILE_BUT_VALID_NAMES)
 def test_odd_names_are_kept_verbatim_and_never_become_keys(client, redis_client, work, name):
-    resp = client.post("/api/v1/games/guess/scores", json={**GOOD, "name": name})
+    resp = client.post("/api/v1/games/guess-claimed/scores", json={**GOOD, "name": name})
     assert resp.status_code == 202
     work()
-    top = client.get("/api/v1/games/guess/boards/10").get_json()
+    top = client.get("/api/v1/games/guess-claimed/boards/10").get_json()
     assert [e["name"] for e in top["entries"]] == [name]
     assert all(name not in key for key in redis_client.keys("*"))

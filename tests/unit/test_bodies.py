@@ -9,7 +9,7 @@ GOOD = b'{"name": "Ann", "score": 4, "variant": "10", "duration_ms": 5000}'
 
 def chunked(client, body: bytes):
     return client.post(
-        "/api/v1/games/guess/scores",
+        "/api/v1/games/guess-claimed/scores",
         input_stream=io.BytesIO(body),
         headers={"Transfer-Encoding": "chunked", "Content-Type": "application/json"},
     )

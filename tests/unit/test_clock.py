@@ -83,10 +83,10 @@ def test_a_rebuild_brings_back_todays_and_this_weeks_boards(redis_client, clock)
 
 
 def test_the_web_ranks_a_score_on_the_daily_board_of_its_day(client, work, clock):
-    resp = client.post("/api/v1/games/guess/scores", json=GOOD)
+    resp = client.post("/api/v1/games/guess-claimed/scores", json=GOOD)
     assert resp.status_code == 202
     work()
-    daily = client.get("/api/v1/games/guess/boards/10?window=daily").get_json()
+    daily = client.get("/api/v1/games/guess-claimed/boards/10?window=daily").get_json()
     assert daily["period"] == period_of("daily", clock.now)
     assert [(e["rank"], e["name"]) for e in daily["entries"]] == [(1, "Ann")]
     assert daily["entries"][0]["achieved_at"] == iso_time(clock.now)
@@ -105,10 +105,10 @@ def pinned(app) -> int:
 
 
 def test_the_web_takes_the_time_from_the_apps_clock(client, redis_client, work, pinned):
-    session = client.post("/api/v1/games/guess/sessions", json={"variant": "10"}).get_json()
+    session = client.post("/api/v1/games/guess-claimed/sessions", json={"variant": "10"}).get_json()
     assert session["token_expires_at"] == iso_time(pinned + 2 * 3600 * 1000)
 
-    resp = client.post("/api/v1/games/guess/scores", json=GOOD)
+    resp = client.post("/api/v1/games/guess-claimed/scores", json=GOOD)
     assert resp.status_code == 202
     ((_, fields),) = redis_client.xrange(keys.INGEST_STREAM)
     assert json.loads(fields["p"])["received_at"] == pinned
@@ -116,18 +116,18 @@ def test_the_web_takes_the_time_from_the_apps_clock(client, redis_client, work, 
 
     status = client.get(resp.get_json()["status_url"]).get_json()
     assert status["status"] == "accepted" and status["achieved_at"] == iso_time(pinned)
-    daily = client.get("/api/v1/games/guess/boards/10?window=daily").get_json()
+    daily = client.get("/api/v1/games/guess-claimed/boards/10?window=daily").get_json()
     assert daily["period"] == period_of("daily", pinned) != period_of("daily", now_ms())
     assert [e["name"] for e in daily["entries"]] == ["Ann"]
     real_today = period_of("daily", now_ms())
-    url = f"/api/v1/games/guess/boards/10?window=daily&period={real_today}"
+    url = f"/api/v1/games/guess-claimed/boards/10?window=daily&period={real_today}"
     assert client.get(url).get_json()["total"] == 0
 
 
 def test_the_tasks_take_the_time_from_the_apps_clock(app, client, redis_client, pinned):
     from app.worker.tasks import drain, stats
 
-    resp = client.post("/api/v1/games/guess/scores", json=GOOD)
+    resp = client.post("/api/v1/games/guess-claimed/scores", json=GOOD)
     with app.app_context():
         drain.apply()
         stats.apply()

@@ -78,13 +78,13 @@ def test_a_replay_after_its_record_expired_reports_the_logged_entry(redis_client
     assert verdict["status"] == "accepted"
     assert (verdict["score"], verdict["achieved_at"]) == (4, NOW - 5)
     assert "personal_best" not in verdict
-    assert redis_client.xlen(keys.log_key("guess", "10")) == 1
+    assert redis_client.xlen(keys.log_key("guess-claimed", "10")) == 1
 
 
 def test_a_run_cut_short_before_its_verdict_is_settled_on_the_rerun(redis_client, registry):
     from app.leaderboard.boards import Entry, apply_entries
 
-    game = registry.get("guess")
+    game = registry.get("guess-claimed")
     apply_entries(
         redis_client, [Entry("sub-cut-short", game, "10", "p" * 22, "Ann", 3, NOW - 5)], NOW
     )
@@ -92,14 +92,14 @@ def test_a_run_cut_short_before_its_verdict_is_settled_on_the_rerun(redis_client
         redis_client, registry, [payload("sub-cut-short")], NOW, 60
     )
     assert verdict["status"] == "accepted" and verdict["rank"] == 1
-    assert redis_client.xlen(keys.log_key("guess", "10")) == 1
+    assert redis_client.xlen(keys.log_key("guess-claimed", "10")) == 1
 
 
 def test_a_banned_player_is_rejected_and_nothing_is_logged(redis_client, registry):
-    redis_client.sadd(keys.banned_key("guess", "10"), "p" * 22)
+    redis_client.sadd(keys.banned_key("guess-claimed", "10"), "p" * 22)
     ((sid, verdict),) = ingest_submissions(redis_client, registry, [payload()], NOW, 60)
     assert verdict["status"] == "rejected" and verdict["code"] == "banned"
-    assert redis_client.xlen(keys.log_key("guess", "10")) == 0
+    assert redis_client.xlen(keys.log_key("guess-claimed", "10")) == 0
 
 
 # The ingest stream: what the web appends, a drain settles, whatever dies on the way.
@@ -131,7 +131,7 @@ def test_a_drain_settles_everything_waiting_and_leaves_an_empty_stream(redis_cli
     outcome = _drain(redis_client, registry, budget_ms=600_000)
     assert (outcome.settled, outcome.more) == (1200, False)
     assert redis_client.xlen(keys.INGEST_STREAM) == 0
-    assert redis_client.zcard(keys.ranking_key("guess", "10", "alltime", "all")) == 1200
+    assert redis_client.zcard(keys.ranking_key("guess-claimed", "10", "alltime", "all")) == 1200
     assert not redis_client.exists(keys.DRAIN_FLAG)  # the next submission schedules a drain
 
 
@@ -241,7 +241,7 @@ def test_the_worker_logs_each_verdict_with_the_request_that_brought_it(client, w
     logger.setLevel(logging.INFO)
     try:
         sent = client.post(
-            "/api/v1/games/guess/scores",
+            "/api/v1/games/guess-claimed/scores",
             json={"name": "Ann", "score": 4, "variant": "10", "duration_ms": 5000},
             headers={"X-Request-ID": "req-from-the-edge-1"},
         )
@@ -260,7 +260,9 @@ def test_the_worker_logs_each_verdict_with_the_request_that_brought_it(client, w
 # How Redis 6 reports an error raised inside a script, and how redis-py reports an error in a
 # pipeline (as replies of the redis-server the tests run read).
 _IN_SCRIPT = "Error running script (call to f_4d2c0e9a): @user_script:31: "
-_IN_PIPELINE = "Command # 3 (EVALSHA 4d2c0e9a 10 hs:{guess:10}:log) of pipeline caused error: "
+_IN_PIPELINE = (
+    "Command # 3 (EVALSHA 4d2c0e9a 10 hs:{guess-claimed:10}:log) of pipeline caused error: "
+)
 _OOM = "command not allowed when used memory > 'maxmemory'."
 _WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
 
@@ -326,7 +328,7 @@ def test_a_players_text_in_a_failed_command_cannot_pass_its_error_off_as_transie
 
 
 def _with_token(sid, player_id, run_id):
-    token = run_tokens.issue(TOKENS.secret, "guess", "10", player_id, run_id, NOW - 60_000)
+    token = run_tokens.issue(TOKENS.secret, "guess-claimed", "10", player_id, run_id, NOW - 60_000)
     return payload(sid, player_id=player_id, token=token)
 
 
@@ -334,7 +336,7 @@ def _poisoned_batch(client, size, poisoned):
     """``size`` entries with run tokens, the ``poisoned``-th of which the apply script cannot
     apply: its run's key holds a hash (as an operator's mistake or an old version might leave)."""
     batch = [_with_token(f"sub-{i:08d}", f"{i:022d}", f"run-{i:010d}") for i in range(size)]
-    client.hset(keys.run_key("guess", "10", f"run-{poisoned:010d}"), "by", "mistake")
+    client.hset(keys.run_key("guess-claimed", "10", f"run-{poisoned:010d}"), "by", "mistake")
     _enqueue(client, *batch)
     return [p["submission_id"] for p in batch]
 
@@ -351,7 +353,7 @@ def test_an_entry_the_apply_script_fails_on_is_answered_failed_and_its_neighbour
     verdicts = [_status(redis_client, sid) for sid in ids]
     assert verdicts[3]["code"] == "failed"
     assert [v["status"] for i, v in enumerate(verdicts) if i != 3] == ["accepted"] * 6
-    assert redis_client.zcard(keys.ranking_key("guess", "10", "alltime", "all")) == 6
+    assert redis_client.zcard(keys.ranking_key("guess-claimed", "10", "alltime", "all")) == 6
     (dead,) = redis_client.xrange(keys.DEAD_LETTERS)
     assert json.loads(dead[1]["p"])["submission_id"] == ids[3]
     assert "WRONGTYPE" in dead[1]["error"]

@@ -31,11 +31,12 @@ GOOD = {"name": "Ann", "score": 4, "variant": "10", "duration_ms": 5000}
 METHODS = ("get", "put", "post", "delete", "patch")
 #: A value for every path parameter (ids of the right shape that nothing holds).
 PATH_VALUES = {
-    "game_slug": "guess",
+    "game_slug": "guess-claimed",
     "variant": "10",
     "player_id": "p" * 22,
     "submission_id": "s" * 22,
     "task_id": "t" * 22,
+    "run_id": "r" * 22,
 }
 #: Endpoints that are pages for people, not the API.
 NOT_API = re.compile(r"^(static|pages\.)")
@@ -258,8 +259,8 @@ def test_the_document_is_served_as_json_and_built_once_per_app(app, client):
     # Examples of path parameters come from the app's own games.
     board = response.get_json()["paths"]["/api/v1/games/{game_slug}/boards/{variant}"]["get"]
     examples = {p["name"]: set(p.get("examples", {})) for p in board["parameters"]}
-    assert examples["game_slug"] == {"guess"}
-    assert examples["variant"] == {"10", "25", "100", "1000"}
+    assert examples["game_slug"] == {"guess", "guess-claimed", "untimed"}
+    assert examples["variant"] >= {"10", "25", "100", "1000"}
 
 
 def test_a_session_with_a_variant_answers_as_documented(app, client, document):
@@ -268,15 +269,16 @@ def test_a_session_with_a_variant_answers_as_documented(app, client, document):
     assert_documented(document, path, "post", bare)
     run = client.post("/api/v1/games/guess/sessions", json={"variant": "10", **keyed("p" * 22)})
     assert_documented(document, path, "post", run)
-    # Optional in the document: only a run of a variant has a token.
-    of_a_run = {"variant", "token", "token_expires_at"}
+    # Optional in the document: only a run of a variant has a token (and of a verified game,
+    # a run id).
+    of_a_run = {"variant", "token", "token_expires_at", "run_id"}
     session = document["components"]["schemas"]["Session"]
     assert of_a_run <= set(session["properties"]) - set(session["required"])
     assert not of_a_run & set(bare.get_json())
     answer = run.get_json()
     assert (answer["game"], answer["variant"], answer["player_id"]) == ("guess", "10", "p" * 22)
-    # The token is one the service takes with a score of this run until token_expires_at, and
-    # not a millisecond longer.
+    # The token is one the service takes with a score of this run until token_expires_at (and
+    # the clock slack between hosts after it), and not a millisecond longer.
     with app.app_context():
         policy = get_token_policy()
     expires_at = round(datetime.fromisoformat(answer["token_expires_at"]).timestamp() * 1000)
@@ -296,7 +298,8 @@ def test_a_session_with_a_variant_answers_as_documented(app, client, document):
     token = check_at(expires_at)
     assert isinstance(token, RunToken)
     assert token.issued_at == expires_at - policy.max_age_s * 1000
-    assert check_at(expires_at + 1).code == "token_expired"
+    assert isinstance(check_at(expires_at + run_tokens.CLOCK_SLACK_MS), RunToken)
+    assert check_at(expires_at + run_tokens.CLOCK_SLACK_MS + 1).code == "token_expired"
 
 
 def test_with_redis_down_every_operation_answers_as_documented(client, document, fake_server):
@@ -337,12 +340,14 @@ def test_past_the_rate_limit_every_operation_answers_as_documented(redis_client,
 def test_verdicts_answer_as_documented(client, work, document):
     path = "/api/v1/submissions/{submission_id}"
     player = keyed("p" * 22)
-    queued = client.post("/api/v1/games/guess/scores", json={**GOOD, **player}).get_json()
+    queued = client.post("/api/v1/games/guess-claimed/scores", json={**GOOD, **player}).get_json()
     answers = [client.get(queued["status_url"])]
     # A score of a player banned before the worker reaches it is rejected.
     other = keyed("q" * 22)
-    doomed = client.post("/api/v1/games/guess/scores", json={**GOOD, **other}).get_json()
-    banned = client.delete(f"/api/v1/admin/games/guess/players/{'q' * 22}", headers=OPERATOR)
+    doomed = client.post("/api/v1/games/guess-claimed/scores", json={**GOOD, **other}).get_json()
+    banned = client.delete(
+        f"/api/v1/admin/games/guess-claimed/players/{'q' * 22}", headers=OPERATOR
+    )
     assert_documented(document, "/api/v1/admin/games/{game_slug}/players/{player_id}", "delete",
                       banned)  # fmt: skip
     work()

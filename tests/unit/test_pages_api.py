@@ -146,15 +146,15 @@ def test_a_jsonp_read_past_the_rate_limit_calls_back_with_the_429(redis_client):
 
 
 def test_jsonp_answers_of_successful_reads_are_the_plain_answers_called_back(client, work):
-    queued = client.post("/api/v1/games/guess/scores", json=GOOD).get_json()
+    queued = client.post("/api/v1/games/guess-claimed/scores", json=GOOD).get_json()
     work()
     player = queued["player_id"]
     for url in [
         "/api/v1/games",
-        "/api/v1/games/guess",
-        "/api/v1/games/guess/boards/10",
-        f"/api/v1/games/guess/boards/10/players/{player}",
-        "/api/v1/games/guess/boards/10/stats",
+        "/api/v1/games/guess-claimed",
+        "/api/v1/games/guess-claimed/boards/10",
+        f"/api/v1/games/guess-claimed/boards/10/players/{player}",
+        "/api/v1/games/guess-claimed/boards/10/stats",
         queued["status_url"],
     ]:
         plain, answer = client.get(url), jsonp(client, url)

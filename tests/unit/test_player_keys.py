@@ -9,8 +9,8 @@ from tests.cases import GOOD
 from tests.conftest import keyed
 
 PLAYER = "r" * 22
-SESSIONS = "/api/v1/games/guess/sessions"
-SCORES = "/api/v1/games/guess/scores"
+SESSIONS = "/api/v1/games/guess-claimed/sessions"
+SCORES = "/api/v1/games/guess-claimed/scores"
 
 
 def revoke(redis_client, player_id=PLAYER):

@@ -9,7 +9,7 @@ GOOD = {"name": "Ann", "score": 4, "variant": "10", "duration_ms": 5000}
 
 
 def post(client, body=GOOD, **kwargs):
-    return client.post("/api/v1/games/guess/scores", json=body, **kwargs)
+    return client.post("/api/v1/games/guess-claimed/scores", json=body, **kwargs)
 
 
 def test_an_address_past_its_limit_gets_429_and_nothing_is_stored(limited, redis_client):
@@ -111,7 +111,9 @@ def test_with_redis_down_the_limits_answer_503_not_500(limited, fake_server):
 )
 def test_what_the_limits_read_of_a_body_cannot_break_them(limited, body):
     client = limited().test_client()
-    resp = client.post("/api/v1/games/guess/scores", data=body, content_type="application/json")
+    resp = client.post(
+        "/api/v1/games/guess-claimed/scores", data=body, content_type="application/json"
+    )
     assert 400 <= resp.status_code < 500
     assert resp.mimetype == "application/problem+json"
 

@@ -80,11 +80,13 @@ def test_a_queued_record_is_stored_as_the_previous_release_wrote_it():
 
 
 def test_a_retry_of_a_submission_the_old_release_queued_is_the_same_entry(client, redis_client):
-    fp = submissions.fingerprint({**GOOD, "game": "guess"})
+    fp = submissions.fingerprint({**GOOD, "game": "guess-claimed"})
     old = json.loads(OLD_QUEUED) | {"fingerprint": fp}
     redis_client.set(keys.submission_key("sub-old-queued"), json.dumps(old))
     resp = client.post(
-        "/api/v1/games/guess/scores", json=GOOD, headers={"Idempotency-Key": "sub-old-queued"}
+        "/api/v1/games/guess-claimed/scores",
+        json=GOOD,
+        headers={"Idempotency-Key": "sub-old-queued"},
     )
     assert resp.status_code == 202
     assert resp.get_json() == {

@@ -51,11 +51,11 @@ def known(app, work, redis_client, registry):
     for i, score in enumerate((3, 5, 5, 8)):
         body = {"name": f"P{i}", "score": score, "variant": "10", "duration_ms": 9000}
         # A client each (a client keeps the player's cookie): four players.
-        answer = app.test_client().post("/api/v1/games/guess/scores", json=body).get_json()
+        answer = app.test_client().post("/api/v1/games/guess-claimed/scores", json=body).get_json()
         players.append(answer["player_id"])
         submissions.append(answer["submission_id"])
     work(now_ms())
-    compute_family(redis_client, registry.get("guess"), "10", now_ms())
+    compute_family(redis_client, registry.get("guess-claimed"), "10", now_ms())
     record_heartbeat(redis_client, "worker@test", {"hostname": "worker@test", "pid": 1})
     task = app.test_client().post(
         "/api/v1/admin/prune", json={"game": "guess"}, headers={"Authorization": f"Bearer {TOKEN}"}

@@ -12,7 +12,7 @@ from tests.cases import GOOD, NOW
 def _submit(redis_client, registry, drains, **changes):
     return scoring.submit_score(
         redis_client,
-        registry.get("guess"),
+        registry.get("guess-claimed"),
         ScoreIn.model_validate(GOOD),
         submission_id=changes.pop("submission_id", "sub-plain-0001"),
         claimed=changes.pop("claimed", None),
@@ -45,12 +45,12 @@ def test_a_reused_id_for_another_player_is_refused(redis_client, registry):
 
 def test_a_rebuild_of_busy_boards_is_refused_and_queues_nothing(redis_client):
     queued = []
-    families = [("guess", "10")]
+    families = [("guess-claimed", "10")]
     first = operator_tasks.start_rebuild(
         redis_client, families, NOW, lambda t, f: queued.append((t, f))
     )
     with pytest.raises(operator_tasks.Busy) as busy:
         operator_tasks.start_rebuild(redis_client, families, NOW, lambda t, f: queued.append(t))
     assert busy.value.holders == [first]
-    assert queued == [(first, [["guess", "10"]])]
+    assert queued == [(first, [["guess-claimed", "10"]])]
     assert operations.read_task(redis_client, first)["state"] == "queued"

@@ -5,6 +5,7 @@ from app.leaderboard.games import load_registry
 from app.leaderboard.schemas import ScoreIn, clean_name
 from app.leaderboard.validation import check_rules, validate_queued
 from tests.cases import NOW, queued_payload
+from tests.processes import TEST_GAMES
 
 GUESS = load_registry().get("guess")
 
@@ -163,10 +164,10 @@ queued = queued_payload
     ],
 )
 def test_the_worker_judges_queued_messages_from_scratch(payload, code):
-    assert validate_queued(load_registry(), payload).code == code
+    assert validate_queued(load_registry(str(TEST_GAMES)), payload).code == code
 
 
 def test_a_good_queued_message_passes():
-    sub, game, run = validate_queued(load_registry(), queued())
+    sub, game, run = validate_queued(load_registry(str(TEST_GAMES)), queued())
     assert run is None  # no token, and none asked for
-    assert game.slug == "guess" and sub.score == 3 and sub.received_at == NOW - 5
+    assert game.slug == "guess-claimed" and sub.score == 3 and sub.received_at == NOW - 5

@@ -161,6 +161,7 @@ _PATH_PARAMETERS: dict[str, tuple[str, str]] = {
     "player_id": (PLAYER_ID_PATTERN, "A player's id."),
     "submission_id": (SUBMISSION_ID_PATTERN, "A submission's id."),
     "task_id": (SUBMISSION_ID_PATTERN, "An operator task's id."),
+    "run_id": (SUBMISSION_ID_PATTERN, "A run's id, from the session that started it."),
 }
 
 #: Request headers an operation may declare.

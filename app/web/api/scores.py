@@ -16,7 +16,7 @@ from app.leaderboard.players import (
 )
 from app.leaderboard.records import ScoreQueued, Session, Submission
 from app.leaderboard.schemas import ScoreIn, SessionIn, WaitQuery
-from app.leaderboard.validation import check_rules
+from app.leaderboard.validation import check_claim
 from app.log_context import current_request_id
 from app.storage import submissions
 from app.web.api.inputs import (
@@ -160,7 +160,13 @@ def start_session(game_slug: str) -> tuple[Response, int]:
     else:
         _confirm_key(player_id, body.rotate)
     session = scoring.start_session(
-        game, body.variant, player_id, _key_of(player_id), get_token_policy(), read_clock()
+        get_redis(),
+        game,
+        body.variant,
+        player_id,
+        _key_of(player_id),
+        get_token_policy(),
+        read_clock(),
     )
     response = jsonify(session.model_dump(mode="json", exclude_none=True))
     response.headers["Cache-Control"] = "no-store"
@@ -202,7 +208,7 @@ def submit_score(game_slug: str) -> tuple[Response, int]:
     game = require_game(game_slug)
     body = parse_body(ScoreIn, json_body())
     require_body_variant(game, body.variant)
-    errors = check_rules(game, body.variant, body.score, body.duration_ms)
+    errors = check_claim(game, body.variant, body.score, body.duration_ms, body.token)
     if errors:
         raise validation_problem("The score breaks the rules of the game.", errors)
     submission_id = _submission_id(body)
