@@ -247,6 +247,9 @@ class OverTime(Answer):
 class Stats(Answer):
     """Stats of a board, as of the stats job's last run (computed_at null: not yet)."""
 
+    # Read back from what the stats job stored, perhaps by a later release with more fields.
+    model_config = ConfigDict(extra="ignore")
+
     game: str
     variant: str
     window: Window

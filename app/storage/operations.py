@@ -86,7 +86,9 @@ def update_task(client: redis.Redis, task_id: str, **fields: Any) -> None:
 def read_task(client: redis.Redis, task_id: str) -> dict[str, Any] | None:
     """A task record as the API shows it, or None."""
     raw = cast(dict[str, str], client.hgetall(keys.task_key(task_id)))
-    if not raw:
+    if "kind" not in raw:
+        # Unknown, or expired and then touched by the task's last progress update: what is
+        # left is no record.
         return None
     task: dict[str, Any] = {
         "task_id": task_id,

@@ -268,3 +268,25 @@ def test_every_endpoint_refuses_a_bad_variant_with_the_same_problem(client, redi
     assert set(answers["scores"][4]) == {"variant"}
     assert all(answer == answers["scores"] for answer in answers.values()), answers
     assert redis_client.dbsize() == 0
+
+
+def test_a_task_record_left_as_a_fragment_after_it_expired_is_unknown(client, redis_client):
+    # The record expired; the task's last progress update then wrote a few fields back.
+    redis_client.hset(keys.task_key("gone-task-0001"), mapping={"done": 5, "total": 5})
+    answer = client.get("/api/v1/admin/tasks/gone-task-0001", headers=AUTH)
+    assert answer.status_code == 404 and answer.mimetype == "application/problem+json"
+
+
+def test_stats_stored_by_a_later_release_with_more_fields_still_read(client, redis_client):
+    from app.leaderboard.records import Stats
+
+    stored = {
+        **Stats.not_computed("guess", "100", "alltime", "all").model_dump(),
+        "count": 1,
+        "computed_at": 1,
+        "a_later_field": 7,
+    }
+    redis_client.set(keys.stats_key("guess", "100", "alltime", "all"), json.dumps(stored))
+    answer = client.get("/api/v1/games/guess/boards/100/stats")
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["count"] == 1 and "a_later_field" not in answer.get_json()
