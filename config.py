@@ -157,6 +157,9 @@ class Config:
         # A long-poll re-reads its record this often (s) besides being woken by the verdict's
         # announcement: the bound on the delay a lost announcement causes.
         self.LONGPOLL_RECHECK_SECONDS = _env_int("HISCORE_LONGPOLL_RECHECK", 1)
+        # Seconds a client may take to send a request body (the web answers 408 after that),
+        # so that a client trickling its body cannot hold a connection for good.
+        self.BODY_TIMEOUT_SECONDS = _env_int("HISCORE_BODY_TIMEOUT", 10)
         # Where `manage.py up` starts its own Redis when REDIS_URL is unset.
         self.EMBEDDED_REDIS_PORT = _env_int("HISCORE_REDIS_PORT", 6390)
         # Whether every score must carry a run token from POST /sessions (the page always
@@ -165,6 +168,8 @@ class Config:
             "HISCORE_RUN_TOKENS_REQUIRED", self.DEFAULT_RUN_TOKENS_REQUIRED
         )
         self.RUN_TOKEN_MAX_AGE = _env_int("HISCORE_RUN_TOKEN_MAX_AGE", 2 * 3600)
+        # Whether /metrics answers anyone; otherwise it needs the operator token (Bearer).
+        self.METRICS_PUBLIC = _env_bool("HISCORE_METRICS_PUBLIC", False)
         # Rate limits (Flask-Limiter notation), per client address unless said otherwise.
         self.RATE_LIMITS_ENABLED = _env_bool("HISCORE_RATE_LIMITS_ENABLED", True)
         self.RATE_LIMIT_PER_ADDRESS = env.get("HISCORE_RATE_LIMIT", "600/minute")

@@ -26,6 +26,8 @@ def create_app(config_name: str | None = None, overrides: dict[str, Any] | None 
     register_extensions(app)
     register_blueprints(app)
     register_rate_limits(app)
+    register_body_guard(app)
+    register_security_headers(app)
     register_errorhandlers(app)
     register_commands(app)
     return app
@@ -61,6 +63,9 @@ def register_blueprints(app: Flask) -> None:
     from app.web import health, pages
     from app.web.api import create_api_blueprint
 
+    # werkzeug answers "//x" with a 308 to an absolute URL built from the Host header the
+    # client sent; a path with doubled slashes is simply not found instead.
+    app.url_map.merge_slashes = False
     app.register_blueprint(create_api_blueprint())
     app.register_blueprint(pages.bp)
     app.register_blueprint(health.bp)
@@ -71,6 +76,22 @@ def register_rate_limits(app: Flask) -> None:
     from app.web.rate_limits import init_rate_limits
 
     init_rate_limits(app)
+
+
+def register_body_guard(app: Flask) -> None:
+    """Read every request body within the size limit and the body timeout."""
+    from app.web.bodies import BodyGuard
+
+    app.wsgi_app = BodyGuard(  # type: ignore[method-assign]
+        app.wsgi_app, app.config["MAX_CONTENT_LENGTH"], app.config["BODY_TIMEOUT_SECONDS"]
+    )
+
+
+def register_security_headers(app: Flask) -> None:
+    """CSP, framing, sniffing and referrer headers on every answer."""
+    from app.web.security_headers import init_security_headers
+
+    init_security_headers(app)
 
 
 def register_errorhandlers(app: Flask) -> None:

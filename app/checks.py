@@ -7,6 +7,7 @@ the app, so a configuration the app would refuse is reported as a line, not a tr
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -83,6 +84,7 @@ def run_checks(
     redis_checks, client = check_redis(config.REDIS_URL, connect)
     results += redis_checks
     if client is not None:
+        results.append(check_redis_auth(config.REDIS_URL))
         results += check_persistence(client)
     results.append(
         check_broker(
@@ -169,6 +171,34 @@ def check_redis(
     except redis.RedisError:
         version = "?"
     return [Check(OK, "redis", f"{redact(url)} answers (Redis {version})")], client
+
+
+def _loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name: it may resolve anywhere
+        return False
+
+
+def check_redis_auth(url: str) -> Check:
+    """A data Redis beyond loopback asks for a password (called once it answered ``url``: if
+    the URL has none, the server took commands without one)."""
+    split = urlsplit(url)
+    if split.scheme == "unix":
+        return Check(OK, "redis-auth", "a Unix socket, reachable from this machine only")
+    host = split.hostname or "localhost"
+    if split.password:
+        return Check(OK, "redis-auth", "REDIS_URL carries a password")
+    if _loopback(host):
+        return Check(OK, "redis-auth", f"no password, on the loopback ({host})")
+    return Check(
+        WARN,
+        "redis-auth",
+        f"{redact(url)} answers without a password from beyond the loopback: anyone who can "
+        "reach it can rewrite the boards; set requirepass and put the password in REDIS_URL",
+    )
 
 
 def check_persistence(client: redis.Redis) -> list[Check]:

@@ -41,9 +41,20 @@ class Problem(Exception):
 MACHINE_PATHS = ("/api/", "/healthz", "/readyz", "/metrics")
 
 
+def wants_json() -> bool:
+    """Whether the request is for a machine: a JSON path, or an Accept that prefers JSON to a
+    page (a browser asks for HTML first; ``*/*`` gets the page)."""
+    if request.path.startswith(MACHINE_PATHS):
+        return True
+    best = request.accept_mimetypes.best_match(
+        ["text/html", "application/json", "application/problem+json"]
+    )
+    return best in ("application/json", "application/problem+json")
+
+
 def problem_response(problem: Problem) -> Response:
-    """Render a :class:`Problem`: problem+json for the API, a short page for a person."""
-    if not request.path.startswith(MACHINE_PATHS):
+    """Render a :class:`Problem`: problem+json for a machine, a short page for a person."""
+    if not wants_json():
         html = render_template("error.html", problem=problem)
         return Response(html, status=problem.status, mimetype="text/html", headers=problem.headers)
     body: dict[str, Any] = {

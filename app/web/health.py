@@ -2,11 +2,12 @@
 
 from typing import Literal
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, Field
 
 from app.extensions import get_redis
 from app.web.api.openapi import documented
+from app.web.auth import check_operator
 from app.web.errors import Problem
 from app.worker.status import live_workers
 
@@ -20,10 +21,10 @@ class Health(BaseModel):
 
 
 class Ready(BaseModel):
-    """Redis answers and workers report in."""
+    """Redis answers and workers report in (how many, only to the operator)."""
 
     status: Literal["ready"] = "ready"
-    workers: int = Field(ge=0)
+    workers: int | None = Field(default=None, ge=0)
 
 
 @bp.get("/healthz")
@@ -42,7 +43,11 @@ def healthz() -> Response:
     limited=False,
 )
 def readyz() -> Response:
-    """Ready when Redis answers and at least one worker's heartbeat is fresh."""
+    """Ready when Redis answers and at least one worker's heartbeat is fresh; how many workers,
+    and why not, only to the operator (its token)."""
+    operator = "Authorization" in request.headers
+    if operator:
+        check_operator()
     client = get_redis()
     client.ping()
     workers = live_workers(client)
@@ -50,8 +55,11 @@ def readyz() -> Response:
         raise Problem(
             503,
             "Service Unavailable",
-            "No worker has reported in: scores would wait in the queue.",
-            kind="no-worker",
+            "No worker has reported in: scores would wait in the queue."
+            if operator
+            else "The service is not ready.",
+            kind="no-worker" if operator else "not-ready",
             headers={"Retry-After": "10"},
         )
-    return jsonify(Ready(workers=len(workers)).model_dump(mode="json"))
+    ready = Ready(workers=len(workers) if operator else None)
+    return jsonify(ready.model_dump(mode="json", exclude_none=True))

@@ -23,7 +23,12 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from app.storage import intake, keys
 from app.storage.submissions import LATENCY_BUCKETS
 from app.web.api.openapi import documented
+from app.web.auth import check_operator
 from app.worker.status import live_workers, queue_depths
+
+#: The methods counted by name; any other is counted as "other", so that no client can add
+#: series (every label value is a series kept for good in the multiprocess files).
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class StoreCollector:
@@ -94,12 +99,12 @@ def init_metrics(app: Flask) -> None:
     def observe(response: Response) -> Response:
         started = g.pop("request_started", None)
         if started is not None:
+            # An endpoint is one of the app's own names, never the path the client sent.
             endpoint = request.url_rule.endpoint if request.url_rule else "unmatched"
+            method = request.method if request.method in METHODS else "other"
             # A JSONP error goes out as 200 (see app/web/api/jsonp.py); count what it answered.
             status = g.get("answered_status", response.status_code)
-            latency.labels(request.method, endpoint, str(status)).observe(
-                time.perf_counter() - started
-            )
+            latency.labels(method, endpoint, str(status)).observe(time.perf_counter() - started)
         return response
 
     store = CollectorRegistry()
@@ -107,10 +112,16 @@ def init_metrics(app: Flask) -> None:
 
     @documented(
         "meta",
-        "Prometheus metrics",
+        "Prometheus metrics (the operator token unless HISCORE_METRICS_PUBLIC)",
         {200: ("The Prometheus text format.", {"text/plain": {"schema": {"type": "string"}}})},
+        problems=[401, 403],
+        operator=True,
     )
     def metrics() -> Response:
+        # Counts, queues and endpoint names are for the operator, unless opened on purpose
+        # (a scraper on a private network that cannot send a token).
+        if not app.config["METRICS_PUBLIC"]:
+            check_operator()
         if multiprocess:
             requests_registry = CollectorRegistry()
             MultiProcessCollector(requests_registry)

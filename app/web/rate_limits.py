@@ -6,13 +6,17 @@ proxies, the one those proxies saw (werkzeug's ``ProxyFix`` takes that many entr
 right of X-Forwarded-For), so a client cannot pick its own address by sending the header.
 A player is counted only when the request proves it (its key or cookie): counting a player a
 request merely names would let anyone use up someone else's allowance.
+
+The address limit is one budget across the whole app, paths no route matches included (they
+cost the service as much, and would otherwise be free to flood); the operator endpoints share
+another, so that each new endpoint does not add token guesses.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import Flask, current_app, g, request
+from flask import Flask, Response, current_app, g, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -46,6 +50,14 @@ def _player_key() -> str:
     return f"player:{proven_player()}"
 
 
+def _retry_after_only_when_refused(response: Response) -> Response:
+    # Flask-Limiter's headers put Retry-After on every answer; a client would read it as
+    # "wait", so it stays only where it means that.
+    if response.status_code not in (429, 503):
+        response.headers.pop("Retry-After", None)
+    return response
+
+
 def _setting(name: str) -> Callable[[], str]:
     return lambda: current_app.config[name]
 
@@ -59,11 +71,24 @@ VIEW_LIMITS: dict[str, list[tuple[str, bool]]] = {
     "api.scores.start_session": [("RATE_LIMIT_SESSIONS_PER_ADDRESS", False)],
 }
 
-#: Blueprints whose every view has a limit of its own instead of the default.
+#: Blueprints whose views share one limit (per address, counted together).
 BLUEPRINT_LIMITS: dict[str, str] = {"api.admin": "RATE_LIMIT_ADMIN_PER_ADDRESS"}
+
+#: What a request no route matches (404, 405) is counted as: Flask-Limiter skips a request
+#: without an endpoint, which would leave such requests unlimited.
+UNMATCHED = "unmatched"
+
+
+def _request_identifier() -> str:
+    return request.endpoint or UNMATCHED
+
 
 #: What is never limited: probes and scrapes come from the platform, often all from one address.
 EXEMPT_BLUEPRINTS = ("health",)
+
+#: Views that take the operator token besides the operator blueprint: a request that sends a
+#: token counts in the operator budget, so that they add no token guesses.
+OPERATOR_VIEWS = ("health.readyz", "metrics")
 
 
 def init_rate_limits(app: Flask) -> Limiter:
@@ -85,8 +110,14 @@ def init_rate_limits(app: Flask) -> Limiter:
     # Redis down means nothing can be stored anyway: let the error answer 503.
     config.setdefault("RATELIMIT_SWALLOW_ERRORS", False)
     config.setdefault("RATELIMIT_ENABLED", config["RATE_LIMITS_ENABLED"])
+    config.setdefault("RATELIMIT_REQUEST_IDENTIFIER", _request_identifier)
+    # Registered before the limiter's own, so that it runs after it (Flask runs them last
+    # registered first).
+    app.after_request(_retry_after_only_when_refused)
     limiter = Limiter(
-        key_func=get_remote_address, app=app, default_limits=[_setting("RATE_LIMIT_PER_ADDRESS")]
+        key_func=get_remote_address,
+        app=app,
+        application_limits=[_setting("RATE_LIMIT_PER_ADDRESS")],
     )
     if not config["RATELIMIT_ENABLED"]:
         # Nothing to count: leave the views unwrapped (the wrappers cost even when disabled).
@@ -105,7 +136,13 @@ def init_rate_limits(app: Flask) -> Limiter:
                 view = limiter.limit(_setting(setting))(view)
         app.view_functions[endpoint] = view
     for name, setting in BLUEPRINT_LIMITS.items():
-        limiter.limit(_setting(setting))(app.blueprints[name])
+        limiter.shared_limit(_setting(setting), scope=name)(app.blueprints[name])
+    for endpoint in OPERATOR_VIEWS:
+        app.view_functions[endpoint] = limiter.shared_limit(
+            _setting(BLUEPRINT_LIMITS["api.admin"]),
+            scope="api.admin",
+            exempt_when=lambda: "Authorization" not in request.headers,
+        )(app.view_functions[endpoint])
     for name in EXEMPT_BLUEPRINTS:
         limiter.exempt(app.blueprints[name])
     app.extensions["hiscore.limiter"] = limiter  # the wrapped views hold it only weakly

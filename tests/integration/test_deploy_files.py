@@ -11,9 +11,11 @@ CI (``CI`` set), where a skip would pass for a check never made.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
@@ -161,9 +163,13 @@ def test_a_stop_waits_longer_than_the_work_it_lets_finish():
         assert int(settings["TimeoutStopSec"][0]) > longest, unit_name
 
 
-def test_nginx_accepts_the_site(nginx, tmp_path):
+def _nginx_conf(tmp_path: Path, port: int = 80) -> Path:
     site = tmp_path / "hiscore.conf"
-    site.write_text(_installed((DEPLOY / "nginx" / "hiscore.conf").read_text()))
+    text = _installed((DEPLOY / "nginx" / "hiscore.conf").read_text())
+    if port != 80:  # to serve it here: loopback only, on a free port
+        text = text.replace("listen 80;", f"listen 127.0.0.1:{port};")
+        text = text.replace("listen [::]:80;\n", "")
+    site.write_text(text)
     temp_paths = "\n".join(
         f"    {kind}_temp_path {tmp_path / kind};"
         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
@@ -179,6 +185,11 @@ def test_nginx_accepts_the_site(nginx, tmp_path):
         f"    include {site};\n"
         "}\n"
     )
+    return conf
+
+
+def test_nginx_accepts_the_site(nginx, tmp_path):
+    conf = _nginx_conf(tmp_path)
     result = _run([nginx, "-t", "-c", str(conf), "-p", str(tmp_path), "-e", "stderr"])
     assert result.returncode == 0, result.stderr
     assert "test is successful" in result.stderr
@@ -256,3 +267,50 @@ def test_the_environment_file_names_every_setting():
     assert re.search(r"^HISCORE_CONFIG=production$", example, re.M)
     assert re.search(r"^HISCORE_TRUSTED_PROXIES=1$", example, re.M)
     assert re.search(r"^LOG_FORMAT=json$", example, re.M)
+
+
+def _raw(port: int, request: bytes) -> tuple[bytes, bytes]:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return head, body
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GARBAGE\r\n\r\n", 400),
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n", 400),
+        (b"POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+        (b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 404),
+    ],
+    ids=["malformed", "uri-too-long", "header-too-long", "unknown-coding", "metrics"],
+)
+def test_what_nginx_refuses_itself_is_problem_json(nginx, tmp_path, request_bytes, status):
+    port = free_port()
+    conf = _nginx_conf(tmp_path, port)
+    log = tmp_path / "nginx.out"
+    with open(log, "wb") as out:
+        server = subprocess.Popen(
+            [nginx, "-c", str(conf), "-p", str(tmp_path), "-e", "stderr", "-g", "daemon off;"],
+            stderr=out,
+        )
+    try:
+        wait_for(lambda: _port_open(port) or server.poll() is not None, 10, "nginx to listen")
+        assert server.poll() is None, log.read_text()
+        head, body = _raw(port, request_bytes)
+    finally:
+        server.terminate()
+        server.wait(10)
+    assert head.split(b" ")[1] == str(status).encode(), head
+    assert b"Content-Type: application/problem+json" in head
+    assert json.loads(body)["status"] == status
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0

@@ -14,6 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.cases import GOOD
 from tests.processes import BIN, Process, wait_for
 
+OPERATOR = {"Authorization": "Bearer testing-operator-token"}
+
 AUTH = {"Authorization": "Bearer testing-operator-token"}
 
 
@@ -191,7 +193,7 @@ def _served(metrics, endpoint: str) -> float:
 
 def test_metrics_count_requests_served_by_every_web_worker(live):
     def scraped() -> float:
-        text = requests.get(live.url("/metrics"), timeout=10).text
+        text = requests.get(live.url("/metrics"), headers=OPERATOR, timeout=10).text
         return _served(text_string_to_metric_families(text), "api.boards.list_games")
 
     def by_worker(endpoint: str) -> dict[int, float]:
@@ -231,7 +233,10 @@ def test_metrics_count_requests_served_by_every_web_worker(live):
     wait_for(both_scraped, 60, "both gunicorn workers to answer /metrics", every=0)
     # Both Celery workers report in within a heartbeat (the fixture wiped the data Redis).
     wait_for(
-        lambda: requests.get(live.url("/readyz"), timeout=10).json().get("workers") == 2,
+        lambda: (
+            requests.get(live.url("/readyz"), headers=OPERATOR, timeout=10).json().get("workers")
+            == 2
+        ),
         30,
         "both workers' heartbeats",
     )

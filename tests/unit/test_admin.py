@@ -192,13 +192,13 @@ def test_readyz_needs_a_worker_heartbeat(client, redis_client):
     from app.worker.status import record_heartbeat
 
     record_heartbeat(redis_client, "w@host", {"hostname": "w@host"})
-    assert client.get("/readyz").get_json() == {"status": "ready", "workers": 1}
+    assert client.get("/readyz", headers=AUTH).get_json() == {"status": "ready", "workers": 1}
 
 
 def test_metrics_expose_requests_and_verdicts(client, work):
     client.post("/api/v1/games/guess-claimed/scores", json=GOOD)
     work()
-    text = client.get("/metrics").get_data(as_text=True)
+    text = client.get("/metrics", headers=AUTH).get_data(as_text=True)
     assert 'hiscore_submissions_total{code="",verdict="accepted"} 1.0' in text
     assert "hiscore_ingest_latency_seconds_count 1.0" in text
     assert 'hiscore_queue_depth{queue="ingest"} 1.0' in text  # the drain, never run here
@@ -211,7 +211,7 @@ def test_metrics_count_a_jsonp_error_by_the_status_it_answered(client):
     assert answer.status_code == 200  # a script tag runs nothing answered with an error status
     body = answer.get_data(as_text=True)
     assert body.startswith("/**/cb(") and json.loads(body[len("/**/cb(") : -2])["status"] == 404
-    text = client.get("/metrics").get_data(as_text=True)
+    text = client.get("/metrics", headers=AUTH).get_data(as_text=True)
     counted = [
         line
         for line in text.splitlines()

@@ -122,17 +122,20 @@ def test_one_drain_is_scheduled_for_many_waiting_submissions(client, redis_clien
 
 
 def test_sessions_issue_a_player_id_and_keep_it_in_a_cookie(client):
-    resp = client.post("/api/v1/games/guess-claimed/sessions")
+    resp = client.post("/api/v1/games/guess-claimed/sessions", json={})
     assert resp.status_code == 201
     player_id = resp.get_json()["player_id"]
     assert f"hiscore_player={player_id}" in resp.headers["Set-Cookie"]
     # The cookie identifies the player from then on, in sessions and in scores.
-    assert client.post("/api/v1/games/guess-claimed/sessions").get_json()["player_id"] == player_id
+    assert (
+        client.post("/api/v1/games/guess-claimed/sessions", json={}).get_json()["player_id"]
+        == player_id
+    )
     assert submit(client).get_json()["player_id"] == player_id
 
 
 def test_a_player_proven_by_its_key_wins_over_the_cookie(client):
-    client.post("/api/v1/games/guess-claimed/sessions")
+    client.post("/api/v1/games/guess-claimed/sessions", json={})
     resp = client.post("/api/v1/games/guess-claimed/sessions", json=keyed("q" * 20))
     assert resp.get_json() == {"game": "guess-claimed", **keyed("q" * 20)}
     assert submit(client).get_json()["player_id"] == "q" * 20  # the cookie follows
@@ -257,8 +260,8 @@ def test_a_retry_without_player_id_or_cookie_is_the_same_entry(app, queued):
 def test_another_player_reusing_a_submission_id_is_refused(app, queued):
     body = {**GOOD, "submission_id": "attempt-0001"}
     alice, bob = app.test_client(), app.test_client()
-    alice.post("/api/v1/games/guess-claimed/sessions")
-    bob.post("/api/v1/games/guess-claimed/sessions")
+    alice.post("/api/v1/games/guess-claimed/sessions", json={})
+    bob.post("/api/v1/games/guess-claimed/sessions", json={})
     first = alice.post("/api/v1/games/guess-claimed/scores", json=body)
     second = bob.post("/api/v1/games/guess-claimed/scores", json=body)
     assert first.status_code == 202

@@ -79,6 +79,7 @@ def test_a_sound_production_deployment_passes_every_check(env, servers):
         "secrets",
         "logs",
         "redis",
+        "redis-auth",
         "persistence",
         "eviction",
         "broker",
@@ -216,3 +217,24 @@ def test_the_command_reports_a_refused_production_config_in_lines_and_exits_1(en
         in lines
     )
     assert any(line.startswith("FAIL redis: REDIS_URL redis://127.0.0.1:") for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("url", "status"),
+    [
+        ("redis://data.example:6379/0", WARN),
+        ("redis://10.0.0.5:6379/0", WARN),
+        ("redis://[2001:db8::1]:6379/0", WARN),
+        ("redis://:s3cret-pw@data.example:6379/0", OK),
+        ("redis://127.0.0.1:6379/0", OK),
+        ("redis://localhost:6379/0", OK),
+        ("redis://[::1]:6379/0", OK),
+        ("unix:///run/redis.sock", OK),
+    ],
+)
+def test_a_redis_beyond_the_loopback_without_a_password_is_a_warning(env, servers, url, status):
+    env.setenv("REDIS_URL", url)
+    (auth,) = by_name(run_checks(connect=servers.connect))["redis-auth"]
+    assert auth.status == status, str(auth)
+    if status == WARN:
+        assert "requirepass" in auth.message

@@ -265,7 +265,7 @@ def test_the_document_is_served_as_json_and_built_once_per_app(app, client):
 
 def test_a_session_with_a_variant_answers_as_documented(app, client, document):
     path = "/api/v1/games/{game_slug}/sessions"
-    bare = client.post("/api/v1/games/guess/sessions")
+    bare = client.post("/api/v1/games/guess/sessions", json={})
     assert_documented(document, path, "post", bare)
     run = client.post("/api/v1/games/guess/sessions", json={"variant": "10", **keyed("p" * 22)})
     assert_documented(document, path, "post", run)

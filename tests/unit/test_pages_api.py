@@ -185,7 +185,7 @@ def test_an_answer_that_is_not_json_is_never_called_back(app):
 
 
 def test_jsonp_is_for_reads_only(client):
-    resp = client.post("/api/v1/games/guess/sessions?callback=cb")
+    resp = client.post("/api/v1/games/guess/sessions?callback=cb", json={})
     assert resp.status_code == 201 and resp.mimetype == "application/json"
 
 

@@ -53,9 +53,9 @@ def test_after_revocation_the_old_cookie_is_refused_and_cleared(app, redis_clien
     assert queued() == []
     assert "hiscore_player=;" in resp.headers["Set-Cookie"]  # the refusal drops the cookie
     player.set_cookie("hiscore_player", keyed(PLAYER)["player_key"])
-    assert player.post(SESSIONS).status_code == 403
+    assert player.post(SESSIONS, json={}).status_code == 403
     # That refusal dropped it too, so the page's next session is a new player.
-    again = player.post(SESSIONS)
+    again = player.post(SESSIONS, json={})
     assert again.status_code == 201
     assert again.get_json()["player_id"] != PLAYER
 

@@ -2,37 +2,10 @@
 
 import pytest
 
-from app import create_app
 from app.storage import keys
-from config import celery_settings
 from tests.conftest import keyed
-from tests.processes import TEST_GAMES
 
 GOOD = {"name": "Ann", "score": 4, "variant": "10", "duration_ms": 5000}
-
-
-@pytest.fixture
-def limited(redis_client):
-    """Build apps with the limits on, counting in the test's fake Redis."""
-    apps = []
-
-    def build(**config):
-        settings = {
-            "REDIS_CLIENT": redis_client,
-            "CELERY": celery_settings("memory://"),
-            "RATE_LIMIT_SCORES_PER_ADDRESS": "3/minute",
-            "RATE_LIMIT_SCORES_PER_PLAYER": "100/minute",
-            "GAMES_FILE": str(TEST_GAMES),
-            **config,
-        }
-        app = create_app("testing", settings)
-        apps.append(app)
-        return app
-
-    yield build
-    for app in apps:  # the memory broker is process-wide: leave no drain behind
-        with app.extensions["celery"].connection_for_write() as conn:
-            conn.SimpleQueue("ingest").clear()
 
 
 def post(client, body=GOOD, **kwargs):
@@ -50,17 +23,17 @@ def test_an_address_past_its_limit_gets_429_and_nothing_is_stored(limited, redis
     assert refused.get_json()["status"] == 429
     assert redis_client.xlen(keys.INGEST_STREAM) == 3
     # Besides the three accepted submissions, the only keys are the counters, all under the
-    # prefix: one for the address (the refused request counted too), one for the player the
-    # cookie proved from the second score on.
+    # prefix: the address's budget across the app and its count on this endpoint (the refused
+    # request counted in both), and the player the cookie proved from the second score on.
     stored = {keys.submission_key(a.get_json()["submission_id"]) for a in accepted}
     counters = set(redis_client.keys()) - stored - {keys.INGEST_STREAM, keys.DRAIN_FLAG}
-    assert len(counters) == 2
+    assert len(counters) == 3
     assert all(k.startswith(f"{keys.RATE_LIMIT_PREFIX}:") for k in counters)
     player = accepted[0].get_json()["player_id"]
-    by_address, by_player = sorted(counters, key=lambda k: f"/player:{player}/" in k)
-    assert "/127.0.0.1/api.scores.submit_score/" in by_address
-    assert f"/player:{player}/api.scores.submit_score/" in by_player
-    assert [redis_client.get(by_address), redis_client.get(by_player)] == ["4", "2"]
+    (whole_app,) = [k for k in counters if "/127.0.0.1/global/" in k]
+    (by_address,) = [k for k in counters if "/127.0.0.1/api.scores.submit_score/" in k]
+    (by_player,) = [k for k in counters if f"/player:{player}/api.scores.submit_score/" in k]
+    assert [redis_client.get(k) for k in (whole_app, by_address, by_player)] == ["4", "4", "2"]
 
 
 def test_a_forged_forwarded_for_does_not_make_a_new_client(limited):
@@ -143,3 +116,46 @@ def test_what_the_limits_read_of_a_body_cannot_break_them(limited, body):
     )
     assert 400 <= resp.status_code < 500
     assert resp.mimetype == "application/problem+json"
+
+
+def test_paths_no_route_matches_are_limited_per_address(limited):
+    client = limited(RATE_LIMIT_PER_ADDRESS="5/minute").test_client()
+    codes = [client.get(f"/no/such/path/{i}").status_code for i in range(6)]
+    assert codes == [404] * 5 + [429]
+    refused = client.open("/api/v1/games", method="FROB")
+    assert refused.status_code == 429
+    assert refused.mimetype == "application/problem+json"
+
+
+def test_the_address_limit_is_one_budget_across_every_endpoint(limited):
+    client = limited(RATE_LIMIT_PER_ADDRESS="4/minute").test_client()
+    paths = ["/api/v1/games", "/api/v1/games/guess", "/api/v1/openapi.json", "/no/such/path"]
+    assert [client.get(p).status_code for p in paths] == [200, 200, 200, 404]
+    assert client.get("/api/v1/games/guess/boards/10").status_code == 429
+    other = limited(RATE_LIMIT_PER_ADDRESS="4/minute").test_client()
+    assert other.get("/api/v1/games", environ_base={"REMOTE_ADDR": "192.0.2.9"}).status_code == 200
+
+
+def test_the_operator_endpoints_share_one_budget_per_address(limited):
+    client = limited(RATE_LIMIT_ADMIN_PER_ADDRESS="3/minute").test_client()
+    wrong = {"Authorization": "Bearer guess"}
+    codes = [
+        client.get("/api/v1/admin/status", headers=wrong).status_code,
+        client.get("/api/v1/admin/tasks/x", headers=wrong).status_code,
+        client.post("/api/v1/admin/prune", headers=wrong, json={}).status_code,
+        client.post("/api/v1/admin/rebuild", headers=wrong, json={}).status_code,
+        client.delete("/api/v1/admin/games/guess/players/" + "p" * 22, headers=wrong).status_code,
+    ]
+    assert codes == [403, 403, 403, 429, 429]
+
+
+def test_retry_after_rides_only_on_429(limited):
+    client = limited(RATE_LIMIT_PER_ADDRESS="2/minute").test_client()
+    answered = client.get("/api/v1/games")
+    assert answered.status_code == 200
+    assert "Retry-After" not in answered.headers
+    assert "X-RateLimit-Remaining" in answered.headers  # the counts are still told
+    client.get("/api/v1/games")
+    refused = client.get("/api/v1/games")
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) > 0

@@ -39,7 +39,7 @@ def test_a_session_for_a_variant_starts_a_run(client):
     assert session["token"] and session["token_expires_at"].endswith("Z")
     assert session["variant"] == "100"
     # Without a variant there is no run to vouch for: only the player.
-    assert "token" not in client.post("/api/v1/games/guess-claimed/sessions").get_json()
+    assert "token" not in client.post("/api/v1/games/guess-claimed/sessions", json={}).get_json()
 
 
 def test_a_score_with_its_token_is_ranked_and_the_token_is_used_up(app, client, work, clock):

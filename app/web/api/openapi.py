@@ -75,6 +75,7 @@ class Operation:
     problems: Mapping[int, str | None] = field(default_factory=dict)
     limited: bool = True  # rate limited: may answer 429, and 503 when Redis is down
     location: bool = False  # a 2xx with a Location header
+    operator: bool = False  # the view itself asks for the operator token
     operation_id: str | None = None
 
 
@@ -290,7 +291,7 @@ def _operation(
     }
     if op.description:
         operation["description"] = op.description
-    if check_operator in hooks:
+    if op.operator or check_operator in hooks:
         operation["security"] = [{"operatorToken": []}]
     if parameters:
         operation["parameters"] = parameters

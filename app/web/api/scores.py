@@ -151,7 +151,7 @@ def _remember_player(response: Response, player_id: str) -> Response:
 def start_session(game_slug: str) -> tuple[Response, int]:
     """Start a run: issue (or confirm) the player's id and, for a variant, a run token."""
     game = require_game(game_slug)
-    body = parse_body(SessionIn, json_body(optional=True))
+    body = parse_body(SessionIn, json_body(optional=True, typed=True))
     if body.variant is not None:
         require_body_variant(game, body.variant)
     player_id = _proven_player(body.player_id, body.player_key)
