@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from typing import cast
 
 import redis
 from celery import Celery
@@ -42,12 +43,13 @@ class StoreCollector:
         submissions = CounterMetricFamily(
             "hiscore_submissions", "Submissions settled by a worker.", labels=["verdict", "code"]
         )
-        for name, count in self.client.hgetall(keys.VERDICT_COUNTS).items():
+        counts = cast(dict[str, str], self.client.hgetall(keys.VERDICT_COUNTS))
+        for name, settled in counts.items():
             verdict, _, code = name.partition(":")
-            submissions.add_metric([verdict, code], int(count))
+            submissions.add_metric([verdict, code], int(settled))
         yield submissions
 
-        raw = self.client.hgetall(keys.LATENCY_HISTOGRAM)
+        raw = cast(dict[str, str], self.client.hgetall(keys.LATENCY_HISTOGRAM))
         cumulative, buckets = 0, []
         for bound in (*LATENCY_BUCKETS, "+Inf"):
             cumulative += int(raw.get(f"le:{bound}", 0))

@@ -15,6 +15,7 @@ another, so that each new endpoint does not add token guesses.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from flask import Flask, Response, current_app, g, request
 from flask_limiter import Limiter
@@ -124,7 +125,8 @@ def init_rate_limits(app: Flask) -> Limiter:
         app.extensions["hiscore.limiter"] = limiter
         return limiter
     for endpoint, limits in VIEW_LIMITS.items():
-        view = app.view_functions[endpoint]
+        # Flask-Limiter types what its decorators return as maybe a coroutine function.
+        view: Any = app.view_functions[endpoint]
         for setting, per_player in limits:
             if per_player:
                 view = limiter.limit(
@@ -136,14 +138,15 @@ def init_rate_limits(app: Flask) -> Limiter:
                 view = limiter.limit(_setting(setting))(view)
         app.view_functions[endpoint] = view
     for name, setting in BLUEPRINT_LIMITS.items():
-        limiter.shared_limit(_setting(setting), scope=name)(app.blueprints[name])
+        # Documented to take a blueprint; the decorator's overloads leave that case out.
+        limiter.shared_limit(_setting(setting), scope=name)(app.blueprints[name])  # type: ignore[call-overload]
     for endpoint in OPERATOR_VIEWS:
-        app.view_functions[endpoint] = limiter.shared_limit(
+        app.view_functions[endpoint] = limiter.shared_limit(  # type: ignore[assignment]
             _setting(BLUEPRINT_LIMITS["api.admin"]),
             scope="api.admin",
             exempt_when=lambda: "Authorization" not in request.headers,
         )(app.view_functions[endpoint])
     for name in EXEMPT_BLUEPRINTS:
-        limiter.exempt(app.blueprints[name])
+        limiter.exempt(app.blueprints[name])  # type: ignore[call-overload]
     app.extensions["hiscore.limiter"] = limiter  # the wrapped views hold it only weakly
     return limiter
