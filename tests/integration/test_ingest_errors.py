@@ -37,16 +37,6 @@ GAME, VARIANT = "guess-claimed", "10"
 
 
 @pytest.fixture
-def data(redis_server: EmbeddedRedis) -> Iterator[redis.Redis]:
-    """An empty database of the session's redis-server, emptied again after the test."""
-    client = redis.Redis(port=redis_server.port, db=DB, decode_responses=True)
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
-
-
-@pytest.fixture
 def full_server(tmp_path) -> Iterator[redis.Redis]:
     """A redis-server of its own, since a memory limit holds for all of a server's databases
     and would fail the writes of every other test while it lasts."""

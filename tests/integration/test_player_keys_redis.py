@@ -3,14 +3,11 @@ score refuses a revoked key in the same round trip, storing nothing; rotation is
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import redis
 
 from app.leaderboard.players import PlayerProof, honoured_generation, revoke_keys, rotate_key
 from app.storage import intake, keys
-from app.storage.embedded_redis import EmbeddedRedis
 
 pytestmark = pytest.mark.integration
 
@@ -18,16 +15,6 @@ pytestmark = pytest.mark.integration
 DB = 8
 
 PLAYER = "k" * 22
-
-
-@pytest.fixture
-def data(redis_server: EmbeddedRedis) -> Iterator[redis.Redis]:
-    """An empty database of the session's redis-server, emptied again after the test."""
-    client = redis.Redis(port=redis_server.port, db=DB, decode_responses=True)
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
 
 
 def _enqueue(client: redis.Redis, sid: str, generation: int) -> intake.Enqueued:
