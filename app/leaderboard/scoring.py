@@ -7,7 +7,7 @@ drain of the ingest stream.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import redis
@@ -20,6 +20,7 @@ from app.leaderboard.schemas import QueuedSubmission, ScoreIn
 from app.leaderboard.validation import Rejection, check_run
 from app.storage import intake, submissions
 from app.storage.longpoll import VerdictWaiter
+from app.storage.rate_limits import Counted, Counter
 
 
 class TokenRefused(Exception):
@@ -36,6 +37,14 @@ class SubmissionIdReused(Exception):
 
 class KeyRevoked(Exception):
     """The key that proved the player was revoked or replaced."""
+
+
+class RateLimited(Exception):
+    """The request broke one of its rate limits; nothing was stored."""
+
+    def __init__(self, limits: Counted) -> None:
+        super().__init__("rate limited")
+        self.limits = limits
 
 
 @dataclass(frozen=True)
@@ -87,13 +96,18 @@ def submit_score(
     ttl: int,
     request_id: str | None,
     request_drain: Callable[[], None],
+    counters: Sequence[Counter] = (),
+    report_limits: Callable[[Counted], None] | None = None,
 ) -> Taken:
     """Queue a score (its rules already checked) for a worker; repeat an earlier answer for a
     retry of the same submission.
 
     ``claimed`` is the player the request proved, if any, by a key of ``key_generation``.
+    ``counters`` are the request's rate limits, counted in the same round trip as the score is
+    stored; ``report_limits`` is told how they stand.
     Raises :class:`TokenRefused` (also for a verified game's run that proves no score),
-    :class:`KeyRevoked` or :class:`SubmissionIdReused`; nothing is stored then.
+    :class:`RateLimited`, :class:`KeyRevoked` or :class:`SubmissionIdReused`; nothing is stored
+    then.
     """
     sent = body.model_dump()
     fingerprint = submissions.fingerprint({**sent, "game": game.slug})
@@ -143,7 +157,12 @@ def submit_score(
         queued.model_dump(mode="json", exclude={"player_key"}),  # the key never leaves the web
         ttl,
         key=(claimed, key_generation) if claimed else None,
+        counters=counters,
     )
+    if report_limits is not None:
+        report_limits(enqueued.limits)
+    if enqueued.limits.breached is not None:
+        raise RateLimited(enqueued.limits)
     if enqueued.revoked:
         raise KeyRevoked(claimed)
     if enqueued.schedule_drain:

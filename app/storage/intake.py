@@ -18,13 +18,14 @@ Plain functions over a redis client; nothing here knows Flask or Celery.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 import redis
 
-from app.storage import keys
+from app.storage import keys, rate_limits
+from app.storage.rate_limits import NOTHING_COUNTED, Counted, Counter
 from app.storage.scripts import script
 
 #: How long the drain flag lives without a refresh: a drain refreshes it between batches, so
@@ -43,6 +44,7 @@ class Enqueued:
     existing: dict[str, Any] | None  # the earlier record when the id was taken
     schedule_drain: bool  # this submission claimed the drain flag: send a drain task
     revoked: bool = False  # the player's key was revoked: nothing was stored
+    limits: Counted = NOTHING_COUNTED  # the request's rate-limit counts (a breach: not stored)
 
 
 def enqueue(
@@ -52,18 +54,24 @@ def enqueue(
     payload: Mapping[str, Any],
     ttl: int,
     key: tuple[str, int] | None = None,
+    counters: Sequence[Counter] = (),
 ) -> Enqueued:
-    """Create the submission's record and append it to the stream, atomically, in one trip.
+    """Count the request's rate limits, then create the submission's record and append it to
+    the stream, atomically, in one trip.
 
-    ``key`` is the player and generation of the key that proved them, refused if revoked.
+    ``key`` is the player and generation of the key that proved them, refused if revoked;
+    ``counters`` the rate limits the request is counted against (nothing is stored when it
+    breaks one).
     """
     player_id, generation = key or ("", 0)
-    stored, detail = script(client, "enqueue_submission")(
+    limit_keys, limit_args = rate_limits.script_arguments(counters)
+    stored, detail, counts = script(client, "enqueue_submission", rate_limits.LIBRARY)(
         keys=[
             keys.submission_key(submission_id),
             keys.INGEST_STREAM,
             keys.DRAIN_FLAG,
             keys.KEY_GENERATIONS,
+            *limit_keys,
         ],
         args=[
             json.dumps(record, separators=(",", ":")),
@@ -72,13 +80,17 @@ def enqueue(
             DRAIN_FLAG_MS,
             player_id,
             generation,
+            *limit_args,
         ],
     )
+    limits = rate_limits.read_reply(counters, counts)
+    if stored == -2:
+        return Enqueued(existing=None, schedule_drain=False, limits=limits)
     if stored == -1:
-        return Enqueued(existing=None, schedule_drain=False, revoked=True)
+        return Enqueued(existing=None, schedule_drain=False, revoked=True, limits=limits)
     if not stored:
-        return Enqueued(existing=json.loads(detail), schedule_drain=False)
-    return Enqueued(existing=None, schedule_drain=bool(detail))
+        return Enqueued(existing=json.loads(detail), schedule_drain=False, limits=limits)
+    return Enqueued(existing=None, schedule_drain=bool(detail), limits=limits)
 
 
 def claim_drain(client: redis.Redis) -> bool:

@@ -26,10 +26,6 @@ VERDICT_COUNTS = f"{PREFIX}:counts:verdicts"
 #: Hash of submit-to-verdict latency: ``le:<seconds>`` bucket counts, ``sum`` and ``count``.
 LATENCY_HISTOGRAM = f"{PREFIX}:counts:latency"
 
-#: Prefix of the rate limit counters (Flask-Limiter builds the rest of their names from the
-#: limit and the client address or player id, which the service derives, never a client's text).
-RATE_LIMIT_PREFIX = f"{PREFIX}:limits"
-
 #: Hash of beat job name -> JSON of its last run.
 BEAT_RUNS = f"{PREFIX}:beat:runs"
 
@@ -120,6 +116,21 @@ DEAD_LETTERS = f"{_INGEST}:dead"
 #: were never rotated nor revoked have no field: generation 0). In the ingest slot so that the
 #: script that enqueues a score checks the key in the same round trip.
 KEY_GENERATIONS = f"{_INGEST}:keygen"
+
+
+#: Prefix of the rate-limit counters. In the ingest slot, so that the script that stores a score
+#: counts its limits in the same round trip.
+RATE_LIMIT_PREFIX = f"{_INGEST}:limits"
+
+
+def rate_limit_key(identity: str, scope: str, limit: str) -> str:
+    """The counter of one limit (``limit``: e.g. ``600/1/minute``) for a client in a scope.
+
+    ``identity`` is an address the connection (or a trusted proxy) gave, or ``player:<id>`` of a
+    player the request proved; ``scope`` an endpoint or blueprint name, or ``global``. Named as
+    Flask-Limiter names them, so counters carry over from a version that counted with it.
+    """
+    return f"{RATE_LIMIT_PREFIX}:LIMITER/{identity}/{scope}/{limit}"
 
 
 def submission_key(submission_id: str) -> str:

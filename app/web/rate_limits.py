@@ -1,5 +1,16 @@
-"""Rate limits (Flask-Limiter, counted in Redis): per client address everywhere, and per player
-on what a player sends.
+"""Rate limits: per client address everywhere, and per player on what a player sends.
+
+Fixed windows counted in the data Redis, in the notation of the `limits` library (the settings
+``RATE_LIMIT_*``, e.g. ``600/minute`` or ``10/second;600/minute``), answered as Flask-Limiter
+answers them: 429 problem+json with ``Retry-After``, and ``X-RateLimit-Limit``,
+``X-RateLimit-Remaining`` and ``X-RateLimit-Reset`` on every counted answer.
+
+Why not Flask-Limiter itself: it makes two or three Redis round trips per limit per request,
+which on the score path cost more than the score's own work. Here every limit a request is
+subject to is counted in one script call, and a score's limits are counted inside the script
+that stores it (see :mod:`app.storage.intake`): the score path makes one round trip in all. A
+score refused before it reaches Redis (a bad body, say) is counted on its way out, and answered
+429 then if it broke a limit, as it would have been had it been counted first.
 
 The client address is the one the connection came from, or, behind ``TRUSTED_PROXIES``
 proxies, the one those proxies saw (werkzeug's ``ProxyFix`` takes that many entries from the
@@ -14,21 +25,25 @@ another, so that each new endpoint does not add token guesses.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
 
+import redis
 from flask import Flask, Response, current_app, g, request
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
+from limits import RateLimitItem, parse_many
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from app.extensions import get_redis
 from app.leaderboard.players import player_of
 from app.storage import keys
+from app.storage.rate_limits import NOTHING_COUNTED, Count, Counted, Counter, count
+from app.web.errors import Problem, problem_response
 
 
 def proven_player() -> str | None:
     """The player the current request proves it is, by the key in its body or its cookie."""
-    # Asked twice a request (is the limit exempt? whose is it?): verify the key once.
+    # Asked by the limits and by the view: verify the key once.
     if "proven_player" not in g:
         g.proven_player = _proven_player()
     return g.proven_player
@@ -47,42 +62,33 @@ def _proven_player() -> str | None:
     return player_of(secret, cookie) if cookie else None
 
 
-def _player_key() -> str:
-    return f"player:{proven_player()}"
+@dataclass(frozen=True)
+class Rule:
+    """A limit setting and whom it counts: ``scope`` names the budget (``global``, an endpoint
+    or a blueprint); per player, or per address."""
+
+    setting: str
+    scope: str
+    per_player: bool = False
+    only_when: Callable[[], bool] | None = None
 
 
-def _retry_after_only_when_refused(response: Response) -> Response:
-    # Flask-Limiter's headers put Retry-After on every answer; a client would read it as
-    # "wait", so it stays only where it means that.
-    if response.status_code not in (429, 503):
-        response.headers.pop("Retry-After", None)
-    return response
+#: The budget of each address across the app (a request no route matches included).
+GLOBAL = Rule("RATE_LIMIT_PER_ADDRESS", "global")
 
-
-def _setting(name: str) -> Callable[[], str]:
-    return lambda: current_app.config[name]
-
-
-#: endpoint -> (setting holding the limit, counted per player rather than per address)
-VIEW_LIMITS: dict[str, list[tuple[str, bool]]] = {
-    "api.scores.submit_score": [
-        ("RATE_LIMIT_SCORES_PER_ADDRESS", False),
-        ("RATE_LIMIT_SCORES_PER_PLAYER", True),
-    ],
-    "api.scores.start_session": [("RATE_LIMIT_SESSIONS_PER_ADDRESS", False)],
+#: Endpoints with limits of their own, counted after the address's budget, in this order.
+VIEW_LIMITS: dict[str, tuple[Rule, ...]] = {
+    "api.scores.submit_score": (
+        Rule("RATE_LIMIT_SCORES_PER_ADDRESS", "api.scores.submit_score"),
+        Rule("RATE_LIMIT_SCORES_PER_PLAYER", "api.scores.submit_score", per_player=True),
+    ),
+    "api.scores.start_session": (
+        Rule("RATE_LIMIT_SESSIONS_PER_ADDRESS", "api.scores.start_session"),
+    ),
 }
 
 #: Blueprints whose views share one limit (per address, counted together).
-BLUEPRINT_LIMITS: dict[str, str] = {"api.admin": "RATE_LIMIT_ADMIN_PER_ADDRESS"}
-
-#: What a request no route matches (404, 405) is counted as: Flask-Limiter skips a request
-#: without an endpoint, which would leave such requests unlimited.
-UNMATCHED = "unmatched"
-
-
-def _request_identifier() -> str:
-    return request.endpoint or UNMATCHED
-
+BLUEPRINT_LIMITS: dict[str, Rule] = {"api.admin": Rule("RATE_LIMIT_ADMIN_PER_ADDRESS", "api.admin")}
 
 #: What is never limited: probes and scrapes come from the platform, often all from one address.
 EXEMPT_BLUEPRINTS = ("health",)
@@ -91,62 +97,138 @@ EXEMPT_BLUEPRINTS = ("health",)
 #: token counts in the operator budget, so that they add no token guesses.
 OPERATOR_VIEWS = ("health.readyz", "metrics")
 
+#: Endpoints whose own script counts their limits (:func:`take_pending`), saving the round trip.
+COUNTED_BY_VIEW = frozenset({"api.scores.submit_score"})
 
-def init_rate_limits(app: Flask) -> Limiter:
-    """Trust the configured proxies, and count requests in the data Redis (after the views are
-    registered: the limits wrap them)."""
+
+def _sends_token() -> bool:
+    return "Authorization" in request.headers
+
+
+class RateLimits:
+    """The limits of an app, parsed once from its settings."""
+
+    def __init__(self, config: dict) -> None:
+        names = {GLOBAL.setting, *(r.setting for rules in VIEW_LIMITS.values() for r in rules)}
+        names |= {rule.setting for rule in BLUEPRINT_LIMITS.values()}
+        self.items: dict[str, list[RateLimitItem]] = {
+            name: parse_many(config[name]) for name in names
+        }
+        self.operator = BLUEPRINT_LIMITS["api.admin"]
+
+    def rules(self) -> list[Rule]:
+        """The rules the current request is subject to, in the order they are counted."""
+        endpoint = request.endpoint
+        if endpoint in OPERATOR_VIEWS:
+            operator = [self.operator] if _sends_token() else []
+            return operator if request.blueprint in EXEMPT_BLUEPRINTS else [GLOBAL, *operator]
+        if request.blueprint in EXEMPT_BLUEPRINTS or endpoint == "static":
+            return []
+        rules = [GLOBAL, *VIEW_LIMITS.get(endpoint or "", ())]
+        if request.blueprint in BLUEPRINT_LIMITS:
+            rules.append(BLUEPRINT_LIMITS[request.blueprint])
+        return rules
+
+    def counters(self) -> list[Counter]:
+        """What the current request is counted against."""
+        address = request.remote_addr or "127.0.0.1"
+        counters = []
+        for rule in self.rules():
+            if rule.per_player:
+                player = proven_player()
+                if player is None:
+                    continue
+                identity = f"player:{player}"
+            else:
+                identity = address
+            for item in self.items[rule.setting]:
+                spec = f"{item.amount}/{item.multiples}/{item.GRANULARITY.name}"
+                counters.append(
+                    Counter(
+                        key=keys.rate_limit_key(identity, rule.scope, spec),
+                        amount=item.amount,
+                        window_ms=item.get_expiry() * 1000,
+                        description=str(item),
+                    )
+                )
+        return counters
+
+
+def take_pending() -> list[Counter]:
+    """The counters the current view is to count in its own script (then :func:`counted`);
+    taken, so that a script that fails is not followed by a second count."""
+    counters = g.get("rate_pending", [])
+    g.rate_pending = []
+    return counters
+
+
+def counted(outcome: Counted) -> None:
+    """Record what the view's script counted; raise the 429 if a limit was broken."""
+    g.rate_pending = []
+    g.rate_counted = outcome
+    if outcome.breached is not None:
+        raise refusal(outcome.breached)
+
+
+def refusal(breach: Count) -> Problem:
+    """The 429 of a broken limit."""
+    seconds = max(1, -(-breach.ms_left // 1000))
+    return Problem(
+        429,
+        "Too Many Requests",
+        f"More than {breach.counter.description} from this client; retry in {seconds} s.",
+        kind="rate-limited",
+        headers={"Retry-After": str(seconds), **_headers(breach)},
+    )
+
+
+def _headers(shown: Count) -> dict[str, str]:
+    reset = int(time.time() + shown.ms_left / 1000)
+    return {
+        "X-RateLimit-Limit": str(shown.counter.amount),
+        "X-RateLimit-Remaining": str(shown.remaining),
+        "X-RateLimit-Reset": str(reset),
+    }
+
+
+def _count_request() -> None:
+    limits: RateLimits = current_app.extensions["hiscore.rate_limits"]
+    counters = limits.counters()
+    if request.endpoint in COUNTED_BY_VIEW:
+        g.rate_pending = counters
+        g.rate_counted = NOTHING_COUNTED
+        return
+    counted(count(get_redis(), counters))
+
+
+def _finish(response: Response) -> Response:
+    left = g.get("rate_pending")
+    if left:  # the view answered before its script ran: count the request now
+        g.rate_pending = []
+        try:
+            outcome = count(get_redis(), left)
+        except redis.RedisError:
+            return response  # the answer stands; one request goes uncounted
+        g.rate_counted = outcome
+        if outcome.breached is not None:
+            return problem_response(refusal(outcome.breached))
+    outcome = g.get("rate_counted")
+    shown = outcome.tightest() if outcome is not None else None
+    if shown is not None:
+        for name, value in _headers(shown).items():
+            response.headers.setdefault(name, value)
+    return response
+
+
+def init_rate_limits(app: Flask) -> RateLimits | None:
+    """Trust the configured proxies, and count requests against the configured limits."""
     proxies = app.config["TRUSTED_PROXIES"]
     if proxies:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
-    config = app.config
-    config.setdefault("RATELIMIT_STORAGE_URI", config["REDIS_URL"])
-    options = dict(config.get("RATELIMIT_STORAGE_OPTIONS") or {})
-    options.setdefault("key_prefix", keys.RATE_LIMIT_PREFIX)
-    if config.get("REDIS_CLIENT") is not None:  # tests: count in the same (fake) Redis
-        options.setdefault("connection_pool", config["REDIS_CLIENT"].connection_pool)
-    config["RATELIMIT_STORAGE_OPTIONS"] = options
-    # One INCR (and EXPIRE) per limit per request; a moving window would cost a list per key.
-    config.setdefault("RATELIMIT_STRATEGY", "fixed-window")
-    config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
-    # Redis down means nothing can be stored anyway: let the error answer 503.
-    config.setdefault("RATELIMIT_SWALLOW_ERRORS", False)
-    config.setdefault("RATELIMIT_ENABLED", config["RATE_LIMITS_ENABLED"])
-    config.setdefault("RATELIMIT_REQUEST_IDENTIFIER", _request_identifier)
-    # Registered before the limiter's own, so that it runs after it (Flask runs them last
-    # registered first).
-    app.after_request(_retry_after_only_when_refused)
-    limiter = Limiter(
-        key_func=get_remote_address,
-        app=app,
-        application_limits=[_setting("RATE_LIMIT_PER_ADDRESS")],
-    )
-    if not config["RATELIMIT_ENABLED"]:
-        # Nothing to count: leave the views unwrapped (the wrappers cost even when disabled).
-        app.extensions["hiscore.limiter"] = limiter
-        return limiter
-    for endpoint, limits in VIEW_LIMITS.items():
-        # Flask-Limiter types what its decorators return as maybe a coroutine function.
-        view: Any = app.view_functions[endpoint]
-        for setting, per_player in limits:
-            if per_player:
-                view = limiter.limit(
-                    _setting(setting),
-                    key_func=_player_key,
-                    exempt_when=lambda: proven_player() is None,
-                )(view)
-            else:
-                view = limiter.limit(_setting(setting))(view)
-        app.view_functions[endpoint] = view
-    for name, setting in BLUEPRINT_LIMITS.items():
-        # Documented to take a blueprint; the decorator's overloads leave that case out.
-        limiter.shared_limit(_setting(setting), scope=name)(app.blueprints[name])  # type: ignore[call-overload]
-    for endpoint in OPERATOR_VIEWS:
-        app.view_functions[endpoint] = limiter.shared_limit(  # type: ignore[assignment]
-            _setting(BLUEPRINT_LIMITS["api.admin"]),
-            scope="api.admin",
-            exempt_when=lambda: "Authorization" not in request.headers,
-        )(app.view_functions[endpoint])
-    for name in EXEMPT_BLUEPRINTS:
-        limiter.exempt(app.blueprints[name])  # type: ignore[call-overload]
-    app.extensions["hiscore.limiter"] = limiter  # the wrapped views hold it only weakly
-    return limiter
+    if not app.config["RATE_LIMITS_ENABLED"]:
+        return None
+    limits = RateLimits(app.config)
+    app.extensions["hiscore.rate_limits"] = limits
+    app.before_request(_count_request)
+    app.after_request(_finish)
+    return limits

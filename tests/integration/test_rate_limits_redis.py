@@ -1,6 +1,7 @@
 """The rate limits count in a real redis-server, reached by its URL as in production."""
 
 from app import create_app
+from app.storage import keys
 from config import celery_settings
 from tests.processes import TEST_GAMES
 
@@ -26,7 +27,7 @@ def test_limits_count_in_the_data_redis(redis_server):
         client.post("/api/v1/games/guess-claimed/scores", json=GOOD).status_code for _ in range(3)
     ]
     assert codes == [202, 202, 429]
-    counters = list(data.scan_iter("hs:limits*"))
+    counters = list(data.scan_iter(keys.RATE_LIMIT_PREFIX + "*"))
     assert any("127.0.0.1" in key for key in counters)
     with app.extensions["celery"].connection_for_write() as conn:
         conn.SimpleQueue("ingest").clear()

@@ -159,3 +159,69 @@ def test_retry_after_rides_only_on_429(limited):
     refused = client.get("/api/v1/games")
     assert refused.status_code == 429
     assert int(refused.headers["Retry-After"]) > 0
+
+
+def _count_calls(monkeypatch, redis_client):
+    calls: list[tuple] = []
+    original = type(redis_client).execute_command
+
+    def counting(self, *args, **options):
+        calls.append(args)
+        return original(self, *args, **options)
+
+    monkeypatch.setattr(type(redis_client), "execute_command", counting)
+    return calls
+
+
+def test_a_score_and_all_its_limits_cost_one_round_trip(limited, redis_client, monkeypatch):
+    client = limited(RATE_LIMIT_SCORES_PER_PLAYER="5/minute").test_client()
+    first = post(client)  # a new player; it also schedules the drain
+    assert first.status_code == 202
+    calls = _count_calls(monkeypatch, redis_client)
+    again = post(client)  # proven by the cookie: counted per address and per player too
+    assert again.status_code == 202
+    assert len(calls) == 1 and calls[0][0] == "EVALSHA"
+    counters = [k for k in calls[0][3 : 3 + int(calls[0][2])] if "limits" in k]
+    assert len(counters) == 3  # the address's budget, the endpoint's, the player's
+    # The headers tell the tightest of them: the endpoint's 3 a minute, two used.
+    assert again.headers["X-RateLimit-Limit"] == "3"
+    assert again.headers["X-RateLimit-Remaining"] == "1"
+    assert int(again.headers["X-RateLimit-Reset"]) > 0
+
+
+def test_a_refused_score_is_still_counted_and_then_limited(limited, redis_client):
+    client = limited().test_client()  # 3 scores a minute per address
+    bad = {**GOOD, "score": "many"}
+    codes = [post(client, bad).status_code for _ in range(3)]
+    assert codes == [422, 422, 422]
+    refused = post(client, bad)
+    assert refused.status_code == 429
+    assert refused.get_json()["type"].endswith("/rate-limited")
+    assert int(refused.headers["Retry-After"]) > 0
+    assert post(client).status_code == 429  # a good one too: the budget is spent
+    assert redis_client.xlen(keys.INGEST_STREAM) == 0
+
+
+def test_a_refused_score_with_redis_gone_keeps_its_own_answer(limited, fake_server):
+    client = limited().test_client()
+    fake_server.connected = False
+    resp = post(client, {**GOOD, "score": "many"})
+    assert resp.status_code == 422
+
+
+def test_a_limited_read_counts_once_and_says_where_it_stands(limited, redis_client, monkeypatch):
+    client = limited(RATE_LIMIT_PER_ADDRESS="10/minute").test_client()
+    client.get("/api/v1/games/guess/boards/10")
+    calls = _count_calls(monkeypatch, redis_client)
+    answered = client.get("/api/v1/games/guess/boards/10")
+    assert answered.status_code == 200
+    counting = [c for c in calls if any("limits" in str(a) for a in c)]
+    assert len(counting) == 1
+    assert answered.headers["X-RateLimit-Limit"] == "10"
+    assert answered.headers["X-RateLimit-Remaining"] == "8"
+
+
+def test_several_limits_in_one_setting_are_each_counted(limited):
+    client = limited(RATE_LIMIT_PER_ADDRESS="100/minute;2/second").test_client()
+    codes = [client.get("/api/v1/games").status_code for _ in range(3)]
+    assert codes == [200, 200, 429]

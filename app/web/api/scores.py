@@ -19,6 +19,7 @@ from app.leaderboard.schemas import ScoreIn, SessionIn, WaitQuery
 from app.leaderboard.validation import check_claim
 from app.log_context import current_request_id
 from app.storage import submissions
+from app.web import rate_limits
 from app.web.api.inputs import (
     json_body,
     parse_body,
@@ -226,7 +227,12 @@ def submit_score(game_slug: str) -> tuple[Response, int]:
             ttl=current_app.config["SUBMISSION_TTL_SECONDS"],
             request_id=current_request_id(),
             request_drain=request_drain,
+            counters=rate_limits.take_pending(),
+            report_limits=rate_limits.counted,
         )
+    except scoring.RateLimited as limited:
+        assert limited.limits.breached is not None
+        raise rate_limits.refusal(limited.limits.breached) from None
     except scoring.TokenRefused as refused:
         run = refused.rejection
         raise validation_problem(

@@ -1,0 +1,92 @@
+"""Rate-limit counters: fixed windows counted in Redis, every limit of a request in one call.
+
+A request is counted against all the limits that apply to it (the address's budget, the
+endpoint's, the player's) in one script, and a score's are counted inside the very script that
+stores it (:mod:`app.storage.intake`), so limits add no round trip to the hot path. Cost: one
+counter key per (client, limit) of about 80 bytes, living one window; an ``INCR`` and a
+``PTTL`` per limit, inside the one call.
+
+Plain functions over a redis client; nothing here knows Flask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from app.storage.scripts import script
+
+#: The Lua library every script that counts limits is prepended with.
+LIBRARY = "rate_limit_lib"
+
+
+@dataclass(frozen=True)
+class Counter:
+    """One limit as a request counts against it: its counter's key, allowance and window."""
+
+    key: str
+    amount: int
+    window_ms: int
+    description: str  # for people: "600 per 1 minute"
+
+
+@dataclass(frozen=True)
+class Count:
+    """Where a counter stands after this request."""
+
+    counter: Counter
+    count: int
+    ms_left: int  # until the window ends and the counter starts again
+
+    @property
+    def remaining(self) -> int:
+        """Requests still allowed in this window."""
+        return max(0, self.counter.amount - self.count)
+
+
+@dataclass(frozen=True)
+class Counted:
+    """The outcome of counting a request: the limit it broke, if any, and every count made."""
+
+    counts: tuple[Count, ...]
+    breached: Count | None
+
+    def tightest(self) -> Count | None:
+        """The count to tell the client about: the broken limit, else the one nearest its end."""
+        if self.breached is not None:
+            return self.breached
+        return min(self.counts, key=lambda c: (c.remaining, c.ms_left), default=None)
+
+
+NOTHING_COUNTED = Counted(counts=(), breached=None)
+
+
+def script_arguments(counters: Sequence[Counter]) -> tuple[list[str], list[int]]:
+    """The keys and arguments that ``count_limits`` in rate_limit_lib.lua reads."""
+    args: list[int] = []
+    for counter in counters:
+        args += [counter.amount, counter.window_ms]
+    return [c.key for c in counters], args
+
+
+def read_reply(counters: Sequence[Counter], reply: Sequence[Any]) -> Counted:
+    """The :class:`Counted` of ``count_limits``'s reply."""
+    breached_index = int(reply[0])
+    counts = tuple(
+        Count(counter, int(reply[1 + 2 * i]), int(reply[2 + 2 * i]))
+        for i, counter in enumerate(counters[: (len(reply) - 1) // 2])
+    )
+    breached = counts[breached_index - 1] if breached_index else None
+    return Counted(counts=counts, breached=breached)
+
+
+def count(client: redis.Redis, counters: Sequence[Counter]) -> Counted:
+    """Count one request against ``counters``, in order, stopping at the first it breaks."""
+    if not counters:
+        return NOTHING_COUNTED
+    names, args = script_arguments(counters)
+    reply = script(client, "count_limits", LIBRARY)(keys=names, args=args)
+    return read_reply(counters, reply)
