@@ -16,8 +16,10 @@ import logging
 import sys
 import traceback
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from celery._state import get_current_task
 from flask import Flask, Response, g, request
 from flask.logging import default_handler
@@ -79,6 +81,33 @@ class TextFormatter(logging.Formatter):
         if fields:
             line += " [" + " ".join(f"{key}={value}" for key, value in fields.items()) + "]"
         return line
+
+
+class AccessLineFormatter(logging.Formatter):
+    """An access line as one JSON object, in the shape of :class:`JsonLineFormatter`'s lines.
+
+    Written once per request, so built directly with orjson: the generic path (python-json-logger
+    walking the record's attributes) cost several times as much CPU as the line is worth.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": datetime.fromtimestamp(record.created, tz=UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            **getattr(record, "access", {}),
+        }
+        return orjson.dumps(line, default=str).decode()
+
+
+def _header(headers: Any, name: str) -> str | None:
+    """A header's value from gunicorn's list of (name, value) pairs (None if absent)."""
+    name = name.lower()
+    for key, value in headers or ():
+        if key.lower() == name:
+            return value
+    return None
 
 
 def formatter_for(log_format: str) -> logging.Formatter:
@@ -190,9 +219,10 @@ def gunicorn_logger_class() -> type:
             super().setup(cfg)
             self.json_lines = environment_log_format().strip().lower() != "text"
             if self.json_lines:
-                for log in (self.error_log, self.access_log):
-                    for handler in log.handlers:
-                        handler.setFormatter(JsonLineFormatter())
+                for handler in self.error_log.handlers:
+                    handler.setFormatter(JsonLineFormatter())
+                for handler in self.access_log.handlers:
+                    handler.setFormatter(AccessLineFormatter())
 
         def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
             if not self.json_lines:
@@ -201,23 +231,27 @@ def gunicorn_logger_class() -> type:
             if not self.access_log_enabled:
                 return
             try:
-                atoms = self.atoms(resp, req, environ, request_time)
-                status = str(atoms["s"])
+                # Read straight from the request, not from gunicorn's atoms (which format the
+                # time and copy every header and environ variable for each line).
+                status = resp.status_code if hasattr(resp, "status_code") else resp.status
+                if isinstance(status, str):
+                    status = status.split(None, 1)[0]
+                    status = int(status) if status.isdigit() else status
+                path = environ.get("RAW_URI") or environ.get("PATH_INFO", "")
+                method = environ.get("REQUEST_METHOD", "-")
                 fields = {
-                    "remote_addr": atoms["h"],
-                    "forwarded_for": atoms.get("{x-forwarded-for}i"),
-                    "method": atoms["m"],
-                    "path": environ.get("RAW_URI", atoms["U"]),
-                    "status": int(status) if status.isdigit() else status,
-                    "bytes": atoms["B"],
+                    "remote_addr": environ.get("REMOTE_ADDR", "-"),
+                    "forwarded_for": _header(req.headers, "X-FORWARDED-FOR"),
+                    "method": method,
+                    "path": path,
+                    "status": status,
+                    "bytes": getattr(resp, "sent", None),
                     "duration_ms": round(request_time.total_seconds() * 1000, 3),
-                    "referer": atoms["f"],
-                    "user_agent": atoms["a"],
-                    "request_id": atoms.get("{x-request-id}o"),
+                    "referer": environ.get("HTTP_REFERER", "-"),
+                    "user_agent": environ.get("HTTP_USER_AGENT", "-"),
+                    "request_id": _header(resp.headers, REQUEST_ID_HEADER),
                 }
-                self.access_log.info(
-                    "%s %s %s", fields["method"], fields["path"], status, extra=fields
-                )
+                self.access_log.info("%s %s %s", method, path, status, extra={"access": fields})
             except Exception:
                 self.error(traceback.format_exc())
 
