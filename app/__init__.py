@@ -39,11 +39,15 @@ def register_extensions(app: Flask) -> None:
 
     from app.extensions import init_extensions
     from app.logs import init_logging
+    from app.web.json_provider import init_json
     from app.web.metrics import init_metrics
+    from app.web.sessions import init_sessions
     from app.worker import tasks  # noqa: F401  (registers the shared tasks)
     from app.worker.celery_app import celery_init_app
 
     init_logging(app)
+    init_json(app)
+    init_sessions(app)
     init_extensions(app)
     celery_init_app(app)
     init_metrics(app)

@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
+import orjson
 import redis
 
 from app.storage import keys, rate_limits
@@ -74,9 +75,9 @@ def enqueue(
             *limit_keys,
         ],
         args=[
-            json.dumps(record, separators=(",", ":")),
+            orjson.dumps(record),
             ttl,
-            json.dumps(payload, separators=(",", ":")),
+            orjson.dumps(payload),
             DRAIN_FLAG_MS,
             player_id,
             generation,

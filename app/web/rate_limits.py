@@ -38,6 +38,7 @@ from app.extensions import get_redis
 from app.leaderboard.players import player_of
 from app.storage import keys
 from app.storage.rate_limits import NOTHING_COUNTED, Count, Counted, Counter, count
+from app.web.api.inputs import read_json
 from app.web.errors import Problem, problem_response
 
 
@@ -52,8 +53,8 @@ def proven_player() -> str | None:
 def _proven_player() -> str | None:
     secret = current_app.config["SECRET_KEY"]
     try:
-        body = request.get_json(silent=True) if request.is_json else None
-    except RecursionError:  # nested too deep to be a score; the view answers it with a 400
+        body = read_json() if request.is_json else None
+    except Problem:  # not JSON; the view answers it with a 400
         body = None
     key = body.get("player_key") if isinstance(body, dict) else None
     if isinstance(key, str) and (player := player_of(secret, key)):
