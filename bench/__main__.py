@@ -26,7 +26,7 @@ import redis
 from app.clock import now_ms
 from app.leaderboard.games import Registry, load_registry
 from app.storage import keys
-from bench import ingest, reads, seed, storage
+from bench import games, ingest, reads, seed, storage
 from bench.baseline_app import list_key
 from bench.load import WrkRun, ensure_wrk
 from bench.processes import Stack, machine_busy_seconds, wait_until
@@ -62,6 +62,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--small", type=int, default=1000, help="entries of the small board")
     p.add_argument("--read-seconds", type=float, help="each read run's length (default 8)")
     p.add_argument("--read-connections", type=int, default=16)
+    p.add_argument("--players", type=int, default=32, help="closed-loop players of whole games")
+    p.add_argument("--game-seconds", type=float, help="each whole-games run's length (default 6)")
+    p.add_argument("--games-big", type=int, help="entries of the large board games are played on")
     p.add_argument("--worker-concurrency", type=int, default=2, help="as the Procfile's default")
     p.add_argument("--output", type=Path, help="JSON file (default bench/results/<date>.json)")
     p.add_argument("--keep", action="store_true", help="keep the run folder (logs, Redis data)")
@@ -73,6 +76,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "latency_seconds": 2 if quick else 15,
         "big": 20_000 if quick else 1_000_000,
         "read_seconds": 1 if quick else 8,
+        "game_seconds": 1 if quick else 6,
+        "games_big": 5_000 if quick else 100_000,
     }
     for name, value in defaults.items():
         if getattr(args, name) is None:
@@ -291,6 +296,7 @@ def run_benchmarks(stack: Stack, client: redis.Redis, args: argparse.Namespace) 
     out["reads"] = measured["reads"]
     out["memory"]["tutorial_list_per_entry"] = measured["tutorial_list_per_entry"]
     out["memory"]["record_bytes"] = out["latency"]["record_bytes"]
+    out.update(games.measure_games(stack, client, registry, args, phase, lambda: quiet(client)))
     stack.check_alive()
     return out
 
@@ -393,6 +399,7 @@ def figures(out: dict[str, Any], args: argparse.Namespace) -> list[Figure]:
         ),
         Figure("memory per status record (bytes)", memory["record_bytes"], target="stated"),
     ]
+    lines += games.figures(out["games"])
     return lines
 
 
@@ -468,6 +475,7 @@ def problems(out: dict[str, Any], args: argparse.Namespace) -> list[str]:
                 found.append(f"reads {name} {kind}: no request completed")
     if out["rebuild"]["read"] != args.big:
         found.append(f"rebuild read {out['rebuild']['read']} entries of {args.big}")
+    found += games.problems(out["games"])
     return found
 
 

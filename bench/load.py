@@ -1,5 +1,6 @@
 """Load generators, outside the web processes: ``wrk`` for closed-loop saturation runs, and a
-small open-loop client (asyncio streams, raw HTTP/1.1 keep-alive) for a fixed request rate.
+small open-loop client (asyncio streams, raw HTTP/1.1 keep-alive) for a fixed request rate,
+whose connection also serves the closed-loop players of :mod:`bench.games`.
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ class Sent:
     status: int | None = None
 
 
-async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool, bytes]:
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split(" ", 2)[1])
@@ -132,32 +133,51 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
             length = int(value)
         elif name == "connection" and value.strip().lower() == "close":
             close = True
-    await reader.readexactly(length)
-    return status, close
+        elif name == "transfer-encoding":
+            # Both servers measured send a Content-Length; a chunked body would be misread.
+            raise ValueError(f"unexpected Transfer-Encoding: {value.strip()}")
+    body = await reader.readexactly(length)
+    return status, close, body
+
+
+class KeepAlive:
+    """One HTTP/1.1 keep-alive connection, one request at a time (as a browser tab's)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def request(self, raw: bytes) -> tuple[int, bytes]:
+        """Send ``raw`` and read the answer: its status and body; status 0 if it failed twice."""
+        for _ in (1, 2):  # a keep-alive connection the server closed: once more, anew
+            try:
+                if self._writer is None or self._reader is None:
+                    self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+                self._writer.write(raw)
+                status, close, body = await _read_response(self._reader)
+                if close:
+                    self.close()
+                return status, body
+            except (OSError, asyncio.IncompleteReadError):
+                self.close()
+        return 0, b""
+
+    def close(self) -> None:
+        """Close the connection (the next request opens another)."""
+        if self._writer is not None:
+            self._writer.close()
+        self._reader = self._writer = None
 
 
 async def _connection(host: str, port: int, queue: asyncio.Queue[Sent | None]) -> None:
-    reader = writer = None
+    connection = KeepAlive(host, port)
     while (job := await queue.get()) is not None:
-        for attempt in (1, 2):  # a keep-alive connection the server closed: once more, anew
-            try:
-                if writer is None:
-                    reader, writer = await asyncio.open_connection(host, port)
-                writer.write(job.raw)
-                job.status, close = await _read_response(reader)
-                job.answered = time.monotonic()
-                if close:
-                    writer.close()
-                    writer = None
-                break
-            except (OSError, asyncio.IncompleteReadError):
-                if writer is not None:
-                    writer.close()
-                writer = None
-                if attempt == 2:
-                    job.status = 0
-    if writer is not None:
-        writer.close()
+        job.status, _ = await connection.request(job.raw)
+        if job.status:
+            job.answered = time.monotonic()
+    connection.close()
 
 
 async def open_loop(
@@ -200,3 +220,8 @@ def post_json(host: str, port: int, path: str, body: dict) -> bytes:
         f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
     )
     return head.encode() + data
+
+
+def get(host: str, port: int, path: str) -> bytes:
+    """The raw bytes of a keep-alive HTTP/1.1 GET of ``path``."""
+    return f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode()

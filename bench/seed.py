@@ -21,6 +21,8 @@ GAME = "bench"
 #: The game the ingest benchmark submits to.
 INGEST_GAME = "bench-claimed"
 SMALL, LARGE = "small", "large"
+#: The claimed game's boards that whole games are played on (:mod:`bench.games`), seeded first.
+PLAY_SMALL, PLAY_LARGE = "play-small", "play-large"
 SCORE_MAX = 1000
 
 GAMES_TOML = f"""\
@@ -42,6 +44,9 @@ min_ms_per_point = 200
 duration_required = true
 variants.25 = {{ score_min = 1, score_max = 25 }}
 variants.100 = {{ score_min = 1, score_max = 100 }}
+# Boards seeded with scores as the `{GAME}` game's, which the players of whole games join.
+variants.{PLAY_SMALL} = {{ score_min = 1, score_max = {SCORE_MAX} }}
+variants.{PLAY_LARGE} = {{ score_min = 1, score_max = {SCORE_MAX} }}
 """
 
 # Commands per pipeline round trip while seeding.

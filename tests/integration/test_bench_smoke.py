@@ -42,4 +42,18 @@ def test_a_quick_benchmark_run_measures_every_figure_without_errors(tmp_path):
     assert details["rebuild"]["read"] == report["settings"]["big"]
     for runs in details["reads"].values():
         assert all(run["requests"] > 0 for run in runs.values())
+    games = details["games"]
+    assert set(games) == {
+        f"{design}_{board}"
+        for design in ("hiscore", "tutorial")
+        for board in ("play-small", "play-large")
+    }
+    for run in games.values():
+        assert run["games"] > 0
+        # Every game a new player's: each one played is an entry more on its board.
+        assert run["entries_after"] - run["entries_before"] == run["landed"] == run["games_all"]
+        if run["design"] == "hiscore":
+            assert run["outcomes"] == {"accepted": run["games_all"]}
+            assert run["requests_per_game"] >= 4  # session, score, long-poll, top 10
+    assert sum(f["name"].startswith("whole games") for f in report["figures"]) == 2
     assert {"figure", "hiscore", "baseline", "ratio"} <= set(said.split())
