@@ -22,6 +22,8 @@ GAME = "bench"
 INGEST_GAME = "bench-claimed"
 SMALL, LARGE = "small", "large"
 SCORE_MAX = 1000
+#: The ingest game's least play time per point: a score of s claims at least s × this (ms).
+MIN_MS_PER_POINT = 200
 
 GAMES_TOML = f"""\
 [games.{GAME}]
@@ -38,7 +40,7 @@ variants = ["{SMALL}", "{LARGE}"]
 title = "Benchmark submissions"
 order = "lower"
 integer = true
-min_ms_per_point = 200
+min_ms_per_point = {MIN_MS_PER_POINT}
 duration_required = true
 variants.25 = {{ score_min = 1, score_max = 25 }}
 variants.100 = {{ score_min = 1, score_max = 100 }}

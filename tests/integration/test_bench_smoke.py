@@ -1,4 +1,5 @@
-"""The benchmark harness runs end to end on real processes: a quick run, no figure judged."""
+"""The benchmark harness runs end to end on real processes, in production's configuration: a
+quick run, no figure judged."""
 
 from __future__ import annotations
 
@@ -43,3 +44,12 @@ def test_a_quick_benchmark_run_measures_every_figure_without_errors(tmp_path):
     for runs in details["reads"].values():
         assert all(run["requests"] > 0 for run in runs.values())
     assert {"figure", "hiscore", "baseline", "ratio"} <= set(said.split())
+    # Production's configuration ran: the web refused a score without a run token and
+    # counted requests against its (raised) limits, and scores with tokens were accepted.
+    assert report["configuration"]["name"] == "production"
+    assert "production configuration" in said
+    probe = details["configuration_probe"]
+    assert probe["tokens_required"] and probe["rate_limits_on"]
+    assert details["sessions"]["started"] >= details["ingest"]["accepted"]
+    assert details["ingest"]["bodies"]["bodies_reused"] == 0
+    assert details["latency"]["statuses"] == {"accepted": details["latency"]["answered_202"]}
