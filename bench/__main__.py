@@ -4,8 +4,9 @@ Starts the project's redis-server (AOF on), hiscore's gunicorn (gunicorn.conf.py
 workers) and Celery ingest worker in production's configuration (``--light``: the lighter one
 the benchmarks used to run), and the tutorial-design baseline app under the same gunicorn
 settings, all on loopback; drives them from outside with wrk and an open-loop client; prints
-every figure beside its baseline from the same run, and writes the same as JSON to
-``bench/results/``. Every process is stopped at the end, whatever happens.
+every figure beside its baseline from the same run, and where a web worker's CPU went, and
+writes the same as JSON to ``bench/results/``. Every process is stopped at the end, whatever
+happens.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import redis
 from app.clock import now_ms
 from app.leaderboard.games import Registry, load_registry
 from app.storage import keys
-from bench import configurations, ingest, reads, seed, storage
+from bench import configurations, ingest, profile, reads, seed, storage
 from bench.baseline_app import list_key
 from bench.load import WrkRun, ensure_wrk
 from bench.processes import Stack, machine_busy_seconds, wait_until
@@ -554,6 +555,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"{config.title}: {config.summary}")
     print(table(lines))
+    print()
+    what = f"Where one of hiscore's web workers spent its CPU at saturation ({config.name})"
+    print(profile.render(out["ingest"]["profile"], what))
     warnings = problems(out, args, config)
     for warning in warnings:
         print(f"WARNING: {warning}")

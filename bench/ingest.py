@@ -17,6 +17,7 @@ import redis.asyncio
 
 from app.leaderboard.windows import ALLTIME_PERIOD
 from app.storage import keys
+from bench import profile
 from bench.load import Sent, WrkRun, open_loop, percentile, post_json, run_wrk
 from bench.processes import Stack, http_get, wait_until
 from bench.seed import INGEST_GAME
@@ -127,7 +128,7 @@ def ingest_hiscore(
     before_run: Callable[[], None] = lambda: None,
 ) -> dict:
     """202s per second at saturation, and submissions accepted and applied per second from the
-    first request to the last one visible on the board.
+    first request to the last one visible on the board; meanwhile a profile of a web worker.
 
     A tokened run needs a body per request, made beforehand: as many as hiscore's warm-up rate
     says it may take (with :data:`WARMUP_RATE_MARGIN`), and never more than bare LPUSH took.
@@ -147,13 +148,19 @@ def ingest_hiscore(
     estimate = min(baseline_rate, WARMUP_RATE_MARGIN * warm_rate)
     bodies = scores.for_wrk(VARIANT, bodies_needed(estimate, seconds, connections), "ingest")
     before_run()
+    workers = stack.web_workers()
     cpu = stack.cpu_seconds()
     started = time.monotonic()
-    run = run_wrk(url, seconds, connections, bodies.script, bodies.args, work_dir=stack.run_dir)
-    stopped = time.monotonic()
-    rows_at_stop = board_rows(client, GAME, VARIANT)
-    visible_at, rows = _wait_visible(client, run.ok)
-    cpu_used = cpu_ms_per(cpu, stack.cpu_seconds(), rows)
+    with profile.Profiler(
+        workers[0] if workers else None, seconds, stack.run_dir / "web-profile.txt"
+    ) as profiler:
+        run = run_wrk(url, seconds, connections, bodies.script, bodies.args, work_dir=stack.run_dir)
+        stopped = time.monotonic()
+        rows_at_stop = board_rows(client, GAME, VARIANT)
+        visible_at, rows = _wait_visible(client, run.ok)
+        # Read before py-spy is reaped: its CPU is the profile's figure, not the load's.
+        cpu_used = cpu_ms_per(cpu, stack.cpu_seconds(), rows)
+        sampled = profiler.finish()
     scores.after_wrk(bodies, run)
     status, page = http_get(f"{stack.web_url}/api/v1/games/{GAME}/boards/{VARIANT}?limit=1")
     return {
@@ -166,6 +173,7 @@ def ingest_hiscore(
             "bodies": warm.extra,
             "rejected_by_worker": rejected_since(at_start, verdicts_before),
         },
+        "profile": sampled,
         "rate_end_to_end": min(rows, run.ok) / (visible_at - started),
         "window_s": visible_at - started,
         "drain_after_stop_s": visible_at - stopped,

@@ -75,6 +75,15 @@ def _stat_fields(entry: os.DirEntry[str]) -> list[str] | None:
     return stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state, ppid, pgrp, ...
 
 
+def children(pid: int) -> list[int]:
+    """The live child processes of ``pid``, lowest pid first (Linux)."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit() and (fields := _stat_fields(entry)) and int(fields[1]) == pid:
+            found.append(int(entry.name))
+    return sorted(found)
+
+
 def group_cpu_seconds(pgid: int) -> float:
     """CPU time (user + system) used so far by the processes of a process group (Linux)."""
     ticks = 0
@@ -255,6 +264,11 @@ class Stack:
     def service(self, name: str) -> Service:
         """The running service called ``name``."""
         return next(s for s in self.services if s.name == name)
+
+    def web_workers(self) -> list[int]:
+        """The pids of hiscore's gunicorn workers (the children of its master)."""
+        web = self.service("web")
+        return children(web.popen.pid) if web.popen else []
 
     def check_alive(self) -> None:
         """Raise if a service died during the run."""

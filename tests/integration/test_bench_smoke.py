@@ -53,3 +53,10 @@ def test_a_quick_benchmark_run_measures_every_figure_without_errors(tmp_path):
     assert details["sessions"]["started"] >= details["ingest"]["accepted"]
     assert details["ingest"]["bodies"]["bodies_reused"] == 0
     assert details["latency"]["statuses"] == {"accepted": details["latency"]["answered_202"]}
+    # Where a web worker's CPU went, or why that could not be known.
+    profile = details["ingest"]["profile"]
+    if profile["available"]:
+        assert profile["samples"] > 0 and profile["inclusive"] and profile["self"]
+        assert "inclusive share" in said
+    else:
+        assert profile["reason"] and "no profile" in said

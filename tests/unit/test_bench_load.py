@@ -1,15 +1,18 @@
-"""The benchmarks' own arithmetic: scores that a tokened load can send without breaking the
-rules of the game they go to, and the runs it started but did not send, kept for the next
-run."""
+"""The benchmarks' own arithmetic: the profile's shares from py-spy's raw output; scores that a
+tokened load can send without breaking the rules of the game they go to; and the runs it
+started but did not send, kept for the next run."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
+
 from app.leaderboard.games import load_registry
 from app.leaderboard.validation import check_rules
 from bench import seed
 from bench.load import WrkRun
+from bench.profile import frame_of, render, summarize
 from bench.sessions import (
     LONGEST_CLAIM_S,
     SCORE_TOP,
@@ -19,6 +22,47 @@ from bench.sessions import (
     score_body,
     write_slices,
 )
+
+RAW = "\n".join(
+    [
+        "main (srv.py:1);handle (srv.py:9);view (app/api.py:20);dumps (json/__init__.py:231) 6",
+        "main (srv.py:1);handle (srv.py:10);view (app/api.py:21) 2",
+        "main (srv.py:1);handle (srv.py:9);log (app/logs.py:5);log (app/logs.py:7) 2",
+        "",
+    ]
+)
+
+
+def test_a_frame_is_its_function_and_file_whatever_the_line():
+    assert frame_of("Flask.wsgi_app (flask/app.py:1511)") == ("Flask.wsgi_app", "flask/app.py")
+    assert frame_of("<module> (<string>:9)") == ("<module>", "<string>")
+    assert frame_of("odd frame") == ("odd frame", "")
+
+
+def test_shares_are_of_all_samples_and_a_recursive_frame_counts_once():
+    profile = summarize(RAW)
+    assert profile["samples"] == 10
+    inclusive = {(r["function"], r["file"]): r["share"] for r in profile["inclusive"]}
+    assert inclusive[("view", "app/api.py")] == pytest.approx(0.8)
+    assert inclusive[("log", "app/logs.py")] == pytest.approx(0.2)  # not 0.4
+    own = [(r["function"], r["share"]) for r in profile["self"]]
+    assert own == [("dumps", 0.6), ("view", 0.2), ("log", 0.2)]
+
+
+def test_frames_always_on_the_stack_together_are_one_line_named_by_the_deepest():
+    top = summarize(RAW)["inclusive"][0]
+    assert (top["function"], top["share"]) == ("handle", 1.0)
+    assert top["with"] == ["main (srv.py)"]
+    assert "[+1 caller on exactly these stacks]" in render(
+        {"available": True, "rate_hz": 200, "seconds": 1, "asked": 200, "profiler_cpu_s": 0}
+        | summarize(RAW),
+        "profile",
+    )
+
+
+def test_an_unavailable_profile_says_why():
+    text = render({"available": False, "reason": "py-spy could not sample: denied"}, "profile")
+    assert text == "profile: no profile — py-spy could not sample: denied"
 
 
 def test_a_tokened_load_claims_plausible_play_times_no_longer_than_it_waits(tmp_path):
