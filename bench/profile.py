@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -105,14 +106,16 @@ def summarize(raw: str, top: int = TOP_INCLUSIVE, top_self: int = TOP_SELF) -> d
 
 
 class Profiler:
-    """py-spy recording one process for a while, in the background; a context manager that
-    stops it if it is still running on the way out."""
+    """py-spy recording one process for ``seconds``, from ``delay`` seconds on, in the
+    background; a context manager that stops it if it is still running on the way out."""
 
-    def __init__(self, pid: int | None, seconds: float, output: Path) -> None:
+    def __init__(self, pid: int | None, seconds: float, output: Path, delay: float = 0) -> None:
         self.pid = pid
         self.seconds = max(1, round(seconds))
+        self.delay = delay
         self.output = output
         self.popen: subprocess.Popen[str] | None = None
+        self._launch = threading.Timer(delay, self._start)
         self.unavailable: str | None = None
         binary = py_spy()
         if binary is None:
@@ -131,12 +134,14 @@ class Profiler:
                 f"--output={output}",
             ]
 
+    def _start(self) -> None:
+        self.popen = subprocess.Popen(
+            self.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+
     def __enter__(self) -> Profiler:
         if self.unavailable is None:
-            self.started = time.monotonic()
-            self.popen = subprocess.Popen(
-                self.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-            )
+            self._launch.start()
         return self
 
     def __exit__(
@@ -145,12 +150,16 @@ class Profiler:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._launch.cancel()
+        self._launch.join()
         if self.popen is not None and self.popen.poll() is None:
             self.popen.kill()
             self.popen.wait()
 
     def finish(self, timeout: float = 30) -> dict[str, Any]:
         """Wait for py-spy to end; its summary, or why there is none."""
+        if self.unavailable is None:
+            self._launch.join()
         if self.popen is None:
             return {"available": False, "reason": self.unavailable}
         # wait4, not wait: py-spy's own CPU is reported apart from the load generators'.
@@ -175,6 +184,7 @@ class Profiler:
             "available": True,
             "pid": self.pid,
             "rate_hz": RATE_HZ,
+            "from_s": self.delay,
             "seconds": self.seconds,
             "asked": RATE_HZ * self.seconds,
             "unreadable": int(counted.group(2)) if counted else None,
@@ -205,9 +215,10 @@ def render(profile: dict[str, Any], what: str) -> str:
         return f"{what}: no profile — {profile.get('reason')}"
     unreadable = profile.get("unreadable")
     head = (
-        f"{what}\n(py-spy at {profile['rate_hz']} Hz for {profile['seconds']} s: of "
+        f"{what}\n(py-spy at {profile['rate_hz']} Hz for {profile['seconds']} s from "
+        f"{profile.get('from_s', 0):.3g} s into the run: of "
         f"{profile['asked']:,} samples, {profile['samples']:,} found the worker running or ready"
-        + (f" and {unreadable:,} were unreadable" if unreadable else "")
+        + (f", {unreadable:,} unreadable" if unreadable else "")
         + f"; py-spy itself took {profile['profiler_cpu_s']:.1f} CPU s)"
     )
     lines = [head]
