@@ -1,10 +1,12 @@
 """``python -m bench``: hiscore's benchmarks, on real processes of this machine.
 
 Starts the project's redis-server (AOF on), hiscore's gunicorn (gunicorn.conf.py: 2 gevent
-workers) and Celery ingest worker, and the tutorial-design baseline app under the same
-gunicorn settings, all on loopback; drives them from outside with wrk and an open-loop client;
-prints every figure beside its baseline from the same run and writes the same as JSON to
-``bench/results/``. Every process is stopped at the end, whatever happens.
+workers) and Celery ingest worker in production's configuration (``--light``: the lighter one
+the benchmarks used to run), and the tutorial-design baseline app under the same gunicorn
+settings, all on loopback; drives them from outside with wrk and an open-loop client; prints
+every figure beside its baseline from the same run, and where a web worker's CPU went, and
+writes the same as JSON to ``bench/results/``. Every process is stopped at the end, whatever
+happens.
 """
 
 from __future__ import annotations
@@ -26,22 +28,17 @@ import redis
 from app.clock import now_ms
 from app.leaderboard.games import Registry, load_registry
 from app.storage import keys
-from bench import games, ingest, reads, seed, storage
+from bench import configurations, games, ingest, profile, reads, seed, storage
 from bench.baseline_app import list_key
 from bench.load import WrkRun, ensure_wrk
 from bench.processes import Stack, machine_busy_seconds, wait_until
 from bench.report import Figure, compare, machine, redis_server, table, write_json
+from bench.sessions import Scores
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 # Other processes taking this much CPU (in cores, on average) during a phase make it noisy.
 NOISY_CORES = 0.2
-
-# The run's environment. Rate limits are off: the load generators send thousands of requests a
-# second from one address, which any sane limit would refuse, and the benchmarks measure the
-# service, not the limiter. Scores go without run tokens (testing and development do not require
-# them; this says so even if the calling shell does).
-BENCH_ENV = {"HISCORE_RATE_LIMITS_ENABLED": "0", "HISCORE_RUN_TOKENS_REQUIRED": "0"}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -51,7 +48,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="hiscore's benchmarks on real processes, each figure beside its baseline.",
     )
     p.add_argument("--quick", action="store_true", help="small boards, short runs (a smoke run)")
-    p.add_argument("--config", default="testing", choices=["testing", "development"])
+    p.add_argument(
+        "--light",
+        action="store_true",
+        help="the light configuration (testing, rate limits off, no run tokens), to compare",
+    )
     p.add_argument("--ingest-seconds", type=float, help="saturation run length (default 15)")
     p.add_argument("--warmup-seconds", type=float, help="warm-up before each run (default 2)")
     p.add_argument("--connections", type=int, default=64, help="wrk connections for ingest")
@@ -144,18 +145,26 @@ def _rates(runs: dict[str, WrkRun]) -> dict[str, Any]:
 
 
 def measure_ingest(
-    stack: Stack, client: redis.Redis, args: argparse.Namespace, phase: Phases
+    stack: Stack, client: redis.Redis, args: argparse.Namespace, phase: Phases, scores: Scores
 ) -> dict[str, Any]:
     """Saturation of bare LPUSH and of hiscore; then latency at two fixed loads."""
     out: dict[str, Any] = {}
+    at_start = ingest.verdicts(client)
     with phase("ingest: bare LPUSH baseline"):
         out["ingest_baseline"] = ingest.ingest_baseline(
-            stack, args.ingest_seconds, args.warmup_seconds, args.connections
+            stack, args.ingest_seconds, args.warmup_seconds, args.connections, scores
         )
     with phase("ingest: hiscore, until every 202 is on the board"):
         quiet(client)
         out["ingest"] = ingest.ingest_hiscore(
-            stack, client, args.ingest_seconds, args.warmup_seconds, args.connections
+            stack,
+            client,
+            args.ingest_seconds,
+            args.warmup_seconds,
+            args.connections,
+            scores,
+            out["ingest_baseline"]["rate_202"],
+            before_run=lambda: quiet(client),
         )
     stack.check_alive()
     # Half of what hiscore takes, a load it can sustain, to read its latency when not
@@ -168,9 +177,12 @@ def measure_ingest(
         with phase(f"latency: open loop at {rate:,.0f} submissions/s"):
             quiet(client)
             out[name] = ingest.latency(
-                stack, client, rate, args.latency_seconds, args.latency_connections
+                stack, client, rate, args.latency_seconds, args.latency_connections, scores
             )
         stack.check_alive()
+    out["rejected_by_worker"] = ingest.rejected_since(at_start, ingest.verdicts(client))
+    if scores.sessions is not None:
+        out["sessions"] = scores.sessions.summary()
     return out
 
 
@@ -284,12 +296,16 @@ def measure_reads(
     }
 
 
-def run_benchmarks(stack: Stack, client: redis.Redis, args: argparse.Namespace) -> dict:
+def run_benchmarks(
+    stack: Stack, client: redis.Redis, args: argparse.Namespace, tokens: bool
+) -> dict:
     """Every benchmark, in order; return the raw measurements."""
     phase = Phases(stack)
     out: dict[str, Any] = {"phases": phase.done}
     registry = load_registry(stack.base_env["HISCORE_GAMES_FILE"])
-    out.update(measure_ingest(stack, client, args, phase))
+    out["configuration_probe"] = configurations.probe(stack)
+    scores = Scores(stack, tokens, args.connections)
+    out.update(measure_ingest(stack, client, args, phase, scores))
     first_at = now_ms() - 60_000 - args.big  # every seeded entry in the recent past
     out.update(measure_storage(client, registry, args, phase, first_at))
     measured = measure_reads(stack, client, registry, args, phase, first_at)
@@ -334,6 +350,20 @@ def figures(out: dict[str, Any], args: argparse.Namespace) -> list[Figure]:
             mine["p99_ms"] / base["p99_ms"] if base["p99_ms"] else None,
         ),
     ]
+    if "sessions" in out:
+        runs = out["sessions"]
+        lines += [
+            compare(
+                f"sessions: runs started at saturation, c={runs['connections']} (req/s)",
+                runs["rate"],
+                base["rate_202"],
+                "LPUSH",
+            ),
+            Figure(
+                "  CPU ms per session: " + " / ".join(CPU_COLUMNS),
+                _cpu(runs["cpu_ms_per_session"], ("web", "worker", "redis", "load")),
+            ),
+        ]
     lines += _latency_lines(lat, "½ bare LPUSH")
     lines += _latency_lines(out["latency_sustainable"], "½ hiscore's 202 rate")
     for kind, label in (("top10", "top-10"), ("around", "around-me K=5")):
@@ -444,7 +474,9 @@ def _at_most(value: float | None, bound: float) -> bool | None:
     return None if value is None else value <= bound
 
 
-def problems(out: dict[str, Any], args: argparse.Namespace) -> list[str]:
+def problems(
+    out: dict[str, Any], args: argparse.Namespace, config: configurations.Configuration
+) -> list[str]:
     """What makes the figures suspect: failed requests, lost or rejected submissions."""
     found = []
     for name, run in (("bare LPUSH", out["ingest_baseline"]), ("hiscore", out["ingest"])):
@@ -457,6 +489,8 @@ def problems(out: dict[str, Any], args: argparse.Namespace) -> list[str]:
         found.append(f"ingest: {mine['missing']} submissions answered 202 never reached the board")
     if mine["rejected_by_worker"]:
         found.append(f"ingest: the worker rejected some: {mine['rejected_by_worker']}")
+    found += ingest.load_problems(out)
+    found += configurations.mismatches(config, out["configuration_probe"])
     if mine["board_total_api"] is None:
         found.append("ingest: the board API did not answer")
     for name in ("latency", "latency_sustainable"):
@@ -489,8 +523,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     date = datetime.now(UTC)
     run_dir = Path(tempfile.mkdtemp(prefix="hiscore-bench-"))
-    games = seed.write_games_file(run_dir / "games.toml")
-    env = {**BENCH_ENV, "HISCORE_CONFIG": args.config, "HISCORE_GAMES_FILE": str(games)}
+    games_file = seed.write_games_file(run_dir / "games.toml")
+    config = configurations.light() if args.light else configurations.production()
+    env = {**config.env, "HISCORE_GAMES_FILE": str(games_file)}
     stack = Stack(run_dir, env, args.worker_concurrency)
     failed = True
     try:
@@ -498,7 +533,7 @@ def main(argv: list[str] | None = None) -> int:
         stack.start()
         client = redis.Redis.from_url(stack.redis_url, decode_responses=True)
         server = redis_server(client)
-        out = run_benchmarks(stack, client, args)
+        out = run_benchmarks(stack, client, args, config.tokens)
         client.close()
         failed = False
     finally:
@@ -515,6 +550,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": date.isoformat(timespec="seconds"),
         "machine": machine(),
         "redis": server,
+        "configuration": config.described(),
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "seconds": round(time.monotonic() - started, 1),
     }
@@ -522,11 +558,15 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(
         f"hiscore benchmarks, {header['date']} — {m['cpu']}, {m['cores']} cores, "
-        f"Python {m['python']}, Redis {server['version']} ({server['allocator']})"
+        f"Python {m['python']}, Redis {server['version']} ({server['allocator']}) — {config.title}"
         + (" — QUICK run, small sizes" if args.quick else "")
     )
+    print(f"{config.title}: {config.summary}")
     print(table(lines))
-    warnings = problems(out, args)
+    print()
+    what = f"Where one of hiscore's web workers spent its CPU at saturation ({config.name})"
+    print(profile.render(out["ingest"]["profile"], what))
+    warnings = problems(out, args, config)
     for warning in warnings:
         print(f"WARNING: {warning}")
     notes = noisy(out["phases"])

@@ -13,10 +13,14 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 WRK_SCRIPTS = Path(__file__).resolve().parent / "wrk"
+#: wrk's threads per run (fewer if there are fewer connections); scripts that read pre-made
+#: bodies get one slice of them per thread.
+WRK_THREADS = 2
 
 
 def ensure_wrk() -> str:
@@ -55,6 +59,8 @@ class WrkRun:
     p50_ms: float
     p99_ms: float
     connections: int
+    # What the script itself reported (bodies.lua: the bodies it had, sent and sent again).
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def rate(self) -> float:
@@ -73,7 +79,7 @@ def run_wrk(
     connections: int,
     script: str | None = None,
     script_args: Sequence[str] = (),
-    threads: int = 2,
+    threads: int = WRK_THREADS,
     timeout_s: int = 10,
     work_dir: Path | None = None,
 ) -> WrkRun:
@@ -99,6 +105,7 @@ def run_wrk(
     if out.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed ({out.returncode}): {out.stdout[-2000:]}{out.stderr}")
     data = json.loads(line.removeprefix("BENCH-RESULT "))
+    known = ("requests", "duration_us", "connect", "read", "write", "timeout", "status")
     return WrkRun(
         requests=data["requests"],
         seconds=data["duration_us"] / 1e6,
@@ -107,6 +114,7 @@ def run_wrk(
         p50_ms=data["p50_us"] / 1000,
         p99_ms=data["p99_us"] / 1000,
         connections=connections,
+        extra={k: v for k, v in data.items() if k not in known and not k.endswith("_us")},
     )
 
 

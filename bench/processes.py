@@ -41,30 +41,55 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str, every: f
 
 def http_get(url: str, timeout: float = 5) -> tuple[int, Any]:
     """GET ``url``; return the status and the decoded JSON body (None if not JSON)."""
+    status, _, body = _http(urllib.request.Request(url), timeout)
+    return status, body
+
+
+def http_post_json(url: str, body: Any, timeout: float = 5) -> tuple[int, dict[str, str], Any]:
+    """POST ``body`` as JSON; return the status, the headers and the decoded JSON answer."""
+    request = urllib.request.Request(
+        url, json.dumps(body).encode(), {"Content-Type": "application/json"}, method="POST"
+    )
+    return _http(request, timeout)
+
+
+def _http(request: urllib.request.Request, timeout: float) -> tuple[int, dict[str, str], Any]:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            status, raw = resp.status, resp.read()
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
+            status, headers, raw = resp.status, dict(resp.headers), resp.read()
     except urllib.error.HTTPError as exc:
-        status, raw = exc.code, exc.read()
+        status, headers, raw = exc.code, dict(exc.headers), exc.read()
     except OSError:
-        return 0, None
+        return 0, {}, None
     try:
-        return status, json.loads(raw)
+        return status, headers, json.loads(raw)
     except ValueError:
-        return status, None
+        return status, headers, None
+
+
+def _stat_fields(entry: os.DirEntry[str]) -> list[str] | None:
+    try:
+        stat = Path(entry.path, "stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state, ppid, pgrp, ...
+
+
+def children(pid: int) -> list[int]:
+    """The live child processes of ``pid``, lowest pid first (Linux)."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit() and (fields := _stat_fields(entry)) and int(fields[1]) == pid:
+            found.append(int(entry.name))
+    return sorted(found)
 
 
 def group_cpu_seconds(pgid: int) -> float:
     """CPU time (user + system) used so far by the processes of a process group (Linux)."""
     ticks = 0
     for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
+        if not entry.name.isdigit() or (fields := _stat_fields(entry)) is None:
             continue
-        try:
-            stat = Path(entry.path, "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state, ppid, pgrp, ...
         if int(fields[2]) == pgid:
             # utime, stime, and those of its children that ended (an AOF rewrite, say)
             ticks += sum(int(v) for v in fields[11:15])
@@ -235,6 +260,15 @@ class Stack:
         )
         used["load"] = me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
         return used
+
+    def service(self, name: str) -> Service:
+        """The running service called ``name``."""
+        return next(s for s in self.services if s.name == name)
+
+    def web_workers(self) -> list[int]:
+        """The pids of hiscore's gunicorn workers (the children of its master)."""
+        web = self.service("web")
+        return children(web.popen.pid) if web.popen else []
 
     def check_alive(self) -> None:
         """Raise if a service died during the run."""

@@ -24,6 +24,8 @@ SMALL, LARGE = "small", "large"
 #: The claimed game's boards that whole games are played on (:mod:`bench.games`), seeded first.
 PLAY_SMALL, PLAY_LARGE = "play-small", "play-large"
 SCORE_MAX = 1000
+#: The ingest game's least play time per point: a score of s claims at least s × this (ms).
+MIN_MS_PER_POINT = 200
 
 GAMES_TOML = f"""\
 [games.{GAME}]
@@ -40,7 +42,7 @@ variants = ["{SMALL}", "{LARGE}"]
 title = "Benchmark submissions"
 order = "lower"
 integer = true
-min_ms_per_point = 200
+min_ms_per_point = {MIN_MS_PER_POINT}
 duration_required = true
 variants.25 = {{ score_min = 1, score_max = 25 }}
 variants.100 = {{ score_min = 1, score_max = 100 }}

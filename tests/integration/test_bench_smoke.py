@@ -1,4 +1,5 @@
-"""The benchmark harness runs end to end on real processes: a quick run, no figure judged."""
+"""The benchmark harness runs end to end on real processes, in production's configuration: a
+quick run, no figure judged."""
 
 from __future__ import annotations
 
@@ -57,3 +58,19 @@ def test_a_quick_benchmark_run_measures_every_figure_without_errors(tmp_path):
             assert run["requests_per_game"] >= 4  # session, score, long-poll, top 10
     assert sum(f["name"].startswith("whole games") for f in report["figures"]) == 2
     assert {"figure", "hiscore", "baseline", "ratio"} <= set(said.split())
+    # Production's configuration ran: the web refused a score without a run token and
+    # counted requests against its (raised) limits, and scores with tokens were accepted.
+    assert report["configuration"]["name"] == "production"
+    assert "production configuration" in said
+    probe = details["configuration_probe"]
+    assert probe["tokens_required"] and probe["rate_limits_on"]
+    assert details["sessions"]["started"] >= details["ingest"]["accepted"]
+    assert details["ingest"]["bodies"]["bodies_reused"] == 0
+    assert details["latency"]["statuses"] == {"accepted": details["latency"]["answered_202"]}
+    # Where a web worker's CPU went, or why that could not be known.
+    profile = details["ingest"]["profile"]
+    if profile["available"]:
+        assert profile["samples"] > 0 and profile["inclusive"] and profile["self"]
+        assert "inclusive share" in said
+    else:
+        assert profile["reason"] and "no profile" in said
