@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cache, lru_cache
 from typing import cast
 
 import redis
@@ -51,9 +52,16 @@ def player_key(secret: str, player_id: str, generation: int = 0) -> str:
     so those keep working; a later generation signs ``<id>:<generation>``.
     """
     value = player_id if generation == 0 else f"{player_id}:{generation}"
-    return Signer(secret, salt=_SALT).sign(value).decode()
+    return _signer(secret).sign(value).decode()
 
 
+@cache
+def _signer(secret: str) -> Signer:
+    return Signer(secret, salt=_SALT)
+
+
+# A request's key is read by its rate limits and then by its view: the second read is free.
+@lru_cache(maxsize=4096)
 def read_key(secret: str, key: str) -> PlayerProof | None:
     """The player and generation a key was issued for, or None if the service did not sign it.
 
@@ -61,7 +69,7 @@ def read_key(secret: str, key: str) -> PlayerProof | None:
     script that enqueues a score).
     """
     try:
-        value = Signer(secret, salt=_SALT).unsign(key).decode()
+        value = _signer(secret).unsign(key).decode()
     except (BadSignature, UnicodeError):  # a forgery, or text that is not even a key
         return None
     player_id, _, generation = value.partition(":")
