@@ -11,6 +11,7 @@ from app.clock import now_ms
 from app.leaderboard.games import Registry, load_registry
 from app.leaderboard.run_tokens import TokenPolicy
 from app.storage.longpoll import VerdictWaiter
+from app.storage.rate_limits import RidingRedis
 
 
 def init_extensions(app: Flask) -> None:
@@ -19,7 +20,8 @@ def init_extensions(app: Flask) -> None:
     # a test can pin the instant every one of them sees.
     app.config.setdefault("CLOCK", now_ms)
     # Tests may hand in a client (fakeredis); everyone else gets one built from REDIS_URL.
-    client = app.config.get("REDIS_CLIENT") or redis.Redis.from_url(
+    # A request's rate limits may ride along with its first read (see RidingRedis).
+    client = app.config.get("REDIS_CLIENT") or RidingRedis.from_url(
         app.config["REDIS_URL"],
         decode_responses=True,
         socket_connect_timeout=2,

@@ -21,6 +21,7 @@ from app.leaderboard.ingest import drain
 from app.leaderboard.players import player_key
 from app.storage import keys, submissions
 from app.storage.embedded_redis import EmbeddedRedis
+from app.storage.rate_limits import RidingRedis
 from config import celery_settings
 from tests.cases import NOW
 from tests.processes import TEST_GAMES, Stack, process_env
@@ -70,8 +71,12 @@ def fake_server() -> fakeredis.FakeServer:
 
 @pytest.fixture
 def redis_client(fake_server) -> fakeredis.FakeRedis:
-    """A client of ``fake_server`` (with Lua)."""
-    return fakeredis.FakeRedis(server=fake_server, decode_responses=True)
+    """A client of ``fake_server`` (with Lua), of the class the app builds (RidingRedis)."""
+    return RidingFakeRedis(server=fake_server, decode_responses=True)
+
+
+class RidingFakeRedis(RidingRedis, fakeredis.FakeRedis):
+    """fakeredis with the app's client behaviour: a request's count rides with its read."""
 
 
 @pytest.fixture

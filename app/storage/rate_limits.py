@@ -11,13 +11,16 @@ Plain functions over a redis client; nothing here knows Flask.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import redis
 
-from app.storage.scripts import script
+from app.storage.scripts import script, source
 
 #: The Lua library every script that counts limits is prepended with.
 LIBRARY = "rate_limit_lib"
@@ -90,3 +93,61 @@ def count(client: redis.Redis, counters: Sequence[Counter]) -> Counted:
     names, args = script_arguments(counters)
     reply = script(client, "count_limits", LIBRARY)(keys=names, args=args)
     return read_reply(counters, reply)
+
+
+class RateLimitBreached(Exception):
+    """The request broke a limit counted along with its first command; the command's reply
+    is dropped."""
+
+    def __init__(self, counted: Counted) -> None:
+        super().__init__("rate limit breached")
+        self.counted = counted
+
+
+@dataclass
+class Rider:
+    """Counters waiting to be counted along with the next command a request sends."""
+
+    counters: Sequence[Counter]
+    counted: Counted | None = None  # once counted
+
+
+#: The current request's :class:`Rider`, if its count is to ride along with its first command.
+RIDER: ContextVar[Rider | None] = ContextVar("hiscore_rate_limit_rider", default=None)
+
+
+class RidingRedis(redis.Redis):
+    """A client whose next command after :data:`RIDER` is set carries the request's rate-limit
+    count in the same round trip (a pipeline of the two), so that a read costs one trip.
+
+    Only for commands that change nothing: the command runs whether or not the count breaks a
+    limit (the reply is then dropped and :class:`RateLimitBreached` raised), so a request that
+    writes counts first, or inside its own script, never this way.
+    """
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        rider = RIDER.get()
+        if rider is None or rider.counted is not None:
+            return super().execute_command(*args, **options)
+        RIDER.set(None)
+        names, limit_args = script_arguments(rider.counters)
+        pipe = self.pipeline(transaction=False)
+        pipe.evalsha(_count_sha(), len(names), *names, *limit_args)
+        pipe.execute_command(*args, **options)
+        count_reply, reply = pipe.execute(raise_on_error=False)
+        if isinstance(count_reply, redis.exceptions.NoScriptError):  # Redis restarted, say
+            rider.counted = count(self, rider.counters)
+        elif isinstance(count_reply, Exception):
+            raise count_reply
+        else:
+            rider.counted = read_reply(rider.counters, count_reply)
+        if rider.counted.breached is not None:
+            raise RateLimitBreached(rider.counted)
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+
+@cache
+def _count_sha() -> str:
+    return hashlib.sha1(source("count_limits", LIBRARY).encode()).hexdigest()

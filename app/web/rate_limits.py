@@ -37,9 +37,19 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from app.extensions import get_redis
 from app.leaderboard.players import player_of
 from app.storage import keys
-from app.storage.rate_limits import NOTHING_COUNTED, Count, Counted, Counter, count
+from app.storage.rate_limits import (
+    NOTHING_COUNTED,
+    RIDER,
+    Count,
+    Counted,
+    Counter,
+    RateLimitBreached,
+    Rider,
+    count,
+)
 from app.web.api.inputs import read_json
 from app.web.errors import Problem, problem_response
+from app.web.security_headers import add_headers
 
 
 def proven_player() -> str | None:
@@ -100,6 +110,17 @@ OPERATOR_VIEWS = ("health.readyz", "metrics")
 
 #: Endpoints whose own script counts their limits (:func:`take_pending`), saving the round trip.
 COUNTED_BY_VIEW = frozenset({"api.scores.submit_score"})
+
+#: Endpoints that change nothing: their count rides along with their first Redis command, in
+#: the same round trip (see :class:`~app.storage.rate_limits.RidingRedis`).
+COUNTED_WITH_FIRST_READ = frozenset(
+    {
+        "api.boards.board_top",
+        "api.boards.player_standing",
+        "api.boards.board_stats",
+        "api.scores.submission_status",
+    }
+)
 
 
 def _sends_token() -> bool:
@@ -199,10 +220,39 @@ def _count_request() -> None:
         g.rate_pending = counters
         g.rate_counted = NOTHING_COUNTED
         return
+    if request.endpoint in COUNTED_WITH_FIRST_READ and counters:
+        g.rate_rider = Rider(counters)
+        g.rate_rider_token = RIDER.set(g.rate_rider)
+        return
     counted(count(get_redis(), counters))
 
 
+def _rider_done() -> None:
+    """Take the current request's rider off the client; what it counted (if it rode) becomes
+    the request's count, and what it did not is left to count on the way out."""
+    rider = g.pop("rate_rider", None)
+    token = g.pop("rate_rider_token", None)
+    if token is not None:
+        try:
+            RIDER.reset(token)
+        except ValueError:
+            RIDER.set(None)  # reset in another context: at least leave none behind
+    if rider is None:
+        return
+    if rider.counted is not None:
+        g.rate_counted = rider.counted
+    else:
+        g.rate_pending = list(rider.counters)
+
+
+def _breached(exc: RateLimitBreached) -> Response:
+    _rider_done()
+    assert exc.counted.breached is not None
+    return problem_response(refusal(exc.counted.breached))
+
+
 def _finish(response: Response) -> Response:
+    _rider_done()
     left = g.get("rate_pending")
     if left:  # the view answered before its script ran: count the request now
         g.rate_pending = []
@@ -216,8 +266,7 @@ def _finish(response: Response) -> Response:
     outcome = g.get("rate_counted")
     shown = outcome.tightest() if outcome is not None else None
     if shown is not None:
-        for name, value in _headers(shown).items():
-            response.headers.setdefault(name, value)
+        add_headers(response, _headers(shown))
     return response
 
 
@@ -232,4 +281,7 @@ def init_rate_limits(app: Flask) -> RateLimits | None:
     app.extensions["hiscore.rate_limits"] = limits
     app.before_request(_count_request)
     app.after_request(_finish)
+    app.register_error_handler(RateLimitBreached, _breached)
+    # A kept-alive connection's next request runs in the same greenlet: leave no rider there.
+    app.teardown_request(lambda exc: _rider_done())
     return limits

@@ -29,10 +29,18 @@ HEADERS = {
 }
 
 
+def add_headers(response: Response, headers: dict[str, str]) -> None:
+    """Add ``headers`` to ``response`` but those it has already (one pass over its headers,
+    not one per name: werkzeug's ``setdefault`` scans the list each time)."""
+    present = {name.lower() for name in response.headers.keys()}
+    for name, value in headers.items():
+        if name.lower() not in present:
+            response.headers.add(name, value)
+
+
 def add_security_headers(response: Response) -> Response:
     """Set :data:`HEADERS` on ``response`` (a view that set one of its own keeps it)."""
-    for name, value in HEADERS.items():
-        response.headers.setdefault(name, value)
+    add_headers(response, HEADERS)
     return response
 
 

@@ -209,16 +209,54 @@ def test_a_refused_score_with_redis_gone_keeps_its_own_answer(limited, fake_serv
     assert resp.status_code == 422
 
 
-def test_a_limited_read_counts_once_and_says_where_it_stands(limited, redis_client, monkeypatch):
+def _count_round_trips(monkeypatch, redis_client):
+    sent: list[int] = []
+    connection = redis_client.connection_pool.connection_class
+    original = connection.send_packed_command
+
+    def counting(self, command, check_health=True):
+        sent.append(1)
+        return original(self, command, check_health)
+
+    monkeypatch.setattr(connection, "send_packed_command", counting)
+    return sent
+
+
+def test_a_read_and_its_limits_cost_one_round_trip(limited, redis_client, monkeypatch):
     client = limited(RATE_LIMIT_PER_ADDRESS="10/minute").test_client()
     client.get("/api/v1/games/guess/boards/10")
-    calls = _count_calls(monkeypatch, redis_client)
+    sent = _count_round_trips(monkeypatch, redis_client)
     answered = client.get("/api/v1/games/guess/boards/10")
     assert answered.status_code == 200
-    counting = [c for c in calls if any("limits" in str(a) for a in c)]
-    assert len(counting) == 1
+    assert len(sent) == 1  # the count rode along with the board's read
     assert answered.headers["X-RateLimit-Limit"] == "10"
     assert answered.headers["X-RateLimit-Remaining"] == "8"
+
+
+def test_a_read_past_its_limit_is_refused_though_it_rode_with_the_read(limited):
+    client = limited(RATE_LIMIT_PER_ADDRESS="2/minute").test_client()
+    codes = [client.get("/api/v1/games/guess/boards/10").status_code for _ in range(3)]
+    assert codes == [200, 200, 429]
+    refused = client.get("/api/v1/games/guess/boards/10/players/" + "p" * 22)
+    assert refused.status_code == 429
+    assert refused.mimetype == "application/problem+json"
+    assert int(refused.headers["Retry-After"]) > 0
+    assert refused.headers["X-RateLimit-Remaining"] == "0"
+
+
+def test_a_read_that_never_reaches_redis_is_counted_on_its_way_out(limited):
+    client = limited(RATE_LIMIT_PER_ADDRESS="2/minute").test_client()
+    bad = "/api/v1/games/guess/boards/10?limit=0"  # refused before any read
+    assert [client.get(bad).status_code for _ in range(2)] == [400, 400]
+    assert client.get(bad).status_code == 429
+
+
+def test_no_rider_is_left_for_the_next_request(limited, redis_client):
+    from app.storage.rate_limits import RIDER
+
+    client = limited().test_client()
+    client.get("/api/v1/games/guess/boards/10")
+    assert RIDER.get() is None
 
 
 def test_several_limits_in_one_setting_are_each_counted(limited):
