@@ -32,3 +32,27 @@ def test_limits_count_in_the_data_redis(redis_server):
     with app.extensions["celery"].connection_for_write() as conn:
         conn.SimpleQueue("ingest").clear()
     data.flushdb()
+
+
+def test_a_read_counted_along_with_its_read_in_a_real_redis(redis_server):
+    import redis
+
+    data = redis.Redis.from_url(redis_server.url(6), decode_responses=True)
+    data.flushdb()
+    app = create_app(
+        "testing",
+        {
+            "REDIS_URL": redis_server.url(6),
+            "CELERY": celery_settings("memory://"),
+            "RATE_LIMIT_PER_ADDRESS": "3/minute",
+            "GAMES_FILE": str(TEST_GAMES),
+        },
+    )
+    client = app.test_client()
+    data.script_flush()  # the count's script is loaded again on the first read
+    codes = [client.get("/api/v1/games/guess/boards/10").status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429]
+    (counter,) = data.scan_iter(keys.RATE_LIMIT_PREFIX + "*")
+    assert data.get(counter) == "4"
+    assert 0 < data.pttl(counter) <= 60_000
+    data.flushdb()
