@@ -138,6 +138,38 @@ def test_a_replayed_id_with_another_score_is_still_one_entry(redis_client):
     assert top(redis_client) == [(1, "001", 5)]
 
 
+def test_a_batch_is_applied_after_redis_forgot_the_script(redis_client):
+    apply_entries(redis_client, [entry(1, 5, T0)], T0)
+    redis_client.script_flush()  # as a restarted Redis has
+    batch = [entry(2, 3, T0 + 1), entry(3, 4, T0 + 2, variant="10"), entry(4, 9, T0 + 3)]
+    applied = apply_entries(redis_client, batch, T0)
+    assert [(a.fresh, a.ranks["alltime"]) for a in applied] == [(True, 1), (True, 1), (True, 3)]
+    assert top(redis_client) == [(1, "002", 3), (2, "001", 5), (3, "004", 9)]
+
+
+def test_entries_of_one_batch_land_on_the_boards_of_their_own_day_and_family(redis_client):
+    # Boards are worked out once per family and day of a batch: each entry still gets its own.
+    batch = [
+        entry(1, 5, T0),
+        entry(2, 6, T0 + DAY),
+        entry(3, 7, T0, variant="10"),
+        entry(4, 8, T0 + 7 * DAY),
+        entry(5, 4, T0 + 1),
+    ]
+    applied = apply_entries(redis_client, batch, T0 + 7 * DAY)
+    assert [a.ranks for a in applied] == [
+        {"alltime": 1, "daily": 1, "weekly": 1},
+        {"alltime": 2, "daily": 1, "weekly": 2},
+        {"alltime": 1, "daily": 1, "weekly": 1},
+        {"alltime": 3, "daily": 1, "weekly": 1},
+        {"alltime": 1, "daily": 1, "weekly": 1},
+    ]
+    assert top(redis_client, board("daily", "2036-11-19")) == [(1, "005", 4), (2, "001", 5)]
+    assert top(redis_client, board("daily", "2036-11-20")) == [(1, "002", 6)]
+    assert top(redis_client, board("weekly", "2036-W48")) == [(1, "004", 8)]
+    assert top(redis_client, board("daily", "2036-11-19", variant="10")) == [(1, "003", 7)]
+
+
 def test_every_accepted_entry_is_in_the_log(redis_client):
     batch = [entry(p, 3 + p % 5, T0 + p) for p in range(20)]
     apply_entries(redis_client, batch, T0)
