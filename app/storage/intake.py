@@ -5,8 +5,9 @@ work is done, which caps ingestion at a fraction of what Redis can take. So the 
 submission to a Redis stream (in the same script that creates its status record, so a 202 always
 means both were stored) and Celery tasks drain that stream in batches through a consumer group:
 
-- an entry stays pending for the consumer that read it until its verdict is stored, so one whose
-  worker died is claimed again by the next drain once it has been idle for :data:`CLAIM_IDLE_MS`;
+- an entry stays pending for the consumer that read it until its verdict is stored, in the same
+  transaction as its acknowledgement (:func:`acknowledge`), so one whose worker died is claimed
+  again by the next drain once it has been idle for :data:`CLAIM_IDLE_MS`;
 - a drain is always scheduled while entries wait: the first submission to find no drain flag
   sets it and sends a drain task; a running drain keeps the flag alive and, before it stops,
   drops it and looks once more, so an entry is never left behind between the two; the beat's
@@ -187,12 +188,21 @@ def done(client: redis.Redis, entry_ids: list[str]) -> None:
     the drain flag alive (only a running drain settles entries), in one round trip."""
     if not entry_ids:
         return
-    # Both or neither: an entry acknowledged but not deleted would look like waiting work.
     pipe = client.pipeline(transaction=True)
+    acknowledge(pipe, entry_ids)
+    pipe.execute()
+
+
+def acknowledge(
+    pipe: redis.client.Pipeline, entry_ids: Sequence[str], hold_flag: bool = True
+) -> None:
+    """Queue on ``pipe`` (a transaction) the commands of :func:`done`: the flag's refresh
+    only if ``hold_flag``."""
+    # Both or neither: an entry acknowledged but not deleted would look like waiting work.
     pipe.xack(keys.INGEST_STREAM, keys.INGEST_GROUP, *entry_ids)
     pipe.xdel(keys.INGEST_STREAM, *entry_ids)
-    pipe.set(keys.DRAIN_FLAG, "1", px=DRAIN_FLAG_MS)
-    pipe.execute()
+    if hold_flag:
+        pipe.set(keys.DRAIN_FLAG, "1", px=DRAIN_FLAG_MS)
 
 
 def keep_dead_letter(client: redis.Redis, entry: Waiting, error: str) -> None:
@@ -203,12 +213,6 @@ def keep_dead_letter(client: redis.Redis, entry: Waiting, error: str) -> None:
         maxlen=10_000,
         approximate=True,
     )
-
-
-def dead_letter(client: redis.Redis, entry: Waiting, error: str) -> None:
-    """Keep an entry the worker could not process, for an operator, and take it off the stream."""
-    keep_dead_letter(client, entry, error)
-    done(client, [entry.entry_id])
 
 
 def backlog(client: redis.Redis) -> dict[str, int]:

@@ -64,12 +64,30 @@ def latency_bucket(seconds: float) -> str:
 
 
 def settle(
-    client: redis.Redis, verdicts: Sequence[tuple[str, dict[str, Any]]], ttl: int, now_ms: int
+    client: redis.Redis,
+    verdicts: Sequence[tuple[str, dict[str, Any]]],
+    ttl: int,
+    now_ms: int,
+    announce: Sequence[str] = (),
 ) -> None:
-    """Store final records, count and audit them, and wake long-polls, in one round trip."""
-    if not verdicts:
+    """Store final records, count and audit them, and wake long-polls, in one round trip;
+    ``announce`` names submissions settled before, whose waiters are woken again."""
+    if not verdicts and not announce:
         return
     pipe = client.pipeline(transaction=False)
+    record_verdicts(pipe, verdicts, ttl, now_ms, announce)
+    pipe.execute()
+
+
+def record_verdicts(
+    pipe: redis.client.Pipeline,
+    verdicts: Sequence[tuple[str, dict[str, Any]]],
+    ttl: int,
+    now_ms: int,
+    announce: Sequence[str] = (),
+) -> None:
+    """Queue on ``pipe`` the commands of :func:`settle`, for a caller that sends more with
+    them (a drain acknowledges the entries in the same transaction)."""
     # Counted per batch, not per submission: a few commands whatever the batch's size.
     counts: Counter[str] = Counter()
     latencies: Counter[str] = Counter()
@@ -101,5 +119,6 @@ def settle(
         pipe.hincrby(keys.LATENCY_HISTOGRAM, bucket, count)
     if latencies:
         pipe.hincrbyfloat(keys.LATENCY_HISTOGRAM, "sum", latency_sum)
-    pipe.publish(keys.VERDICT_CHANNEL, " ".join(sid for sid, _ in verdicts))
-    pipe.execute()
+    woken = [sid for sid, _ in verdicts] + list(announce)
+    if woken:
+        pipe.publish(keys.VERDICT_CHANNEL, " ".join(woken))
