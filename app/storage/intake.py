@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import orjson
+import pydantic_core
 import redis
 
 from app.storage import keys, rate_limits
@@ -123,12 +124,22 @@ def _entries(raw: list[Any]) -> list[Waiting]:
     for entry_id, fields in raw:
         if not fields:  # deleted after it was read; nothing left to do
             continue
-        try:
-            payload = json.loads(fields.get("p", ""))
-        except ValueError:
-            payload = None
-        entries.append(Waiting(entry_id, payload))
+        entries.append(Waiting(entry_id, _decoded(fields.get("p", ""))))
     return entries
+
+
+def _decoded(text: str) -> Any:
+    """The JSON value of ``text`` as :func:`json.loads` reads it (None if it is no JSON)."""
+    # pydantic's parser, a few times faster, reads what json.loads reads (big integers, NaN
+    # and Infinity too) but for a lone surrogate escape, which json.loads takes.
+    try:
+        return pydantic_core.from_json(text)
+    except ValueError:
+        pass
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
 
 
 def ensure_group(client: redis.Redis) -> None:

@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
+import pydantic_core
 import redis
 
 from app.storage import keys
@@ -45,6 +46,12 @@ def fingerprint(submission: Mapping[str, Any]) -> str:
     identity = {name: submission.get(name) for name in _IDENTITY_FIELDS}
     text = json.dumps(identity, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def encoded(record: Mapping[str, Any]) -> bytes:
+    """A record as the JSON text stored in Redis (compact, UTF-8)."""
+    # pydantic's encoder writes what json.dumps writes, a few times faster.
+    return pydantic_core.to_json(record)
 
 
 def read(client: redis.Redis, submission_id: str) -> dict[str, Any] | None:
@@ -93,7 +100,7 @@ def record_verdicts(
     latencies: Counter[str] = Counter()
     latency_sum = 0.0
     for submission_id, record in verdicts:
-        pipe.set(keys.submission_key(submission_id), json.dumps(record), ex=ttl)
+        pipe.set(keys.submission_key(submission_id), encoded(record), ex=ttl)
         if record["status"] == REJECTED:
             counts[f"rejected:{record.get('code', 'unknown')}"] += 1
             pipe.xadd(
