@@ -120,6 +120,23 @@ def test_window_boards_expire_after_the_games_retention(redis_client):
     assert redis_client.pexpiretime(board().ranking_key) == -1  # all-time is kept
 
 
+def test_a_window_boards_expiry_follows_the_entries_that_improve_it(redis_client):
+    import dataclasses
+
+    daily = board("daily", "2036-11-19")
+    end_of_day = int(datetime(2036, 11, 20, tzinfo=UTC).timestamp() * 1000)
+    apply_entries(redis_client, [entry(1, 5, T0)], T0)
+    redis_client.persist(daily.rows_key)  # as a board written before expiries would be
+    apply_entries(redis_client, [entry(2, 4, T0 + 1)], T0)
+    kept = end_of_day + GUESS.daily_retention_days * DAY
+    assert redis_client.pexpiretime(daily.rows_key) == kept
+    # The retention shortened: the next entry that improves the board moves its expiry.
+    shorter = dataclasses.replace(GUESS, daily_retention_days=2)
+    apply_entries(redis_client, [entry(3, 3, T0 + 2, game=shorter)], T0)
+    assert redis_client.pexpiretime(daily.ranking_key) == end_of_day + 2 * DAY
+    assert redis_client.pexpiretime(daily.rows_key) == end_of_day + 2 * DAY
+
+
 def test_applying_a_submission_twice_changes_nothing(redis_client):
     first = entry(1, 5, T0, sid="same-submission")
     apply_entries(redis_client, [first], T0)
