@@ -25,7 +25,7 @@ from app.leaderboard.run_tokens import RunToken, TokenPolicy, use_ttl_ms
 from app.leaderboard.schemas import QueuedSubmission
 from app.leaderboard.validation import Rejection, validate_queued
 from app.leaderboard.verified_runs import replay_runs
-from app.log_context import log_context
+from app.log_context import bind, unbind
 from app.storage import intake, keys, submissions
 
 log = logging.getLogger(__name__)
@@ -310,13 +310,18 @@ def _log_verdicts(
     }
     for sid, record in verdicts:
         request_id = requests.get(sid)
-        with log_context(
+        # bind and unbind rather than log_context: a line a verdict, and the context manager
+        # was a tenth of each line's cost.
+        token = bind(
             submission_id=sid, request_id=request_id if isinstance(request_id, str) else None
-        ):
+        )
+        try:
             if record.status == submissions.ACCEPTED:
                 log.info("submission accepted: rank %s", record.rank)
             else:
                 log.info("submission rejected (%s): %s", record.code, record.reason)
+        finally:
+            unbind(token)
 
 
 #: Entries a drain takes from the stream at a time.
