@@ -463,7 +463,7 @@ def drain(
     wait_ms: int = 100,
     should_stop: Callable[[], bool] = lambda: False,
     tokens: TokenPolicy | None = None,
-    linger_ms: int = 10,
+    linger_ms: int = 25,
     out_of_time: OutOfTime = (),
 ) -> Drained:
     """Settle what waits on the ingest stream, batch by batch, for up to ``budget_ms``.
@@ -476,6 +476,9 @@ def drain(
     as it does when ``should_stop()`` turns true (the process is shutting down). After a small
     batch it waits ``linger_ms`` for more to gather: a batch costs a few round trips whatever
     its size, and this cut the worker's and Redis's time per entry by two thirds under load.
+    At 25 ms rather than 10, a saturated 2-core machine (500-950 submissions a second) settles
+    batches of 16-25 rather than 9-15, for 0.02-0.03 ms less worker CPU and 0.005-0.01 ms less
+    Redis CPU an entry, and a verdict waits 17 ms on average rather than 8.
 
     A batch costs three round trips: its read, its apply scripts, and one transaction that
     stores its verdicts and takes it off the stream (refreshing the drain flag now and then).
