@@ -385,29 +385,45 @@ def _record(
     hold_flag: bool,
 ) -> None:
     """Store a batch's verdicts, keep its failed entries in the dead letters and take the batch
-    off the stream, all in one transaction.
+    off the stream in one transaction; then count and audit the verdicts and announce them,
+    all in one round trip.
 
-    Together or not at all: an entry is never left on the stream with its verdict stored,
+    The transaction holds the keys of the ``{ingest}`` slot only (records, dead letters, the
+    stream, the flag), so the layout stays one a Redis Cluster can serve; the counts, the audit
+    and the announcement, in other slots, follow it as they followed the records before.
+    Together or not at all, an entry is never left on the stream with its verdict stored,
     which is why an entry read for the first time needs no look at its record (see
-    :func:`drain`). A command that fails in the transaction (a key of the wrong type) fails
-    alone, as it would on its own, and is logged.
+    :func:`drain`). A command that fails in the transaction as it runs (a key of the wrong
+    type) fails alone, as it would on its own, and is logged; one Redis refuses as it is sent
+    (out of memory, read-only) aborts the transaction, and the batch waits for the next drain.
     """
     stored = judged.stored()
     failed = {sid: record["error"] for sid, record in stored if "error" in record}
-    pipe = client.pipeline(transaction=True)
-    submissions.record_verdicts(pipe, stored, ttl, now_ms, announce=judged.settled)
-    verdicts_end = len(pipe)
     letters = [entry for entry in entries if _submission_id(entry.payload) in failed]
+    # MULTI and EXEC by hand: redis-py makes a transaction of a whole pipeline or of none.
+    pipe = client.pipeline(transaction=False)
+    pipe.execute_command("MULTI")
+    submissions.store_verdicts(pipe, stored, ttl)
     for entry in letters:
         error = failed[cast(str, _submission_id(entry.payload))]
         intake.keep_dead_letter(pipe, entry, f"could not be applied: {error}")
-    letters_end = len(pipe)
     intake.acknowledge(pipe, [entry.entry_id for entry in entries], hold_flag)
+    exec_at = len(pipe)
+    pipe.execute_command("EXEC")
+    submissions.count_verdicts(pipe, stored, now_ms, announce=judged.settled)
     replies = pipe.execute(raise_on_error=False)
-    for reply in replies[:verdicts_end]:
+    refused = [reply for reply in replies[: exec_at + 1] if isinstance(reply, Exception)]
+    if refused:
+        # Refused as it was sent (a queued command's error, or EXECABORT): nothing of the
+        # transaction ran. The error that says why, rather than EXECABORT's.
+        raise refused[0]
+    ran = replies[exec_at]
+    letters_at = len(stored)
+    acks_at = letters_at + len(letters)
+    for reply in ran[:letters_at]:
         if isinstance(reply, Exception):
-            log.error("could not record verdicts or their counts: %s", reply)
-    for entry, reply in zip(letters, replies[verdicts_end:letters_end], strict=True):
+            log.error("could not store a verdict: %s", reply)
+    for entry, reply in zip(letters, ran[letters_at:acks_at], strict=True):
         if isinstance(reply, Exception):
             # The entry leaves the stream all the same, with this line as its last trace.
             log.error(
@@ -415,10 +431,13 @@ def _record(
                 reply,
                 json.dumps(entry.payload),
             )
-    for reply in replies[letters_end:]:
+    for reply in ran[acks_at:]:
         if isinstance(reply, Exception):
             # Left pending, the entries are read again, found settled and acknowledged then.
             log.error("could not take settled entries off the stream: %s", reply)
+    for reply in replies[exec_at + 1 :]:
+        if isinstance(reply, Exception):
+            log.error("could not count, audit or announce verdicts: %s", reply)
 
 
 def _set_aside(

@@ -82,25 +82,33 @@ def settle(
     if not verdicts and not announce:
         return
     pipe = client.pipeline(transaction=False)
-    record_verdicts(pipe, verdicts, ttl, now_ms, announce)
+    store_verdicts(pipe, verdicts, ttl)
+    count_verdicts(pipe, verdicts, now_ms, announce)
     pipe.execute()
 
 
-def record_verdicts(
+def store_verdicts(
+    pipe: redis.client.Pipeline, verdicts: Sequence[tuple[str, dict[str, Any]]], ttl: int
+) -> None:
+    """Queue on ``pipe`` the writes of the final records, the part of :func:`settle` in the
+    ``{ingest}`` slot (a drain makes it one transaction with the entries' acknowledgement)."""
+    for submission_id, record in verdicts:
+        pipe.set(keys.submission_key(submission_id), encoded(record), ex=ttl)
+
+
+def count_verdicts(
     pipe: redis.client.Pipeline,
     verdicts: Sequence[tuple[str, dict[str, Any]]],
-    ttl: int,
     now_ms: int,
     announce: Sequence[str] = (),
 ) -> None:
-    """Queue on ``pipe`` the commands of :func:`settle`, for a caller that sends more with
-    them (a drain acknowledges the entries in the same transaction)."""
+    """Queue on ``pipe`` the rest of :func:`settle`, in other slots: the audit of rejections,
+    the counts, and the announcement that wakes long-polls (of ``announce`` too)."""
     # Counted per batch, not per submission: a few commands whatever the batch's size.
     counts: Counter[str] = Counter()
     latencies: Counter[str] = Counter()
     latency_sum = 0.0
     for submission_id, record in verdicts:
-        pipe.set(keys.submission_key(submission_id), encoded(record), ex=ttl)
         if record["status"] == REJECTED:
             counts[f"rejected:{record.get('code', 'unknown')}"] += 1
             pipe.xadd(

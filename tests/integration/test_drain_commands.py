@@ -7,6 +7,7 @@ A server of its own, since the counts are the whole server's.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 
@@ -102,3 +103,31 @@ def test_entries_read_before_have_their_records_read_and_are_settled_once(
     assert server.hget(keys.VERDICT_COUNTS, "accepted") == "6"  # nor counted twice
     assert server.xlen(keys.INGEST_STREAM) == 0
     assert intake.backlog(server) == {"waiting": 0, "in_progress": 0}
+
+
+def test_the_transaction_of_a_batch_holds_keys_of_the_ingest_slot_only(server, registry):
+    # So that one node of a Redis Cluster can run it: the counts and the audit, elsewhere,
+    # come after it.
+    now = int(time.time() * 1000)
+    _enqueue(server, "sub", 5, now)
+    seen: list[str] = []
+    with server.monitor() as monitor:
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.is_set():
+                command = monitor.next_command()["command"]
+                seen.append(command)
+                if command.startswith("PUBLISH"):
+                    done.set()
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        assert _drain(server, registry, now) == 5
+        watcher.join(10)
+    start, end = seen.index("MULTI"), seen.index("EXEC")
+    inside = seen[start + 1 : end]
+    assert {command.split(" ", 1)[0] for command in inside} == {"SET", "XACK", "XDEL"}
+    assert all(command.split(" ")[1].startswith("hs:{ingest}:") for command in inside)
+    after = [command.split(" ", 1)[0] for command in seen[end + 1 :]]
+    assert after[:2] == ["HINCRBY", "HINCRBY"] and after[-1] == "PUBLISH"
