@@ -399,7 +399,7 @@ def _record(
     """
     stored = judged.stored()
     failed = {sid: record["error"] for sid, record in stored if "error" in record}
-    letters = [entry for entry in entries if _submission_id(entry.payload) in failed]
+    letters = [e for e in entries if _submission_id(e.payload) in failed] if failed else []
     # MULTI and EXEC by hand: redis-py makes a transaction of a whole pipeline or of none.
     pipe = client.pipeline(transaction=False)
     pipe.execute_command("MULTI")
