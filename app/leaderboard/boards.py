@@ -168,39 +168,37 @@ def apply_entries_each(
     """
     if not entries:
         return []
-    apply = script(client, "apply_entry")
-    pipe = client.pipeline(transaction=False)
+    # A batch's entries share a few families and days: their boards, keys and expiries are
+    # worked out once each, not once per entry.
+    families: dict[tuple[str, str, int], _Family] = {}
+    placed: list[_Family] = []
+    calls: list[scripts.Call] = []
     for entry in entries:
-        boards = entry.boards()
-        board_keys: list[str] = []
-        for board in boards:
-            board_keys += [board.ranking_key, board.rows_key]
-        slug, variant = entry.game.slug, entry.variant
-        apply(
-            keys=[
-                keys.log_key(slug, variant),
-                keys.applied_key(slug, variant),
-                keys.banned_key(slug, variant),
-                keys.run_key(slug, variant, entry.run_id or "-"),
-                *board_keys,
-            ],
-            args=[
-                entry.submission_id,
-                entry.player_id,
-                entry.name,
-                format_score(entry.game, entry.score),
-                entry.game.sign,
-                f"{entry.achieved_at:0{_AT_WIDTH}d}",
-                now_ms,
-                entry.run_id or "",
-                entry.run_ttl_ms,
-                *(board.expire_at() for board in boards),
-            ],
-            client=pipe,
+        where = (entry.game.slug, entry.variant, entry.achieved_at // _DAY_MS)
+        family = families.get(where)
+        if family is None:
+            family = families[where] = _Family.of(entry)
+        placed.append(family)
+        calls.append(
+            (
+                [*family.keys_before, keys.run_key(*where[:2], entry.run_id or "-"), *family.keys],
+                [
+                    entry.submission_id,
+                    entry.player_id,
+                    entry.name,
+                    format_score(entry.game, entry.score),
+                    entry.game.sign,
+                    f"{entry.achieved_at:0{_AT_WIDTH}d}",
+                    now_ms,
+                    entry.run_id or "",
+                    entry.run_ttl_ms,
+                    *family.expire_at,
+                ],
+            )
         )
-    results = pipe.execute(raise_on_error=False)
+    results = scripts.run_each(client, "apply_entry", calls, library="board_lib")
     applied: list[Applied | redis.RedisError] = []
-    for entry, result in zip(entries, results, strict=True):
+    for entry, family, result in zip(entries, placed, results, strict=True):
         if isinstance(result, redis.RedisError):
             applied.append(result)
             continue
@@ -221,10 +219,10 @@ def apply_entries_each(
         fresh, score, at = result[:3]
         ranks: dict[str, int | None] = {}
         improved: dict[str, bool] = {}
-        for i, board in enumerate(entry.boards()):
+        for i, window in enumerate(family.windows):
             rank, better = result[3 + 2 * i], result[4 + 2 * i]
-            ranks[board.window] = int(rank) or None
-            improved[board.window] = bool(better)
+            ranks[window] = int(rank) or None
+            improved[window] = bool(better)
         applied.append(
             Applied(
                 entry.submission_id,
@@ -237,6 +235,34 @@ def apply_entries_each(
             )
         )
     return applied
+
+
+_DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class _Family:
+    """What the apply script is told of the boards of one family on one UTC day."""
+
+    keys_before: tuple[str, str, str]  # log, applied ids, banned (the run's key comes next)
+    keys: tuple[str, ...]  # (ranking, rows) per board
+    expire_at: tuple[int, ...]  # per board
+    windows: tuple[Window, ...]
+
+    @classmethod
+    def of(cls, entry: Entry) -> _Family:
+        boards = entry.boards()
+        slug, variant = entry.game.slug, entry.variant
+        return cls(
+            (
+                keys.log_key(slug, variant),
+                keys.applied_key(slug, variant),
+                keys.banned_key(slug, variant),
+            ),
+            tuple(key for board in boards for key in (board.ranking_key, board.rows_key)),
+            tuple(board.expire_at() for board in boards),
+            tuple(board.window for board in boards),
+        )
 
 
 def _row(game: Game, rank: int, member: str, raw: str | None) -> Row | None:

@@ -42,6 +42,18 @@ else
   end
 end
 
+-- Make the key expire at expire_at, unless it does already. PTTL is a read: unlike
+-- PEXPIREAT it is not written to the AOF (nor sent to replicas), and almost every entry finds
+-- its boards' expiry set. Said relative to the worker's clock ('now'), the expiry counts as set
+-- within a few seconds of skew; any other difference (a key without one, a retention changed
+-- by whole days) sets it.
+local function expire(key, expire_at, now)
+  local left = redis.call('PTTL', key)
+  if left < 0 or math.abs(left - (expire_at - tonumber(now))) > 5000 then
+    redis.call('PEXPIREAT', key, expire_at)
+  end
+end
+
 local result = {fresh and 1 or 0, score, at}
 for i = 0, (#KEYS - 4) / 2 - 1 do
   local zkey, rkey = KEYS[5 + 2 * i], KEYS[6 + 2 * i]
@@ -50,8 +62,8 @@ for i = 0, (#KEYS - 4) / 2 - 1 do
     improved, mine = offer(zkey, rkey, pid, name, score, sign, at, now)
     local expire_at = tonumber(ARGV[10 + i])
     if improved == 1 and expire_at > 0 then
-      redis.call('PEXPIREAT', zkey, expire_at)
-      redis.call('PEXPIREAT', rkey, expire_at)
+      expire(zkey, expire_at, now)
+      expire(rkey, expire_at, now)
     end
   else
     mine = best_at(rkey, pid)

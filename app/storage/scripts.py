@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from functools import cache
 from importlib import resources
+from typing import Any
 
 import redis
 from redis.commands.core import Script
+from redis.exceptions import NoScriptError
+
+#: One call of a script: its keys and its arguments.
+Call = tuple[Sequence[str], Sequence[str | int | float]]
 
 
 @cache
@@ -17,7 +24,43 @@ def source(name: str, library: str | None = None) -> str:
     return folder.joinpath(f"{library}.lua").read_text() + text if library else text
 
 
+@cache
+def sha(name: str, library: str | None = None) -> str:
+    """The SHA1 digest by which Redis knows the script (of its text as redis-py sends it)."""
+    return hashlib.sha1(source(name, library).encode()).hexdigest()
+
+
 def script(client: redis.Redis, name: str, library: str | None = None) -> Script:
     """The script ``app/lua/<name>.lua`` bound to ``client``."""
     # register_script only hashes the text; redis-py loads it on the first NOSCRIPT.
     return client.register_script(source(name, library))
+
+
+def run_each(
+    client: redis.Redis, name: str, calls: Sequence[Call], library: str | None = None
+) -> list[Any]:
+    """Run the script once per call, pipelined in one round trip; the reply of each call, or
+    the error it raised in its place.
+
+    A script called through a redis-py pipeline costs a ``SCRIPT EXISTS`` round trip before
+    every batch; this sends ``EVALSHA`` straight away and loads the script only when Redis
+    answers ``NOSCRIPT`` (after a restart, say), then sends again the calls that met it.
+    """
+    if not calls:
+        return []
+    digest = sha(name, library)
+    replies = _evalsha_each(client, digest, calls)
+    missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+    if missing:
+        client.script_load(source(name, library))
+        again = _evalsha_each(client, digest, [calls[i] for i in missing])
+        for i, reply in zip(missing, again, strict=True):
+            replies[i] = reply
+    return replies
+
+
+def _evalsha_each(client: redis.Redis, digest: str, calls: Sequence[Call]) -> list[Any]:
+    pipe = client.pipeline(transaction=False)
+    for keys, args in calls:
+        pipe.evalsha(digest, len(keys), *keys, *args)
+    return pipe.execute(raise_on_error=False)

@@ -156,6 +156,40 @@ def test_out_of_memory_holds_every_entry_back_until_there_is_room(full_server, r
     assert client.xlen(keys.INGEST_STREAM) == 0 and _pending(client) == 0
 
 
+def test_verdicts_refused_after_the_batch_was_applied_leave_it_waiting_and_uncounted(
+    full_server, registry, monkeypatch
+):
+    from app.leaderboard import ingest
+
+    client = full_server
+    now = _now()
+    ids = _enqueue(client, _scores(3, now - 5))
+    judge = ingest.judge_submissions
+
+    def then_full(*args, **kwargs):
+        judged = judge(*args, **kwargs)  # applied to the boards
+        client.config_set("maxmemory", 1)  # and now every write is refused
+        return judged
+
+    monkeypatch.setattr(ingest, "judge_submissions", then_full)
+    try:
+        with pytest.raises(redis.exceptions.OutOfMemoryError):
+            _drain(client, registry, now)
+    finally:
+        client.config_set("maxmemory", 0)
+    # Not one verdict stored, counted or announced, and not one entry taken off the stream.
+    assert [s["status"] for s in _statuses(client, ids)] == ["queued"] * 3
+    assert _pending(client) == 3 and not client.exists(keys.VERDICT_COUNTS)
+    monkeypatch.setattr(ingest, "judge_submissions", judge)
+
+    assert _drain(client, registry, now).settled == 3
+
+    assert [s["status"] for s in _statuses(client, ids)] == ["accepted"] * 3
+    assert client.hget(keys.VERDICT_COUNTS, "accepted") == "3"
+    assert client.xlen(keys.log_key(GAME, VARIANT)) == 3  # each applied once
+    assert client.xlen(keys.INGEST_STREAM) == 0 and _pending(client) == 0
+
+
 def test_a_score_at_the_edge_of_its_runs_memory_never_sends_redis_a_ttl_it_refuses(data, registry):
     received_at = _now()
     (last_ms,) = _scores(1, received_at, prefix="last")

@@ -120,6 +120,23 @@ def test_window_boards_expire_after_the_games_retention(redis_client):
     assert redis_client.pexpiretime(board().ranking_key) == -1  # all-time is kept
 
 
+def test_a_window_boards_expiry_follows_the_entries_that_improve_it(redis_client):
+    import dataclasses
+
+    daily = board("daily", "2036-11-19")
+    end_of_day = int(datetime(2036, 11, 20, tzinfo=UTC).timestamp() * 1000)
+    apply_entries(redis_client, [entry(1, 5, T0)], T0)
+    redis_client.persist(daily.rows_key)  # as a board written before expiries would be
+    apply_entries(redis_client, [entry(2, 4, T0 + 1)], T0)
+    kept = end_of_day + GUESS.daily_retention_days * DAY
+    assert redis_client.pexpiretime(daily.rows_key) == kept
+    # The retention shortened: the next entry that improves the board moves its expiry.
+    shorter = dataclasses.replace(GUESS, daily_retention_days=2)
+    apply_entries(redis_client, [entry(3, 3, T0 + 2, game=shorter)], T0)
+    assert redis_client.pexpiretime(daily.ranking_key) == end_of_day + 2 * DAY
+    assert redis_client.pexpiretime(daily.rows_key) == end_of_day + 2 * DAY
+
+
 def test_applying_a_submission_twice_changes_nothing(redis_client):
     first = entry(1, 5, T0, sid="same-submission")
     apply_entries(redis_client, [first], T0)
@@ -136,6 +153,38 @@ def test_a_replayed_id_with_another_score_is_still_one_entry(redis_client):
     apply_entries(redis_client, [entry(1, 5, T0, sid="dup-1")], T0)
     apply_entries(redis_client, [entry(1, 2, T0 + 1, sid="dup-1")], T0)
     assert top(redis_client) == [(1, "001", 5)]
+
+
+def test_a_batch_is_applied_after_redis_forgot_the_script(redis_client):
+    apply_entries(redis_client, [entry(1, 5, T0)], T0)
+    redis_client.script_flush()  # as a restarted Redis has
+    batch = [entry(2, 3, T0 + 1), entry(3, 4, T0 + 2, variant="10"), entry(4, 9, T0 + 3)]
+    applied = apply_entries(redis_client, batch, T0)
+    assert [(a.fresh, a.ranks["alltime"]) for a in applied] == [(True, 1), (True, 1), (True, 3)]
+    assert top(redis_client) == [(1, "002", 3), (2, "001", 5), (3, "004", 9)]
+
+
+def test_entries_of_one_batch_land_on_the_boards_of_their_own_day_and_family(redis_client):
+    # Boards are worked out once per family and day of a batch: each entry still gets its own.
+    batch = [
+        entry(1, 5, T0),
+        entry(2, 6, T0 + DAY),
+        entry(3, 7, T0, variant="10"),
+        entry(4, 8, T0 + 7 * DAY),
+        entry(5, 4, T0 + 1),
+    ]
+    applied = apply_entries(redis_client, batch, T0 + 7 * DAY)
+    assert [a.ranks for a in applied] == [
+        {"alltime": 1, "daily": 1, "weekly": 1},
+        {"alltime": 2, "daily": 1, "weekly": 2},
+        {"alltime": 1, "daily": 1, "weekly": 1},
+        {"alltime": 3, "daily": 1, "weekly": 1},
+        {"alltime": 1, "daily": 1, "weekly": 1},
+    ]
+    assert top(redis_client, board("daily", "2036-11-19")) == [(1, "005", 4), (2, "001", 5)]
+    assert top(redis_client, board("daily", "2036-11-20")) == [(1, "002", 6)]
+    assert top(redis_client, board("weekly", "2036-W48")) == [(1, "004", 8)]
+    assert top(redis_client, board("daily", "2036-11-19", variant="10")) == [(1, "003", 7)]
 
 
 def test_every_accepted_entry_is_in_the_log(redis_client):

@@ -159,6 +159,31 @@ def test_what_arrives_as_a_drain_stops_is_not_left_behind(redis_client, registry
     assert _status(redis_client, "sub-late-one")["status"] == "accepted"
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        json.dumps(payload()),
+        json.dumps(payload(score=float("nan"))),  # json.dumps writes NaN, json.loads reads it
+        json.dumps(payload(duration_ms=10**30)),  # beyond 64 bits, still an integer
+        json.dumps(payload(name="\ud800")),  # a lone surrogate escape
+        '{"a": 1, "a": 2}',
+        "[1e400]",
+        "not json",
+        "",
+    ],
+)
+def test_a_stream_entry_is_read_as_json_loads_reads_it(redis_client, text):
+    intake.ensure_group(redis_client)
+    redis_client.xadd(keys.INGEST_STREAM, {"p": text})
+    (entry,) = intake.read_new(redis_client, "w1:1", 10)
+    try:
+        expected = json.loads(text)
+    except ValueError:
+        expected = None
+    # repr: NaN is not equal to itself, and an integer must stay one.
+    assert repr(entry.payload) == repr(expected)
+
+
 def test_entries_of_a_dead_worker_are_claimed_by_the_next_drain(
     redis_client, registry, monkeypatch
 ):
