@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import cast
 
 import redis
-from redis.commands.core import Script
 
 from app.leaderboard.games import Game
 from app.leaderboard.windows import (
@@ -31,7 +30,7 @@ from app.storage import keys, scripts
 _AT_WIDTH = 13
 
 
-def script(client: redis.Redis, name: str) -> Script:
+def script(client: redis.Redis, name: str) -> scripts.BoundScript:
     """The Lua script ``app/lua/<name>.lua`` (with the board library) bound to ``client``."""
     return scripts.script(client, name, library="board_lib")
 

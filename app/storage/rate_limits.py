@@ -11,16 +11,14 @@ Plain functions over a redis client; nothing here knows Flask.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 import redis
 
-from app.storage.scripts import script, source
+from app.storage.scripts import script, sha
 
 #: The Lua library every script that counts limits is prepended with.
 LIBRARY = "rate_limit_lib"
@@ -132,7 +130,7 @@ class RidingRedis(redis.Redis):
         RIDER.set(None)
         names, limit_args = script_arguments(rider.counters)
         pipe = self.pipeline(transaction=False)
-        pipe.evalsha(_count_sha(), len(names), *names, *limit_args)
+        pipe.evalsha(sha("count_limits", LIBRARY), len(names), *names, *limit_args)
         pipe.execute_command(*args, **options)
         count_reply, reply = pipe.execute(raise_on_error=False)
         if isinstance(count_reply, redis.exceptions.NoScriptError):  # Redis restarted, say
@@ -146,8 +144,3 @@ class RidingRedis(redis.Redis):
         if isinstance(reply, Exception):
             raise reply
         return reply
-
-
-@cache
-def _count_sha() -> str:
-    return hashlib.sha1(source("count_limits", LIBRARY).encode()).hexdigest()

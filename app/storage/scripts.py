@@ -9,7 +9,6 @@ from importlib import resources
 from typing import Any
 
 import redis
-from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
 #: One call of a script: its keys and its arguments.
@@ -30,10 +29,28 @@ def sha(name: str, library: str | None = None) -> str:
     return hashlib.sha1(source(name, library).encode()).hexdigest()
 
 
-def script(client: redis.Redis, name: str, library: str | None = None) -> Script:
+class BoundScript:
+    """A script of ``app/lua/`` bound to a client: called with its keys and arguments, it sends
+    ``EVALSHA`` by the digest computed once per process (redis-py's ``register_script`` hashes
+    the text again each time), and loads the script only when Redis answers ``NOSCRIPT``."""
+
+    __slots__ = ("client", "library", "name")
+
+    def __init__(self, client: redis.Redis, name: str, library: str | None) -> None:
+        self.client, self.name, self.library = client, name, library
+
+    def __call__(self, keys: Sequence[str] = (), args: Sequence[Any] = ()) -> Any:
+        digest = sha(self.name, self.library)
+        try:
+            return self.client.evalsha(digest, len(keys), *keys, *args)
+        except NoScriptError:
+            self.client.script_load(source(self.name, self.library))
+            return self.client.evalsha(digest, len(keys), *keys, *args)
+
+
+def script(client: redis.Redis, name: str, library: str | None = None) -> BoundScript:
     """The script ``app/lua/<name>.lua`` bound to ``client``."""
-    # register_script only hashes the text; redis-py loads it on the first NOSCRIPT.
-    return client.register_script(source(name, library))
+    return BoundScript(client, name, library)
 
 
 def run_each(

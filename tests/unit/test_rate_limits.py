@@ -263,3 +263,12 @@ def test_several_limits_in_one_setting_are_each_counted(limited):
     client = limited(RATE_LIMIT_PER_ADDRESS="100/minute;2/second").test_client()
     codes = [client.get("/api/v1/games").status_code for _ in range(3)]
     assert codes == [200, 200, 429]
+
+
+def test_reads_and_scores_work_after_redis_forgets_its_scripts(limited, redis_client):
+    client = limited().test_client()
+    assert post(client).status_code == 202
+    redis_client.script_flush()
+    assert client.get("/api/v1/games/guess/boards/10").status_code == 200
+    assert post(client).status_code == 202
+    assert redis_client.xlen(keys.INGEST_STREAM) == 2
