@@ -1,10 +1,11 @@
 """Rate-limit counters: fixed windows counted in Redis, every limit of a request in one call.
 
 A request is counted against all the limits that apply to it (the address's budget, the
-endpoint's, the player's) in one script, and a score's are counted inside the very script that
-stores it (:mod:`app.storage.intake`), so limits add no round trip to the hot path. Cost: one
-counter key per (client, limit) of about 80 bytes, living one window; an ``INCR`` and a
-``PTTL`` per limit, inside the one call.
+endpoint's, the player's) in one script; a score's are counted inside the very script that
+stores it (:mod:`app.storage.intake`), and a read's ride in the same pipeline as its first
+command (:class:`RidingRedis`), so limits add no round trip to either. Cost: one counter key
+per (client, limit) of 110 to 160 bytes (the key is most of it), living one window; an
+``INCR`` and a ``PTTL`` per limit, inside the one call.
 
 Plain functions over a redis client; nothing here knows Flask.
 """
