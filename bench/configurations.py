@@ -85,6 +85,11 @@ def light() -> Configuration:
     return Configuration("light", env, tokens=False, summary=summary)
 
 
+def limits_on(config: Configuration) -> bool:
+    """Whether the configuration counts requests against rate limits."""
+    return config.env.get("HISCORE_RATE_LIMITS_ENABLED") == "1"
+
+
 def probe(stack: Stack) -> dict[str, Any]:
     """What the running web shows of its configuration: whether a request is counted against a
     rate limit (its headers say so), and whether a score without a run token is refused."""
@@ -114,7 +119,7 @@ def mismatches(config: Configuration, probed: dict[str, Any]) -> list[str]:
             f"tokens {'not ' if config.tokens else ''}required, unlike the {config.name} "
             "configuration"
         )
-    if probed["rate_limits_on"] != (config.env.get("HISCORE_RATE_LIMITS_ENABLED") == "1"):
+    if probed["rate_limits_on"] != limits_on(config):
         found.append(
             f"rate limits {'on' if probed['rate_limits_on'] else 'off'}, unlike the "
             f"{config.name} configuration"

@@ -358,9 +358,9 @@ def measure_games(
     with phase(f"games: seed boards of {sizes} entries, hiscore's and the tutorial's"):
         first_at = now_ms() - 60_000 - max(boards.values())
         for variant, count in boards.items():
-            seed.seed_log(client, GAME, variant, seed.entries(count, first_at))
+            seed.seed_log(client, GAME, variant, count, first_at)
             storage.time_rebuild(client, game, variant)
-            seed.seed_tutorial_list(client, GAME, variant, seed.entries(count, first_at))
+            seed.seed_tutorial_list(client, GAME, variant, count, first_at)
     out: dict[str, Any] = {}
     for design in DESIGNS:
         for variant, count in boards.items():

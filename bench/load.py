@@ -10,7 +10,9 @@ import json
 import math
 import os
 import shutil
+import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +23,8 @@ WRK_SCRIPTS = Path(__file__).resolve().parent / "wrk"
 #: wrk's threads per run (fewer if there are fewer connections); scripts that read pre-made
 #: bodies get one slice of them per thread.
 WRK_THREADS = 2
+#: How often a run that stops on a condition checks it (seconds).
+STOP_POLL_S = 0.02
 
 
 def ensure_wrk() -> str:
@@ -82,8 +86,11 @@ def run_wrk(
     threads: int = WRK_THREADS,
     timeout_s: int = 10,
     work_dir: Path | None = None,
+    stop_when: Callable[[], bool] | None = None,
 ) -> WrkRun:
-    """Run wrk against ``url`` for ``seconds`` with ``connections`` open connections."""
+    """Run wrk against ``url`` for ``seconds`` with ``connections`` open connections, or until
+    ``stop_when()`` (polled meanwhile) says it has done enough: wrk ends its run on SIGINT as
+    at the end of its duration, within a tenth of a second, and reports it all the same."""
     work_dir = work_dir or Path("/tmp")
     text = (WRK_SCRIPTS / script).read_text() if script else ""
     combined = work_dir / f"wrk-{script or 'get'}"
@@ -100,10 +107,24 @@ def run_wrk(
     ]
     if script_args:
         args += ["--", *script_args]
-    out = subprocess.run(args, capture_output=True, text=True, check=False)
-    line = next((x for x in out.stdout.splitlines() if x.startswith("BENCH-RESULT ")), None)
-    if out.returncode != 0 or line is None:
-        raise RuntimeError(f"wrk failed ({out.returncode}): {out.stdout[-2000:]}{out.stderr}")
+    # To files, not pipes: a script's errors could fill a pipe nobody reads while polling.
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        wrk = subprocess.Popen(args, stdout=out, stderr=err, text=True)
+        signalled = -math.inf
+        while stop_when is not None and wrk.poll() is None:
+            # Again if it is still running a second later: wrk ignores SIGINT until its
+            # threads have started.
+            if time.monotonic() - signalled > 1 and stop_when():
+                wrk.send_signal(signal.SIGINT)
+                signalled = time.monotonic()
+            time.sleep(STOP_POLL_S)
+        wrk.wait()
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    line = next((x for x in stdout.splitlines() if x.startswith("BENCH-RESULT ")), None)
+    if wrk.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed ({wrk.returncode}): {stdout[-2000:]}{stderr}")
     data = json.loads(line.removeprefix("BENCH-RESULT "))
     known = ("requests", "duration_us", "connect", "read", "write", "timeout", "status")
     return WrkRun(

@@ -45,6 +45,11 @@ def http_get(url: str, timeout: float = 5) -> tuple[int, Any]:
     return status, body
 
 
+def http_get_headers(url: str, timeout: float = 5) -> tuple[int, dict[str, str], Any]:
+    """GET ``url``; return the status, the headers and the decoded JSON body."""
+    return _http(urllib.request.Request(url), timeout)
+
+
 def http_post_json(url: str, body: Any, timeout: float = 5) -> tuple[int, dict[str, str], Any]:
     """POST ``body`` as JSON; return the status, the headers and the decoded JSON answer."""
     request = urllib.request.Request(
@@ -137,18 +142,26 @@ class Service:
             return ""
         return self.log_path.read_text(errors="replace")[-chars:]
 
-    def stop(self, timeout: float = 15) -> None:
-        """SIGTERM the process group, wait, then SIGKILL whatever of the group is left."""
+    def terminate(self) -> None:
+        """SIGTERM the process group."""
+        if self.popen is not None:
+            _signal_group(self.popen.pid, signal.SIGTERM)  # the session leader's pid: the group's
+
+    def wait_stopped(self, timeout: float = 15) -> None:
+        """Wait for the process to end, then SIGKILL whatever of its group is left."""
         if self.popen is None:
             return
-        pgid = self.popen.pid  # the session leader: its pid is the group id
-        _signal_group(pgid, signal.SIGTERM)
         try:
             self.popen.wait(timeout)
         except subprocess.TimeoutExpired:
             pass
-        _signal_group(pgid, signal.SIGKILL)
+        _signal_group(self.popen.pid, signal.SIGKILL)
         self.popen.wait()
+
+    def stop(self, timeout: float = 15) -> None:
+        """SIGTERM the process group, wait, then SIGKILL whatever of the group is left."""
+        self.terminate()
+        self.wait_stopped(timeout)
 
 
 def _signal_group(pgid: int, sig: int) -> None:
@@ -171,6 +184,8 @@ class Stack:
         self.web_port = free_port()
         self.baseline_port = free_port()
         self.services: list[Service] = []
+        #: CPU seconds of the services stopped during the run, as they last read.
+        self._retired_cpu: dict[str, float] = {}
 
     @property
     def redis_url(self) -> str:
@@ -199,7 +214,7 @@ class Stack:
             **extra,
         }
 
-    def _gunicorn(self, name: str, app: str, port: int) -> Service:
+    def _gunicorn(self, name: str, app: str, port: int, **extra: str) -> Service:
         metrics = self.run_dir / f"metrics-{name}"
         metrics.mkdir(exist_ok=True)
         env = self._env(
@@ -207,6 +222,7 @@ class Stack:
             PORT=str(port),
             WEB_CONCURRENCY="2",
             PROMETHEUS_MULTIPROC_DIR=str(metrics),
+            **extra,
         )
         # The deployment's own settings: gevent workers, as gunicorn.conf.py says.
         args = [str(BIN / "gunicorn"), "--config", "gunicorn.conf.py", app]
@@ -241,6 +257,24 @@ class Stack:
             raise RuntimeError(f"the worker exited:\n{worker.log_tail()}")
         return self
 
+    def start_web(self, name: str, **env: str) -> str:
+        """Start another hiscore web beside the first, on the same Redis with the same settings
+        but ``env``; return its base URL once it is ready. :meth:`stop_service` stops it."""
+        port = free_port()
+        web = self._gunicorn(name, "app:create_app()", port, **env)
+        self.services.append(web.start())
+        url = f"http://127.0.0.1:{port}"
+        self._wait_ready(web, f"{url}/readyz", f"{name} to be ready (/readyz)")
+        return url
+
+    def stop_service(self, name: str) -> None:
+        """Stop one service before the end of the run; its CPU time stays counted."""
+        service = self.service(name)
+        if service.popen is not None:
+            self._retired_cpu[name] = group_cpu_seconds(service.popen.pid)
+        service.stop()
+        self.services.remove(service)
+
     def _wait_ready(self, service: Service, url: str, what: str) -> None:
         def ready() -> bool:
             if not service.alive:
@@ -252,7 +286,8 @@ class Stack:
     def cpu_seconds(self) -> dict[str, float]:
         """CPU time used so far by each service, Redis, and the load generators (this process
         and the children it has waited for, such as wrk)."""
-        used = {s.name: group_cpu_seconds(s.popen.pid) for s in self.services if s.popen}
+        used = dict(self._retired_cpu)
+        used.update({s.name: group_cpu_seconds(s.popen.pid) for s in self.services if s.popen})
         if self.redis.process is not None:
             used["redis"] = group_cpu_seconds(self.redis.process.pid)
         me, children = (
@@ -277,8 +312,10 @@ class Stack:
                 raise RuntimeError(f"{service.name} died:\n{service.log_tail()}")
 
     def stop(self) -> None:
-        """Stop the writers first, Redis last."""
-        for service in reversed(self.services):
-            service.stop()
+        """Stop the writers first, all at once, Redis last."""
+        for service in self.services:
+            service.terminate()
+        for service in self.services:
+            service.wait_stopped()
         self.redis.stop(timeout=60)
         self.redis.kill()

@@ -1,9 +1,10 @@
 """Reads: a board's top 10 and a random player's standing with neighbours, in requests/s.
 
-Boards of two sizes are measured in alternating rounds and the best round of each is kept, so
-a burst of noise from elsewhere on the machine does not decide the ratio between them. A read
-of the tutorial's design on a large board takes seconds; it is timed by a few threads sending
-requests one after another instead (wrk only counts requests that end within its run).
+What is compared (boards of two sizes; a board read with rate limits on and off) is measured in
+alternating rounds and the best round of each is kept, so a burst of noise from elsewhere on
+the machine does not decide the ratio between them. A read of the tutorial's design on a large
+board takes seconds; it is timed by a few threads sending requests one after another instead
+(wrk only counts requests that end within its run).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bench.load import WrkRun, percentile, run_wrk
@@ -95,6 +97,56 @@ def slow_read(
     return _one_by_one(url, seconds, threads)
 
 
+@dataclass(frozen=True)
+class Target:
+    """A board to read, on a server: its base URL, its variant and its players."""
+
+    base_url: str
+    variant: str
+    players: int
+
+
+def alternating(
+    game: str,
+    targets: dict[str, Target],
+    seconds: float,
+    connections: int,
+    work_dir: Path,
+    rounds: int = 2,
+    before_each: Callable[[], None] = lambda: None,
+) -> dict[str, dict[str, WrkRun]]:
+    """For each kind of read, ``rounds`` runs of ``seconds / rounds`` on each target in turn;
+    keep each target's best run, with every round's rate (``extra["round_rates"]``). Returns
+    ``{target: {kind: run}}``."""
+    runs: dict[str, dict[str, list[WrkRun]]] = {name: {k: [] for k in KINDS} for name in targets}
+    for kind in KINDS:
+        for _ in range(rounds):
+            for name, target in targets.items():
+                before_each()
+                runs[name][kind].append(
+                    _wrk(
+                        target.base_url,
+                        game,
+                        target.variant,
+                        target.players,
+                        kind,
+                        seconds / rounds,
+                        connections,
+                        work_dir,
+                    )
+                )
+    return {
+        name: {
+            kind: replace(
+                max(done, key=lambda run: run.rate),
+                extra={"round_rates": [round(run.rate, 1) for run in done]},
+            )
+            for kind, done in by_kind.items()
+        }
+        for name, by_kind in runs.items()
+    }
+
+
 def compare_boards(
     base_url: str,
     game: str,
@@ -105,17 +157,7 @@ def compare_boards(
     rounds: int = 2,
     before_each: Callable[[], None] = lambda: None,
 ) -> dict[str, dict[str, WrkRun]]:
-    """For each kind of read, ``rounds`` runs of ``seconds / rounds`` on each board (variant ->
-    players) in turn; keep each board's best run. Returns ``{variant: {kind: run}}``."""
-    best: dict[str, dict[str, WrkRun]] = {variant: {} for variant in boards}
-    for kind in KINDS:
-        for _ in range(rounds):
-            for variant, players in boards.items():
-                before_each()
-                run = _wrk(
-                    base_url, game, variant, players, kind, seconds / rounds, connections, work_dir
-                )
-                kept = best[variant].get(kind)
-                if kept is None or run.rate > kept.rate:
-                    best[variant][kind] = run
-    return best
+    """:func:`alternating` over boards (variant -> players) of one server: ``{variant: {kind:
+    run}}``."""
+    targets = {variant: Target(base_url, variant, players) for variant, players in boards.items()}
+    return alternating(game, targets, seconds, connections, work_dir, rounds, before_each)

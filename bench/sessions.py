@@ -2,8 +2,9 @@
 
 With tokens, the load starts its runs the way the page does, one session per score
 (``POST /games/<game>/sessions`` with the variant), in bulk before each timed run, through wrk
-at saturation (so the sessions' own rate is measured on the way); then waits out the play time
-the scores will claim, since a token must be at least as old as its score's claimed duration.
+at saturation (so the sessions' own rate is measured on the way) until as many have started as
+the run needs; then waits out the play time the scores will claim, since a token must be at
+least as old as its score's claimed duration.
 Each score's body carries its session's token, player id and player key (the token is bound
 to the player, and the key proves the player without a cookie). The bodies go to wrk in one
 file per wrk thread (``bench/wrk/bodies.lua``), each sent once; the runs a wrk run did not
@@ -13,7 +14,6 @@ reach are kept for the next run of the same variant, so that no session is start
 from __future__ import annotations
 
 import json
-import math
 import secrets
 import time
 from collections.abc import Callable
@@ -30,19 +30,21 @@ from bench.seed import INGEST_GAME, MIN_MS_PER_POINT
 #: least the game allows, and its token must be that old; small scores keep the wait short.
 SCORE_TOP = 10
 LONGEST_CLAIM_S = SCORE_TOP * MIN_MS_PER_POINT / 1000
-#: Rounds of sessions a bulk start may take before it gives up.
+#: Rounds of sessions a bulk start may take before it gives up, and the longest a round runs:
+#: a round ends as soon as it has started the runs it was asked for.
 MAX_ROUNDS = 8
-#: How much longer than the last round's rate says a round runs (a shortfall costs a round).
-ROUND_MARGIN = 1.1
+MAX_ROUND_S = 60
 
 
 @dataclass(frozen=True)
 class Run:
-    """One started run: what its score must carry."""
+    """One started run: what its score must carry, and when it was started at the latest
+    (``time.monotonic()`` at the end of the round that started it)."""
 
     player_id: str
     player_key: str
     token: str
+    issued_by: float = 0.0
 
 
 def score_fields(i: int) -> dict[str, int]:
@@ -70,7 +72,7 @@ def write_slices(prefix: Path, bodies: list[str], threads: int = WRK_THREADS) ->
     return prefix
 
 
-def _read_runs(prefix: Path, threads: int) -> tuple[list[Run], int]:
+def _read_runs(prefix: Path, threads: int, issued_by: float) -> tuple[list[Run], int]:
     """The runs the threads of one round wrote, interleaved (roughly the order they were
     started), and how many lines were not a session."""
     per_thread = []
@@ -83,10 +85,32 @@ def _read_runs(prefix: Path, threads: int) -> tuple[list[Run], int]:
             continue
         try:
             answer = json.loads(line)
-            runs.append(Run(answer["player_id"], answer["player_key"], answer["token"]))
+            runs.append(Run(answer["player_id"], answer["player_key"], answer["token"], issued_by))
         except (ValueError, KeyError, TypeError):
             bad += 1
     return runs, bad
+
+
+class LineCount:
+    """Lines written so far to a set of files that grow, each read on from where it was."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.paths = paths
+        self.offsets = [0] * len(paths)
+        self.lines = 0
+
+    def __call__(self) -> int:
+        """Complete lines in all the files now."""
+        for i, path in enumerate(self.paths):
+            try:
+                with path.open("rb") as f:
+                    f.seek(self.offsets[i])
+                    chunk = f.read()
+            except FileNotFoundError:
+                continue
+            self.offsets[i] += len(chunk)
+            self.lines += chunk.count(b"\n")
+        return self.lines
 
 
 class Sessions:
@@ -97,8 +121,6 @@ class Sessions:
         self.connections = connections
         self.url = f"{stack.web_url}/api/v1/games/{INGEST_GAME}/sessions"
         self.rounds: list[dict[str, Any]] = []
-        self._rate: float | None = None
-        self._finished = 0.0  # monotonic time the last round ended
         self._unused: dict[str, list[Run]] = {}
 
     def take(self, variant: str, count: int) -> list[Run]:
@@ -108,10 +130,7 @@ class Sessions:
         for _ in range(MAX_ROUNDS):
             if len(runs) >= count:
                 return runs
-            missing = count - len(runs)
-            # The first round measures the rate; the next one makes what is missing.
-            seconds = 1 if self._rate is None else math.ceil(missing / self._rate * ROUND_MARGIN)
-            started, run = self._round(variant, min(seconds, 60))
+            started, run = self._round(variant, count - len(runs))
             if not started:
                 raise RuntimeError(
                     f"sessions: none started in {run.seconds:.1f} s ({run.requests} answers, "
@@ -126,24 +145,28 @@ class Sessions:
         """Runs of ``variant`` whose tokens were not used, for the next :meth:`take`."""
         self._unused[variant] = runs + self._unused.get(variant, [])
 
-    def _round(self, variant: str, seconds: int) -> tuple[list[Run], WrkRun]:
+    def _round(self, variant: str, wanted: int) -> tuple[list[Run], WrkRun]:
+        """Start runs at saturation until ``wanted`` have started (a few more: those the
+        connections had in flight, kept for later)."""
         prefix = self.stack.run_dir / f"sessions-{len(self.rounds)}"
+        threads = min(WRK_THREADS, self.connections)
+        answered = LineCount([Path(f"{prefix}-{thread}") for thread in range(threads)])
         cpu = self.stack.cpu_seconds()
         run = run_wrk(
             self.url,
-            seconds,
+            MAX_ROUND_S,
             self.connections,
             "sessions.lua",
             [str(prefix), variant],
             work_dir=self.stack.run_dir,
+            stop_when=lambda: answered() >= wanted,
         )
         used = self.stack.cpu_seconds()
-        self._finished = time.monotonic()
-        started, bad = _read_runs(prefix, min(WRK_THREADS, self.connections))
-        self._rate = len(started) / run.seconds
+        started, bad = _read_runs(prefix, threads, time.monotonic())
         self.rounds.append(
             {
                 "variant": variant,
+                "wanted": wanted,
                 "seconds": run.seconds,
                 "started": len(started),
                 "errors": run.errors + run.bad_status + bad,
@@ -154,12 +177,11 @@ class Sessions:
         )
         return started, run
 
-    def wait_out_play_time(self) -> None:
-        """Sleep until the youngest token is as old as the longest play time a score claims."""
-        # Measured from when the last answer came back, which is after its token was issued.
-        left = self._finished + LONGEST_CLAIM_S + 0.05 - time.monotonic()
-        if left > 0:
-            time.sleep(left)
+    def reserve(self, variant: str, count: int) -> None:
+        """Start now what the next runs of ``variant`` will take, up to ``count`` runs in all:
+        in one round, and long enough before the later of them that their tokens are old by
+        the time their scores are sent."""
+        self.give_back(variant, self.take(variant, count))
 
     def summary(self) -> dict[str, Any]:
         """Runs started, at what rate, and the CPU each process spent per run."""
@@ -201,15 +223,45 @@ def lookalikes(run: Run, count: int) -> list[Run]:
     return [Run(like(run.player_id), like(run.player_key), like(run.token)) for _ in range(count)]
 
 
+#: wrk threads of a run of scores. One: wrk's threads do not keep pace with each other (one
+#: sent 2.5 times what the other did, in a run), so with a slice of the bodies each, one would
+#: run out while the other's were left; and one thread sends far more than a web here takes.
+SCORE_THREADS = 1
+
+
 @dataclass(frozen=True)
 class WrkBodies:
-    """What a wrk run of scores is given: its script and arguments, and the runs each of its
-    threads has, in the order it sends them (none without tokens)."""
+    """What a wrk run of scores is given: its script and arguments, its threads, and the runs
+    each thread has, in the order it sends them (none without tokens)."""
 
     script: str
     args: list[str]
     variant: str = ""
     slices: tuple[list[Run], ...] = ()
+    threads: int = SCORE_THREADS
+
+
+#: Slack between the bench's clock and the service's whole milliseconds (seconds).
+AGE_MARGIN_S = 0.05
+
+
+def ready_at(runs: list[Run], sent_after: Callable[[int], float]) -> float:
+    """The moment (``time.monotonic()``) from which a load may start sending the scores of
+    ``runs``, each token then as old as its score claims when it goes: the ``i``-th score
+    claims :func:`score_fields` ``(i)`` of play and leaves ``sent_after(i)`` seconds after the
+    load's start at the soonest; a token is no younger than the end of its round."""
+    latest = (
+        run.issued_by + score_fields(i)["duration_ms"] / 1000 - sent_after(i)
+        for i, run in enumerate(runs)
+    )
+    return max(latest, default=0.0) + AGE_MARGIN_S
+
+
+def wait_out_play_time(runs: list[Run], sent_after: Callable[[int], float]) -> None:
+    """Sleep until :func:`ready_at`."""
+    left = ready_at(runs, sent_after) - time.monotonic()
+    if left > 0:
+        time.sleep(left)
 
 
 class Scores:
@@ -221,15 +273,19 @@ class Scores:
         self.sessions = Sessions(stack, connections) if tokens else None
         self._sample: Run | None = None
 
-    def for_wrk(self, variant: str, count: int, name: str) -> WrkBodies:
-        """What a wrk run on hiscore of up to ``count`` scores is given."""
+    def for_wrk(
+        self, variant: str, count: int, name: str, connections: int, fastest: float
+    ) -> WrkBodies:
+        """What a wrk run on hiscore of up to ``count`` scores is given, over ``connections``
+        at no more than ``fastest`` answers a second; returns once the first can be sent."""
         if self.sessions is None:
             return WrkBodies("submit.lua", [variant])
         runs = self.sessions.take(variant, count)
-        slices = tuple(runs[thread::WRK_THREADS] for thread in range(WRK_THREADS))
+        slices = tuple(runs[thread::SCORE_THREADS] for thread in range(SCORE_THREADS))
         bodies = [json.dumps(score_body(run, i, variant)) for i, run in enumerate(runs)]
-        prefix = write_slices(self.stack.run_dir / f"bodies-{name}", bodies)
-        self.sessions.wait_out_play_time()
+        prefix = write_slices(self.stack.run_dir / f"bodies-{name}", bodies, SCORE_THREADS)
+        # One thread sends its first ``connections`` bodies at once, then one per answer.
+        wait_out_play_time(runs, lambda i: max(0, i - connections) / fastest)
         return WrkBodies("bodies.lua", [str(prefix)], variant, slices)
 
     def after_wrk(self, bodies: WrkBodies, run: WrkRun) -> None:
@@ -239,6 +295,11 @@ class Scores:
             return
         unsent = [r for runs, n in zip(bodies.slices, sent, strict=False) for r in runs[n:]]
         self.sessions.give_back(bodies.variant, unsent)
+
+    def reserve(self, variant: str, count: int) -> None:
+        """Start the runs that the next ``count`` scores of ``variant`` will take, at once."""
+        if self.sessions is not None:
+            self.sessions.reserve(variant, count)
 
     def for_baseline(self, variant: str, name: str) -> WrkBodies:
         """The same for the baseline app: bodies of the same size, reused at will."""
@@ -253,17 +314,21 @@ class Scores:
             json.dumps(score_body(run, i, variant))
             for i, run in enumerate(lookalikes(self._sample, 5000))
         ]
-        prefix = write_slices(self.stack.run_dir / f"bodies-{name}", bodies)
+        prefix = write_slices(self.stack.run_dir / f"bodies-{name}", bodies, SCORE_THREADS)
         return WrkBodies("bodies.lua", [str(prefix)])
 
-    def for_open_loop(self, variant: str, count: int) -> Callable[[int], dict[str, Any]]:
-        """What the ``i``-th score of an open-loop run of ``count`` says, but its id."""
+    def for_open_loop(
+        self, variant: str, rate: float, seconds: float
+    ) -> Callable[[int], dict[str, Any]]:
+        """What the ``i``-th score of an open-loop run at ``rate`` for ``seconds`` says, but
+        its id; returns once the first can be sent."""
+        count = int(rate * seconds)
         if self.sessions is None:
             # As the light configuration always sent: no token, any plausible play time.
             return lambda i: {"score": 1 + i % 100, "duration_ms": 60_000}
         runs = self.sessions.take(variant, count)
         self.sessions.give_back(variant, runs[count:])  # the open loop sends exactly count
-        self.sessions.wait_out_play_time()
+        wait_out_play_time(runs[:count], lambda i: i / rate)
 
         def fields(i: int) -> dict[str, Any]:
             body = score_body(runs[i], i, variant)

@@ -39,7 +39,26 @@ def test_a_quick_benchmark_run_measures_every_figure_without_errors(tmp_path):
     assert details["warnings"] == []
     assert details["ingest"]["accepted"] > 0
     assert details["ingest"]["missing"] == 0
-    assert details["latency"]["answered_202"] == details["latency"]["sent"] > 0
+    # Both fixed loads ran, at their shares of the capacity the saturation run measured, and
+    # each drained its load as it came.
+    latency = details["latency"]
+    assert latency["capacity"] == pytest.approx(details["ingest"]["rate_end_to_end"])
+    for name, share in (("half", 0.5), ("four_fifths", 0.8)):
+        lat = latency[name]
+        assert lat["rate"] == pytest.approx(max(1.0, share * latency["capacity"]))
+        assert lat["answered_202"] == lat["sent"] > 0
+        assert lat["statuses"] == {"accepted": lat["answered_202"]}
+        assert lat["submit_202_p99_ms"] is not None and lat["submit_visible_p99_ms"] is not None
+        assert lat["backlog_end"] <= lat["backlog_allowed"]
+    figures = {f["name"]: f for f in report["figures"]}
+    half, high = (f"at {latency[n]['rate']:,.0f}/s" for n in ("half", "four_fifths"))
+    assert figures[f"submit→202 p50 / p99 {half} (½ capacity) (ms)"]["target"] == "p99 ≤ 10"
+    assert figures[f"submit→visible p50 / p99 {high} (0.8 capacity) (ms)"]["target"] == (
+        "p99 ≤ 250"
+    )
+    assert (
+        sum(f["name"] == "  backlog at the end of the phase (subs)" for f in report["figures"]) == 2
+    )
     assert details["rebuild"]["read"] == report["settings"]["big"]
     for runs in details["reads"].values():
         assert all(run["requests"] > 0 for run in runs.values())
@@ -66,7 +85,12 @@ def test_a_quick_benchmark_run_measures_every_figure_without_errors(tmp_path):
     assert probe["tokens_required"] and probe["rate_limits_on"]
     assert details["sessions"]["started"] >= details["ingest"]["accepted"]
     assert details["ingest"]["bodies"]["bodies_reused"] == 0
-    assert details["latency"]["statuses"] == {"accepted": details["latency"]["answered_202"]}
+    # The large board's reads with rate limits on, against a second web with them off.
+    limits = details["reads_rate_limits"]
+    assert limits["compared"] and limits["header_on"] and limits["header_off"] is None
+    ratios = [f for f in report["figures"] if f["baseline_name"] == "limits off"]
+    assert len(ratios) == 2 and all(f["ratio"] > 0 for f in ratios)
+    assert all(f["target"] == "≥ 0.9" for f in ratios)
     # Where a web worker's CPU went, or why that could not be known.
     profile = details["ingest"]["profile"]
     if profile["available"]:

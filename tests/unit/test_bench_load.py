@@ -1,24 +1,32 @@
 """The benchmarks' own arithmetic: the profile's shares from py-spy's raw output; scores that a
-tokened load can send without breaking the rules of the game they go to; and the runs it
-started but did not send, kept for the next run."""
+tokened load can send without breaking the rules of the game they go to; the runs it started
+but did not send, kept for the next run, and counted as they are started; fixed loads judged by
+their backlog; and seeded boards as their generator describes them."""
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import pytest
 
 from app.leaderboard.games import load_registry
 from app.leaderboard.validation import check_rules
+from app.storage import keys
 from bench import seed
-from bench.load import WrkRun
+from bench.baseline_app import list_key
+from bench.ingest import OpenLoopRun, backlog_allowed, backlog_series, latency_problems
+from bench.load import Sent, WrkRun
 from bench.profile import frame_of, render, summarize
 from bench.sessions import (
+    AGE_MARGIN_S,
     LONGEST_CLAIM_S,
     SCORE_TOP,
+    LineCount,
     Run,
     Scores,
     WrkBodies,
+    ready_at,
     score_body,
     write_slices,
 )
@@ -98,3 +106,76 @@ def test_runs_a_wrk_run_did_not_reach_are_taken_before_any_new_session(tmp_path)
     assert scores.sessions is not None
     assert scores.sessions.take("100", 3) == [runs[4], runs[3], runs[5]]
     assert scores.sessions.rounds == []  # no session started
+
+
+def test_the_seeding_scripts_write_the_entries_seed_entries_describes(redis_client):
+    first_at = 1_764_600_000_000
+    assert seed.seed_log(redis_client, seed.GAME, seed.SMALL, 12, first_at) == 12
+    assert seed.seed_tutorial_list(redis_client, seed.GAME, seed.SMALL, 12, first_at) == 12
+    log = redis_client.xrange(keys.log_key(seed.GAME, seed.SMALL))
+    documents = redis_client.lrange(list_key(seed.GAME, seed.SMALL), 0, -1)
+    applied = redis_client.hgetall(keys.applied_key(seed.GAME, seed.SMALL))
+    expected = list(seed.entries(12, first_at))
+    assert [entry_id for entry_id, _ in log] == [f"{e.at}-0" for e in expected]
+    assert [fields for _, fields in log] == [
+        {"sid": e.sid, "pid": e.pid, "name": e.name, "score": str(e.score), "at": f"{e.at:013d}"}
+        for e in expected
+    ]
+    assert applied == {e.sid: f"{e.at}-0" for e in expected}
+    assert documents == [
+        json.dumps({"player_id": e.pid, "name": e.name, "score": e.score, "at": e.at})
+        for e in expected
+    ]
+    assert len({e.score for e in expected}) > 1
+
+
+def test_a_round_counts_the_runs_its_threads_have_written_so_far(tmp_path):
+    paths = [tmp_path / "sessions-0", tmp_path / "sessions-1"]
+    answered = LineCount(paths)
+    assert answered() == 0  # no thread has written yet
+    paths[0].write_text('{"a": 1}\n{"a": 2}\n{"a"')
+    assert answered() == 2  # a line being written is not a run yet
+    with paths[0].open("a") as f:
+        f.write(": 3}\n")
+    paths[1].write_text('{"b": 1}\n')
+    assert answered() == 4
+
+
+def test_a_fixed_load_whose_backlog_grew_is_suspect_and_one_that_drained_is_not():
+    drained = {
+        "other_answers": 0,
+        "not_seen_visible": 0,
+        "statuses": {"accepted": 3000},
+        "backlog_end": 50,
+        "backlog_allowed": backlog_allowed(200.0),
+    }
+    assert drained["backlog_allowed"] == 50  # a quarter second of the load
+    assert latency_problems("latency", drained) == []
+    (problem,) = latency_problems("latency", {**drained, "backlog_end": 51})
+    assert "51 submissions sent were not yet visible" in problem
+
+
+def test_the_backlog_is_what_was_sent_and_not_yet_visible_at_each_moment():
+    # Due every 0.1 s from 10.0; each visible 0.05 s later, but the last three never.
+    sent = [Sent(f"s{i}", 10.0 + i / 10, b"", status=202) for i in range(10)]
+    seen = {job.key: job.due + 0.05 for job in sent[:7]}
+    series = backlog_series(OpenLoopRun(sent, seen, []), every=0.3)
+    assert [t for t, _ in series] == [0.0, 0.3, 0.6, 0.9]
+    assert [n for _, n in series] == [1, 1, 1, 3]  # the last moment is the last due
+    assert backlog_series(OpenLoopRun([], {}, [])) == []
+
+
+def test_a_load_waits_only_for_the_tokens_it_would_send_before_they_come_of_age():
+    # Scores 0..9 claim 0.2 s to 2.0 s of play (score_fields); sent one every 0.5 s.
+    old = [Run(f"p{i}", "k", "t", issued_by=100.0) for i in range(4)]
+    new = [Run(f"q{i}", "k", "t", issued_by=200.0) for i in range(6)]
+
+    def every_half_second(i: int) -> float:
+        return i / 2
+
+    # The first young token's score (index 4) claims 1.0 s and leaves 2.0 s after the start;
+    # the later ones leave later than they claim more.
+    assert ready_at(old + new, every_half_second) == pytest.approx(199.0 + AGE_MARGIN_S)
+    # Sent all at once, the youngest token's longest claim (index 9, 2.0 s) decides.
+    assert ready_at(old + new, lambda i: 0.0) == pytest.approx(202.0 + AGE_MARGIN_S)
+    assert ready_at(old, every_half_second) == pytest.approx(100.2 + AGE_MARGIN_S)
