@@ -440,9 +440,20 @@ def backlog_allowed(rate: float) -> int:
     return math.ceil(rate * BACKLOG_ALLOWANCE_S)
 
 
+def backlog_grew(name: str, lat: dict[str, Any]) -> list[str]:
+    """A fixed load whose backlog grew: it was above what hiscore drained then."""
+    if lat["backlog_end"] is None or lat["backlog_end"] <= lat["backlog_allowed"]:
+        return []
+    return [
+        f"{name}: {lat['backlog_end']:,} submissions sent were not yet visible when the load "
+        f"ended (more than {BACKLOG_ALLOWANCE_S:g} s of it): the backlog grew, the load was "
+        "above what hiscore took then, and its latencies are a queue's"
+    ]
+
+
 def latency_problems(name: str, lat: dict[str, Any]) -> list[str]:
     """What makes a fixed load's figures suspect: answers other than 202, verdicts never
-    announced or not accepted, a backlog that grew (the load was above what is drained)."""
+    announced or not accepted."""
     found = []
     if lat["other_answers"]:
         found.append(f"{name}: {lat['other_answers']} requests were not answered 202")
@@ -450,10 +461,4 @@ def latency_problems(name: str, lat: dict[str, Any]) -> list[str]:
         found.append(f"{name}: {lat['not_seen_visible']} accepted submissions never announced")
     if set(lat["statuses"]) - {"accepted"}:
         found.append(f"{name}: verdicts {lat['statuses']}")
-    if lat["backlog_end"] is not None and lat["backlog_end"] > lat["backlog_allowed"]:
-        found.append(
-            f"{name}: {lat['backlog_end']:,} submissions sent were not yet visible when the load "
-            f"ended (more than {BACKLOG_ALLOWANCE_S:g} s of it): the backlog grew, the load was "
-            "above what hiscore took then, and its latencies are a queue's"
-        )
     return found

@@ -15,7 +15,7 @@ from app.leaderboard.validation import check_rules
 from app.storage import keys
 from bench import seed
 from bench.baseline_app import list_key
-from bench.ingest import OpenLoopRun, backlog_allowed, backlog_series, latency_problems
+from bench.ingest import OpenLoopRun, backlog_allowed, backlog_grew, backlog_series
 from bench.load import Sent, WrkRun
 from bench.profile import frame_of, render, summarize
 from bench.sessions import (
@@ -150,8 +150,8 @@ def test_a_fixed_load_whose_backlog_grew_is_suspect_and_one_that_drained_is_not(
         "backlog_allowed": backlog_allowed(200.0),
     }
     assert drained["backlog_allowed"] == 50  # a quarter second of the load
-    assert latency_problems("latency", drained) == []
-    (problem,) = latency_problems("latency", {**drained, "backlog_end": 51})
+    assert backlog_grew("latency", drained) == []
+    (problem,) = backlog_grew("latency", {**drained, "backlog_end": 51})
     assert "51 submissions sent were not yet visible" in problem
 
 
