@@ -26,7 +26,6 @@ another, so that each new endpoint does not add token guesses.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
@@ -81,7 +80,6 @@ class Rule:
     setting: str
     scope: str
     per_player: bool = False
-    only_when: Callable[[], bool] | None = None
 
 
 #: The budget of each address across the app (a request no route matches included).
