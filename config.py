@@ -152,8 +152,9 @@ class Config:
         self.CORS_ORIGINS = [o.strip() for o in env.get("CORS_ORIGINS", "").split(",") if o.strip()]
         # Extra or replacement games, as a TOML file (see app/leaderboard/games.py for the fields).
         self.GAMES_FILE = env.get("HISCORE_GAMES_FILE")
-        # How long a submission's status stays readable.
-        self.SUBMISSION_TTL_SECONDS = _env_int("HISCORE_SUBMISSION_TTL", 7 * 24 * 3600)
+        # How long (s) a submission's status stays readable and a retry of it is known as one:
+        # at least this long, at most a quarter longer.
+        self.IDEMPOTENCY_WINDOW_SECONDS = _env_int("HISCORE_IDEMPOTENCY_WINDOW", 24 * 3600)
         # A long-poll re-reads its record this often (s) besides being woken by the verdict's
         # announcement: the bound on the delay a lost announcement causes.
         self.LONGPOLL_RECHECK_SECONDS = _env_int("HISCORE_LONGPOLL_RECHECK", 1)

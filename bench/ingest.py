@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import json
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
 import redis.asyncio
 
+from app.clock import now_ms
+from app.leaderboard import statuses
+from app.leaderboard.records import SubmissionRecord
 from app.leaderboard.windows import ALLTIME_PERIOD
 from app.storage import intake, keys
+from app.storage.submissions import LATENCY_BUCKETS, Generation, latency_bucket
 from bench import profile
 from bench.load import Sent, WrkRun, open_loop, percentile, post_json, run_wrk
 from bench.processes import Stack, http_get, wait_until
@@ -341,20 +344,51 @@ async def _open_loop_with_verdicts(
     return OpenLoopRun(sent, seen, stream)
 
 
-def _records(client: redis.Redis, sids: list[str]) -> list[dict[str, Any] | None]:
-    pipe = client.pipeline(transaction=False)
-    for sid in sids:
-        pipe.get(keys.submission_key(sid))
-    return [json.loads(raw) if raw else None for raw in pipe.execute()]
+#: The idempotency window of the stack's processes (the default).
+WINDOW_S = 24 * 3600
 
 
-def record_bytes(client: redis.Redis, sids: list[str], sample: int = 1000) -> float | None:
-    """Mean ``MEMORY USAGE`` of the status records of (up to ``sample`` of) ``sids``."""
+def _records(client: redis.Redis, sids: list[str]) -> list[SubmissionRecord | None]:
+    now = Generation.at(now_ms(), WINDOW_S)
+    found: list[SubmissionRecord | None] = []
+    for start in range(0, len(sids), 1000):
+        found += statuses.read_many(client, sids[start : start + 1000], now)
+    return found
+
+
+def record_bytes(client: redis.Redis) -> float | None:
+    """``MEMORY USAGE`` a status record: of every hash of records, over the records they hold
+    (their keys' own cost shared among them)."""
+    names = list(client.scan_iter(match=keys.SUBMISSIONS_PATTERN, count=10_000))
     pipe = client.pipeline(transaction=False)
-    for sid in sids[:sample]:
-        pipe.memory_usage(keys.submission_key(sid), samples=0)
-    sizes = [size for size in pipe.execute() if size]
-    return sum(sizes) / len(sizes) if sizes else None
+    for name in names:
+        pipe.memory_usage(name, samples=0)
+        pipe.hlen(name)
+    replies = pipe.execute()
+    size, count = sum(replies[0::2]), sum(replies[1::2])
+    return size / count if count else None
+
+
+def _latency_counts(client: redis.Redis) -> dict[str, int]:
+    """The service's own received→settled histogram (bucket -> verdicts)."""
+    raw = cast(dict[str, str], client.hgetall(keys.LATENCY_HISTOGRAM))
+    return {name: int(count) for name, count in raw.items() if name.startswith("le:")}
+
+
+def _bound_at(before: dict[str, int], after: dict[str, int], pct: float) -> float | None:
+    """The upper bound (s) of the histogram bucket of the ``pct``-th percentile of what was
+    counted between ``before`` and ``after``."""
+    bounds = [(latency_bucket(b), b) for b in LATENCY_BUCKETS] + [("le:+Inf", math.inf)]
+    counts = [(after.get(name, 0) - before.get(name, 0), bound) for name, bound in bounds]
+    total = sum(n for n, _ in counts)
+    if not total:
+        return None
+    rank, seen = math.ceil(total * pct / 100), 0
+    for n, bound in counts:
+        seen += n
+        if seen >= rank:
+            return bound
+    return None
 
 
 def latency(
@@ -369,15 +403,17 @@ def latency(
     whether it was drained as it came: the backlog (sent, not yet visible) when it ended.
 
     Visible: the worker announces a verdict on the verdict channel after the entry is on its
-    boards; the bench listens there. The records' ``settled_at - achieved_at`` (the service's
-    own view, from receipt to the start of the batch that settled it) is reported beside it
-    when the records carry ``settled_at``.
+    boards; the bench listens there. The service's own view, from receipt to the start of the
+    batch that settled it, is reported beside it from the service's latency histogram (the
+    bound of the bucket each percentile falls in).
     """
     tag = str(int(time.time()))
     fields = scores.for_open_loop(VARIANT, rate, seconds)
+    histogram_before = _latency_counts(client)
     run = asyncio.run(
         _open_loop_with_verdicts(stack, client, rate, seconds, connections, tag, fields)
     )
+    histogram = _latency_counts(client)
     sent, seen = run.sent, run.seen
     backlog = backlog_series(run)
     accepted = [job for job in sent if job.status == 202]
@@ -389,15 +425,10 @@ def latency(
     last_due = max((job.due for job in sent), default=None)
     last_seen = max((seen[job.key] for job in accepted if job.key in seen), default=None)
     records = _records(client, [job.key for job in accepted])
-    settled = [
-        (r["settled_at"] - r["achieved_at"]) / 1000
-        for r in records
-        if r and "settled_at" in r and "achieved_at" in r
-    ]
-    statuses: dict[str, int] = {}
+    by_status: dict[str, int] = {}
     for r in records:
-        status = r["status"] if r else "missing"
-        statuses[status] = statuses.get(status, 0) + 1
+        status = r.status if r else "missing"
+        by_status[status] = by_status.get(status, 0) + 1
     return {
         "rate": rate,
         "seconds": seconds,
@@ -406,7 +437,7 @@ def latency(
         "answered_202": len(accepted),
         "other_answers": len(sent) - len(accepted),
         "not_seen_visible": len(accepted) - len(to_visible),
-        "statuses": statuses,
+        "statuses": by_status,
         "submit_202_p50_ms": _ms(percentile(to_202, 50)),
         "submit_202_p99_ms": _ms(percentile(to_202, 99)),
         "submit_visible_p50_ms": _ms(percentile(to_visible, 50)),
@@ -418,10 +449,9 @@ def latency(
         "submit_visible_p99_ms_by_half": [
             _ms(percentile([seen[j.key] - j.due for j in h if j.key in seen], 99)) for h in halves
         ],
-        "settled_p50_ms": _ms(percentile(settled, 50)),
-        "settled_p99_ms": _ms(percentile(settled, 99)),
-        "settled_at_in_records": bool(settled),
-        "record_bytes": record_bytes(client, [job.key for job in accepted]),
+        "settled_p50_ms": _ms(_bound_at(histogram_before, histogram, 50)),
+        "settled_p99_ms": _ms(_bound_at(histogram_before, histogram, 99)),
+        "record_bytes": record_bytes(client),
         "backlog_end": backlog[-1][1] if backlog else None,
         "backlog_max": max((n for _, n in backlog), default=None),
         "backlog_allowed": backlog_allowed(rate),

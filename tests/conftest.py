@@ -16,12 +16,15 @@ import time_machine
 from app import create_app
 from app.clock import now_ms
 from app.extensions import get_clock, get_registry, get_token_policy
+from app.leaderboard import statuses
 from app.leaderboard.games import Registry
 from app.leaderboard.ingest import drain
 from app.leaderboard.players import player_key
-from app.storage import keys, submissions
+from app.leaderboard.records import SubmissionRecord
+from app.storage import intake, keys
 from app.storage.embedded_redis import EmbeddedRedis
 from app.storage.rate_limits import RidingRedis
+from app.storage.submissions import Generation
 from config import celery_settings
 from tests.cases import NOW
 from tests.processes import TEST_GAMES, Stack, process_env
@@ -112,6 +115,35 @@ def runner(app):
     return app.test_cli_runner()
 
 
+#: The idempotency window (s) of the apps the tests build: the default.
+WINDOW_S = 24 * 3600
+
+
+def record_of(
+    client: Any, submission_id: str, now: int | None = None, window_s: int = WINDOW_S
+) -> dict[str, Any] | None:
+    """The fields of a submission's stored record as a read at ``now`` (epoch ms; by default
+    the test's clock) finds it, for an idempotency window of ``window_s``; None if none."""
+    at = now_ms() if now is None else now
+    record = statuses.read(client, submission_id, Generation.at(at, window_s))
+    return record.stored() if record is not None else None
+
+
+def enqueue(
+    client: Any,
+    payload: dict[str, Any],
+    now: int | None = None,
+    window_s: int = WINDOW_S,
+    key: tuple[str, int] | None = None,
+) -> intake.Enqueued:
+    """Put ``payload`` on the ingest stream with its queued record, as the web does at ``now``
+    (by default the test's clock)."""
+    at = Generation.at(now_ms() if now is None else now, window_s)
+    record = SubmissionRecord(status="queued", player_id=payload.get("player_id"))
+    value = record.packed(at.start_ms)
+    return intake.enqueue(client, payload["submission_id"], value, payload, at, key=key)
+
+
 def keyed(player_id: str) -> dict[str, str]:
     """Body fields that name ``player_id`` with the key the testing app would issue for it."""
     return {"player_id": player_id, "player_key": player_key("testing-secret", player_id)}
@@ -147,19 +179,20 @@ def work(app, redis_client, registry) -> Callable[..., list[Any]]:
         with app.app_context():
             tokens = get_token_policy()
             clock = get_clock() if now is None else lambda: now
+            window_s = app.config["IDEMPOTENCY_WINDOW_SECONDS"]
         drain(
             redis_client,
             registry,
             "test-worker",
             clock,
-            3600,
+            window_s,
             wait_ms=0,
             tokens=tokens,
             linger_ms=0,
         )
         assert redis_client.xlen(keys.INGEST_STREAM) == 0  # every entry settled and removed
         ids = [json.loads(fields["p"])["submission_id"] for _, fields in waiting]
-        return [(sid, submissions.read(redis_client, sid)) for sid in ids]
+        return [(sid, record_of(redis_client, sid, clock(), window_s)) for sid in ids]
 
     return run
 

@@ -18,6 +18,7 @@ from typing import Any, cast
 import redis
 from redis import exceptions as errors
 
+from app.leaderboard import statuses
 from app.leaderboard.boards import Applied, Entry, apply_entries_each
 from app.leaderboard.games import Game, Registry
 from app.leaderboard.records import BoardRef, SubmissionRecord
@@ -26,7 +27,8 @@ from app.leaderboard.schemas import QueuedSubmission
 from app.leaderboard.validation import Rejection, validate_queued
 from app.leaderboard.verified_runs import replay_runs
 from app.log_context import bind, unbind
-from app.storage import intake, keys, submissions
+from app.storage import intake, submissions
+from app.storage.submissions import Generation, Verdict
 
 log = logging.getLogger(__name__)
 
@@ -129,19 +131,13 @@ def _submission_id(payload: Any) -> str | None:
     return sid if isinstance(sid, str) and submissions.SUBMISSION_ID.match(sid) else None
 
 
-def _settled(client: redis.Redis, payloads: Sequence[Any]) -> set[str]:
+def _settled(client: redis.Redis, payloads: Sequence[Any], now: Generation) -> set[str]:
     """The submissions of a batch that already have a final verdict."""
     ids = list(dict.fromkeys(sid for p in payloads if (sid := _submission_id(p))))
-    if not ids:
-        return set()
-    pipe = client.pipeline(transaction=False)
-    for sid in ids:
-        pipe.get(keys.submission_key(sid))
     final = set()
-    for sid, raw in zip(ids, pipe.execute(), strict=True):
-        record = json.loads(raw) if raw else {}
+    for sid, record in zip(ids, statuses.read_many(client, ids, now), strict=True):
         # A failed one is tried again: its dead letter may not have been written.
-        if record.get("status") in submissions.FINAL and record.get("code") != FAILED.code:
+        if record and record.status in submissions.FINAL and record.code != FAILED.code:
             final.add(sid)
     return final
 
@@ -154,8 +150,12 @@ class Judged:
     settled: list[str]  # submissions with a final verdict already: only to be announced again
 
     def stored(self) -> list[tuple[str, dict[str, Any]]]:
-        """The new verdicts as their records are stored."""
+        """The new verdicts' fields."""
         return [(sid, record.stored()) for sid, record in self.verdicts]
+
+    def to_store(self, now: Generation) -> list[Verdict]:
+        """The new verdicts, ready to be stored in the generation ``now``."""
+        return [statuses.verdict(sid, record, now) for sid, record in self.verdicts]
 
 
 def ingest_submissions(
@@ -163,23 +163,26 @@ def ingest_submissions(
     registry: Registry,
     payloads: Sequence[Any],
     now_ms: int,
-    ttl: int,
+    idempotency_s: int,
     tokens: TokenPolicy | None = None,
     out_of_time: OutOfTime = (),
 ) -> list[tuple[str, dict[str, Any]]]:
-    """Validate, apply and settle a batch of queued submissions; return the new verdicts.
+    """Validate, apply and settle a batch of queued submissions; return the new verdicts'
+    fields.
 
-    ``tokens`` says how run tokens are checked (None: they are not); an exception of
-    ``out_of_time`` is raised as it comes.
+    ``idempotency_s`` is how long a record lives (at least); ``tokens`` says how run tokens are
+    checked (None: they are not); an exception of ``out_of_time`` is raised as it comes.
 
     Running it twice on the same payloads changes nothing more: a settled submission is only
     announced again, and the boards skip submissions they have applied.
     """
-    judged = judge_submissions(client, registry, payloads, now_ms, tokens, out_of_time)
-    stored = judged.stored()
-    submissions.settle(client, stored, ttl, now_ms, announce=judged.settled)
+    judged = judge_submissions(
+        client, registry, payloads, now_ms, idempotency_s, tokens, out_of_time
+    )
+    now = Generation.at(now_ms, idempotency_s)
+    submissions.settle(client, judged.to_store(now), now, now_ms, announce=judged.settled)
     _log_verdicts(judged.verdicts, payloads)
-    return stored
+    return judged.stored()
 
 
 def judge_submissions(
@@ -187,6 +190,7 @@ def judge_submissions(
     registry: Registry,
     payloads: Sequence[Any],
     now_ms: int,
+    idempotency_s: int,
     tokens: TokenPolicy | None = None,
     out_of_time: OutOfTime = (),
     may_be_settled: bool = True,
@@ -201,7 +205,8 @@ def judge_submissions(
     fingerprints: list[str] = []
     verdicts: list[tuple[str, SubmissionRecord]] = []
     checked_ones: list[tuple[Any, tuple[QueuedSubmission, Game, RunToken | None]]] = []
-    settled = _settled(client, payloads) if may_be_settled else set()
+    now = Generation.at(now_ms, idempotency_s)
+    settled = _settled(client, payloads, now) if may_be_settled else set()
     for payload in payloads:
         if settled and _submission_id(payload) in settled:
             continue
@@ -292,8 +297,6 @@ def judge_submissions(
         else:
             record = _accepted(entry, applied, fp)
         verdicts.append((entry.submission_id, record))
-    for _, record in verdicts:
-        record.settled_at = now_ms
     return Judged(verdicts, sorted(settled))
 
 
@@ -349,7 +352,7 @@ def _settle_entries(
     registry: Registry,
     entries: Sequence[intake.Waiting],
     clock: Callable[[], int],
-    ttl: int,
+    idempotency_s: int,
     tokens: TokenPolicy | None,
     out_of_time: OutOfTime,
     delivered_before: bool = True,
@@ -359,19 +362,26 @@ def _settle_entries(
     now_ms = clock()
     try:
         judged = judge_submissions(
-            client, registry, payloads, now_ms, tokens, out_of_time, delivered_before
+            client,
+            registry,
+            payloads,
+            now_ms,
+            idempotency_s,
+            tokens,
+            out_of_time,
+            delivered_before,
         )
-        _record(client, entries, judged, ttl, now_ms, hold_flag)
+        _record(client, entries, judged, Generation.at(now_ms, idempotency_s), now_ms, hold_flag)
     except out_of_time:
         raise  # the entries stay pending, and are read again by the next drain
     except Exception as exc:
         if is_transient(exc):
             raise  # likewise: the same entries will pass once Redis can take them
         if len(entries) == 1:
-            _set_aside(client, entries[0], exc, clock, ttl)
+            _set_aside(client, entries[0], exc, clock, idempotency_s)
             return
         for entry in entries:  # find the one that fails; the others are settled normally
-            _settle_entries(client, registry, [entry], clock, ttl, tokens, out_of_time)
+            _settle_entries(client, registry, [entry], clock, idempotency_s, tokens, out_of_time)
         return
     _log_verdicts(judged.verdicts, payloads)
 
@@ -380,7 +390,7 @@ def _record(
     client: redis.Redis,
     entries: Sequence[intake.Waiting],
     judged: Judged,
-    ttl: int,
+    now: Generation,
     now_ms: int,
     hold_flag: bool,
 ) -> None:
@@ -394,23 +404,24 @@ def _record(
     Together or not at all, an entry is never left on the stream with its verdict stored,
     which is why an entry read for the first time needs no look at its record (see
     :func:`drain`). A command that fails in the transaction as it runs (a key of the wrong
-    type) fails alone, as it would on its own, and is logged; one Redis refuses as it is sent
+    type) fails alone, as it would on its own, and is logged (so does each record's write in
+    the one script that stores them all); one Redis refuses as it is sent
     (out of memory, read-only) aborts the transaction, and the batch waits for the next drain.
     """
-    stored = judged.stored()
-    failed = {sid: record["error"] for sid, record in stored if "error" in record}
+    verdicts = judged.to_store(now)
+    failed = {sid: record.error for sid, record in judged.verdicts if record.error is not None}
     letters = [e for e in entries if _submission_id(e.payload) in failed] if failed else []
     # MULTI and EXEC by hand: redis-py makes a transaction of a whole pipeline or of none.
     pipe = client.pipeline(transaction=False)
     pipe.execute_command("MULTI")
-    submissions.store_verdicts(pipe, stored, ttl)
+    letters_at = submissions.store_verdicts(pipe, verdicts, now)
     for entry in letters:
         error = failed[cast(str, _submission_id(entry.payload))]
         intake.keep_dead_letter(pipe, entry, f"could not be applied: {error}")
     intake.acknowledge(pipe, [entry.entry_id for entry in entries], hold_flag)
     exec_at = len(pipe)
     pipe.execute_command("EXEC")
-    submissions.count_verdicts(pipe, stored, now_ms, announce=judged.settled)
+    submissions.count_verdicts(pipe, verdicts, now_ms, announce=judged.settled)
     replies = pipe.execute(raise_on_error=False)
     refused = [reply for reply in replies[: exec_at + 1] if isinstance(reply, Exception)]
     if refused:
@@ -418,11 +429,11 @@ def _record(
         # transaction ran. The error that says why, rather than EXECABORT's.
         raise refused[0]
     ran = replies[exec_at]
-    letters_at = len(stored)
     acks_at = letters_at + len(letters)
     for reply in ran[:letters_at]:
-        if isinstance(reply, Exception):
-            log.error("could not store a verdict: %s", reply)
+        # The script's reply: the writes that failed, each alone (or the script's own error).
+        for failure in [reply] if isinstance(reply, Exception) else reply:
+            log.error("could not store a verdict: %s", failure)
     for entry, reply in zip(letters, ran[letters_at:acks_at], strict=True):
         if isinstance(reply, Exception):
             # The entry leaves the stream all the same, with this line as its last trace.
@@ -445,7 +456,7 @@ def _set_aside(
     entry: intake.Waiting,
     exc: Exception,
     clock: Callable[[], int],
-    ttl: int,
+    idempotency_s: int,
 ) -> None:
     # A bug, or stored state the scripts cannot work with, not the client, since every client
     # input is judged and never raises: answer the submission and keep it for an operator
@@ -463,8 +474,10 @@ def _set_aside(
     sid = _submission_id(entry.payload)
     if sid is not None:
         try:
-            record = _rejected(entry.payload, FAILED).stored()
-            submissions.settle(client, [(sid, record)], ttl, clock())
+            now_ms = clock()
+            now = Generation.at(now_ms, idempotency_s)
+            verdict = statuses.verdict(sid, _rejected(entry.payload, FAILED), now)
+            submissions.settle(client, [verdict], now, now_ms)
         except redis.RedisError as unstored:
             if is_transient(unstored):
                 raise
@@ -477,7 +490,7 @@ def drain(
     registry: Registry,
     consumer: str,
     clock: Callable[[], int],
-    ttl: int,
+    idempotency_s: int,
     budget_ms: int = 2_000,
     wait_ms: int = 100,
     should_stop: Callable[[], bool] = lambda: False,
@@ -530,7 +543,7 @@ def drain(
                 registry,
                 batch,
                 clock,
-                ttl,
+                idempotency_s,
                 tokens,
                 out_of_time,
                 delivered_before=delivered_before,

@@ -4,17 +4,21 @@ stores for a worker to settle, and what a worker stores back.
 Times are epoch milliseconds inside (in Redis, in the stream) and ISO 8601 in a JSON answer:
 :data:`Instant` is an int that ``model_dump(mode="json")`` writes as text. Stored records are
 read leniently (unknown fields ignored, no field required beyond ``status``), so records that
-older or newer code wrote still read during a rolling deploy.
+older or newer code wrote still read during a rolling deploy. A submission's status record is
+stored as compact text, packed and unpacked here and nowhere else (:func:`pack`).
 """
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 from app.clock import iso_time
-from app.leaderboard.windows import Window
+from app.leaderboard.windows import WINDOWS, Window
+from app.storage.keys import PLAYER_ID_PATTERN
 
 #: Epoch ms; an ISO 8601 UTC timestamp (with ms) in JSON.
 Instant = Annotated[
@@ -50,7 +54,8 @@ class BoardRef(Answer):
 
 
 class SubmissionRecord(BaseModel):
-    """A submission's record as stored: created ``queued`` by the web, settled by a worker."""
+    """A submission's record: created ``queued`` by the web, settled by a worker; stored in
+    the compact text of :func:`pack`."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -60,9 +65,11 @@ class SubmissionRecord(BaseModel):
     errors: FieldErrors | None = None
     # The digest of what the client sent, to tell an honest retry from a reused id.
     fingerprint: str | None = None
+    # The game, for the audit of rejections (not stored: an accepted record's board names it).
     game: str | None = None
     player_id: str | None = None
-    queued_at: int | None = None
+    # What an accepted record keeps of its player id: enough to tell a retry by another player.
+    player_prefix: str | None = None
     board: BoardRef | None = None
     rank: Rank | None = Field(default=None, description="All-time rank.")
     ranks: (
@@ -75,34 +82,275 @@ class SubmissionRecord(BaseModel):
     score: Number | None = None
     achieved_at: Instant | None = None
     personal_best: bool | None = None
-    # What went wrong in the service, for the dead letters.
+    # What went wrong in the service, for the dead letters (never stored in the record).
     error: str | None = None
-    settled_at: int | None = None
 
     def stored(self) -> dict[str, Any]:
-        """The record as it is written to Redis (times in ms, absent fields left out)."""
+        """The record's fields (times in ms, absent fields left out)."""
         return self.model_dump(exclude_none=True)
+
+    def packed(self, base_ms: int) -> str:
+        """The record as it is stored (see :func:`pack`), its times counted from ``base_ms``."""
+        return pack(self, base_ms)
+
+    @classmethod
+    def unpacked(cls, text: str, base_ms: int) -> SubmissionRecord | None:
+        """The record that :meth:`packed` stored (None if it is not one this code can read)."""
+        return unpack(text, base_ms)
+
+    def may_be_of(self, player_id: str) -> bool:
+        """Whether the submission may be ``player_id``'s, as far as the record tells."""
+        if self.player_id is not None:
+            return self.player_id == player_id
+        return self.player_prefix is None or player_id.startswith(self.player_prefix)
 
 
 class Submission(SubmissionRecord):
     """A submission's status as a client sees it, with the verdict once a worker settled it."""
 
     INTERNAL: ClassVar[frozenset[str]] = frozenset(
-        {"fingerprint", "game", "queued_at", "error", "settled_at"}
+        {"fingerprint", "game", "player_id", "player_prefix", "error"}
     )
 
     submission_id: str
-    # What the service keeps for itself.
+    # What the service keeps for itself. The player is not shown: an accepted record keeps
+    # only a prefix of the id (the player knows it, and so do the boards).
     fingerprint: str | None = Field(default=None, exclude=True)
     game: str | None = Field(default=None, exclude=True)
-    queued_at: int | None = Field(default=None, exclude=True)
+    player_id: str | None = Field(default=None, exclude=True)
+    player_prefix: str | None = Field(default=None, exclude=True)
     error: str | None = Field(default=None, exclude=True)
-    settled_at: int | None = Field(default=None, exclude=True)
 
     @classmethod
     def of(cls, submission_id: str, record: SubmissionRecord) -> Submission:
         """The public view of a stored record."""
         return cls.model_validate({**record.stored(), "submission_id": submission_id})
+
+
+# The stored text of a record: positional fields separated by "|", the first naming the format
+# and the status at once (q, a, r are this format's; a later format takes other first fields,
+# so that no reader misreads one). A record is kept for the idempotency window, and Redis keeps
+# a small hash compact only while each value is at most 64 bytes (``hash-max-ziplist-value``):
+# a record of up to 64 bytes costs about 100 bytes in a small hash and 137 in a large one, a
+# longer one up to 190 (tests/integration/test_record_memory.py). So an accepted record, the
+# common one, holds only what its answer and the retry check need, in at most 64 bytes up to
+# boards of a million players:
+#
+#   q|<fingerprint>|<player id>
+#   a|<fingerprint>|<player prefix>|<game>|<variant>|<score>|<at>|<ranks>|<personal best>
+#   r|<fingerprint>|<player id>|<code>[|<JSON: [reason, errors]>]
+#
+# - player prefix: the first PLAYER_PREFIX characters of the player id, enough to tell another
+#   player's retry from the player's own (an accepted entry's full id is in its family's log);
+# - at: the achieved time, in ms after ``base_ms`` (the start of the generation of the hash
+#   that holds the record, see app.storage.submissions): 8 digits rather than 13;
+# - ranks: the all-time, daily and weekly ranks, comma-separated, empty where not ranked; the
+#   board a verdict names is the all-time one;
+# - personal best: 1, 0, or empty when unknown (a replay);
+# - a rejection that says what its code usually says (USUAL_REJECTIONS) is its code, followed by
+#   the place of what it says in the code's list unless that is the first; otherwise a JSON
+#   array follows: the reason (its place in the list, or the text) and the field errors (null:
+#   none; a string: that field, with the reason as its message), each cut to a bound, so that
+#   no submission makes its record longer than about 450 bytes.
+# A fingerprint or player id that is not of the expected shape (only a message that did not
+# come from the web carries one) is left out.
+
+_TAGS: dict[str, str] = {"queued": "q", "accepted": "a", "rejected": "r"}
+_STATUSES = {tag: status for status, tag in _TAGS.items()}
+_FINGERPRINT = re.compile(r"^[A-Za-z0-9_-]{1,16}$")
+_PLAYER_ID = re.compile(PLAYER_ID_PATTERN)
+_CODE = re.compile(r"^[a-z0-9_]{1,32}$")
+_INTEGER = re.compile(r"^-?[0-9]+$")
+_PERSONAL_BEST = {True: "1", False: "0", None: ""}
+_PERSONAL_BEST_READ = {text: value for value, text in _PERSONAL_BEST.items()}
+
+#: Characters of the player id an accepted record keeps (36 bits of a random id).
+PLAYER_PREFIX = 6
+
+#: Longest reason (characters) and field errors (characters of their JSON) a record keeps.
+REASON_MAX = 160
+ERRORS_MAX = 240
+
+
+def _repeated(field: str, text: str) -> tuple[str, dict[str, list[str]]]:
+    return text, {field: [text]}
+
+
+_RULES = "the score breaks the rules of the game"
+
+#: What rejections usually say, per code: the reasons and field errors the service gives,
+#: stored as their place in the list (nothing for the first). A rejection that says something
+#: else is stored in full (its reason as its place, if it is one of these).
+USUAL_REJECTIONS: dict[str, list[tuple[str, dict[str, list[str]]]]] = {
+    "failed": [("the service could not process this submission", {})],
+    "banned": [("this player may not enter this game's boards", {})],
+    "token_reused": [_repeated("token", "this run token was already used by another submission")],
+    "token_invalid": [_repeated("token", "the run token is not one this service issued")],
+    "token_mismatch": [
+        _repeated("token", "the run token was issued for another game, variant or player")
+    ],
+    "token_expired": [
+        _repeated("token", "the run token has expired; start a new run"),
+        ("the score waited too long to be checked against its run token", {}),
+    ],
+    "token_missing": [
+        (
+            "a run token is required: start each run with POST /games/{game}/sessions",
+            {"token": ["is required"]},
+        ),
+        ("no run", {}),
+        (_RULES, {}),
+    ],
+    "run_missing": [_repeated("token", "the run's moves are gone: it expired or never started")],
+    "run_mismatch": [_repeated("score", "the score differs from what the run's moves prove")],
+    "run_unfinished": [_repeated("token", "the run has not found its number yet")],
+    "run_invalid": [
+        ("the run is not of a verified game", {}),
+        _repeated("token", "the run has no number to guess"),
+        _repeated("token", "the run's guesses are not a game of this variant"),
+    ],
+    "implausible": [(_RULES, {})],
+    "unknown_variant": [(_RULES, {})],
+    "invalid": [
+        ("the submission does not have the expected shape", {}),
+        ("the submission could not be read", {}),
+        ("the message is not an object", {}),
+    ],
+}
+
+
+def _shaped(value: str | None, pattern: re.Pattern[str]) -> str:
+    return value if value is not None and pattern.match(value) else ""
+
+
+def _number(value: int | float | None) -> str:
+    if value is None:
+        return ""
+    return str(value) if isinstance(value, int) else repr(float(value))
+
+
+def _read_number(text: str) -> int | float | None:
+    if not text:
+        return None
+    return int(text) if _INTEGER.match(text) else float(text)
+
+
+def _bounded_errors(errors: dict[str, list[str]]) -> dict[str, list[str]]:
+    """``errors`` with as many fields and messages (each cut short) as fit in ERRORS_MAX."""
+    kept: dict[str, list[str]] = {}
+    size = 2  # the braces
+    for name, messages in errors.items():
+        for message in messages:
+            field, text = name[:40], message[:120]
+            # The message and its comma; a new field's name, colon and brackets.
+            grows = len(json.dumps(text)) + 1
+            if field not in kept:
+                grows += len(json.dumps(field)) + 4
+            if size + grows > ERRORS_MAX:
+                return kept
+            kept.setdefault(field, []).append(text)
+            size += grows
+    return kept
+
+
+def _rejection_tail(code: str, reason: str | None, errors: dict[str, list[str]]) -> str:
+    usual = USUAL_REJECTIONS.get(code, [])
+    reasons = [said for said, _ in usual]
+    if reason in reasons:
+        place = reasons.index(reason)
+        if usual[place][1] == errors:
+            return str(place) if place else ""
+    said: str | int | None = reason[:REASON_MAX] if reason is not None else None
+    if reason in reasons:
+        said = reasons.index(reason)
+    shown: str | dict[str, list[str]] | None = None
+    if errors:
+        (field, messages), *others = errors.items()
+        if not others and messages == [reason] and len(field) <= 40:
+            shown = field  # the reason, under one field
+        else:
+            shown = _bounded_errors(errors)
+    return json.dumps([said, shown], separators=(",", ":"))
+
+
+def pack(record: SubmissionRecord, base_ms: int) -> str:
+    """The stored text of ``record`` (in the format above), its times counted from
+    ``base_ms``."""
+    player_id = _shaped(record.player_id, _PLAYER_ID)
+    fields = [_TAGS[record.status], _shaped(record.fingerprint, _FINGERPRINT)]
+    if record.status == "accepted":
+        ranks = record.ranks if record.ranks is not None else {"alltime": record.rank}
+        at = record.achieved_at
+        fields += [
+            player_id[:PLAYER_PREFIX] or (record.player_prefix or "")[:PLAYER_PREFIX],
+            record.board.game if record.board else "",
+            record.board.variant if record.board else "",
+            _number(record.score),
+            "" if at is None else str(at - base_ms),
+            ",".join(_number(ranks.get(window)) for window in WINDOWS),
+            _PERSONAL_BEST[record.personal_best],
+        ]
+    elif record.status == "rejected":
+        code = record.code if record.code and _CODE.match(record.code) else "unknown"
+        fields += [player_id, code, _rejection_tail(code, record.reason, record.errors or {})]
+    else:
+        fields.append(player_id)
+    return "|".join(fields).rstrip("|")
+
+
+def _accepted_fields(parts: list[str], base_ms: int) -> dict[str, Any]:
+    prefix, game, variant, score, at, ranks, best = (parts + [""] * 7)[:7]
+    by_window = dict(zip(WINDOWS, ranks.split(","), strict=False)) if ranks else {}
+    return {
+        "player_prefix": prefix or None,
+        "game": game or None,
+        "board": {"game": game, "variant": variant, "window": "alltime"} if game else None,
+        "score": _read_number(score),
+        "achieved_at": base_ms + int(at) if at else None,
+        "ranks": {w: int(r) if r else None for w, r in by_window.items()} or None,
+        "rank": int(by_window["alltime"]) if by_window.get("alltime") else None,
+        "personal_best": _PERSONAL_BEST_READ[best],
+    }
+
+
+def _rejected_fields(player_id: str, code: str, tail: str) -> dict[str, Any]:
+    usual = USUAL_REJECTIONS.get(code, [])
+    said = json.loads(tail) if tail else 0
+    if isinstance(said, int):  # one of the usual rejections, whole
+        reason, errors = usual[said] if said < len(usual) else (None, {})
+    else:
+        said, shown = said
+        reason = usual[said][0] if isinstance(said, int) else said
+        errors = {shown: [reason]} if isinstance(shown, str) else shown
+    return {
+        "player_id": player_id or None,
+        "code": code,
+        "reason": reason,
+        "errors": errors or None,
+    }
+
+
+def unpack(text: str, base_ms: int) -> SubmissionRecord | None:
+    """The record whose stored text is ``text`` (None if it is not of this format)."""
+    tag, _, rest = text.partition("|")
+    status = _STATUSES.get(tag)
+    if status is None:
+        return None
+    try:
+        if status == "rejected":
+            fingerprint, player_id, code, tail = (rest.split("|", 3) + [""] * 4)[:4]
+            fields = _rejected_fields(player_id, code, tail)
+        else:
+            fingerprint, *parts = rest.split("|")
+            if status == "accepted":
+                fields = _accepted_fields(parts, base_ms)
+            else:
+                fields = {"player_id": parts[0] if parts and parts[0] else None}
+        return SubmissionRecord.model_validate(
+            {"status": status, "fingerprint": fingerprint or None, **fields}
+        )
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
 
 
 class ScoreQueued(Answer):

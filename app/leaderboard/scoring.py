@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import redis
 
-from app.leaderboard import run_tokens, verified_runs
+from app.leaderboard import run_tokens, statuses, verified_runs
 from app.leaderboard.games import Game
 from app.leaderboard.records import Session, Submission, SubmissionRecord
 from app.leaderboard.run_tokens import RunToken, TokenPolicy
@@ -21,6 +21,7 @@ from app.leaderboard.validation import Rejection, check_run
 from app.storage import intake, submissions
 from app.storage.longpoll import VerdictWaiter
 from app.storage.rate_limits import Counted, Counter
+from app.storage.submissions import Generation
 
 
 class TokenRefused(Exception):
@@ -93,7 +94,7 @@ def submit_score(
     key_generation: int = 0,
     tokens: TokenPolicy | None,
     now_ms: int,
-    ttl: int,
+    idempotency_s: int,
     request_id: str | None,
     request_drain: Callable[[], None],
     counters: Sequence[Counter] = (),
@@ -102,7 +103,8 @@ def submit_score(
     """Queue a score (its rules already checked) for a worker; repeat an earlier answer for a
     retry of the same submission.
 
-    ``claimed`` is the player the request proved, if any, by a key of ``key_generation``.
+    ``claimed`` is the player the request proved, if any, by a key of ``key_generation``; a
+    retry is known as such for ``idempotency_s`` seconds (at least) after the first request.
     ``counters`` are the request's rate limits, counted in the same round trip as the score is
     stored; ``report_limits`` is told how they stand.
     Raises :class:`TokenRefused` (also for a verified game's run that proves no score),
@@ -145,18 +147,15 @@ def submit_score(
         }
     )
     record = SubmissionRecord(
-        status="queued",
-        fingerprint=fingerprint,
-        game=game.slug,
-        player_id=player_id,
-        queued_at=now_ms,
+        status="queued", fingerprint=fingerprint, game=game.slug, player_id=player_id
     )
+    now = Generation.at(now_ms, idempotency_s)
     enqueued = intake.enqueue(
         client,
         submission_id,
-        record.stored(),
+        record.packed(now.start_ms),
         queued.model_dump(mode="json", exclude={"player_key"}),  # the key never leaves the web
-        ttl,
+        now,
         key=(claimed, key_generation) if claimed else None,
         counters=counters,
     )
@@ -170,30 +169,40 @@ def submit_score(
         request_drain()
     if enqueued.existing is None:
         return Taken(record, player_id, hand_key=True)
-    existing = SubmissionRecord.model_validate(enqueued.existing)
+    existing = statuses.unpacked(enqueued.existing)
+    if existing is None:  # a record this code cannot read: the id is taken all the same
+        raise SubmissionIdReused(submission_id)
     # A retry says the same, as nobody in particular or as the player the first got.
-    same_player = claimed in (None, existing.player_id)
+    same_player = claimed is None or existing.may_be_of(claimed)
     if existing.fingerprint != fingerprint or not same_player:
         raise SubmissionIdReused(submission_id)
-    return Taken(existing, existing.player_id or player_id, hand_key=claimed is not None)
+    # An accepted record keeps only a prefix of its player's id; the log has the whole id.
+    first = existing.player_id or claimed or statuses.logged_player(client, submission_id, existing)
+    return Taken(existing, first or player_id, hand_key=claimed is not None)
 
 
 def follow_submission(
-    client: redis.Redis, waiter: VerdictWaiter, submission_id: str, wait: float
+    client: redis.Redis,
+    waiter: VerdictWaiter,
+    submission_id: str,
+    wait: float,
+    clock: Callable[[], int],
+    idempotency_s: int,
 ) -> Submission | None:
-    """A submission's status (None if unknown); held up to ``wait`` s until it is final."""
+    """A submission's status (None if unknown); held up to ``wait`` s until it is final.
+    ``clock`` tells the time of each read (a long-poll reads again as it waits)."""
 
-    def read() -> dict | None:
-        return submissions.read(client, submission_id)
+    def read() -> SubmissionRecord | None:
+        return statuses.read(client, submission_id, Generation.at(clock(), idempotency_s))
 
-    raw = read()
-    if raw is not None and raw["status"] not in submissions.FINAL and wait > 0:
-        raw = waiter.wait(
+    record = read()
+    if record is not None and record.status not in submissions.FINAL and wait > 0:
+        record = waiter.wait(
             submission_id,
             wait,
             read,
-            lambda r: r is None or r["status"] in submissions.FINAL,
+            lambda r: r is None or r.status in submissions.FINAL,
         )
-    if raw is None:
+    if record is None:
         return None
-    return Submission.of(submission_id, SubmissionRecord.model_validate(raw))
+    return Submission.of(submission_id, record)

@@ -2,8 +2,9 @@
 
 A Celery message per submission costs a worker about a millisecond of bookkeeping before any
 work is done, which caps ingestion at a fraction of what Redis can take. So the web appends the
-submission to a Redis stream (in the same script that creates its status record, so a 202 always
-means both were stored) and Celery tasks drain that stream in batches through a consumer group:
+submission to a Redis stream (in the same script that creates its status record, see
+:mod:`app.storage.submissions`, so a 202 always means both were stored) and Celery tasks drain
+that stream in batches through a consumer group:
 
 - an entry stays pending for the consumer that read it until its verdict is stored, in the same
   transaction as its acknowledgement (:func:`acknowledge`), so one whose worker died is claimed
@@ -30,6 +31,7 @@ import redis
 from app.storage import keys, rate_limits
 from app.storage.rate_limits import NOTHING_COUNTED, Counted, Counter
 from app.storage.scripts import script
+from app.storage.submissions import Found, Generation, found
 
 #: How long the drain flag lives without a refresh: a drain refreshes it between batches, so
 #: this bounds how long a dead drain keeps others from being scheduled.
@@ -44,7 +46,7 @@ CLAIM_IDLE_MS = 10_000
 class Enqueued:
     """What :func:`enqueue` did: stored the submission, or found an earlier record."""
 
-    existing: dict[str, Any] | None  # the earlier record when the id was taken
+    existing: Found | None  # the earlier record when the id was taken
     schedule_drain: bool  # this submission claimed the drain flag: send a drain task
     revoked: bool = False  # the player's key was revoked: nothing was stored
     limits: Counted = NOTHING_COUNTED  # the request's rate-limit counts (a breach: not stored)
@@ -53,13 +55,14 @@ class Enqueued:
 def enqueue(
     client: redis.Redis,
     submission_id: str,
-    record: Mapping[str, Any],
+    record: str,
     payload: Mapping[str, Any],
-    ttl: int,
+    now: Generation,
     key: tuple[str, int] | None = None,
     counters: Sequence[Counter] = (),
 ) -> Enqueued:
-    """Count the request's rate limits, then create the submission's record and append it to
+    """Count the request's rate limits, then create the submission's record (in the generation
+    ``now``, unless one of the generations it reads has a record of the id) and append it to
     the stream, atomically, in one trip.
 
     ``key`` is the player and generation of the key that proved them, refused if revoked;
@@ -68,17 +71,20 @@ def enqueue(
     """
     player_id, generation = key or ("", 0)
     limit_keys, limit_args = rate_limits.script_arguments(counters)
-    stored, detail, counts = script(client, "enqueue_submission", rate_limits.LIBRARY)(
+    readable = now.readable()
+    stored, detail, counts, *age = script(client, "enqueue_submission", rate_limits.LIBRARY)(
         keys=[
-            keys.submission_key(submission_id),
+            *(g.key(submission_id) for g in readable),
             keys.INGEST_STREAM,
             keys.DRAIN_FLAG,
             keys.KEY_GENERATIONS,
             *limit_keys,
         ],
         args=[
-            orjson.dumps(record),
-            ttl,
+            len(readable),
+            submission_id,
+            record,
+            now.ttl_ms,
             orjson.dumps(payload),
             DRAIN_FLAG_MS,
             player_id,
@@ -92,7 +98,7 @@ def enqueue(
     if stored == -1:
         return Enqueued(existing=None, schedule_drain=False, revoked=True, limits=limits)
     if not stored:
-        return Enqueued(existing=json.loads(detail), schedule_drain=False, limits=limits)
+        return Enqueued(existing=found(detail, age[0], now), schedule_drain=False, limits=limits)
     return Enqueued(existing=None, schedule_drain=bool(detail), limits=limits)
 
 

@@ -96,7 +96,8 @@ WORKER_PATTERN = f"{PREFIX}:worker:*"
 
 
 # The ingest stream and the submission records share the hash tag ``{ingest}``: the web creates
-# a record and appends its submission to the stream in one script.
+# a record and appends its submission to the stream in one script, and a drain stores verdicts
+# and acknowledges their entries in one transaction.
 _INGEST = f"{PREFIX}:{{ingest}}"
 
 #: Stream of submissions waiting for a worker (field ``p``: the queued submission as JSON).
@@ -133,8 +134,20 @@ def rate_limit_key(identity: str, scope: str, limit: str) -> str:
     return f"{RATE_LIMIT_PREFIX}:LIMITER/{identity}/{scope}/{limit}"
 
 
-def submission_key(submission_id: str) -> str:
-    """The status record of one submission (a JSON string with a TTL)."""
+def submissions_key(generation: int, bucket: int) -> str:
+    """A hash of status records: submission id -> record, for the submissions whose id falls in
+    ``bucket`` and whose record was written in ``generation`` (see
+    :mod:`app.storage.submissions`); it expires with its generation."""
+    return f"{_INGEST}:subs:{generation}:{bucket}"
+
+
+#: Matches every hash of status records (:func:`submissions_key`).
+SUBMISSIONS_PATTERN = f"{_INGEST}:subs:*"
+
+
+def legacy_submission_key(submission_id: str) -> str:
+    """Where the previous layout kept one submission's status record (a JSON string with a
+    TTL): read only to convert such records."""
     return f"{_INGEST}:sub:{submission_id}"
 
 

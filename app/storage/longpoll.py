@@ -13,13 +13,15 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TypeVar
 
 import redis
 
 from app.storage import keys
 
 log = logging.getLogger(__name__)
+
+Read = TypeVar("Read")
 
 
 class VerdictWaiter:
@@ -37,9 +39,9 @@ class VerdictWaiter:
         self,
         submission_id: str,
         timeout: float,
-        read: Callable[[], dict[str, Any] | None],
-        is_final: Callable[[dict[str, Any] | None], bool],
-    ) -> dict[str, Any] | None:
+        read: Callable[[], Read],
+        is_final: Callable[[Read], bool],
+    ) -> Read:
         """Return ``read()`` as soon as it is final, or when ``timeout`` seconds have passed."""
         self._ensure_listener()
         event = threading.Event()

@@ -1,25 +1,40 @@
 """Submission status records: created by the web, settled by a worker with its verdict.
 
-A record is a JSON string under :func:`app.storage.keys.submission_key` with a TTL. The web creates
-it only if absent, with the submission's entry on the ingest stream
-(:func:`app.storage.intake.enqueue`), so a repeated ``submission_id`` (or ``Idempotency-Key``) maps
-to one entry; the worker overwrites it with the verdict and announces the id on
-:data:`app.storage.keys.VERDICT_CHANNEL`."""
+Records live for the idempotency window W (seconds) at least, a quarter longer at most, in
+hashes that expire whole, so that an expired record costs nothing and no key is spent per
+record: time is cut into generations of G = ceil(W / 4) seconds, and the record of a submission
+is a field (its id) of the hash :func:`app.storage.keys.submissions_key` of the generation it
+was written in and of one of :data:`BUCKETS` buckets (by the CRC-32 of its id). A hash expires
+at the end of its generation plus W, so a record is found for at least W after it was written
+by reading its bucket in the generations of the last W: the current one and ceil(W / G) before
+it, newest first, so that a verdict hides the queued record it replaced when a generation
+ended between the two.
+
+The web creates a record only if the id has none (:func:`app.storage.intake.enqueue`, with the
+submission's entry on the ingest stream), so a repeated ``submission_id`` (or
+``Idempotency-Key``) maps to one entry; the worker writes the verdict in the current generation
+and announces the id on :data:`app.storage.keys.VERDICT_CHANNEL`. A record is text this module
+does not read: :mod:`app.leaderboard.records` packs and unpacks it.
+
+Time is always passed in (a :class:`Generation` is the present as the records see it)."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import math
 import re
 import secrets
+import zlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from dataclasses import dataclass
+from typing import Any
 
-import pydantic_core
 import redis
 
-from app.storage import keys
+from app.storage import keys, scripts
 from app.storage.keys import PLAYER_ID_PATTERN, SUBMISSION_ID_PATTERN
 
 SUBMISSION_ID = re.compile(SUBMISSION_ID_PATTERN)
@@ -32,8 +47,17 @@ FINAL = frozenset({ACCEPTED, REJECTED})
 # compared on its own: a first request may have been given the id its retry carries).
 _IDENTITY_FIELDS = ("game", "variant", "name", "score", "duration_ms", "token")
 
+#: Characters of a fingerprint: 48 bits, plenty to tell an honest retry from an id reused by
+#: mistake (it guards no secret: the verdict of an id is anyone's to read).
+FINGERPRINT_CHARS = 8
+
 # How many rejections the audit stream keeps (approximately).
 REJECTED_STREAM_MAXLEN = 100_000
+
+#: Hashes per generation. A bucket of up to 512 records of at most 64 bytes each (Redis's
+#: ``hash-max-ziplist-entries`` and ``-value``) stays a compact hash, some 100 bytes a record
+#: in all; past that (about 500,000 records a generation) it becomes a hash table, some 137.
+BUCKETS = 1024
 
 
 def new_id() -> str:
@@ -42,22 +66,104 @@ def new_id() -> str:
 
 
 def fingerprint(submission: Mapping[str, Any]) -> str:
-    """A digest of what a client sent, to tell an honest retry from a reused id."""
+    """A short digest of what a client sent, to tell an honest retry from a reused id."""
     identity = {name: submission.get(name) for name in _IDENTITY_FIELDS}
     text = json.dumps(identity, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    digest = hashlib.sha256(text.encode()).digest()
+    return base64.urlsafe_b64encode(digest[: FINGERPRINT_CHARS * 3 // 4]).decode()
 
 
-def encoded(record: Mapping[str, Any]) -> bytes:
-    """A record as the JSON text stored in Redis (compact, UTF-8)."""
-    # pydantic's encoder writes what json.dumps writes, a few times faster.
-    return pydantic_core.to_json(record)
+def bucket(submission_id: str) -> int:
+    """The bucket a submission's record is kept in."""
+    return zlib.crc32(submission_id.encode()) % BUCKETS
 
 
-def read(client: redis.Redis, submission_id: str) -> dict[str, Any] | None:
-    """The record of a submission, or None if unknown or expired."""
-    raw = cast(str | None, client.get(keys.submission_key(submission_id)))
-    return json.loads(raw) if raw else None
+@dataclass(frozen=True)
+class Generation:
+    """A span of G seconds of the records' time, as seen at an instant: the records written in
+    it share its hashes, which expire W after it ends. Built for the present by :meth:`at`."""
+
+    number: int
+    seconds: int  # G
+    window_s: int  # W, the idempotency window
+    now_ms: int  # the instant it is seen at (epoch ms, by the caller's clock)
+
+    @classmethod
+    def at(cls, now_ms: int, window_s: int) -> Generation:
+        """The generation of the instant ``now_ms``, for an idempotency window of ``window_s``."""
+        window_s = max(1, window_s)
+        seconds = max(1, math.ceil(window_s / 4))
+        return cls(now_ms // 1000 // seconds, seconds, window_s, now_ms)
+
+    @property
+    def start_ms(self) -> int:
+        """When the generation began (epoch ms)."""
+        return self.number * self.seconds * 1000
+
+    @property
+    def expire_at_ms(self) -> int:
+        """When its hashes expire (epoch ms): W after it ends."""
+        return ((self.number + 1) * self.seconds + self.window_s) * 1000
+
+    @property
+    def ttl_ms(self) -> int:
+        """How long its hashes have left to live, seen from :attr:`now_ms`. Given to Redis as a
+        TTL rather than as an instant, so that a clock the caller was given (a test's, a
+        benchmark's) which is not Redis's own still gives each hash its intended life."""
+        return self.expire_at_ms - self.now_ms
+
+    def back(self, age: int) -> Generation:
+        """The generation ``age`` before this one."""
+        return Generation(self.number - age, self.seconds, self.window_s, self.now_ms)
+
+    def readable(self) -> list[Generation]:
+        """The generations a lookup made in this one reads, newest first: this one and those
+        of the last W before it."""
+        return [self.back(age) for age in range(math.ceil(self.window_s / self.seconds) + 1)]
+
+    def key(self, submission_id: str) -> str:
+        """The hash that holds (or would hold) a submission's record in this generation."""
+        return keys.submissions_key(self.number, bucket(submission_id))
+
+
+@dataclass(frozen=True)
+class Found:
+    """A stored record and the generation whose hash holds it (its times count from there)."""
+
+    value: str
+    written: Generation
+
+
+def lookup_arguments(
+    submission_ids: Sequence[str], now: Generation
+) -> tuple[list[str], list[str | int]]:
+    """The keys and arguments with which a script finds records in the generations ``now``
+    reads: per bucket, its hash in each of them, newest first; then per id, its bucket's place."""
+    readable = now.readable()
+    places: dict[int, int] = {}
+    names: list[str] = []
+    args: list[str | int] = [len(readable)]
+    for sid in submission_ids:
+        b = bucket(sid)
+        if b not in places:
+            places[b] = len(places)
+            names.extend(keys.submissions_key(g.number, b) for g in readable)
+        args += [sid, places[b]]
+    return names, args
+
+
+def found(value: str | None, age: int, now: Generation) -> Found | None:
+    """A script's answer for one record (its text, or none, and its generation's age)."""
+    return Found(value, now.back(age)) if value is not None else None
+
+
+def find(client: redis.Redis, submission_ids: Sequence[str], now: Generation) -> list[Found | None]:
+    """The records of submissions (None where unknown or expired), in one round trip."""
+    if not submission_ids:
+        return []
+    names, args = lookup_arguments(submission_ids, now)
+    reply = scripts.script(client, "find_submissions")(keys=names, args=args)
+    return [found(reply[i], int(reply[i + 1]), now) for i in range(0, len(reply), 2)]
 
 
 #: Upper bounds (seconds) of the submit-to-verdict latency histogram.
@@ -70,35 +176,64 @@ def latency_bucket(seconds: float) -> str:
     return f"le:{bound}" if bound is not None else "le:+Inf"
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """A final record to store: its text, and the fields that the counts, the audit of
+    rejections and the latency histogram read (``status``, ``code``, ``reason``, ``game``,
+    ``player_id``, ``achieved_at``)."""
+
+    submission_id: str
+    value: str
+    fields: Mapping[str, Any]
+
+
 def settle(
     client: redis.Redis,
-    verdicts: Sequence[tuple[str, dict[str, Any]]],
-    ttl: int,
+    verdicts: Sequence[Verdict],
+    now: Generation,
     now_ms: int,
     announce: Sequence[str] = (),
 ) -> None:
-    """Store final records, count and audit them, and wake long-polls, in one round trip;
-    ``announce`` names submissions settled before, whose waiters are woken again."""
+    """Store final records in the generation ``now``, count and audit them, and wake
+    long-polls, in one round trip; ``announce`` names submissions settled before, whose
+    waiters are woken again."""
     if not verdicts and not announce:
         return
     pipe = client.pipeline(transaction=False)
-    store_verdicts(pipe, verdicts, ttl)
+    stored = store_verdicts(pipe, verdicts, now)
     count_verdicts(pipe, verdicts, now_ms, announce)
-    pipe.execute()
+    failed = pipe.execute()[0] if stored else []
+    if failed:
+        raise redis.ResponseError(f"could not store {len(failed)} record(s): {failed[0]}")
 
 
 def store_verdicts(
-    pipe: redis.client.Pipeline, verdicts: Sequence[tuple[str, dict[str, Any]]], ttl: int
-) -> None:
-    """Queue on ``pipe`` the writes of the final records, the part of :func:`settle` in the
-    ``{ingest}`` slot (a drain makes it one transaction with the entries' acknowledgement)."""
-    for submission_id, record in verdicts:
-        pipe.set(keys.submission_key(submission_id), encoded(record), ex=ttl)
+    pipe: redis.client.Pipeline, verdicts: Sequence[Verdict], now: Generation
+) -> int:
+    """Queue on ``pipe`` the writes of the final records (in the generation ``now``), the part
+    of :func:`settle` in the ``{ingest}`` slot (a drain makes it one transaction with the
+    entries' acknowledgement); return how many commands it queued (0 or 1).
+
+    One script writes them all, its reply the ``"<id>: <error>"`` of each write that failed (a
+    hash of the wrong type, say), so that one bad hash keeps no other record from being written.
+    """
+    if not verdicts:
+        return 0
+    places: dict[str, int] = {}
+    args: list[str | int] = [now.ttl_ms]
+    for verdict in verdicts:
+        key = now.key(verdict.submission_id)
+        place = places.setdefault(key, len(places) + 1)
+        args += [place, verdict.submission_id, verdict.value]
+    # EVAL with the text, not EVALSHA: inside a transaction, a script Redis does not know would
+    # fail at EXEC, after the rest of the transaction (the acknowledgement) had run.
+    pipe.eval(scripts.source("store_submissions"), len(places), *places, *args)
+    return 1
 
 
 def count_verdicts(
     pipe: redis.client.Pipeline,
-    verdicts: Sequence[tuple[str, dict[str, Any]]],
+    verdicts: Sequence[Verdict],
     now_ms: int,
     announce: Sequence[str] = (),
 ) -> None:
@@ -108,13 +243,14 @@ def count_verdicts(
     counts: Counter[str] = Counter()
     latencies: Counter[str] = Counter()
     latency_sum = 0.0
-    for submission_id, record in verdicts:
+    for verdict in verdicts:
+        record = verdict.fields
         if record["status"] == REJECTED:
             counts[f"rejected:{record.get('code', 'unknown')}"] += 1
             pipe.xadd(
                 keys.REJECTED_STREAM,
                 {
-                    "sid": submission_id,
+                    "sid": verdict.submission_id,
                     "code": record.get("code", ""),
                     "reason": record.get("reason", ""),
                     "game": record.get("game") or "",
@@ -130,10 +266,10 @@ def count_verdicts(
             latency_sum += latency
     for name, count in counts.items():
         pipe.hincrby(keys.VERDICT_COUNTS, name, count)
-    for bucket, count in latencies.items():
-        pipe.hincrby(keys.LATENCY_HISTOGRAM, bucket, count)
+    for bound, count in latencies.items():
+        pipe.hincrby(keys.LATENCY_HISTOGRAM, bound, count)
     if latencies:
         pipe.hincrbyfloat(keys.LATENCY_HISTOGRAM, "sum", latency_sum)
-    woken = [sid for sid, _ in verdicts] + list(announce)
+    woken = [verdict.submission_id for verdict in verdicts] + list(announce)
     if woken:
         pipe.publish(keys.VERDICT_CHANNEL, " ".join(woken))

@@ -46,7 +46,7 @@ def ingest(submission: Any) -> None:
         get_registry(),
         [submission],
         read_clock(),
-        current_app.config["SUBMISSION_TTL_SECONDS"],
+        current_app.config["IDEMPOTENCY_WINDOW_SECONDS"],
         get_token_policy(),
         out_of_time=_OUT_OF_TIME,
     )
@@ -76,7 +76,7 @@ def _drain(hostname: str | None) -> int:
             get_registry(),
             consumer,
             get_clock(),
-            current_app.config["SUBMISSION_TTL_SECONDS"],
+            current_app.config["IDEMPOTENCY_WINDOW_SECONDS"],
             should_stop=graceful.stop_requested,
             tokens=get_token_policy(),
             out_of_time=_OUT_OF_TIME,

@@ -19,6 +19,7 @@ from app.leaderboard.games import Registry, load_registry
 from app.storage import intake, keys
 from app.storage.embedded_redis import EmbeddedRedis
 from tests.cases import queued_payload
+from tests.conftest import enqueue
 from tests.processes import TEST_GAMES
 
 pytestmark = pytest.mark.integration
@@ -40,8 +41,7 @@ def registry() -> Registry:
 def _enqueue(client: redis.Redis, prefix: str, count: int, now: int) -> None:
     for i in range(count):
         sid, player = f"{prefix}-{i:06d}", f"{prefix}-{i:018d}"
-        payload = queued_payload(sid, player_id=player, received_at=now - 5)
-        intake.enqueue(client, sid, {"status": "queued", "player_id": player}, payload, 60)
+        enqueue(client, queued_payload(sid, player_id=player, received_at=now - 5), now, 60)
 
 
 def _calls(client: redis.Redis) -> dict[str, int]:
@@ -72,14 +72,15 @@ def test_a_batch_of_new_entries_is_its_scripts_and_one_transaction(server, regis
     sent = _during(server, lambda: _drain(server, registry, now))
 
     assert server.hget(keys.VERDICT_COUNTS, "accepted") == "41"
-    assert sent["evalsha"] == 40  # one apply script an entry, and no SCRIPT EXISTS before
+    # One apply script an entry, and no SCRIPT EXISTS before; a new entry has no verdict yet,
+    # so no script looks for its record.
+    assert sent["evalsha"] == 40
     assert "script" not in sent
-    assert "get" not in sent  # a new entry has no verdict yet: its record is not read
-    # Verdicts, counts and acknowledgements: one transaction a batch.
-    assert sent["multi"] == sent["exec"] == 4
+    # Verdicts, counts and acknowledgements: one transaction a batch, its records one script.
+    assert sent["multi"] == sent["exec"] == sent["eval"] == 4
     assert sent["xack"] == sent["xdel"] == sent["publish"] == 4
-    # A record each, and the drain flag now and then rather than each batch.
-    assert 40 < sent["set"] <= 42
+    # The drain flag now and then rather than each batch.
+    assert 1 <= sent["set"] <= 2
     assert server.xlen(keys.INGEST_STREAM) == 0
 
 
@@ -98,8 +99,9 @@ def test_entries_read_before_have_their_records_read_and_are_settled_once(
 
     sent = _during(server, lambda: _drain(server, registry, now, "w:2"))
 
-    assert sent["get"] == 3  # the records of the three claimed entries, the others not
-    assert sent["evalsha"] == 5  # the settled one is not applied again
+    # One script looks for the records of the three claimed entries, the others not; the
+    # settled one is not applied again.
+    assert sent["evalsha"] == 1 + 5
     assert server.hget(keys.VERDICT_COUNTS, "accepted") == "6"  # nor counted twice
     assert server.xlen(keys.INGEST_STREAM) == 0
     assert intake.backlog(server) == {"waiting": 0, "in_progress": 0}
@@ -126,8 +128,10 @@ def test_the_transaction_of_a_batch_holds_keys_of_the_ingest_slot_only(server, r
         assert _drain(server, registry, now) == 5
         watcher.join(10)
     start, end = seen.index("MULTI"), seen.index("EXEC")
-    inside = seen[start + 1 : end]
-    assert {command.split(" ", 1)[0] for command in inside} == {"SET", "XACK", "XDEL"}
-    assert all(command.split(" ")[1].startswith("hs:{ingest}:") for command in inside)
+    inside = [command.split(" ") for command in seen[start + 1 : end]]
+    names = {command[0] for command in inside}
+    assert names == {"EVAL", "HSET", "PTTL", "XACK", "XDEL", "SET"}
+    # The script's own commands show the keys it touched, as the others do.
+    assert all(command[1].startswith("hs:{ingest}:") for command in inside if command[0] != "EVAL")
     after = [command.split(" ", 1)[0] for command in seen[end + 1 :]]
     assert after[:2] == ["HINCRBY", "HINCRBY"] and after[-1] == "PUBLISH"

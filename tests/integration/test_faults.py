@@ -23,9 +23,13 @@ import pytest
 import redis
 import requests
 
+from app.clock import now_ms
+from app.leaderboard import statuses
 from app.leaderboard.ingest import DRAIN_BATCH
 from app.storage import keys
 from app.storage.embedded_redis import EmbeddedRedis
+from app.storage.submissions import Generation
+from tests.conftest import WINDOW_S
 from tests.processes import Process, Stack, process_env, wait_for
 
 # Each strikes, waits for the recovery and checks every submission: longer than most.
@@ -172,13 +176,12 @@ class Players:
 def settled(stack: Stack, ids: list[str]) -> dict[str, str]:
     """The final status of each of ``ids`` that has one."""
     found = {}
+    now = Generation.at(now_ms(), WINDOW_S)
     for start in range(0, len(ids), 1000):
         chunk = ids[start : start + 1000]
-        records = stack.data.mget([keys.submission_key(s) for s in chunk])
-        for sid, raw in zip(chunk, records, strict=True):
-            status = json.loads(raw)["status"] if raw else None
-            if status in ("accepted", "rejected"):
-                found[sid] = status
+        for sid, record in zip(chunk, statuses.read_many(stack.data, chunk, now), strict=True):
+            if record is not None and record.status in ("accepted", "rejected"):
+                found[sid] = record.status
     return found
 
 

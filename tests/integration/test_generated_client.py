@@ -158,7 +158,7 @@ def play(client: Any, name: str) -> tuple[str, int]:
 
     verdict = wait_for(settled, 60, f"the verdict on {name}'s run")
     assert verdict.status is SubmissionStatus.ACCEPTED, verdict
-    assert (verdict.player_id, verdict.score) == (session.player_id, len(answers)), verdict
+    assert verdict.score == len(answers), verdict
     return session.player_id, len(answers)
 
 

@@ -21,9 +21,10 @@ from app.leaderboard.boards import Entry, apply_entries
 from app.leaderboard.games import Registry, load_registry
 from app.leaderboard.ingest import drain
 from app.leaderboard.run_tokens import TokenPolicy
-from app.storage import intake, keys, submissions
+from app.storage import intake, keys
 from app.storage.embedded_redis import EmbeddedRedis
 from tests.cases import queued_payload
+from tests.conftest import enqueue, record_of
 from tests.processes import TEST_GAMES
 
 pytestmark = pytest.mark.integration
@@ -81,8 +82,7 @@ def _scores(count: int, received_at: int, prefix: str = "sub") -> list[dict[str,
 
 def _enqueue(client: redis.Redis, scores: list[dict[str, Any]]) -> list[str]:
     for score in scores:
-        record = {"status": "queued", "player_id": score["player_id"]}
-        intake.enqueue(client, score["submission_id"], record, score, 60)
+        enqueue(client, score, window_s=60)
     return [score["submission_id"] for score in scores]
 
 
@@ -92,8 +92,10 @@ def _drain(client: redis.Redis, registry: Registry, now: int):
     )
 
 
-def _statuses(client: redis.Redis, ids: list[str]) -> list[dict[str, Any]]:
-    return [submissions.read(client, sid) for sid in ids]
+def _statuses(
+    client: redis.Redis, ids: list[str], now: int | None = None
+) -> list[dict[str, Any] | None]:
+    return [record_of(client, sid, now, window_s=60) for sid in ids]
 
 
 def _pending(client: redis.Redis) -> int:
@@ -201,7 +203,8 @@ def test_a_score_at_the_edge_of_its_runs_memory_never_sends_redis_a_ttl_it_refus
     _enqueue(data, [last_ms])
     assert _drain(data, registry, forgotten_at - 1).settled == 1
 
-    late, last = _statuses(data, [too_late["submission_id"], last_ms["submission_id"]])
+    ids = [too_late["submission_id"], last_ms["submission_id"]]
+    late, last = _statuses(data, ids, now=forgotten_at)  # as of the drains' time
     assert late["code"] == "token_expired" and "waited too long" in late["reason"]
     assert last["status"] == "accepted"
     assert data.xlen(keys.log_key(GAME, VARIANT)) == 1

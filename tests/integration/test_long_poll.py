@@ -3,7 +3,6 @@ starve anyone else."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Iterator
@@ -14,8 +13,12 @@ import psutil
 import pytest
 import requests
 
+from app.clock import now_ms
+from app.leaderboard import statuses
+from app.leaderboard.records import SubmissionRecord
 from app.storage import keys
 from app.storage.embedded_redis import free_port
+from tests.conftest import WINDOW_S
 from tests.processes import Process, wait_for
 
 WAITERS = 100
@@ -33,11 +36,20 @@ def accepted_connections(web: Process, port: int) -> int:
     )
 
 
+def store(client, ids: list[str], record: SubmissionRecord) -> None:
+    """Store ``record`` as the status of each of ``ids``, as of now."""
+    pipe = client.pipeline(transaction=False)
+    for sid in ids:
+        statuses.write(pipe, sid, record, now_ms(), now_ms(), WINDOW_S)
+    pipe.execute()
+
+
 class ReadsSeen:
-    """The submission records Redis has been asked for (by GET), as its MONITOR reports them."""
+    """The submission records Redis has been asked for (by the lookup script's HGET of the
+    submission id), as its MONITOR reports them."""
 
     def __init__(self, client, ids: list[str]) -> None:
-        self.wanted = {keys.submission_key(sid) for sid in ids}
+        self.wanted = set(ids)
         self.seen: set[str] = set()
         self._monitor = client.monitor()
         self._monitor.__enter__()  # MONITOR is on from here: no read can be missed
@@ -48,8 +60,8 @@ class ReadsSeen:
         try:
             for command in self._monitor.listen():
                 parts = command["command"].split(" ")
-                if parts[0].upper() == "GET" and len(parts) > 1 and parts[1] in self.wanted:
-                    self.seen.add(parts[1])
+                if parts[0].upper() == "HGET" and len(parts) > 2 and parts[2] in self.wanted:
+                    self.seen.add(parts[2])
                     if self.seen == self.wanted:
                         return
         except Exception:  # the connection closed under it at the end of the test
@@ -76,8 +88,7 @@ def test_many_waiters_are_woken_by_the_announcement_and_others_are_served(live, 
     web, base_url = woken_only
     port = int(base_url.rsplit(":", 1)[1])
     ids = [f"waiting-{i:05d}" for i in range(WAITERS)]
-    for sid in ids:
-        live.data.set(keys.submission_key(sid), json.dumps({"status": "queued"}), ex=600)
+    store(live.data, ids, SubmissionRecord(status="queued"))
 
     def wait(sid: str) -> dict:
         return requests.get(
@@ -94,10 +105,7 @@ def test_many_waiters_are_woken_by_the_announcement_and_others_are_served(live, 
         wait_for(lambda: accepted_connections(web, port) >= WAITERS, 20, "the waiters to connect")
         wait_for(lambda: reads.seen == reads.wanted, 20, "every waiter to read its record")
         reads.close()
-        for sid in ids:
-            live.data.set(
-                keys.submission_key(sid), json.dumps({"status": "accepted", "rank": 1}), ex=600
-            )
+        store(live.data, ids, SubmissionRecord(status="accepted", rank=1))
         # The verdicts are stored, and nobody looks at them until told.
         for _ in range(20):
             resp = requests.get(f"{base_url}/api/v1/games", timeout=10)

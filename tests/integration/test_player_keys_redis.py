@@ -8,6 +8,7 @@ import redis
 
 from app.leaderboard.players import PlayerProof, honoured_generation, revoke_keys, rotate_key
 from app.storage import intake, keys
+from tests.conftest import enqueue, record_of
 
 pytestmark = pytest.mark.integration
 
@@ -18,9 +19,7 @@ PLAYER = "k" * 22
 
 
 def _enqueue(client: redis.Redis, sid: str, generation: int) -> intake.Enqueued:
-    return intake.enqueue(
-        client, sid, {"status": "queued"}, {"submission_id": sid}, 60, key=(PLAYER, generation)
-    )
+    return enqueue(client, {"submission_id": sid}, window_s=60, key=(PLAYER, generation))
 
 
 def test_the_enqueue_script_refuses_a_revoked_key_and_stores_nothing(data):
@@ -28,11 +27,11 @@ def test_the_enqueue_script_refuses_a_revoked_key_and_stores_nothing(data):
     assert revoke_keys(data, PLAYER) == 1
     refused = _enqueue(data, "after-revocation", 0)
     assert refused.revoked and refused.existing is None and not refused.schedule_drain
-    assert data.get(keys.submission_key("after-revocation")) is None
+    assert record_of(data, "after-revocation", window_s=60) is None
     assert data.xlen(keys.INGEST_STREAM) == 1
     # The next generation's key is honoured, and a score without a proven player always is.
     assert not _enqueue(data, "new-generation", 1).revoked
-    assert not intake.enqueue(data, "anonymous", {}, {}, 60).revoked
+    assert not enqueue(data, {"submission_id": "anonymous"}, window_s=60).revoked
     assert data.xlen(keys.INGEST_STREAM) == 3
 
 

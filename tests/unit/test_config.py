@@ -12,6 +12,13 @@ def test_the_config_is_chosen_by_an_environment_variable(monkeypatch):
         config_for()
 
 
+def test_the_idempotency_window_is_a_day_unless_set(monkeypatch):
+    monkeypatch.delenv("HISCORE_IDEMPOTENCY_WINDOW", raising=False)
+    assert create_app("testing").config["IDEMPOTENCY_WINDOW_SECONDS"] == 24 * 3600
+    monkeypatch.setenv("HISCORE_IDEMPOTENCY_WINDOW", "3600")
+    assert create_app("testing").config["IDEMPOTENCY_WINDOW_SECONDS"] == 3600
+
+
 def test_production_refuses_to_start_without_its_secrets(monkeypatch):
     monkeypatch.delenv("SECRET_KEY", raising=False)
     monkeypatch.delenv("REDIS_URL", raising=False)

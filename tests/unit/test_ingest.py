@@ -9,10 +9,13 @@ from redis import exceptions as errors
 
 from app.leaderboard import ingest, run_tokens
 from app.leaderboard.ingest import ingest_submissions, is_transient
+from app.leaderboard.records import SubmissionRecord
 from app.leaderboard.run_tokens import TokenPolicy
 from app.storage import intake, keys
+from app.storage.submissions import Generation
 from app.worker import tasks
 from tests.cases import NOW, queued_payload
+from tests.conftest import record_of
 
 payload = queued_payload
 
@@ -26,11 +29,12 @@ def test_accepted_verdicts_carry_rank_and_time(redis_client, registry):
     pubsub.get_message(timeout=1)
     verdicts = ingest_submissions(redis_client, registry, [payload()], NOW, 60)
     assert [status["status"] for _, status in verdicts] == ["accepted"]
-    record = json.loads(redis_client.get(keys.submission_key("sub-00000001")))
+    record = _status(redis_client, "sub-00000001")
     assert record["rank"] == 1
     assert record["ranks"] == {"alltime": 1, "daily": 1, "weekly": 1}
     assert record["achieved_at"] == NOW - 5  # kept as epoch ms; shown as ISO 8601
-    assert 0 < redis_client.ttl(keys.submission_key("sub-00000001")) <= 60
+    # Its hash lives to the end of its generation (a quarter of the window) plus the window.
+    assert 60 <= redis_client.ttl(Generation.at(NOW, 60).key("sub-00000001")) <= 75
     assert pubsub.get_message(timeout=1)["data"] == "sub-00000001"
 
 
@@ -71,7 +75,7 @@ def test_running_a_batch_twice_changes_no_board(redis_client, registry):
 
 def test_a_replay_after_its_record_expired_reports_the_logged_entry(redis_client, registry):
     ingest_submissions(redis_client, registry, [payload("sub-once", score=4)], NOW, 60)
-    redis_client.delete(keys.submission_key("sub-once"))  # the record's TTL ran out
+    redis_client.delete(Generation.at(NOW, 60).key("sub-once"))  # the record's TTL ran out
     ((_, verdict),) = ingest_submissions(
         redis_client, registry, [payload("sub-once", score=2, received_at=NOW)], NOW, 60
     )
@@ -108,9 +112,10 @@ def test_a_banned_player_is_rejected_and_nothing_is_logged(redis_client, registr
 def _enqueue(client, *payloads):
     from app.storage import intake
 
+    now = Generation.at(NOW, 60)
     for p in payloads:
-        record = {"status": "queued", "player_id": p["player_id"]}
-        intake.enqueue(client, p["submission_id"], record, p, 60)
+        record = SubmissionRecord(status="queued", player_id=p["player_id"])
+        intake.enqueue(client, p["submission_id"], record.packed(now.start_ms), p, now)
 
 
 def _drain(client, registry, consumer="w1:1", **kwargs):
@@ -120,7 +125,7 @@ def _drain(client, registry, consumer="w1:1", **kwargs):
 
 
 def _status(client, sid):
-    return json.loads(client.get(keys.submission_key(sid)))
+    return record_of(client, sid, NOW, 60)
 
 
 def test_a_drain_settles_everything_waiting_and_leaves_an_empty_stream(redis_client, registry):
@@ -494,7 +499,8 @@ def test_a_drain_task_that_meets_a_full_redis_is_retried_and_settles_once_there_
         result = tasks.drain.apply()  # eager: the retry runs at once, as a worker would later
     assert result.successful() and result.get() == 2
     assert calls == [2, 2]  # the whole batch waited, then went through together
-    assert _status(redis_client, "sub-full-0001")["status"] == "accepted"
+    # Settled by the app's clock and window.
+    assert record_of(redis_client, "sub-full-0001")["status"] == "accepted"
     assert _pending(redis_client) == 0 and redis_client.xlen(keys.DEAD_LETTERS) == 0
 
 

@@ -1,27 +1,37 @@
-import json
 import threading
 import time
 
-from app.storage import keys, submissions
+from app.leaderboard import statuses
+from app.leaderboard.records import SubmissionRecord
+from app.storage import submissions
 from app.storage.longpoll import VerdictWaiter
+from app.storage.submissions import Generation
+from tests.cases import NOW
+
+NOW_THEN = Generation.at(NOW, 60)
+
+
+def _queue(client, sid):
+    pipe = client.pipeline(transaction=False)
+    statuses.write(pipe, sid, SubmissionRecord(status="queued"), NOW, NOW, 60)
+    pipe.execute()
 
 
 def test_a_waiter_wakes_when_its_verdict_is_published(redis_client):
-    key = keys.submission_key("sub-waiting")
-    redis_client.set(key, json.dumps({"status": "queued"}))
+    _queue(redis_client, "sub-waiting")
     # The recheck and the timeout are an hour: only the published wake-up can end the wait.
     waiter = VerdictWaiter(redis_client, recheck=3600)
     reads = []
 
     def read():
         reads.append(1)
-        return submissions.read(redis_client, "sub-waiting")
+        return statuses.read(redis_client, "sub-waiting", NOW_THEN)
 
     result = {}
 
     def wait():
         result["record"] = waiter.wait(
-            "sub-waiting", 3600, read, lambda r: r["status"] in submissions.FINAL
+            "sub-waiting", 3600, read, lambda r: r.status in submissions.FINAL
         )
 
     thread = threading.Thread(target=wait, daemon=True)
@@ -29,20 +39,22 @@ def test_a_waiter_wakes_when_its_verdict_is_published(redis_client):
     deadline = time.monotonic() + 10
     while not (reads and "sub-waiting" in waiter._waiting) and time.monotonic() < deadline:
         time.sleep(0.01)
-    submissions.settle(redis_client, [("sub-waiting", {"status": "rejected"})], 60, 0)
+    rejected = SubmissionRecord(status="rejected", code="failed")
+    verdict = statuses.verdict("sub-waiting", rejected, NOW_THEN)
+    submissions.settle(redis_client, [verdict], NOW_THEN, NOW)
     thread.join(timeout=10)
     assert not thread.is_alive(), "the waiter was not woken"
-    assert result["record"]["status"] == "rejected"
+    assert result["record"].status == "rejected"
 
 
 def test_a_waiter_answers_the_current_record_when_time_is_up(redis_client):
-    redis_client.set(keys.submission_key("sub-slow"), json.dumps({"status": "queued"}))
+    _queue(redis_client, "sub-slow")
     waiter = VerdictWaiter(redis_client, recheck=0.01)
     record = waiter.wait(
         "sub-slow",
         0.05,
-        lambda: submissions.read(redis_client, "sub-slow"),
-        lambda r: r["status"] in submissions.FINAL,
+        lambda: statuses.read(redis_client, "sub-slow", NOW_THEN),
+        lambda r: r.status in submissions.FINAL,
     )
-    assert record == {"status": "queued"}
+    assert record == SubmissionRecord(status="queued")
     assert waiter._waiting == {}

@@ -3,7 +3,7 @@
 import pytest
 
 from app.storage import keys
-from tests.conftest import keyed
+from tests.conftest import keyed, record_of
 
 GOOD = {"name": "Ann", "score": 4, "variant": "10", "duration_ms": 5000}
 
@@ -25,7 +25,8 @@ def test_an_address_past_its_limit_gets_429_and_nothing_is_stored(limited, redis
     # Besides the three accepted submissions, the only keys are the counters, all under the
     # prefix: the address's budget across the app and its count on this endpoint (the refused
     # request counted in both), and the player the cookie proved from the second score on.
-    stored = {keys.submission_key(a.get_json()["submission_id"]) for a in accepted}
+    assert all(record_of(redis_client, a.get_json()["submission_id"]) for a in accepted)
+    stored = set(redis_client.keys(keys.SUBMISSIONS_PATTERN))
     counters = set(redis_client.keys()) - stored - {keys.INGEST_STREAM, keys.DRAIN_FLAG}
     assert len(counters) == 3
     assert all(k.startswith(f"{keys.RATE_LIMIT_PREFIX}:") for k in counters)

@@ -6,6 +6,7 @@ from app.leaderboard import run_tokens
 from app.leaderboard.ingest import ingest_submissions
 from app.leaderboard.run_tokens import TokenPolicy
 from app.storage import keys
+from app.storage.submissions import Generation
 from tests.cases import NOW, queued_payload
 
 SECRET = "testing-secret"
@@ -153,7 +154,8 @@ def test_a_token_is_judged_as_of_the_score_not_of_a_late_worker(redis_client, re
 def test_a_redelivered_submission_may_reuse_its_own_token(redis_client, registry):
     message = queued_payload("sub-redelivered", received_at=NOW, token=_token())
     ingest_submissions(redis_client, registry, [message], NOW, 60, POLICY)
-    redis_client.delete(keys.submission_key("sub-redelivered"))  # as if cut short before
+    # As if cut short before its verdict was stored.
+    redis_client.delete(Generation.at(NOW, 60).key("sub-redelivered"))
     ((_, verdict),) = ingest_submissions(redis_client, registry, [message], NOW, 60, POLICY)
     assert verdict["status"] == "accepted"
     other = queued_payload("sub-thief-0001", received_at=NOW, token=_token())

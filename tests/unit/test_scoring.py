@@ -3,10 +3,10 @@
 import pytest
 
 from app.leaderboard import operator_tasks, scoring
-from app.leaderboard.records import SubmissionRecord
 from app.leaderboard.schemas import ScoreIn
 from app.storage import keys, operations
 from tests.cases import GOOD, NOW
+from tests.conftest import record_of
 
 
 def _submit(redis_client, registry, drains, **changes):
@@ -18,7 +18,7 @@ def _submit(redis_client, registry, drains, **changes):
         claimed=changes.pop("claimed", None),
         tokens=None,
         now_ms=NOW,
-        ttl=60,
+        idempotency_s=60,
         request_id=None,
         request_drain=lambda: drains.append(1),
     )
@@ -28,8 +28,8 @@ def test_a_score_is_queued_and_one_drain_requested(redis_client, registry):
     drains = []
     taken = _submit(redis_client, registry, drains)
     again = _submit(redis_client, registry, drains)
-    stored = redis_client.get(keys.submission_key("sub-plain-0001"))
-    assert SubmissionRecord.model_validate_json(stored) == taken.record
+    stored = record_of(redis_client, "sub-plain-0001", NOW, 60)
+    assert stored == taken.record.model_dump(exclude_none=True, exclude={"game"})
     assert taken.record.status == "queued"
     assert taken.hand_key and not again.hand_key  # a mere repeat does not get the key
     assert again.player_id == taken.player_id

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 from werkzeug.http import dump_cookie
 
-from app.extensions import get_redis, get_token_policy, get_waiter, read_clock
+from app.extensions import get_clock, get_redis, get_token_policy, get_waiter, read_clock
 from app.leaderboard import scoring
 from app.leaderboard.players import (
     PlayerProof,
@@ -224,7 +224,7 @@ def submit_score(game_slug: str) -> tuple[Response, int]:
             key_generation=g.get("key_generation", 0),
             tokens=get_token_policy(),
             now_ms=read_clock(),
-            ttl=current_app.config["SUBMISSION_TTL_SECONDS"],
+            idempotency_s=current_app.config["IDEMPOTENCY_WINDOW_SECONDS"],
             request_id=current_request_id(),
             request_drain=request_drain,
             counters=rate_limits.take_pending(),
@@ -276,7 +276,14 @@ def submission_status(submission_id: str) -> Response:
     query = parse_query(WaitQuery)  # wait: at most 30 s
     answer = None
     if submissions.SUBMISSION_ID.match(submission_id):
-        answer = scoring.follow_submission(get_redis(), get_waiter(), submission_id, query.wait)
+        answer = scoring.follow_submission(
+            get_redis(),
+            get_waiter(),
+            submission_id,
+            query.wait,
+            get_clock(),
+            current_app.config["IDEMPOTENCY_WINDOW_SECONDS"],
+        )
     if answer is None:
         raise Problem(404, "Not Found", "There is no such submission.", kind="unknown-submission")
     response = jsonify(answer.model_dump(mode="json", exclude_none=True))
