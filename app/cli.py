@@ -172,7 +172,8 @@ def rebuild_command(game: str | None, variant: str | None) -> None:
 @_scope_options
 @with_appcontext
 def prune_command(game: str | None, variant: str | None) -> None:
-    """Delete log entries past each game's retention, and rebuild what they leave."""
+    """Delete log entries past each game's retention (rebuilding what they leave), then compact
+    each log to what its readable boards need."""
     _maintain("prune", game, variant)
 
 

@@ -166,7 +166,8 @@ def rebuild(self, families: list[list[str]]) -> dict[str, Any]:
 
 @shared_task(name="hiscore.maintenance.prune", bind=True)
 def prune(self, families: list[list[str]] | None = None) -> dict[str, Any] | None:
-    """Prune logs past retention: every family from beat, or ``families`` for an operator."""
+    """Prune logs past retention and compact them: every family from beat, or ``families``
+    for an operator."""
     if families is None:
         return _beat_job("prune", self.request.id)
     return _operate("prune", families, self.request.id, record=True)
