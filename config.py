@@ -153,7 +153,8 @@ class Config:
         # Extra or replacement games, as a TOML file (see app/leaderboard/games.py for the fields).
         self.GAMES_FILE = env.get("HISCORE_GAMES_FILE")
         # How long (s) a submission's status stays readable and a retry of it is known as one:
-        # at least this long, at most a quarter longer.
+        # at least this long, at most a quarter longer. The prune job keeps every log entry
+        # applied this recently, and forgets the applied ids of older ones.
         self.IDEMPOTENCY_WINDOW_SECONDS = _env_int("HISCORE_IDEMPOTENCY_WINDOW", 24 * 3600)
         # A long-poll re-reads its record this often (s) besides being woken by the verdict's
         # announcement: the bound on the delay a lost announcement causes.
@@ -186,6 +187,8 @@ class Config:
         # X-Forwarded-For; the client address is taken that many hops from the right, so a
         # client cannot forge it. 0 means clients connect directly.
         self.TRUSTED_PROXIES = _env_int("HISCORE_TRUSTED_PROXIES", 0)
+        # Where the prune job appends the log entries it drops (gzip files); unset: nowhere.
+        self.ARCHIVE_DIR = env.get("HISCORE_ARCHIVE_DIR") or None
 
     def check(self) -> None:
         """Raise if this configuration cannot run safely."""

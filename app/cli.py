@@ -14,7 +14,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, NoAppException, with_appcontext
 
-from app.extensions import get_clock, get_redis, get_registry, read_clock
+from app.extensions import get_clock, get_compaction, get_redis, get_registry, read_clock
 from app.leaderboard.boards import Entry, apply_entries
 from app.leaderboard.maintenance import families_of, run_operation
 from app.storage.embedded_redis import EmbeddedRedis
@@ -147,6 +147,7 @@ def _maintain(kind: str, game: str | None, variant: str | None) -> None:
             get_clock(),
             True,
             progress,
+            get_compaction(),
         )
     for family, result in outcome["families"].items():
         click.echo(f"{family}: {result}")
@@ -171,7 +172,8 @@ def rebuild_command(game: str | None, variant: str | None) -> None:
 @_scope_options
 @with_appcontext
 def prune_command(game: str | None, variant: str | None) -> None:
-    """Delete log entries past each game's retention, and rebuild what they leave."""
+    """Delete log entries past each game's retention (rebuilding what they leave), then compact
+    each log to what its readable boards need."""
     _maintain("prune", game, variant)
 
 

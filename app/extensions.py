@@ -8,6 +8,7 @@ import redis
 from flask import Flask, current_app
 
 from app.clock import now_ms
+from app.leaderboard.compaction import Compaction
 from app.leaderboard.games import Registry, load_registry
 from app.leaderboard.run_tokens import TokenPolicy
 from app.storage.longpoll import VerdictWaiter
@@ -62,6 +63,12 @@ def get_token_policy() -> TokenPolicy:
         required=config["RUN_TOKENS_REQUIRED"],
         max_age_s=config["RUN_TOKEN_MAX_AGE"],
     )
+
+
+def get_compaction() -> Compaction:
+    """How the current app's prune job compacts logs."""
+    config = current_app.config
+    return Compaction(config["IDEMPOTENCY_WINDOW_SECONDS"], config["ARCHIVE_DIR"])
 
 
 def get_waiter() -> VerdictWaiter:

@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, cast
 
 import redis
 
+from app.leaderboard.compaction import Compaction, prune_and_compact
 from app.leaderboard.games import Game, Registry
-from app.leaderboard.rebuild import Progress, prune_family, rebuild_family, reconcile_family
+from app.leaderboard.rebuild import Progress, rebuild_family, reconcile_family
 from app.leaderboard.stats import compute_family
 from app.storage import keys, operations
 from app.storage.operations import Family
@@ -78,7 +80,7 @@ def _stats(client: redis.Redis, game: Game, variant: str, now_ms: int, progress:
 
 WORK: dict[str, FamilyWork] = {
     "rebuild": rebuild_family,
-    "prune": prune_family,
+    "prune": prune_and_compact,
     "reconcile": _drifted,
     "stats": _stats,
 }
@@ -96,12 +98,14 @@ def run_operation(
     now: Callable[[], int],
     record: bool,
     on_progress: Callable[[int, int], None] | None = None,
+    compaction: Compaction | None = None,
 ) -> dict[str, Any]:
     """Run one maintenance kind over ``families`` as ``owner``.
 
     Locking kinds use the families whose lock ``owner`` holds or can take; the others are
     reported as skipped (a rebuild is running there). With ``record``, the task record of
     ``owner`` follows state and progress; ``on_progress`` hears it too (a terminal bar).
+    A prune compacts the logs as ``compaction`` says (the defaults: a day's window, no archive).
     """
     started = now()
     skipped: list[str] = []
@@ -128,7 +132,10 @@ def run_operation(
             on_progress(done, total)
 
     try:
-        results = run_families(client, registry, mine, WORK[kind], started, progress)
+        work = WORK[kind]
+        if kind == "prune" and compaction is not None:
+            work = partial(prune_and_compact, compaction=compaction)
+        results = run_families(client, registry, mine, work, started, progress)
     except Exception as exc:
         if record:
             operations.update_task(

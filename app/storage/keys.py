@@ -39,6 +39,11 @@ def log_key(game: str, variant: str) -> str:
     return f"{_family(game, variant)}:log"
 
 
+def log_copy_key(game: str, variant: str) -> str:
+    """Where a compaction copies the log entries it keeps before the copy replaces the log."""
+    return f"{_family(game, variant)}:log:compacted"
+
+
 def applied_key(game: str, variant: str) -> str:
     """Hash of submission id -> log entry id: what has already been applied (idempotency)."""
     return f"{_family(game, variant)}:applied"

@@ -13,7 +13,14 @@ from flask import current_app
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from app.extensions import get_clock, get_redis, get_registry, get_token_policy, read_clock
+from app.extensions import (
+    get_clock,
+    get_compaction,
+    get_redis,
+    get_registry,
+    get_token_policy,
+    read_clock,
+)
 from app.leaderboard import ingest as ingestion
 from app.leaderboard.maintenance import families_of, record_beat_run, run_operation
 from app.storage import intake
@@ -124,6 +131,7 @@ def _operate(kind: str, families: list[list[str]], owner: str, record: bool) -> 
         owner,
         get_clock(),
         record,
+        compaction=get_compaction(),
     )
 
 
@@ -158,7 +166,8 @@ def rebuild(self, families: list[list[str]]) -> dict[str, Any]:
 
 @shared_task(name="hiscore.maintenance.prune", bind=True)
 def prune(self, families: list[list[str]] | None = None) -> dict[str, Any] | None:
-    """Prune logs past retention: every family from beat, or ``families`` for an operator."""
+    """Prune logs past retention and compact them: every family from beat, or ``families``
+    for an operator."""
     if families is None:
         return _beat_job("prune", self.request.id)
     return _operate("prune", families, self.request.id, record=True)

@@ -99,14 +99,14 @@ def start_rebuild() -> tuple[Response, int]:
 @bp.post("/prune")
 @documented(
     "operator",
-    "Prune the logs past retention now",
+    "Prune the logs past retention and compact them now",
     {202: ("Queued.", TaskQueued)},
     body=Scope,
     location=True,
     problems=[400, 401, 403, 404, 413, 415, 422],
 )
 def start_prune() -> tuple[Response, int]:
-    """Prune the logs past retention now (boards being rebuilt are skipped)."""
+    """Prune the logs past retention and compact them now (boards being rebuilt are skipped)."""
     families = _families(parse_body(Scope, json_body(optional=True)))
     task_id = operator_tasks.start_prune(get_redis(), families, read_clock(), _queue(prune))
     return _accepted_task(task_id)
