@@ -6,7 +6,7 @@ the benchmarks used to run), and the tutorial-design baseline app under the same
 settings, all on loopback; drives them from outside with wrk and an open-loop client; prints
 every figure beside its baseline from the same run, and where a web worker's CPU went, and
 writes the same as JSON to ``bench/results/``. Every process is stopped at the end, whatever
-happens.
+happens. ``--long-run`` runs the long-run memory benchmark (:mod:`bench.longrun`) instead.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import redis
 from app.clock import now_ms
 from app.leaderboard.games import Registry, load_registry
 from app.storage import keys
-from bench import configurations, games, ingest, profile, reads, seed, storage
+from bench import configurations, games, ingest, longrun, profile, reads, seed, storage
 from bench.baseline_app import list_key
 from bench.load import WrkRun, ensure_wrk
 from bench.processes import Stack, http_get_headers, machine_busy_seconds, wait_until
@@ -78,6 +78,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--worker-concurrency", type=int, default=2, help="as the Procfile's default")
     p.add_argument("--output", type=Path, help="JSON file (default bench/results/<date>.json)")
     p.add_argument("--keep", action="store_true", help="keep the run folder (logs, Redis data)")
+    p.add_argument(
+        "--long-run",
+        action="store_true",
+        help="run the long-run memory benchmark instead (bench/longrun.py: its own flags, "
+        "--quick among them, follow)",
+    )
     args = p.parse_args(argv)
     quick = args.quick
     defaults = {
@@ -658,7 +664,11 @@ def problems(
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks; print the table; write the JSON. Exit status 1 if a figure is
-    suspect (see :func:`problems`)."""
+    suspect (see :func:`problems`). With ``--long-run``, the long-run memory benchmark
+    (:mod:`bench.longrun`) runs instead, given the other arguments."""
+    given = sys.argv[1:] if argv is None else argv
+    if "--long-run" in given:
+        return longrun.main([arg for arg in given if arg != "--long-run"])
     args = parse_args(argv)
     # A plain kill (a supervisor, a test's timeout) still stops every process of the run.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

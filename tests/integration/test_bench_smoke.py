@@ -101,3 +101,50 @@ def test_a_quick_benchmark_run_measures_every_figure_without_errors(tmp_path):
         assert "inclusive share" in said
     else:
         assert profile["reason"] and "no profile" in said
+
+
+@pytest.mark.timeout(300)
+def test_a_quick_long_run_measures_each_day_and_keeps_memory_within_its_bound(tmp_path):
+    output = tmp_path / "longrun.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "--long-run", "--quick", "--output", str(output)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    report = json.loads(output.read_text())
+    details = report["details"]
+    assert report["settings"]["quick"] and details["warnings"] == []
+    stream = details["stream"]
+    assert stream["submissions"] == 50_000 == sum(stream["per_day"])
+    assert 0.02 < stream["rejected"] / stream["submissions"] < 0.04
+    assert stream["accepted"] + stream["rejected"] == stream["submissions"]
+    assert 0 < stream["players_seen"] <= 2_000 and stream["renames"] > 0
+    # Heavy-tailed: the busiest hundredth of the players sent far more than a hundredth.
+    assert stream["top_1pct_share"] > 0.1
+    days = details["days"]
+    assert [d["day"] for d in days] == list(range(1, 11))
+    kinds = set(days[0]["kinds"])
+    assert {"log", "applied", "zsets", "players/rows", "status records", "other"} <= kinds
+    for day in days:
+        assert set(day["kinds"]) == kinds
+        assert 0 < sum(k["bytes"] for k in day["kinds"].values()) <= day["used_memory"]
+        assert day["board_rows"]["alltime"] > 0 and day["log_length"] > 0
+        assert day["previous_layout"]["total"] > 0
+    # Time ran ahead of Redis's clock and keys still expired by the simulated one: the first
+    # days' daily boards (readable 7 days after their day) and the first status records.
+    assert any(day["expired"].get("zsets") for day in days)
+    assert any(day["expired"].get("status records") for day in days)
+    # Bytes, not time: the last days' memory stays within the bound the layout is held to,
+    # worked out from the stream's players, periods and submissions.
+    bound = details["bound"]
+    judged = bound["days_judged"]
+    assert judged >= 2 and bound["held"]
+    for day, most in zip(days[-judged:], bound["bytes"][-judged:], strict=True):
+        assert day["used_memory"] <= most
+    figures = {f["name"]: f for f in report["figures"]}
+    against = figures["used_memory on day 10, less the empty server's (MiB)"]
+    assert against["baseline_name"] == "previous layout, formula" and against["ratio"] > 0
+    assert "previous layout bytes = " in run.stdout and "█" in run.stdout
