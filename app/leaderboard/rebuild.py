@@ -9,16 +9,16 @@ the new ones after it, never a missing or partial board. Plain functions over a 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import redis
 
-from app.leaderboard.boards import Board, script
+from app.leaderboard.boards import Board, Horizon, PlayerRecord, script
 from app.leaderboard.games import Game
-from app.leaderboard.windows import Window, period_of
+from app.leaderboard.windows import day_index, day_start_ms, period_of, week_index, week_start_ms
 from app.storage import keys
 
 #: Log entries replayed per Lua call: small enough to keep each call to a few milliseconds.
@@ -33,28 +33,25 @@ def _no_progress(done: int, total: int) -> None:
 
 
 def readable_boards(game: Game, variant: str, now_ms: int) -> list[Board]:
-    """All-time and every daily and weekly board of a variant that is still readable."""
-    boards = [Board(game, variant)]
-    today = datetime.fromtimestamp(now_ms / 1000, UTC)
-    windows: tuple[tuple[Window, timedelta, int], ...] = (
-        ("daily", timedelta(days=1), game.daily_retention_days + 1),
-        ("weekly", timedelta(weeks=1), game.weekly_retention_days // 7 + 2),
-    )
-    for window, step, keep in windows:
-        periods = dict.fromkeys(
-            period_of(window, int((today - step * back).timestamp() * 1000)) for back in range(keep)
-        )
-        boards += [
-            board
-            for period in periods
-            if (board := Board(game, variant, window, period)).expire_at() > now_ms
-        ]
-    return boards
+    """All-time and every daily and weekly board of a variant that is still readable (its
+    period ended less than the window's retention ago), the newest first."""
+    horizon = Horizon.of(game, now_ms)
+    days = range(day_index(now_ms), horizon.day - 1, -1)
+    weeks = range(week_index(now_ms), horizon.week - 1, -1)
+    return [
+        Board(game, variant),
+        *(Board(game, variant, "daily", period_of("daily", day_start_ms(d))) for d in days),
+        *(Board(game, variant, "weekly", period_of("weekly", week_start_ms(w))) for w in weeks),
+    ]
 
 
 @dataclass
 class FamilyBuild:
-    """Copies of a family's boards being built from its log."""
+    """Copies of a family's boards, and of its players hash, being built from its log.
+
+    ``boards`` are every board of the family that is still readable: the players hash is
+    shared by them all, and its copy replaces the live one.
+    """
 
     client: redis.Redis
     game: Game
@@ -74,28 +71,51 @@ class FamilyBuild:
     def _log(self) -> str:
         return keys.log_key(self.game.slug, self.variant)
 
+    @property
+    def _banned(self) -> str:
+        return keys.banned_key(self.game.slug, self.variant)
+
+    @property
+    def _players(self) -> str:
+        return keys.players_key(self.game.slug, self.variant)
+
+    @property
+    def _built_players(self) -> str:
+        return keys.build_key(self._players)
+
     def _built(self, board: Board) -> tuple[str, str]:
-        return keys.build_key(board.ranking_key), keys.build_key(board.rows_key)
+        return keys.build_key(board.ranking_key), keys.build_key(board.meta_key)
 
     def start(self) -> FamilyBuild:
         """Drop copies a crashed rebuild may have left."""
-        self.client.delete(*(key for board in self.boards for key in self._built(board)))
+        self.client.delete(
+            self._built_players, *(key for board in self.boards for key in self._built(board))
+        )
         return self
 
     def read_on(self, progress: Progress = _no_progress) -> None:
         """Replay the log from where the copies are up to its current end."""
         build = script(self.client, "build_boards")
+        horizon = Horizon.of(self.game, self.now_ms)
         built_keys: list[str] = []
-        ranges: list[int] = []
+        per_board: list[str | int] = []
         for board in self.boards:
             built_keys += self._built(board)
-            ranges += board.achieved_range()
+            per_board += (*board.achieved_range(), *board.tag)
         total = cast(int, self.client.xlen(self._log))
         while True:
             start = "-" if self.position == "-" else f"({self.position}"
             position, read = build(
-                keys=[self._log, keys.banned_key(self.game.slug, self.variant), *built_keys],
-                args=[start, SLICE, self.game.sign, self.now_ms, *ranges],
+                keys=[self._log, self._banned, self._built_players, *built_keys],
+                args=[
+                    start,
+                    SLICE,
+                    self.game.sign,
+                    self.now_ms,
+                    horizon.day,
+                    horizon.week,
+                    *per_board,
+                ],
             )
             self.position, self.read = position, self.read + read
             progress(self.read, max(total, self.read))
@@ -105,12 +125,14 @@ class FamilyBuild:
     def swap(self) -> bool:
         """Swap every copy in at once if they have seen the whole log; False if it grew."""
         quads: list[str] = []
+        per_board: list[str | int] = []
         for board in self.boards:
-            quads += [*self._built(board), board.ranking_key, board.rows_key]
+            quads += [*self._built(board), board.ranking_key, board.meta_key]
+            per_board += (board.expire_at(), *board.tag)
         return bool(
             script(self.client, "swap_boards")(
-                keys=[self._log, keys.banned_key(self.game.slug, self.variant), *quads],
-                args=[self.position, self.now_ms, *(b.expire_at() for b in self.boards)],
+                keys=[self._log, self._banned, self._built_players, self._players, *quads],
+                args=[self.position, self.now_ms, self.game.sign, *per_board],
             )
         )
 
@@ -131,32 +153,50 @@ class FamilyBuild:
         self.start()
 
     def differing(self) -> list[Board]:
-        """The boards whose live cache differs from its copy (compare after :meth:`read_on`)."""
-        return [b for b in self.boards if not _same_board(self.client, b, *self._built(b))]
+        """The boards whose live cache differs from its copy (compare after :meth:`read_on`):
+        their rankings, the sum of their scores, or what their players' records say of them."""
+        return [b for b in self.boards if not self._same_board(b)]
 
-
-def _same_board(client: redis.Redis, board: Board, built_z: str, built_r: str) -> bool:
-    pipe = client.pipeline(transaction=False)
-    pipe.zcard(board.ranking_key)
-    pipe.zcard(built_z)
-    live_size, built_size = pipe.execute()
-    if live_size != built_size:
-        return False
-    step = 5000
-    for start in range(0, live_size, step):
-        pipe.zrange(board.ranking_key, start, start + step - 1, withscores=True)
-        pipe.zrange(built_z, start, start + step - 1, withscores=True)
-        live, built = pipe.execute()
-        if live != built:
+    def _same_board(self, board: Board) -> bool:
+        built_z, built_m = self._built(board)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zcard(board.ranking_key)
+        pipe.zcard(built_z)
+        pipe.hget(board.meta_key, "sum")
+        pipe.hget(built_m, "sum")
+        live_size, built_size, live_sum, built_sum = pipe.execute()
+        if live_size != built_size:
             return False
-        players = [member.split(":", 1)[1] for member, _ in live]
-        if players:
-            pipe.hmget(board.rows_key, players)
-            pipe.hmget(built_r, players)
-            live_rows, built_rows = pipe.execute()
-            if live_rows != built_rows:
+        if live_size and not math.isclose(
+            float(live_sum or 0), float(built_sum or 0), rel_tol=1e-9, abs_tol=1e-9
+        ):
+            return False
+        tag, _ = board.tag
+        step = 5000
+        for first in range(0, live_size, step):
+            pipe.zrange(board.ranking_key, first, first + step - 1, withscores=True)
+            pipe.zrange(built_z, first, first + step - 1, withscores=True)
+            live, built = pipe.execute()
+            if live != built:
                 return False
-    return True
+            players = [member.split(":", 1)[1] for member, _ in live]
+            if players:
+                pipe.hmget(self._players, players)
+                pipe.hmget(self._built_players, players)
+                live_records, built_records = pipe.execute()
+                if [_shown(text, tag) for text in live_records] != [
+                    _shown(text, tag) for text in built_records
+                ]:
+                    return False
+        return True
+
+
+def _shown(text: str | None, tag: str) -> tuple[int, str, int | None] | None:
+    """What a player's record says of one board: the name, its time, and the row's time."""
+    if text is None:
+        return None
+    record = PlayerRecord.decode(text)
+    return record.name_at, record.name, record.tags.get(tag)
 
 
 def rebuild_family(
