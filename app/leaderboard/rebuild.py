@@ -1,28 +1,47 @@
 """Rebuild a family's boards from its log, check them against it, and prune it.
 
-A rebuild replays the log into copies of every readable board of a game variant, in slices
-(each an atomic Lua call, so Redis is never blocked for long), then swaps all copies in with
-one atomic script that first checks the copies have seen the log's newest entry; if entries
-arrived meanwhile it reads on and tries again. Readers see the old boards until the swap and
-the new ones after it, never a missing or partial board. Plain functions over a redis client.
+A rebuild reads the log once, in slices, and works out here each player's best row on every
+readable board of a game variant and each player's record; it writes them into copies of the
+boards and of the players hash with commands of many members each, then replays in Lua (in
+short slices, so Redis is never blocked for long) the entries appended meanwhile, and swaps all
+copies in with one atomic script that first checks the copies have seen the log's newest entry;
+if entries arrived meanwhile it reads on and tries again. Readers see the old boards until the
+swap and the new ones after it, never a missing or partial board. Plain functions over a redis
+client.
 """
 
 from __future__ import annotations
 
+import gc
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any, cast
 
 import redis
 
-from app.leaderboard.boards import Board, Horizon, PlayerRecord, script
+from app.leaderboard.boards import Board, Horizon, PlayerRecord, script, tag_order
 from app.leaderboard.games import Game
-from app.leaderboard.windows import day_index, day_start_ms, period_of, week_index, week_start_ms
+from app.leaderboard.windows import (
+    day_index,
+    day_start_ms,
+    period_of,
+    week_index,
+    week_start_ms,
+)
 from app.storage import keys
 
 #: Log entries replayed per Lua call: small enough to keep each call to a few milliseconds.
 SLICE = 2000
+
+#: Log entries per read of a rebuild's pass over the log (each a few milliseconds of Redis's).
+READ_SLICE = 5000
+
+#: Members per ZADD (fields per HSET) of the copies a rebuild writes, and commands per pipeline.
+WRITE_CHUNK, WRITE_PIPELINE = 1000, 20
 
 #: Called with (entries read so far, entries in the log).
 Progress = Callable[[int, int], None]
@@ -92,6 +111,135 @@ class FamilyBuild:
             self._built_players, *(key for board in self.boards for key in self._built(board))
         )
         return self
+
+    def load(self, progress: Progress = _no_progress) -> None:
+        """Build the copies from the whole log: read it once, work out every board's rows and
+        every player's record here, and write them with commands of many members each.
+
+        Entries appended while this runs may be left out: :meth:`read_on` replays them.
+        Players banned meanwhile are taken off the copies by :meth:`swap`.
+        """
+        # One thread more sends the commands: Redis reads the next slice of the log and writes
+        # the rows of the last one while this thread works out the rows of this one.
+        with _collector_paused(), ThreadPoolExecutor(1, thread_name_prefix="rebuild") as pool:
+            sender = _Sender(self.client, pool)
+            copies = [_Copy(*self._built(board)) for board in self.boards]
+            names = self._read_log(copies, sender, progress)
+            sign = self.game.sign
+            for copy in copies:
+                if copy.best:
+                    # Written by Redis's own increment, so its text is what the scripts' is.
+                    total = sign * sum(row[0] for row in copy.best.values())
+                    sender.pipe.hincrbyfloat(copy.meta, "sum", total)
+            self._write_records(copies, names, sender)
+            sender.finish()
+            # Freed now, so that the collector, once back on, finds them gone.
+            del copies, names
+
+    def _read_log(
+        self, copies: list[_Copy], sender: _Sender, progress: Progress
+    ) -> dict[str, tuple[int, str]]:
+        """One pass over the log from :attr:`position`, keeping each player's best row on each
+        board and sending the rows a slice changed; returns each player's latest (achieved ms,
+        name)."""
+        alltime: _Copy | None = None
+        daily: dict[int, _Copy] = {}
+        weekly: dict[int, _Copy] = {}
+        for board, copy in zip(self.boards, copies, strict=True):
+            _, begins = board.tag
+            if board.window == "alltime":
+                alltime = copy
+            elif board.window == "daily":
+                daily[day_index(begins)] = copy
+            else:
+                weekly[week_index(begins)] = copy
+        names: dict[str, tuple[int, str]] = {}
+        banned = cast(set[str], self.client.smembers(self._banned))
+        sign = self.game.sign
+        number: Callable[[str], float] = int if self.game.integer else float
+        total = cast(int, self.client.xlen(self._log))
+        # XRANGE's replies as Redis gives them (redis-py would make a dict of each entry):
+        # [[id, [field, value, ...]], ...].
+        raw = redis.Redis(connection_pool=self.client.connection_pool)
+        raw.set_response_callback("XRANGE", lambda reply, **_: reply)
+
+        def fetch(after: str) -> list[Any]:
+            start = "-" if after == "-" else f"({after}"
+            return cast(list[Any], raw.xrange(self._log, start, "+", count=READ_SLICE))
+
+        # The boards of the entries' day and week, until an entry falls outside them.
+        span: tuple[int, int] = (0, 0)
+        targets: list[tuple[dict[str, _Row], dict[str, _Row], list[str]]] = []
+        coming = sender.pool.submit(fetch, self.position)
+        while True:
+            entries = coming.result()
+            got = len(entries)
+            if got == READ_SLICE:
+                coming = sender.pool.submit(fetch, entries[-1][0])
+            for _, flat in entries:
+                # The apply script writes sid, pid, name, score, at in this order.
+                if len(flat) == 10 and flat[2] == "pid" and flat[8] == "at" and flat[6] == "score":
+                    pid, name, score, at_text = flat[3], flat[5], flat[7], flat[9]
+                else:
+                    entry = dict(zip(flat[::2], flat[1::2], strict=True))
+                    pid, name, score, at_text = (entry[k] for k in ("pid", "name", "score", "at"))
+                if pid in banned:
+                    continue
+                at = int(at_text)
+                if not span[0] <= at < span[1]:
+                    day = day_index(at)
+                    span = (day_start_ms(day), day_start_ms(day + 1))  # a day lies in one week
+                    targets = [
+                        (copy.best, copy.fresh, copy.gone)
+                        for copy in (alltime, daily.get(day), weekly.get(week_index(at)))
+                        if copy is not None
+                    ]
+                # (sort key, achieved ms, member): tuples compare as rows rank.
+                row = (sign * number(score), at, f"{at:013d}:{pid}")
+                for best, fresh, gone in targets:
+                    old = best.get(pid)
+                    if old is None or row < old:
+                        if old is not None and pid not in fresh:
+                            gone.append(old[2])  # already sent: take it off again
+                        best[pid] = fresh[pid] = row
+                named = (at, name)
+                known = names.get(pid)
+                if known is None or named > known:
+                    names[pid] = named
+            for copy in copies:
+                copy.send(sender)
+            if got:
+                self.position = entries[-1][0]
+            self.read += got
+            progress(self.read, max(total, self.read))
+            if got < READ_SLICE:
+                return names
+
+    def _write_records(
+        self, copies: list[_Copy], names: dict[str, tuple[int, str]], sender: _Sender
+    ) -> None:
+        """Write the copy of the players hash: each player's latest name and rows' tags."""
+        tagged = sorted(
+            ((board.tag, copy.best) for board, copy in zip(self.boards, copies, strict=True)),
+            key=lambda pair: tag_order(pair[0][0]),
+        )
+        tagged = [pair for pair in tagged if pair[1]]
+        records: list[str] = []
+        for pid, (name_at, name) in names.items():
+            tags = ";".join(
+                [
+                    f"{tag}={row[1] - start}"
+                    for (tag, start), best in tagged
+                    if (row := best.get(pid)) is not None
+                ]
+            )
+            records += (pid, f"{name_at}|{tags}|{name}")
+            if len(records) == 2 * WRITE_CHUNK:
+                sender.pipe.execute_command("HSET", self._built_players, *records)
+                sender.send()
+                records = []
+        if records:
+            sender.pipe.execute_command("HSET", self._built_players, *records)
 
     def read_on(self, progress: Progress = _no_progress) -> None:
         """Replay the log from where the copies are up to its current end."""
@@ -191,6 +339,81 @@ class FamilyBuild:
         return True
 
 
+#: A row as a rebuild keeps it: (sort key, achieved ms, member). Tuples compare as rows rank.
+_Row = tuple[float, int, str]
+
+
+@dataclass
+class _Copy:
+    """The copy of one board as a rebuild's load builds it."""
+
+    ranking: str
+    meta: str
+    best: dict[str, _Row] = field(default_factory=dict)  # each player's best row so far
+    fresh: dict[str, _Row] = field(default_factory=dict)  # rows changed since last sent
+    gone: list[str] = field(default_factory=list)  # members sent that are rows no more
+
+    def send(self, sender: _Sender) -> None:
+        """Queue the changes since the last call: members gone first, then the new rows."""
+        for first in range(0, len(self.gone), WRITE_CHUNK):
+            sender.pipe.execute_command(
+                "ZREM", self.ranking, *self.gone[first : first + WRITE_CHUNK]
+            )
+            sender.send()
+        flat: list[float | str] = []
+        # In order of score (ties mostly in order of time already, as the log is): members
+        # inserted next to each other cost Redis half the time.
+        for sort, _, member in sorted(self.fresh.values(), key=itemgetter(0)):
+            flat += (sort, member)
+            if len(flat) == 2 * WRITE_CHUNK:
+                sender.pipe.execute_command("ZADD", self.ranking, *flat)
+                sender.send()
+                flat = []
+        if flat:
+            sender.pipe.execute_command("ZADD", self.ranking, *flat)
+            sender.send()
+        self.fresh.clear()
+        self.gone.clear()
+
+
+class _Sender:
+    """Pipelines executed by another thread, each while the next one is being filled."""
+
+    def __init__(self, client: redis.Redis, pool: Executor) -> None:
+        self.client, self.pool = client, pool
+        self.pipe = client.pipeline(transaction=False)
+        self._sending: Future[Any] | None = None
+
+    def send(self, full_only: bool = True) -> None:
+        """Hand the pipeline over once it holds enough commands (any, with ``full_only``
+        false), after the one before it has been executed."""
+        if len(self.pipe) < (WRITE_PIPELINE if full_only else 1):
+            return
+        if self._sending is not None:
+            self._sending.result()
+        self._sending = self.pool.submit(self.pipe.execute)
+        self.pipe = self.client.pipeline(transaction=False)
+
+    def finish(self) -> None:
+        """Send what is left and wait until every command has been executed."""
+        self.send(full_only=False)
+        if self._sending is not None:
+            self._sending.result()
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector: the load makes millions of small objects and
+    no cycle, and each collection would walk all the live ones again (half its time)."""
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
+
+
 def _shown(text: str | None, tag: str) -> tuple[int, str, int | None] | None:
     """What a player's record says of one board: the name, its time, and the row's time."""
     if text is None:
@@ -208,7 +431,8 @@ def rebuild_family(
 ) -> int:
     """Rebuild every readable board of a variant from its log; return the entries read."""
     build = FamilyBuild.readable(client, game, variant, now_ms)
-    build.start().finish(progress)
+    build.start().load(progress)
+    build.finish(progress)
     return build.read
 
 
@@ -221,7 +445,8 @@ def reconcile_family(
 ) -> list[Board]:
     """Compare each board with its log; if any drifted, swap rebuilt boards in. Return those."""
     build = FamilyBuild.readable(client, game, variant, now_ms)
-    build.start().read_on(progress)
+    build.start().load(progress)
+    build.read_on(progress)
     # Entries applied while comparing would look like drift: compare again until the log
     # stood still during a comparison (a few tries; swapping a board that was right is safe).
     for _ in range(3):
