@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import gc
 import math
+import queue
+import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -42,6 +45,11 @@ READ_SLICE = 5000
 
 #: Members per ZADD (fields per HSET) of the copies a rebuild writes, and commands per pipeline.
 WRITE_CHUNK, WRITE_PIPELINE = 1000, 20
+
+#: Slices of the log read, and pipelines of the copies sent, ahead of the thread that works
+#: out the rows.
+READS_AHEAD, WRITES_AHEAD = 3, 2
+
 
 #: Called with (entries read so far, entries in the log).
 Progress = Callable[[int, int], None]
@@ -119,12 +127,16 @@ class FamilyBuild:
         Entries appended while this runs may be left out: :meth:`read_on` replays them.
         Players banned meanwhile are taken off the copies by :meth:`swap`.
         """
-        # One thread more sends the commands: Redis reads the next slice of the log and writes
-        # the rows of the last one while this thread works out the rows of this one.
-        with _collector_paused(), ThreadPoolExecutor(1, thread_name_prefix="rebuild") as pool:
-            sender = _Sender(self.client, pool)
+        # Two threads more talk to Redis: one reads the log ahead, one sends the copies' rows,
+        # so that Redis works while this thread works out the rows of a slice.
+        with (
+            _collector_paused(),
+            ThreadPoolExecutor(1, thread_name_prefix="rebuild-read") as reading,
+            ThreadPoolExecutor(1, thread_name_prefix="rebuild-write") as writing,
+        ):
+            sender = _Sender(self.client, writing)
             copies = [_Copy(*self._built(board)) for board in self.boards]
-            names = self._read_log(copies, sender, progress)
+            names = self._read_log(copies, sender, reading, progress)
             sign = self.game.sign
             for copy in copies:
                 if copy.best:
@@ -137,26 +149,16 @@ class FamilyBuild:
             del copies, names
 
     def _read_log(
-        self, copies: list[_Copy], sender: _Sender, progress: Progress
+        self, copies: list[_Copy], sender: _Sender, reading: Executor, progress: Progress
     ) -> dict[str, tuple[int, str]]:
         """One pass over the log from :attr:`position`, keeping each player's best row on each
         board and sending the rows a slice changed; returns each player's latest (achieved ms,
         name)."""
-        alltime: _Copy | None = None
-        daily: dict[int, _Copy] = {}
-        weekly: dict[int, _Copy] = {}
-        for board, copy in zip(self.boards, copies, strict=True):
-            _, begins = board.tag
-            if board.window == "alltime":
-                alltime = copy
-            elif board.window == "daily":
-                daily[day_index(begins)] = copy
-            else:
-                weekly[week_index(begins)] = copy
-        names: dict[str, tuple[int, str]] = {}
-        banned = cast(set[str], self.client.smembers(self._banned))
-        sign = self.game.sign
-        number: Callable[[str], float] = int if self.game.integer else float
+        found = _Pass(
+            self.game,
+            cast(set[str], self.client.smembers(self._banned)),
+            list(zip(self.boards, copies, strict=True)),
+        )
         total = cast(int, self.client.xlen(self._log))
         # XRANGE's replies as Redis gives them (redis-py would make a dict of each entry):
         # [[id, [field, value, ...]], ...].
@@ -167,53 +169,19 @@ class FamilyBuild:
             start = "-" if after == "-" else f"({after}"
             return cast(list[Any], raw.xrange(self._log, start, "+", count=READ_SLICE))
 
-        # The boards of the entries' day and week, until an entry falls outside them.
-        span: tuple[int, int] = (0, 0)
-        targets: list[tuple[dict[str, _Row], dict[str, _Row], list[str]]] = []
-        coming = sender.pool.submit(fetch, self.position)
-        while True:
-            entries = coming.result()
-            got = len(entries)
-            if got == READ_SLICE:
-                coming = sender.pool.submit(fetch, entries[-1][0])
-            for _, flat in entries:
-                # The apply script writes sid, pid, name, score, at in this order.
-                if len(flat) == 10 and flat[2] == "pid" and flat[8] == "at" and flat[6] == "score":
-                    pid, name, score, at_text = flat[3], flat[5], flat[7], flat[9]
-                else:
-                    entry = dict(zip(flat[::2], flat[1::2], strict=True))
-                    pid, name, score, at_text = (entry[k] for k in ("pid", "name", "score", "at"))
-                if pid in banned:
-                    continue
-                at = int(at_text)
-                if not span[0] <= at < span[1]:
-                    day = day_index(at)
-                    span = (day_start_ms(day), day_start_ms(day + 1))  # a day lies in one week
-                    targets = [
-                        (copy.best, copy.fresh, copy.gone)
-                        for copy in (alltime, daily.get(day), weekly.get(week_index(at)))
-                        if copy is not None
-                    ]
-                # (sort key, achieved ms, member): tuples compare as rows rank.
-                row = (sign * number(score), at, f"{at:013d}:{pid}")
-                for best, fresh, gone in targets:
-                    old = best.get(pid)
-                    if old is None or row < old:
-                        if old is not None and pid not in fresh:
-                            gone.append(old[2])  # already sent: take it off again
-                        best[pid] = fresh[pid] = row
-                named = (at, name)
-                known = names.get(pid)
-                if known is None or named > known:
-                    names[pid] = named
-            for copy in copies:
-                copy.send(sender)
-            if got:
-                self.position = entries[-1][0]
-            self.read += got
-            progress(self.read, max(total, self.read))
-            if got < READ_SLICE:
-                return names
+        slices = _ReadAhead(reading, fetch, self.position)
+        try:
+            for entries in slices:
+                found.take(entries)
+                for copy in copies:
+                    copy.send(sender)
+                if entries:
+                    self.position = entries[-1][0]
+                self.read += len(entries)
+                progress(self.read, max(total, self.read))
+        finally:
+            slices.stop()  # let the other thread go, whatever happened here
+        return found.names
 
     def _write_records(
         self, copies: list[_Copy], names: dict[str, tuple[int, str]], sender: _Sender
@@ -376,29 +344,137 @@ class _Copy:
         self.gone.clear()
 
 
+class _Pass:
+    """What a pass over a log has found so far: each player's best row on each board (in the
+    boards' copies) and each player's latest (achieved ms, name)."""
+
+    def __init__(self, game: Game, banned: set[str], boards: list[tuple[Board, _Copy]]) -> None:
+        self.banned, self.sign = banned, game.sign
+        self.number: Callable[[str], float] = int if game.integer else float
+        self.names: dict[str, tuple[int, str]] = {}
+        self.alltime: _Copy | None = None
+        self.daily: dict[int, _Copy] = {}
+        self.weekly: dict[int, _Copy] = {}
+        for board, copy in boards:
+            _, begins = board.tag
+            if board.window == "alltime":
+                self.alltime = copy
+            elif board.window == "daily":
+                self.daily[day_index(begins)] = copy
+            else:
+                self.weekly[week_index(begins)] = copy
+        # The copies of the boards of an entry's day and week, and the span of achieved ms
+        # that belong on the same ones (the day: a day lies in one week).
+        self.span = (0, 0)
+        self.targets: list[tuple[dict[str, _Row], dict[str, _Row], list[str]]] = []
+
+    def _aim(self, at: int) -> None:
+        day = day_index(at)
+        self.span = (day_start_ms(day), day_start_ms(day + 1))
+        self.targets = [
+            (copy.best, copy.fresh, copy.gone)
+            for copy in (self.alltime, self.daily.get(day), self.weekly.get(week_index(at)))
+            if copy is not None
+        ]
+
+    def take(self, entries: list[Any]) -> None:
+        """Take in a slice of the log, as XRANGE answers it."""
+        banned, sign, number, names = self.banned, self.sign, self.number, self.names
+        for _, flat in entries:
+            if flat[2:10:2] == _LOGGED:  # as the apply script writes an entry
+                pid, name, score, at_text = flat[3], flat[5], flat[7], flat[9]
+            else:
+                entry = dict(zip(flat[::2], flat[1::2], strict=True))
+                pid, name, score, at_text = (entry[k] for k in _LOGGED)
+            if pid in banned:
+                continue
+            at = int(at_text)
+            if not self.span[0] <= at < self.span[1]:
+                self._aim(at)
+            row = (sign * number(score), at, f"{at:013d}:{pid}")
+            for best, fresh, gone in self.targets:
+                old = best.setdefault(pid, row)
+                if old is row:  # the player's first row on the board
+                    fresh[pid] = row
+                elif row < old:
+                    if pid not in fresh:
+                        gone.append(old[2])  # sent already: to be taken off
+                    best[pid] = fresh[pid] = row
+            named = (at, name)
+            known = names.setdefault(pid, named)
+            if known is not named and named > known:
+                names[pid] = named
+
+
+#: The fields a rebuild reads of a log entry, in the order the apply script writes them (after
+#: ``sid``).
+_LOGGED = ["pid", "name", "score", "at"]
+
+
 class _Sender:
-    """Pipelines executed by another thread, each while the next one is being filled."""
+    """Pipelines executed in order by another thread (one), while the next one is filled."""
 
     def __init__(self, client: redis.Redis, pool: Executor) -> None:
         self.client, self.pool = client, pool
         self.pipe = client.pipeline(transaction=False)
-        self._sending: Future[Any] | None = None
+        self._sending: deque[Future[Any]] = deque()
 
     def send(self, full_only: bool = True) -> None:
         """Hand the pipeline over once it holds enough commands (any, with ``full_only``
-        false), after the one before it has been executed."""
+        false); wait while two handed over before are still being executed."""
         if len(self.pipe) < (WRITE_PIPELINE if full_only else 1):
             return
-        if self._sending is not None:
-            self._sending.result()
-        self._sending = self.pool.submit(self.pipe.execute)
+        while len(self._sending) >= WRITES_AHEAD:
+            self._sending.popleft().result()
+        self._sending.append(self.pool.submit(self.pipe.execute))
         self.pipe = self.client.pipeline(transaction=False)
 
     def finish(self) -> None:
         """Send what is left and wait until every command has been executed."""
         self.send(full_only=False)
-        if self._sending is not None:
-            self._sending.result()
+        while self._sending:
+            self._sending.popleft().result()
+
+
+class _ReadAhead:
+    """The slices of a log, read by another thread a few slices ahead of their reader."""
+
+    def __init__(self, pool: Executor, fetch: Callable[[str], list[Any]], after: str) -> None:
+        self._slices: queue.Queue[list[Any] | Exception] = queue.Queue(maxsize=READS_AHEAD)
+        self._stopped = threading.Event()
+        pool.submit(self._produce, fetch, after)
+
+    def _produce(self, fetch: Callable[[str], list[Any]], after: str) -> None:
+        try:
+            while not self._stopped.is_set():
+                entries = fetch(after)
+                self._put(entries)
+                if len(entries) < READ_SLICE:
+                    return
+                after = entries[-1][0]
+        except Exception as error:  # raised again in the thread that reads the slices
+            self._put(error)
+
+    def _put(self, item: list[Any] | Exception) -> None:
+        while not self._stopped.is_set():
+            try:
+                self._slices.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def __iter__(self) -> Iterator[list[Any]]:
+        while True:
+            item = self._slices.get()
+            if isinstance(item, Exception):
+                raise item
+            yield item
+            if len(item) < READ_SLICE:
+                return
+
+    def stop(self) -> None:
+        """Let the other thread go, the slices read or not."""
+        self._stopped.set()
 
 
 @contextmanager
