@@ -506,7 +506,10 @@ def figures(out: dict[str, Any], args: argparse.Namespace) -> list[Figure]:
     if family["players_per_player"] is not None:
         lines.append(Figure("  players' records per player (bytes)", family["players_per_player"]))
     lines += [
-        Figure(f"  {board} ranking per player on it (bytes)", figures["ranking_per_player"])
+        Figure(
+            f"  {board}: ranking per player on it / meta (bytes)",
+            f"{figures['ranking_per_player']:.1f} / {figures['meta_bytes']}",
+        )
         for board, figures in family["boards"].items()
     ]
     lines += [
