@@ -169,8 +169,8 @@ def score_of_sort(game: Game, sort: str | float) -> int | float:
 
 @dataclass(frozen=True)
 class Horizon:
-    """The oldest daily and weekly periods (by index) still readable: a player's record drops
-    the tags of older ones when it is next written."""
+    """The oldest daily and weekly periods (by index) still readable: the scripts drop the
+    tags of older ones from a player's record when they next write it."""
 
     day: int
     week: int
@@ -182,14 +182,6 @@ class Horizon:
             oldest_readable("daily", game.daily_retention_days * DAY_MS, now_ms),
             oldest_readable("weekly", game.weekly_retention_days * DAY_MS, now_ms),
         )
-
-    def keeps(self, tag: str) -> bool:
-        """Whether a board tag names a period that is still readable."""
-        if tag[0] == "d":
-            return int(tag[1:]) >= self.day
-        if tag[0] == "w":
-            return int(tag[1:]) >= self.week
-        return True
 
 
 def tag_order(tag: str) -> tuple[int, int]:
@@ -213,12 +205,9 @@ class PlayerRecord:
     name: str
     tags: Mapping[str, int] = field(default_factory=dict)
 
-    def encode(self, horizon: Horizon | None = None) -> str:
-        """The record's text, less the tags of periods older than ``horizon``."""
-        kept = sorted(
-            (tag for tag in self.tags if horizon is None or horizon.keeps(tag)), key=tag_order
-        )
-        tags = ";".join(f"{tag}={self.tags[tag]}" for tag in kept)
+    def encode(self) -> str:
+        """The record's text."""
+        tags = ";".join(f"{tag}={self.tags[tag]}" for tag in sorted(self.tags, key=tag_order))
         return f"{self.name_at}|{tags}|{self.name}"
 
     @classmethod
@@ -227,12 +216,6 @@ class PlayerRecord:
         name_at, tags, name = text.split("|", 2)
         pairs = (tag.split("=") for tag in tags.split(";") if tag)
         return cls(int(name_at), name, {tag: int(rel) for tag, rel in pairs})
-
-    def with_entry(self, name: str, at: int) -> PlayerRecord:
-        """The record once an entry named ``name`` achieved at ``at`` is known."""
-        if at > self.name_at or (at == self.name_at and name > self.name):
-            return PlayerRecord(at, name, self.tags)
-        return self
 
 
 def apply_entries(client: redis.Redis, entries: Sequence[Entry], now_ms: int) -> list[Applied]:

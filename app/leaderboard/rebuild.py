@@ -201,7 +201,7 @@ class FamilyBuild:
                     if (row := best.get(pid)) is not None
                 ]
             )
-            records += (pid, f"{name_at}|{tags}|{name}")
+            records += (pid, f"{name_at}|{tags}|{name}")  # as PlayerRecord.encode writes it
             if len(records) == 2 * WRITE_CHUNK:
                 sender.pipe.execute_command("HSET", self._built_players, *records)
                 sender.send()
