@@ -140,9 +140,9 @@ class FamilyBuild:
             sign = self.game.sign
             for copy in copies:
                 if copy.best:
-                    # Written by Redis's own increment, so its text is what the scripts' is.
+                    # The text the scripts write (board_lib.lua's num).
                     total = sign * sum(row[0] for row in copy.best.values())
-                    sender.pipe.hincrbyfloat(copy.meta, "sum", total)
+                    sender.pipe.hset(copy.meta, "sum", f"{total:.17g}")
             self._write_records(copies, names, sender)
             sender.finish()
             # Freed now, so that the collector, once back on, finds them gone.

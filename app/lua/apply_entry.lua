@@ -60,16 +60,17 @@ local function expire(key, expire_at, now)
 end
 
 local text = redis.call('HGET', players, pid)
-local rec = parse_record(text) or {name_at = -1, name = '', tags = {}}
+local rec = parse_record(text) or new_record()
 local result = {fresh and 1 or 0, score, at}
 for i = 0, (#KEYS - 5) / 2 - 1 do
   local zkey, mkey = KEYS[6 + 2 * i], KEYS[7 + 2 * i]
-  local tag, start = ARGV[12 + 4 * i], ARGV[13 + 4 * i]
+  local kind, index = slot_of(ARGV[12 + 4 * i])
+  local start = ARGV[13 + 4 * i]
   local improved, mine = 0, nil
   if fresh then
-    improved, mine = offer(zkey, mkey, pid, rec, tag, start, score, sign, at, now)
-    local counted = redis.call('HINCRBY', mkey, 'n', 1)
-    redis.call('HINCRBY', mkey, 't:' .. ARGV[15 + 4 * i], 1)
+    local gain
+    improved, mine, gain = offer(zkey, pid, rec, kind, index, start, score, sign, at)
+    local counted = count_entry(mkey, 't:' .. ARGV[15 + 4 * i], gain, now)
     local expire_at = tonumber(ARGV[14 + 4 * i])
     if expire_at > 0 then
       if improved == 1 then
@@ -81,7 +82,7 @@ for i = 0, (#KEYS - 5) / 2 - 1 do
     end
   else
     local _
-    _, _, mine = row_of(zkey, pid, rec, tag, start)
+    _, _, mine = row_of(zkey, pid, rec, kind, index, start)
   end
   local rank = mine and redis.call('ZRANK', zkey, member(mine, pid))
   result[#result + 1] = rank and (rank + 1) or 0

@@ -29,17 +29,46 @@ local function sort_text(score, sign)
   return '-' .. score
 end
 
--- A record as a table {name_at, tags = {tag -> relative at}, name}, or nil.
+-- A record as a table: {name_at, name, a = all-time row's at or nil, d = {day -> at},
+-- w = {week -> at}} (each at relative to its period's start), or nil.
 local function parse_record(text)
   if not text then
     return nil
   end
   local name_at, tags, name = string.match(text, '^(%d+)|([^|]*)|(.*)$')
-  local rec = {name_at = tonumber(name_at), name = name, tags = {}}
-  for tag, rel in string.gmatch(tags, '(%w+)=(%d+)') do
-    rec.tags[tag] = tonumber(rel)
+  local rec = {name_at = tonumber(name_at), name = name, d = {}, w = {}}
+  for kind, index, rel in string.gmatch(tags, '(%a)(%d*)=(%d+)') do
+    if kind == 'a' then
+      rec.a = tonumber(rel)
+    else
+      rec[kind][tonumber(index)] = tonumber(rel)
+    end
   end
   return rec
+end
+
+local function new_record()
+  return {name_at = -1, name = '', d = {}, w = {}}
+end
+
+-- A board tag ('a', 'd<day>', 'w<week>') as the kind and index a record is read by.
+local function slot_of(tag)
+  return string.sub(tag, 1, 1), tonumber(string.sub(tag, 2))
+end
+
+local function rel_of(rec, kind, index)
+  if kind == 'a' then
+    return rec.a
+  end
+  return rec[kind][index]
+end
+
+local function set_rel(rec, kind, index, rel)
+  if kind == 'a' then
+    rec.a = rel
+  else
+    rec[kind][index] = rel
+  end
 end
 
 -- The name a record shows.
@@ -53,29 +82,31 @@ local function tag_in(text, tag)
   return rel and tonumber(rel)
 end
 
-local function tag_order(tag)
-  local kind = string.sub(tag, 1, 1)
-  return (kind == 'a' and 0 or kind == 'd' and 1 or 2), tonumber(string.sub(tag, 2)) or 0
+-- Append the tags of one kind of period, in time order, less those older than oldest.
+-- (Numbers below 1e14 concatenate as whole numbers: every ms until the year 5138.)
+local function add_period_tags(parts, kind, rels, oldest)
+  local kept = {}
+  for index in pairs(rels) do
+    if index >= oldest then
+      kept[#kept + 1] = index
+    end
+  end
+  table.sort(kept)
+  for _, index in ipairs(kept) do
+    parts[#parts + 1] = kind .. index .. '=' .. rels[index]
+  end
 end
 
 -- A record's text: tags all-time first, then days, then weeks, each in time order, less those
 -- of days older than oldest_day and weeks older than oldest_week (no longer readable).
 local function format_record(rec, oldest_day, oldest_week)
-  local kept = {}
-  for tag, rel in pairs(rec.tags) do
-    local kind, n = tag_order(tag)
-    if not ((kind == 1 and n < oldest_day) or (kind == 2 and n < oldest_week)) then
-      kept[#kept + 1] = {kind, n, tag .. '=' .. string.format('%d', rel)}
-    end
-  end
-  table.sort(kept, function(x, y)
-    return x[1] < y[1] or (x[1] == y[1] and x[2] < y[2])
-  end)
   local parts = {}
-  for i, t in ipairs(kept) do
-    parts[i] = t[3]
+  if rec.a then
+    parts[1] = 'a=' .. rec.a
   end
-  return string.format('%d', rec.name_at) .. '|' .. table.concat(parts, ';') .. '|' .. rec.name
+  add_period_tags(parts, 'd', rec.d, oldest_day)
+  add_period_tags(parts, 'w', rec.w, oldest_week)
+  return rec.name_at .. '|' .. table.concat(parts, ';') .. '|' .. rec.name
 end
 
 -- Whether a sorts after b byte by byte (Lua's own < follows the server's locale).
@@ -98,10 +129,11 @@ local function take_name(rec, name, at)
   end
 end
 
--- The player's row on a board: its member, sort value and achieved ms, or nil. The record says
--- where the row would be; the sorted set, whether it is (an expired board has none).
-local function row_of(zkey, pid, rec, tag, start)
-  local rel = rec and rec.tags[tag]
+-- The player's row on a board (its tag as kind and index): its member, sort value and achieved
+-- ms, or nil. The record says where the row would be; the sorted set, whether it is (an
+-- expired board has none).
+local function row_of(zkey, pid, rec, kind, index, start)
+  local rel = rec and rel_of(rec, kind, index)
   if not rel then
     return nil
   end
@@ -114,17 +146,40 @@ local function row_of(zkey, pid, rec, tag, start)
   return m, tonumber(sort), at
 end
 
-local function add_to_sum(mkey, amount)
-  redis.call('HINCRBYFLOAT', mkey, 'sum', string.format('%.17g', amount))
+-- A number as a meta field holds it: 17 significant digits read back exactly (Python's
+-- f"{x:.17g}" writes the same text).
+local function num(x)
+  return string.format('%.17g', x)
+end
+
+-- Move a board's sum of scores by gain, and its time of change to now.
+local function move_sum(mkey, gain, now)
+  local sum = tonumber(redis.call('HGET', mkey, 'sum')) or 0
+  redis.call('HSET', mkey, 'sum', num(sum + gain), 'updated', now)
+end
+
+-- Count one more entry on a board (`n` and the field of its time bucket) and, when it changed
+-- a row (gain not nil), move the sum of scores and the time of change: one read, one write.
+-- Returns the new `n`.
+local function count_entry(mkey, bucket, gain, now)
+  local m = redis.call('HMGET', mkey, 'n', bucket, 'sum')
+  local n, t = (tonumber(m[1]) or 0) + 1, (tonumber(m[2]) or 0) + 1
+  if gain then
+    local sum = (tonumber(m[3]) or 0) + gain
+    redis.call('HSET', mkey, 'n', num(n), bucket, num(t), 'sum', num(sum), 'updated', now)
+  else
+    redis.call('HSET', mkey, 'n', num(n), bucket, num(t))
+  end
+  return n
 end
 
 -- Make (score, at) the player's row on a board unless their row is at least as good; the record
 -- (a table) takes the row's tag. Better means a better score, or the same score achieved
--- earlier (entries may arrive in any order, and the board must not depend on it). The meta
--- hash's sum follows. Returns 1 and at, or 0 and the old row's at.
-local function offer(zkey, mkey, pid, rec, tag, start, score, sign, at, now)
+-- earlier (entries may arrive in any order, and the board must not depend on it). Returns 1,
+-- at and what the board's sum of scores gains, or 0 and the old row's at.
+local function offer(zkey, pid, rec, kind, index, start, score, sign, at)
   local sort = sign * tonumber(score)
-  local old_member, old_sort, old_at = row_of(zkey, pid, rec, tag, start)
+  local old_member, old_sort, old_at = row_of(zkey, pid, rec, kind, index, start)
   if old_member then
     if sort > old_sort or (sort == old_sort and tonumber(at) >= old_at) then
       return 0, old_at
@@ -132,10 +187,8 @@ local function offer(zkey, mkey, pid, rec, tag, start, score, sign, at, now)
     redis.call('ZREM', zkey, old_member)
   end
   redis.call('ZADD', zkey, sort_text(score, sign), member(tonumber(at), pid))
-  rec.tags[tag] = tonumber(at) - tonumber(start)
-  add_to_sum(mkey, tonumber(score) - (old_member and sign * old_sort or 0))
-  redis.call('HSET', mkey, 'updated', now)
-  return 1, tonumber(at)
+  set_rel(rec, kind, index, tonumber(at) - tonumber(start))
+  return 1, tonumber(at), tonumber(score) - (old_member and sign * old_sort or 0)
 end
 
 -- The records of some players (false for those without one), a few hundred per HMGET.

@@ -12,17 +12,24 @@ local sign, now = tonumber(ARGV[3]), ARGV[4]
 local oldest_day, oldest_week = tonumber(ARGV[5]), tonumber(ARGV[6])
 local players = KEYS[3]
 local boards = (#KEYS - 3) / 2
+local kinds, indexes = {}, {}
+for i = 0, boards - 1 do
+  kinds[i], indexes[i] = slot_of(ARGV[9 + 4 * i])
+end
 for _, entry in ipairs(entries) do
   local e = fields(entry[2])
   if redis.call('SISMEMBER', KEYS[2], e.pid) == 0 then
     local at = tonumber(e.at)
     local text = redis.call('HGET', players, e.pid)
-    local rec = parse_record(text) or {name_at = -1, name = '', tags = {}}
+    local rec = parse_record(text) or new_record()
     for i = 0, boards - 1 do
       local min_at, max_at = tonumber(ARGV[7 + 4 * i]), tonumber(ARGV[8 + 4 * i])
       if at >= min_at and (max_at == 0 or at < max_at) then
-        offer(KEYS[4 + 2 * i], KEYS[5 + 2 * i], e.pid, rec, ARGV[9 + 4 * i], ARGV[10 + 4 * i],
-          e.score, sign, e.at, now)
+        local improved, _, gain = offer(KEYS[4 + 2 * i], e.pid, rec, kinds[i], indexes[i],
+          ARGV[10 + 4 * i], e.score, sign, e.at)
+        if improved == 1 then
+          move_sum(KEYS[5 + 2 * i], gain, now)
+        end
       end
     end
     take_name(rec, e.name, e.at)

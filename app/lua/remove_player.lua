@@ -13,12 +13,12 @@ end
 local removed = 0
 for i = 0, (#KEYS - 2) / 2 - 1 do
   local zkey, mkey = KEYS[3 + 2 * i], KEYS[4 + 2 * i]
-  local m, sort = row_of(zkey, pid, rec, ARGV[4 + 2 * i], ARGV[5 + 2 * i])
+  local kind, index = slot_of(ARGV[4 + 2 * i])
+  local m, sort = row_of(zkey, pid, rec, kind, index, ARGV[5 + 2 * i])
   if m then
     redis.call('ZREM', zkey, m)
     if redis.call('EXISTS', mkey) == 1 then
-      add_to_sum(mkey, -sign * sort)
-      redis.call('HSET', mkey, 'updated', now)
+      move_sum(mkey, -sign * sort, now)
     end
     removed = removed + 1
   end

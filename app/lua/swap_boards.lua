@@ -17,15 +17,19 @@ end
 local now, sign = ARGV[2], tonumber(ARGV[3])
 local built_players, live_players = KEYS[3], KEYS[4]
 local boards = (#KEYS - 4) / 4
+local kinds, indexes = {}, {}
+for i = 0, boards - 1 do
+  kinds[i], indexes[i] = slot_of(ARGV[5 + 3 * i])
+end
 for _, pid in ipairs(redis.call('SMEMBERS', KEYS[2])) do
   local rec = parse_record(redis.call('HGET', built_players, pid))
   if rec then
     for i = 0, boards - 1 do
       local built_z, built_m = KEYS[5 + 4 * i], KEYS[6 + 4 * i]
-      local m, sort = row_of(built_z, pid, rec, ARGV[5 + 3 * i], ARGV[6 + 3 * i])
+      local m, sort = row_of(built_z, pid, rec, kinds[i], indexes[i], ARGV[6 + 3 * i])
       if m then
         redis.call('ZREM', built_z, m)
-        add_to_sum(built_m, -sign * sort)
+        move_sum(built_m, -sign * sort, now)
       end
     end
     redis.call('HDEL', built_players, pid)
