@@ -509,6 +509,15 @@ def figures(out: dict[str, Any], args: argparse.Namespace) -> list[Figure]:
         for kind, value in family["per_entry_by_kind"].items()
         if value >= 0.5
     ]
+    if family["players_per_player"] is not None:
+        lines.append(Figure("  players' records per player (bytes)", family["players_per_player"]))
+    lines += [
+        Figure(
+            f"  {board}: ranking per player on it / meta (bytes)",
+            f"{figures['ranking_per_player']:.1f} / {figures['meta_bytes']}",
+        )
+        for board, figures in family["boards"].items()
+    ]
     lines += [
         compare(
             "memory per entry, INFO used_memory delta",

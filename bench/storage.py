@@ -52,15 +52,17 @@ def _key_kinds(game: Game, variant: str) -> dict[str, str]:
     kinds = {
         keys.log_key(game.slug, variant): "log (stream)",
         keys.applied_key(game.slug, variant): "applied (hash)",
+        keys.players_key(game.slug, variant): "players (hash)",
     }
     for board in readable_boards(game, variant, now_ms()):
         kinds[board.ranking_key] = f"{board.window} ranking (zset)"
-        kinds[board.rows_key] = f"{board.window} rows (hash)"
+        kinds[board.meta_key] = f"{board.window} meta (hash)"
     return kinds
 
 
 def family_memory(client: redis.Redis, game: Game, variant: str, entries: int) -> dict:
-    """``MEMORY USAGE`` of every key of a board family, per kind of key and per entry."""
+    """``MEMORY USAGE`` of every key of a board family, per kind of key and per entry; and per
+    board its ranking and meta, per player on it, beside the players hash per player."""
     prefix = os.path.commonprefix(
         [keys.log_key(game.slug, variant), keys.applied_key(game.slug, variant)]
     )
@@ -69,12 +71,26 @@ def family_memory(client: redis.Redis, game: Game, variant: str, entries: int) -
     pipe = client.pipeline(transaction=False)
     for key in found:
         pipe.memory_usage(key, samples=0)
+    sizes = dict(zip(found, pipe.execute(), strict=True))
     kinds = _key_kinds(game, variant)
     by_kind: dict[str, int] = {}
-    for key, size in zip(found, pipe.execute(), strict=True):
+    for key, size in sizes.items():
         kind = kinds.get(key, "other")
         by_kind[kind] = by_kind.get(kind, 0) + (size or 0)
     total = sum(by_kind.values())
+    players_key = keys.players_key(game.slug, variant)
+    players = int(client.hlen(players_key))
+    boards = {}
+    for board in readable_boards(game, variant, now_ms()):
+        on_board = int(client.zcard(board.ranking_key))
+        if on_board:
+            zset, meta = sizes.get(board.ranking_key) or 0, sizes.get(board.meta_key) or 0
+            boards[f"{board.window} {board.period}"] = {
+                "players": on_board,
+                "ranking_bytes": zset,
+                "meta_bytes": meta,
+                "ranking_per_player": zset / on_board,
+            }
     return {
         "entries": entries,
         "keys": len(found),
@@ -83,6 +99,9 @@ def family_memory(client: redis.Redis, game: Game, variant: str, entries: int) -
         "per_entry_by_kind": {k: v / entries for k, v in sorted(by_kind.items())}
         if entries
         else {},
+        "players": players,
+        "players_per_player": (sizes.get(players_key) or 0) / players if players else None,
+        "boards": boards,
     }
 
 

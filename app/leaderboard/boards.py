@@ -2,15 +2,18 @@
 
 A board is (game, variant, window, period). Its cache is a sorted set whose members are
 ``<achieved ms>:<player id>`` scored by the game's sort key, so ascending order is rank order
-and equal scores rank the earlier achievement first; beside it a hash keeps each player's best
-row. Every accepted entry is first appended to the family's log stream, from which the caches
-can always be rebuilt. Plain functions over a redis client: nothing here knows Flask or Celery.
+and equal scores rank the earlier achievement first; beside it a small meta hash keeps its last
+change, the sum of its scores and its counts of entries. A family (game and variant) keeps one
+record per player, shared by all its boards: the name to show and where the player's row is on
+each board (:class:`PlayerRecord`). Every accepted entry is first appended to the family's log
+stream, from which the caches can always be rebuilt. Plain functions over a redis client:
+nothing here knows Flask or Celery.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import cast
 
 import redis
@@ -18,11 +21,15 @@ import redis
 from app.leaderboard.games import Game
 from app.leaderboard.windows import (
     ALLTIME_PERIOD,
+    DAY_MS,
     WINDOWS,
     Window,
+    bucket_ms,
+    oldest_readable,
     period_end_ms,
     period_of,
     period_range,
+    period_tag,
 )
 from app.storage import keys, scripts
 
@@ -50,9 +57,19 @@ class Board:
         return keys.ranking_key(self.game.slug, self.variant, self.window, self.period)
 
     @property
-    def rows_key(self) -> str:
-        """The rows hash of this board."""
-        return keys.rows_key(self.game.slug, self.variant, self.window, self.period)
+    def meta_key(self) -> str:
+        """The meta hash of this board (last change, sum of scores, counts of entries)."""
+        return keys.meta_key(self.game.slug, self.variant, self.window, self.period)
+
+    @property
+    def players_key(self) -> str:
+        """The players hash of this board's family."""
+        return keys.players_key(self.game.slug, self.variant)
+
+    @property
+    def tag(self) -> tuple[str, int]:
+        """The tag that names this board in a player's record, and its period's start ms."""
+        return period_tag(self.window, self.period)
 
     def expire_at(self) -> int:
         """Epoch ms at which this board stops being readable (0: never)."""
@@ -132,7 +149,7 @@ class Standing:
 
 
 def format_score(game: Game, score: float) -> str:
-    """The canonical text of a score, as stored in the log and the rows."""
+    """The canonical text of a score, as stored in the log."""
     if game.integer:
         return str(int(score))
     return repr(float(score))
@@ -141,6 +158,64 @@ def format_score(game: Game, score: float) -> str:
 def parse_score(game: Game, text: str) -> int | float:
     """The inverse of :func:`format_score`."""
     return int(text) if game.integer else float(text)
+
+
+def score_of_sort(game: Game, sort: str | float) -> int | float:
+    """The score of a board row from its sorted-set score (``sign * score``, exact as Redis
+    answers it: 17 significant digits)."""
+    score = game.sign * float(sort)
+    return int(score) if game.integer else score + 0.0  # + 0.0: no -0.0
+
+
+@dataclass(frozen=True)
+class Horizon:
+    """The oldest daily and weekly periods (by index) still readable: the scripts drop the
+    tags of older ones from a player's record when they next write it."""
+
+    day: int
+    week: int
+
+    @classmethod
+    def of(cls, game: Game, now_ms: int) -> Horizon:
+        """The horizon of a game's boards at ``now_ms``."""
+        return cls(
+            oldest_readable("daily", game.daily_retention_days * DAY_MS, now_ms),
+            oldest_readable("weekly", game.weekly_retention_days * DAY_MS, now_ms),
+        )
+
+
+def tag_order(tag: str) -> tuple[int, int]:
+    """Where a tag goes in a record: all-time first, then days, then weeks, in time order."""
+    return {"a": 0, "d": 1}.get(tag[0], 2), int(tag[1:] or 0)
+
+
+@dataclass(frozen=True)
+class PlayerRecord:
+    """A player's record in a family's players hash, text ``<name_at>|<tags>|<name>``.
+
+    ``name`` is the name of the player's latest entry (the greatest achieved ms, ``name_at``;
+    of two entries achieved at the same ms, the greater name), so it does not depend on the
+    order entries arrive in. ``tags`` maps the tag of each board the player has a row on
+    (``a``, ``d<day>``, ``w<week>``: see :func:`app.leaderboard.windows.period_tag`) to that
+    row's achieved ms less the start of the board's period. The name comes last: it may hold
+    ``|``. ``app/lua/board_lib.lua`` reads and writes the same text.
+    """
+
+    name_at: int
+    name: str
+    tags: Mapping[str, int] = field(default_factory=dict)
+
+    def encode(self) -> str:
+        """The record's text."""
+        tags = ";".join(f"{tag}={self.tags[tag]}" for tag in sorted(self.tags, key=tag_order))
+        return f"{self.name_at}|{tags}|{self.name}"
+
+    @classmethod
+    def decode(cls, text: str) -> PlayerRecord:
+        """The record a text holds."""
+        name_at, tags, name = text.split("|", 2)
+        pairs = (tag.split("=") for tag in tags.split(";") if tag)
+        return cls(int(name_at), name, {tag: int(rel) for tag, rel in pairs})
 
 
 def apply_entries(client: redis.Redis, entries: Sequence[Entry], now_ms: int) -> list[Applied]:
@@ -173,25 +248,36 @@ def apply_entries_each(
     placed: list[_Family] = []
     calls: list[scripts.Call] = []
     for entry in entries:
-        where = (entry.game.slug, entry.variant, entry.achieved_at // _DAY_MS)
+        where = (entry.game.slug, entry.variant, entry.achieved_at // DAY_MS)
         family = families.get(where)
         if family is None:
-            family = families[where] = _Family.of(entry)
+            family = families[where] = _Family.of(entry, now_ms)
         placed.append(family)
+        at = entry.achieved_at
+        per_board: list[str | int] = []
+        for tag, start, expire_at, bucket in family.boards:
+            per_board += (tag, start, expire_at, at - at % bucket)
         calls.append(
             (
-                [*family.keys_before, keys.run_key(*where[:2], entry.run_id or "-"), *family.keys],
+                [
+                    *family.keys_before,
+                    keys.run_key(*where[:2], entry.run_id or "-"),
+                    family.players,
+                    *family.keys,
+                ],
                 [
                     entry.submission_id,
                     entry.player_id,
                     entry.name,
                     format_score(entry.game, entry.score),
                     entry.game.sign,
-                    f"{entry.achieved_at:0{_AT_WIDTH}d}",
+                    f"{at:0{_AT_WIDTH}d}",
                     now_ms,
                     entry.run_id or "",
                     entry.run_ttl_ms,
-                    *family.expire_at,
+                    family.horizon.day,
+                    family.horizon.week,
+                    *per_board,
                 ],
             )
         )
@@ -236,20 +322,19 @@ def apply_entries_each(
     return applied
 
 
-_DAY_MS = 86_400_000
-
-
 @dataclass(frozen=True)
 class _Family:
     """What the apply script is told of the boards of one family on one UTC day."""
 
     keys_before: tuple[str, str, str]  # log, applied ids, banned (the run's key comes next)
-    keys: tuple[str, ...]  # (ranking, rows) per board
-    expire_at: tuple[int, ...]  # per board
+    players: str
+    keys: tuple[str, ...]  # (ranking, meta) per board
+    boards: tuple[tuple[str, int, int, int], ...]  # (tag, period start, expire-at, bucket ms)
+    horizon: Horizon
     windows: tuple[Window, ...]
 
     @classmethod
-    def of(cls, entry: Entry) -> _Family:
+    def of(cls, entry: Entry, now_ms: int) -> _Family:
         boards = entry.boards()
         slug, variant = entry.game.slug, entry.variant
         return cls(
@@ -258,33 +343,32 @@ class _Family:
                 keys.applied_key(slug, variant),
                 keys.banned_key(slug, variant),
             ),
-            tuple(key for board in boards for key in (board.ranking_key, board.rows_key)),
-            tuple(board.expire_at() for board in boards),
+            keys.players_key(slug, variant),
+            tuple(key for board in boards for key in (board.ranking_key, board.meta_key)),
+            tuple((*board.tag, board.expire_at(), bucket_ms(board.window)) for board in boards),
+            Horizon.of(entry.game, now_ms),
             tuple(board.window for board in boards),
         )
 
 
-def _row(game: Game, rank: int, member: str, raw: str | None) -> Row | None:
-    if raw is None:
-        return None
-    player_id = member.split(":", 1)[1]
-    at, score, name = raw.split("|", 2)
-    return Row(rank, player_id, name, parse_score(game, score), int(at))
-
-
 def _rows(game: Game, first_rank: int, flat: Sequence[str]) -> list[Row]:
+    """Rows from flat (member, sorted-set score, name) triples; a row without a name (no
+    player record: a drift that reconcile repairs) is left out."""
     rows = []
-    for i in range(0, len(flat), 2):
-        row = _row(game, first_rank + i // 2, flat[i], flat[i + 1])
-        if row is not None:
-            rows.append(row)
+    for i in range(0, len(flat), 3):
+        member, sort, name = flat[i : i + 3]
+        if not name:
+            continue
+        at, player_id = member.split(":", 1)
+        rows.append(Row(first_rank + i // 3, player_id, name, score_of_sort(game, sort), int(at)))
     return rows
 
 
 def read_page(client: redis.Redis, board: Board, offset: int, limit: int) -> Page:
     """Rows ``offset+1 .. offset+limit`` of a board, read atomically in one round trip."""
     result = script(client, "read_range")(
-        keys=[board.ranking_key, board.rows_key], args=[offset, offset + limit - 1]
+        keys=[board.ranking_key, board.players_key, board.meta_key],
+        args=[offset, offset + limit - 1],
     )
     total, updated = int(result[0]), result[1]
     return Page(_rows(board.game, offset + 1, result[2:]), total, int(updated) if updated else None)
@@ -294,12 +378,16 @@ def read_standing(
     client: redis.Redis, board: Board, player_id: str, around: int = 0
 ) -> Standing | None:
     """The player's row and ``around`` neighbours on each side, or None if unranked."""
+    tag, start = board.tag
     result = script(client, "read_player")(
-        keys=[board.ranking_key, board.rows_key], args=[player_id, around]
+        keys=[board.ranking_key, board.players_key, board.meta_key],
+        args=[player_id, around, tag, start],
     )
     total, updated, rank0, first0 = int(result[0]), result[1], int(result[2]), int(result[3])
     if rank0 < 0:
         return None
     rows = _rows(board.game, first0 + 1, result[4:])
-    mine = next(row for row in rows if row.player_id == player_id)
+    mine = next((row for row in rows if row.player_id == player_id), None)
+    if mine is None:
+        return None
     return Standing(mine, rows, total, int(updated) if updated else None)

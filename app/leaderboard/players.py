@@ -29,8 +29,13 @@ def remove_player(client: redis.Redis, game: Game, player_id: str, now_ms: int) 
     removed = 0
     for variant in game.variants:
         boards = readable_boards(game, variant, now_ms)
-        board_keys = [key for b in boards for key in (b.ranking_key, b.rows_key)]
-        removed += remove(keys=[keys.banned_key(game.slug, variant), *board_keys], args=[player_id])
+        board_keys = [key for b in boards for key in (b.ranking_key, b.meta_key)]
+        tags = [part for b in boards for part in b.tag]
+        removed += remove(
+            keys=[keys.banned_key(game.slug, variant), keys.players_key(game.slug, variant)]
+            + board_keys,
+            args=[player_id, game.sign, now_ms, *tags],
+        )
     return removed
 
 

@@ -1,28 +1,55 @@
 """Rebuild a family's boards from its log, check them against it, and prune it.
 
-A rebuild replays the log into copies of every readable board of a game variant, in slices
-(each an atomic Lua call, so Redis is never blocked for long), then swaps all copies in with
-one atomic script that first checks the copies have seen the log's newest entry; if entries
-arrived meanwhile it reads on and tries again. Readers see the old boards until the swap and
-the new ones after it, never a missing or partial board. Plain functions over a redis client.
+A rebuild reads the log once, in slices, and works out here each player's best row on every
+readable board of a game variant and each player's record; it writes them into copies of the
+boards and of the players hash with commands of many members each, then replays in Lua (in
+short slices, so Redis is never blocked for long) the entries appended meanwhile, and swaps all
+copies in with one atomic script that first checks the copies have seen the log's newest entry;
+if entries arrived meanwhile it reads on and tries again. Readers see the old boards until the
+swap and the new ones after it, never a missing or partial board. Plain functions over a redis
+client.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import gc
+import math
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from typing import Any, cast
 
 import redis
 
-from app.leaderboard.boards import Board, script
+from app.leaderboard.boards import Board, Horizon, PlayerRecord, script, tag_order
 from app.leaderboard.games import Game
-from app.leaderboard.windows import Window, period_of
+from app.leaderboard.windows import (
+    day_index,
+    day_start_ms,
+    period_of,
+    week_index,
+    week_start_ms,
+)
 from app.storage import keys
 
 #: Log entries replayed per Lua call: small enough to keep each call to a few milliseconds.
 SLICE = 2000
+
+#: Log entries per read of a rebuild's pass over the log (each a few milliseconds of Redis's).
+READ_SLICE = 5000
+
+#: Members per ZADD (fields per HSET) of the copies a rebuild writes, and commands per pipeline.
+WRITE_CHUNK, WRITE_PIPELINE = 1000, 20
+
+#: Slices of the log read, and pipelines of the copies sent, ahead of the thread that works
+#: out the rows.
+READS_AHEAD, WRITES_AHEAD = 3, 2
+
 
 #: Called with (entries read so far, entries in the log).
 Progress = Callable[[int, int], None]
@@ -33,28 +60,25 @@ def _no_progress(done: int, total: int) -> None:
 
 
 def readable_boards(game: Game, variant: str, now_ms: int) -> list[Board]:
-    """All-time and every daily and weekly board of a variant that is still readable."""
-    boards = [Board(game, variant)]
-    today = datetime.fromtimestamp(now_ms / 1000, UTC)
-    windows: tuple[tuple[Window, timedelta, int], ...] = (
-        ("daily", timedelta(days=1), game.daily_retention_days + 1),
-        ("weekly", timedelta(weeks=1), game.weekly_retention_days // 7 + 2),
-    )
-    for window, step, keep in windows:
-        periods = dict.fromkeys(
-            period_of(window, int((today - step * back).timestamp() * 1000)) for back in range(keep)
-        )
-        boards += [
-            board
-            for period in periods
-            if (board := Board(game, variant, window, period)).expire_at() > now_ms
-        ]
-    return boards
+    """All-time and every daily and weekly board of a variant that is still readable (its
+    period ended less than the window's retention ago), the newest first."""
+    horizon = Horizon.of(game, now_ms)
+    days = range(day_index(now_ms), horizon.day - 1, -1)
+    weeks = range(week_index(now_ms), horizon.week - 1, -1)
+    return [
+        Board(game, variant),
+        *(Board(game, variant, "daily", period_of("daily", day_start_ms(d))) for d in days),
+        *(Board(game, variant, "weekly", period_of("weekly", week_start_ms(w))) for w in weeks),
+    ]
 
 
 @dataclass
 class FamilyBuild:
-    """Copies of a family's boards being built from its log."""
+    """Copies of a family's boards, and of its players hash, being built from its log.
+
+    ``boards`` are every board of the family that is still readable: the players hash is
+    shared by them all, and its copy replaces the live one.
+    """
 
     client: redis.Redis
     game: Game
@@ -74,28 +98,140 @@ class FamilyBuild:
     def _log(self) -> str:
         return keys.log_key(self.game.slug, self.variant)
 
+    @property
+    def _banned(self) -> str:
+        return keys.banned_key(self.game.slug, self.variant)
+
+    @property
+    def _players(self) -> str:
+        return keys.players_key(self.game.slug, self.variant)
+
+    @property
+    def _built_players(self) -> str:
+        return keys.build_key(self._players)
+
     def _built(self, board: Board) -> tuple[str, str]:
-        return keys.build_key(board.ranking_key), keys.build_key(board.rows_key)
+        return keys.build_key(board.ranking_key), keys.build_key(board.meta_key)
 
     def start(self) -> FamilyBuild:
         """Drop copies a crashed rebuild may have left."""
-        self.client.delete(*(key for board in self.boards for key in self._built(board)))
+        self.client.delete(
+            self._built_players, *(key for board in self.boards for key in self._built(board))
+        )
         return self
+
+    def load(self, progress: Progress = _no_progress) -> None:
+        """Build the copies from the whole log: read it once, work out every board's rows and
+        every player's record here, and write them with commands of many members each.
+
+        Entries appended while this runs may be left out: :meth:`read_on` replays them.
+        Players banned meanwhile are taken off the copies by :meth:`swap`.
+        """
+        # Two threads more talk to Redis: one reads the log ahead, one sends the copies' rows,
+        # so that Redis works while this thread works out the rows of a slice.
+        with (
+            _collector_paused(),
+            ThreadPoolExecutor(1, thread_name_prefix="rebuild-read") as reading,
+            ThreadPoolExecutor(1, thread_name_prefix="rebuild-write") as writing,
+        ):
+            sender = _Sender(self.client, writing)
+            copies = [_Copy(*self._built(board)) for board in self.boards]
+            names = self._read_log(copies, sender, reading, progress)
+            sign = self.game.sign
+            for copy in copies:
+                if copy.best:
+                    # The text the scripts write (board_lib.lua's num).
+                    total = sign * sum(row[0] for row in copy.best.values())
+                    sender.pipe.hset(copy.meta, "sum", f"{total:.17g}")
+            self._write_records(copies, names, sender)
+            sender.finish()
+            # Freed now, so that the collector, once back on, finds them gone.
+            del copies, names
+
+    def _read_log(
+        self, copies: list[_Copy], sender: _Sender, reading: Executor, progress: Progress
+    ) -> dict[str, tuple[int, str]]:
+        """One pass over the log from :attr:`position`, keeping each player's best row on each
+        board and sending the rows a slice changed; returns each player's latest (achieved ms,
+        name)."""
+        found = _Pass(
+            self.game,
+            cast(set[str], self.client.smembers(self._banned)),
+            list(zip(self.boards, copies, strict=True)),
+        )
+        total = cast(int, self.client.xlen(self._log))
+        # XRANGE's replies as Redis gives them (redis-py would make a dict of each entry):
+        # [[id, [field, value, ...]], ...].
+        raw = redis.Redis(connection_pool=self.client.connection_pool)
+        raw.set_response_callback("XRANGE", lambda reply, **_: reply)
+
+        def fetch(after: str) -> list[Any]:
+            start = "-" if after == "-" else f"({after}"
+            return cast(list[Any], raw.xrange(self._log, start, "+", count=READ_SLICE))
+
+        slices = _ReadAhead(reading, fetch, self.position)
+        try:
+            for entries in slices:
+                found.take(entries)
+                for copy in copies:
+                    copy.send(sender)
+                if entries:
+                    self.position = entries[-1][0]
+                self.read += len(entries)
+                progress(self.read, max(total, self.read))
+        finally:
+            slices.stop()  # let the other thread go, whatever happened here
+        return found.names
+
+    def _write_records(
+        self, copies: list[_Copy], names: dict[str, tuple[int, str]], sender: _Sender
+    ) -> None:
+        """Write the copy of the players hash: each player's latest name and rows' tags."""
+        tagged = sorted(
+            ((board.tag, copy.best) for board, copy in zip(self.boards, copies, strict=True)),
+            key=lambda pair: tag_order(pair[0][0]),
+        )
+        tagged = [pair for pair in tagged if pair[1]]
+        records: list[str] = []
+        for pid, (name_at, name) in names.items():
+            tags = ";".join(
+                [
+                    f"{tag}={row[1] - start}"
+                    for (tag, start), best in tagged
+                    if (row := best.get(pid)) is not None
+                ]
+            )
+            records += (pid, f"{name_at}|{tags}|{name}")  # as PlayerRecord.encode writes it
+            if len(records) == 2 * WRITE_CHUNK:
+                sender.pipe.execute_command("HSET", self._built_players, *records)
+                sender.send()
+                records = []
+        if records:
+            sender.pipe.execute_command("HSET", self._built_players, *records)
 
     def read_on(self, progress: Progress = _no_progress) -> None:
         """Replay the log from where the copies are up to its current end."""
         build = script(self.client, "build_boards")
+        horizon = Horizon.of(self.game, self.now_ms)
         built_keys: list[str] = []
-        ranges: list[int] = []
+        per_board: list[str | int] = []
         for board in self.boards:
             built_keys += self._built(board)
-            ranges += board.achieved_range()
+            per_board += (*board.achieved_range(), *board.tag)
         total = cast(int, self.client.xlen(self._log))
         while True:
             start = "-" if self.position == "-" else f"({self.position}"
             position, read = build(
-                keys=[self._log, keys.banned_key(self.game.slug, self.variant), *built_keys],
-                args=[start, SLICE, self.game.sign, self.now_ms, *ranges],
+                keys=[self._log, self._banned, self._built_players, *built_keys],
+                args=[
+                    start,
+                    SLICE,
+                    self.game.sign,
+                    self.now_ms,
+                    horizon.day,
+                    horizon.week,
+                    *per_board,
+                ],
             )
             self.position, self.read = position, self.read + read
             progress(self.read, max(total, self.read))
@@ -105,12 +241,14 @@ class FamilyBuild:
     def swap(self) -> bool:
         """Swap every copy in at once if they have seen the whole log; False if it grew."""
         quads: list[str] = []
+        per_board: list[str | int] = []
         for board in self.boards:
-            quads += [*self._built(board), board.ranking_key, board.rows_key]
+            quads += [*self._built(board), board.ranking_key, board.meta_key]
+            per_board += (board.expire_at(), *board.tag)
         return bool(
             script(self.client, "swap_boards")(
-                keys=[self._log, keys.banned_key(self.game.slug, self.variant), *quads],
-                args=[self.position, self.now_ms, *(b.expire_at() for b in self.boards)],
+                keys=[self._log, self._banned, self._built_players, self._players, *quads],
+                args=[self.position, self.now_ms, self.game.sign, *per_board],
             )
         )
 
@@ -131,32 +269,233 @@ class FamilyBuild:
         self.start()
 
     def differing(self) -> list[Board]:
-        """The boards whose live cache differs from its copy (compare after :meth:`read_on`)."""
-        return [b for b in self.boards if not _same_board(self.client, b, *self._built(b))]
+        """The boards whose live cache differs from its copy (compare after :meth:`read_on`):
+        their rankings, the sum of their scores, or what their players' records say of them."""
+        return [b for b in self.boards if not self._same_board(b)]
 
-
-def _same_board(client: redis.Redis, board: Board, built_z: str, built_r: str) -> bool:
-    pipe = client.pipeline(transaction=False)
-    pipe.zcard(board.ranking_key)
-    pipe.zcard(built_z)
-    live_size, built_size = pipe.execute()
-    if live_size != built_size:
-        return False
-    step = 5000
-    for start in range(0, live_size, step):
-        pipe.zrange(board.ranking_key, start, start + step - 1, withscores=True)
-        pipe.zrange(built_z, start, start + step - 1, withscores=True)
-        live, built = pipe.execute()
-        if live != built:
+    def _same_board(self, board: Board) -> bool:
+        built_z, built_m = self._built(board)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zcard(board.ranking_key)
+        pipe.zcard(built_z)
+        pipe.hget(board.meta_key, "sum")
+        pipe.hget(built_m, "sum")
+        live_size, built_size, live_sum, built_sum = pipe.execute()
+        if live_size != built_size:
             return False
-        players = [member.split(":", 1)[1] for member, _ in live]
-        if players:
-            pipe.hmget(board.rows_key, players)
-            pipe.hmget(built_r, players)
-            live_rows, built_rows = pipe.execute()
-            if live_rows != built_rows:
+        if live_size and not math.isclose(
+            float(live_sum or 0), float(built_sum or 0), rel_tol=1e-9, abs_tol=1e-9
+        ):
+            return False
+        tag, _ = board.tag
+        step = 5000
+        for first in range(0, live_size, step):
+            pipe.zrange(board.ranking_key, first, first + step - 1, withscores=True)
+            pipe.zrange(built_z, first, first + step - 1, withscores=True)
+            live, built = pipe.execute()
+            if live != built:
                 return False
-    return True
+            players = [member.split(":", 1)[1] for member, _ in live]
+            if players:
+                pipe.hmget(self._players, players)
+                pipe.hmget(self._built_players, players)
+                live_records, built_records = pipe.execute()
+                if [_shown(text, tag) for text in live_records] != [
+                    _shown(text, tag) for text in built_records
+                ]:
+                    return False
+        return True
+
+
+#: A row as a rebuild keeps it: (sort key, achieved ms, member). Tuples compare as rows rank.
+_Row = tuple[float, int, str]
+
+
+@dataclass
+class _Copy:
+    """The copy of one board as a rebuild's load builds it."""
+
+    ranking: str
+    meta: str
+    best: dict[str, _Row] = field(default_factory=dict)  # each player's best row so far
+    fresh: dict[str, _Row] = field(default_factory=dict)  # rows changed since last sent
+    gone: list[str] = field(default_factory=list)  # members sent that are rows no more
+
+    def send(self, sender: _Sender) -> None:
+        """Queue the changes since the last call: members gone first, then the new rows."""
+        for first in range(0, len(self.gone), WRITE_CHUNK):
+            sender.pipe.execute_command(
+                "ZREM", self.ranking, *self.gone[first : first + WRITE_CHUNK]
+            )
+            sender.send()
+        flat: list[float | str] = []
+        # In order of score (ties mostly in order of time already, as the log is): members
+        # inserted next to each other cost Redis half the time.
+        for sort, _, member in sorted(self.fresh.values(), key=itemgetter(0)):
+            flat += (sort, member)
+            if len(flat) == 2 * WRITE_CHUNK:
+                sender.pipe.execute_command("ZADD", self.ranking, *flat)
+                sender.send()
+                flat = []
+        if flat:
+            sender.pipe.execute_command("ZADD", self.ranking, *flat)
+            sender.send()
+        self.fresh.clear()
+        self.gone.clear()
+
+
+class _Pass:
+    """What a pass over a log has found so far: each player's best row on each board (in the
+    boards' copies) and each player's latest (achieved ms, name)."""
+
+    def __init__(self, game: Game, banned: set[str], boards: list[tuple[Board, _Copy]]) -> None:
+        self.banned, self.sign = banned, game.sign
+        self.number: Callable[[str], float] = int if game.integer else float
+        self.names: dict[str, tuple[int, str]] = {}
+        self.alltime: _Copy | None = None
+        self.daily: dict[int, _Copy] = {}
+        self.weekly: dict[int, _Copy] = {}
+        for board, copy in boards:
+            _, begins = board.tag
+            if board.window == "alltime":
+                self.alltime = copy
+            elif board.window == "daily":
+                self.daily[day_index(begins)] = copy
+            else:
+                self.weekly[week_index(begins)] = copy
+        # The copies of the boards of an entry's day and week, and the span of achieved ms
+        # that belong on the same ones (the day: a day lies in one week).
+        self.span = (0, 0)
+        self.targets: list[tuple[dict[str, _Row], dict[str, _Row], list[str]]] = []
+
+    def _aim(self, at: int) -> None:
+        day = day_index(at)
+        self.span = (day_start_ms(day), day_start_ms(day + 1))
+        self.targets = [
+            (copy.best, copy.fresh, copy.gone)
+            for copy in (self.alltime, self.daily.get(day), self.weekly.get(week_index(at)))
+            if copy is not None
+        ]
+
+    def take(self, entries: list[Any]) -> None:
+        """Take in a slice of the log, as XRANGE answers it."""
+        banned, sign, number, names = self.banned, self.sign, self.number, self.names
+        for _, flat in entries:
+            if flat[2:10:2] == _LOGGED:  # as the apply script writes an entry
+                pid, name, score, at_text = flat[3], flat[5], flat[7], flat[9]
+            else:
+                entry = dict(zip(flat[::2], flat[1::2], strict=True))
+                pid, name, score, at_text = (entry[k] for k in _LOGGED)
+            if pid in banned:
+                continue
+            at = int(at_text)
+            if not self.span[0] <= at < self.span[1]:
+                self._aim(at)
+            row = (sign * number(score), at, f"{at:013d}:{pid}")
+            for best, fresh, gone in self.targets:
+                old = best.setdefault(pid, row)
+                if old is row:  # the player's first row on the board
+                    fresh[pid] = row
+                elif row < old:
+                    if pid not in fresh:
+                        gone.append(old[2])  # sent already: to be taken off
+                    best[pid] = fresh[pid] = row
+            named = (at, name)
+            known = names.setdefault(pid, named)
+            if known is not named and named > known:
+                names[pid] = named
+
+
+#: The fields a rebuild reads of a log entry, in the order the apply script writes them (after
+#: ``sid``).
+_LOGGED = ["pid", "name", "score", "at"]
+
+
+class _Sender:
+    """Pipelines executed in order by another thread (one), while the next one is filled."""
+
+    def __init__(self, client: redis.Redis, pool: Executor) -> None:
+        self.client, self.pool = client, pool
+        self.pipe = client.pipeline(transaction=False)
+        self._sending: deque[Future[Any]] = deque()
+
+    def send(self, full_only: bool = True) -> None:
+        """Hand the pipeline over once it holds enough commands (any, with ``full_only``
+        false); wait while two handed over before are still being executed."""
+        if len(self.pipe) < (WRITE_PIPELINE if full_only else 1):
+            return
+        while len(self._sending) >= WRITES_AHEAD:
+            self._sending.popleft().result()
+        self._sending.append(self.pool.submit(self.pipe.execute))
+        self.pipe = self.client.pipeline(transaction=False)
+
+    def finish(self) -> None:
+        """Send what is left and wait until every command has been executed."""
+        self.send(full_only=False)
+        while self._sending:
+            self._sending.popleft().result()
+
+
+class _ReadAhead:
+    """The slices of a log, read by another thread a few slices ahead of their reader."""
+
+    def __init__(self, pool: Executor, fetch: Callable[[str], list[Any]], after: str) -> None:
+        self._slices: queue.Queue[list[Any] | Exception] = queue.Queue(maxsize=READS_AHEAD)
+        self._stopped = threading.Event()
+        pool.submit(self._produce, fetch, after)
+
+    def _produce(self, fetch: Callable[[str], list[Any]], after: str) -> None:
+        try:
+            while not self._stopped.is_set():
+                entries = fetch(after)
+                self._put(entries)
+                if len(entries) < READ_SLICE:
+                    return
+                after = entries[-1][0]
+        except Exception as error:  # raised again in the thread that reads the slices
+            self._put(error)
+
+    def _put(self, item: list[Any] | Exception) -> None:
+        while not self._stopped.is_set():
+            try:
+                self._slices.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def __iter__(self) -> Iterator[list[Any]]:
+        while True:
+            item = self._slices.get()
+            if isinstance(item, Exception):
+                raise item
+            yield item
+            if len(item) < READ_SLICE:
+                return
+
+    def stop(self) -> None:
+        """Let the other thread go, the slices read or not."""
+        self._stopped.set()
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector: the load makes millions of small objects and
+    no cycle, and each collection would walk all the live ones again (half its time)."""
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
+
+
+def _shown(text: str | None, tag: str) -> tuple[int, str, int | None] | None:
+    """What a player's record says of one board: the name, its time, and the row's time."""
+    if text is None:
+        return None
+    record = PlayerRecord.decode(text)
+    return record.name_at, record.name, record.tags.get(tag)
 
 
 def rebuild_family(
@@ -168,7 +507,8 @@ def rebuild_family(
 ) -> int:
     """Rebuild every readable board of a variant from its log; return the entries read."""
     build = FamilyBuild.readable(client, game, variant, now_ms)
-    build.start().finish(progress)
+    build.start().load(progress)
+    build.finish(progress)
     return build.read
 
 
@@ -181,7 +521,8 @@ def reconcile_family(
 ) -> list[Board]:
     """Compare each board with its log; if any drifted, swap rebuilt boards in. Return those."""
     build = FamilyBuild.readable(client, game, variant, now_ms)
-    build.start().read_on(progress)
+    build.start().load(progress)
+    build.read_on(progress)
     # Entries applied while comparing would look like drift: compare again until the log
     # stood still during a comparison (a few tries; swapping a board that was right is safe).
     for _ in range(3):

@@ -14,6 +14,12 @@ Window = Literal["alltime", "daily", "weekly"]
 WINDOWS: tuple[Window, ...] = ("alltime", "daily", "weekly")
 ALLTIME_PERIOD = "all"
 
+DAY_MS = 86_400_000
+WEEK_MS = 7 * DAY_MS
+HOUR_MS = 3_600_000
+# 1970-01-01 was a Thursday: the ISO week that holds the epoch began on Monday 1969-12-29.
+_EPOCH_WEEK_START_MS = -3 * DAY_MS
+
 _DAILY = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 _WEEKLY = re.compile(r"^(\d{4})-W(\d{2})$")
 
@@ -74,3 +80,51 @@ def normalize_period(window: str, period: str) -> str:
         return ALLTIME_PERIOD
     midday = datetime.combine(start, datetime.min.time(), UTC) + timedelta(hours=12)
     return period_of(window, int(midday.timestamp() * 1000))
+
+
+def day_index(ms: int) -> int:
+    """Whole UTC days from the epoch to the instant ``ms``: the number of its daily period."""
+    return ms // DAY_MS
+
+
+def week_index(ms: int) -> int:
+    """ISO weeks from the epoch's own week (Monday 1969-12-29) to the instant ``ms``."""
+    return (ms - _EPOCH_WEEK_START_MS) // WEEK_MS
+
+
+def day_start_ms(index: int) -> int:
+    """Epoch ms at which the daily period numbered ``index`` begins."""
+    return index * DAY_MS
+
+
+def week_start_ms(index: int) -> int:
+    """Epoch ms at which the weekly period numbered ``index`` begins."""
+    return index * WEEK_MS + _EPOCH_WEEK_START_MS
+
+
+def period_tag(window: str, period: str) -> tuple[str, int]:
+    """The short tag that names a board's period inside a player's record, and the period's
+    start in epoch ms: ``("a", 0)`` for all-time, ``d<day index>`` for a day, ``w<week index>``
+    for an ISO week. ValueError if the label is bad."""
+    start, _ = period_range(window, period)
+    if window == "alltime":
+        return "a", 0
+    if window == "daily":
+        return f"d{day_index(start)}", start
+    return f"w{week_index(start)}", start
+
+
+def oldest_readable(window: str, keep_ms: int, now_ms: int) -> int:
+    """The index of the oldest daily or weekly period still readable at ``now_ms`` when a
+    finished period stays readable ``keep_ms``: the first whose end + ``keep_ms`` is after now."""
+    if window == "daily":
+        return (now_ms - keep_ms) // DAY_MS
+    if window == "weekly":
+        return (now_ms - keep_ms - _EPOCH_WEEK_START_MS) // WEEK_MS
+    raise ValueError(f"{window!r} has no periods that end")
+
+
+def bucket_ms(window: str) -> int:
+    """The length of the time buckets a board counts its entries in: an hour for a day's board,
+    a day for a week's and for all-time."""
+    return HOUR_MS if window == "daily" else DAY_MS

@@ -77,8 +77,22 @@ def ranking_key(game: str, variant: str, window: str, period: str) -> str:
     return f"{_family(game, variant)}:rank:{window}:{period}"
 
 
-def rows_key(game: str, variant: str, window: str, period: str) -> str:
-    """Hash of one board: player id -> ``<achieved ms>|<score>|<name>`` (the player's best)."""
+def players_key(game: str, variant: str) -> str:
+    """Hash of a family's players: player id -> ``<name_at>|<tags>|<name>``, the name of the
+    player's latest entry and where their row is on each board (see ``app/lua/board_lib.lua``)."""
+    return f"{_family(game, variant)}:players"
+
+
+def meta_key(game: str, variant: str, window: str, period: str) -> str:
+    """Hash of one board's figures: ``updated`` (ms of its last change), ``sum`` (of its rows'
+    scores), ``n`` (entries achieved in its period) and ``t:<bucket start ms>`` (entries per
+    hour or day)."""
+    return f"{_family(game, variant)}:meta:{window}:{period}"
+
+
+def legacy_rows_key(game: str, variant: str, window: str, period: str) -> str:
+    """Where the layout before players and meta hashes kept one board's rows (player id ->
+    ``<achieved ms>|<score>|<name>``, and ``:updated``): only read, to convert such data."""
     return f"{_family(game, variant)}:rows:{window}:{period}"
 
 

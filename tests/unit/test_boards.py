@@ -6,8 +6,17 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app.leaderboard.boards import Board, Entry, apply_entries, read_page, read_standing
+from app.leaderboard.boards import (
+    Board,
+    Entry,
+    Page,
+    PlayerRecord,
+    apply_entries,
+    read_page,
+    read_standing,
+)
 from app.leaderboard.games import game_from_table, load_registry
+from app.leaderboard.rebuild import rebuild_family
 from app.storage import keys
 
 GUESS = load_registry().get("guess")
@@ -116,7 +125,7 @@ def test_window_boards_expire_after_the_games_retention(redis_client):
     end_of_day = int(datetime(2036, 11, 20, tzinfo=UTC).timestamp() * 1000)
     expected = end_of_day + GUESS.daily_retention_days * DAY
     assert redis_client.pexpiretime(daily.ranking_key) == expected
-    assert redis_client.pexpiretime(daily.rows_key) == expected
+    assert redis_client.pexpiretime(daily.meta_key) == expected
     assert redis_client.pexpiretime(board().ranking_key) == -1  # all-time is kept
 
 
@@ -126,15 +135,15 @@ def test_a_window_boards_expiry_follows_the_entries_that_improve_it(redis_client
     daily = board("daily", "2036-11-19")
     end_of_day = int(datetime(2036, 11, 20, tzinfo=UTC).timestamp() * 1000)
     apply_entries(redis_client, [entry(1, 5, T0)], T0)
-    redis_client.persist(daily.rows_key)  # as a board written before expiries would be
+    redis_client.persist(daily.meta_key)  # as a board written before expiries would be
     apply_entries(redis_client, [entry(2, 4, T0 + 1)], T0)
     kept = end_of_day + GUESS.daily_retention_days * DAY
-    assert redis_client.pexpiretime(daily.rows_key) == kept
+    assert redis_client.pexpiretime(daily.meta_key) == kept
     # The retention shortened: the next entry that improves the board moves its expiry.
     shorter = dataclasses.replace(GUESS, daily_retention_days=2)
     apply_entries(redis_client, [entry(3, 3, T0 + 2, game=shorter)], T0)
     assert redis_client.pexpiretime(daily.ranking_key) == end_of_day + 2 * DAY
-    assert redis_client.pexpiretime(daily.rows_key) == end_of_day + 2 * DAY
+    assert redis_client.pexpiretime(daily.meta_key) == end_of_day + 2 * DAY
 
 
 def test_applying_a_submission_twice_changes_nothing(redis_client):
@@ -250,3 +259,121 @@ def test_pages_and_neighbours(redis_client):
     last = read_standing(redis_client, board(), "player-000000000030", around=2)
     assert [row.rank for row in last.neighbours] == [28, 29, 30]
     assert read_standing(redis_client, board(), "player-000000000099") is None
+
+
+def record_of(r, player, game=GUESS, variant="100"):
+    return r.hget(keys.players_key(game.slug, variant), f"player-{player:012d}")
+
+
+def test_a_record_keeps_its_name_last_whatever_it_holds():
+    record = PlayerRecord(T0, "a|b||c=d;e", {"w3489": 5, "a": T0, "d24429": 7})
+    text = record.encode()
+    assert text == f"{T0}|a={T0};d24429=7;w3489=5|a|b||c=d;e"
+    assert PlayerRecord.decode(text) == record
+    assert PlayerRecord.decode(f"{T0}||x").tags == {}
+
+
+def test_a_players_record_holds_the_latest_name_and_their_row_on_each_board(redis_client):
+    day_start = int(datetime(2036, 11, 19, tzinfo=UTC).timestamp() * 1000)
+    week_start = day_start - 2 * DAY  # Monday 2036-11-17
+    apply_entries(
+        redis_client,
+        [
+            entry(1, 5, T0, name="Old"),
+            entry(1, 7, T0 + 9, name="New|er"),  # worse, but the latest: its name shows
+            entry(1, 4, T0 - DAY, name="Older"),  # the best all-time and weekly
+        ],
+        T0,
+    )
+    day, week = day_start // DAY, (week_start + 3 * DAY) // (7 * DAY)
+    assert record_of(redis_client, 1) == (
+        f"{T0 + 9}|a={T0 - DAY};d{day - 1}={T0 - DAY - (day_start - DAY)};"
+        f"d{day}={T0 - day_start};w{week}={T0 - DAY - week_start}|New|er"
+    )
+    assert {
+        row.name
+        for b in (board(), board("daily", "2036-11-19"))
+        for row in read_page(redis_client, b, 0, 10).rows
+    } == {"New|er"}
+
+
+def test_tags_of_periods_no_longer_readable_go_when_the_record_is_next_written(redis_client):
+    long_ago = T0 - 20 * DAY  # its day's board is gone 7 days after it ended; its week's is not
+    apply_entries(redis_client, [entry(1, 3, long_ago)], long_ago)
+    old = PlayerRecord.decode(record_of(redis_client, 1))
+    assert len(old.tags) == 3
+    apply_entries(redis_client, [entry(1, 9, T0)], T0)  # worse: only the new day's row is added
+    new = PlayerRecord.decode(record_of(redis_client, 1))
+    old_day = next(tag for tag in old.tags if tag[0] == "d")
+    assert old_day not in new.tags
+    assert set(old.tags) - {old_day} < set(new.tags)
+    assert len(new.tags) == 4  # all-time, the old week, today and this week
+
+
+def test_float_scores_read_back_exactly(redis_client):
+    scores = [0.1 + 0.2, 1 / 3, 123456.789012345678, 5e-324, 1e300]
+    b = board(game=HIGHER, variant="default")
+    apply_entries(
+        redis_client,
+        [entry(i, s, T0 + i, HIGHER, "default") for i, s in enumerate(scores)],
+        T0,
+    )
+    assert sorted(row.score for row in read_page(redis_client, b, 0, 10).rows) == sorted(scores)
+    rebuild_family(redis_client, HIGHER, "default", T0)
+    assert sorted(row.score for row in read_page(redis_client, b, 0, 10).rows) == sorted(scores)
+    standing = read_standing(redis_client, b, "player-000000000001")
+    assert standing.row.score == 1 / 3
+
+
+def test_updated_at_is_the_last_change_of_the_ranking(redis_client):
+    apply_entries(redis_client, [entry(1, 5, T0), entry(2, 6, T0)], T0 + 10)
+    apply_entries(redis_client, [entry(1, 8, T0 + 1)], T0 + 20)  # not better: no change
+    assert read_page(redis_client, board(), 0, 10).updated_at == T0 + 10
+    apply_entries(redis_client, [entry(2, 4, T0 + 2)], T0 + 30)
+    assert read_page(redis_client, board(), 0, 10).updated_at == T0 + 30
+    standing = read_standing(redis_client, board(), "player-000000000001", around=1)
+    assert standing.updated_at == T0 + 30
+    assert [(row.rank, row.name, row.score) for row in standing.neighbours] == [
+        (1, "P2", 4),
+        (2, "P1", 5),
+    ]
+    assert read_page(redis_client, board("daily", "2036-11-18"), 0, 10) == Page([], 0, None)
+
+
+def test_a_boards_meta_counts_entries_and_sums_the_rows(redis_client):
+    apply_entries(
+        redis_client,
+        [entry(1, 5, T0), entry(1, 3, T0 + 1), entry(2, 6, T0 + 3_600_000), entry(1, 9, T0 + 2)],
+        T0,
+    )
+    hour = T0 - T0 % 3_600_000
+    assert redis_client.hgetall(board("daily", "2036-11-19").meta_key) == {
+        "n": "4",
+        f"t:{hour}": "3",
+        f"t:{hour + 3_600_000}": "1",
+        "sum": "9",
+        "updated": str(T0),
+    }
+    assert redis_client.hget(board().meta_key, f"t:{T0 - T0 % DAY}") == "4"
+    # A replay counts nothing.
+    apply_entries(redis_client, [entry(1, 1, T0, sid="again")], T0)
+    apply_entries(redis_client, [entry(1, 1, T0, sid="again")], T0)
+    assert redis_client.hmget(board().meta_key, "n", "sum") == ["5", "7"]
+
+
+def test_removing_a_player_takes_their_rows_record_and_scores_away(redis_client):
+    from app.leaderboard.players import remove_player
+
+    apply_entries(redis_client, [entry(1, 3, T0), entry(2, 4, T0), entry(1, 2, T0 - 7 * DAY)], T0)
+    # All-time, and the days and weeks of both their entries.
+    assert remove_player(redis_client, GUESS, "player-000000000001", T0 + 5) == 5
+    assert record_of(redis_client, 1) is None
+    assert top(redis_client) == [(1, "002", 4)]
+    for b in (board(), board("daily", "2036-11-19"), board("weekly", "2036-W47")):
+        assert redis_client.hmget(b.meta_key, "sum", "updated") == ["4", str(T0 + 5)]
+    assert top(redis_client, board("daily", "2036-11-12")) == []
+    assert redis_client.hget(board("daily", "2036-11-12").meta_key, "sum") == "0"
+    assert redis_client.hget(board().meta_key, "n") == "3"  # entries made are still counted
+    assert remove_player(redis_client, GUESS, "player-000000000001", T0 + 6) == 0
+    (applied,) = apply_entries(redis_client, [entry(1, 1, T0 + 1)], T0)
+    assert applied.banned

@@ -65,7 +65,7 @@ def test_a_finished_period_stays_readable_until_its_retention_then_expires(
 
     clock.advance(2)  # its retention is over (Redis drops a key once its expiry has passed)
     assert ranked(redis_client, board) == []
-    assert not redis_client.exists(board.ranking_key, board.rows_key)
+    assert not redis_client.exists(board.ranking_key, board.meta_key)
     assert board not in readable_boards(GUESS, "100", clock.now)
     # The all-time board keeps the entry.
     assert ranked(redis_client, Board(GUESS, "100")) == [(1, "001", 5)]
@@ -76,7 +76,7 @@ def test_a_rebuild_brings_back_todays_and_this_weeks_boards(redis_client, clock)
     boards = [Board(GUESS, "100", w, period_of(w, clock.now)) for w in ("daily", "weekly")]
     before = {b: (ranked(redis_client, b), redis_client.pexpiretime(b.ranking_key)) for b in boards}
     for board in boards:
-        redis_client.delete(board.ranking_key, board.rows_key)
+        redis_client.delete(board.ranking_key, board.meta_key)
     assert rebuild_family(redis_client, GUESS, "100", clock.now) == 3
     after = {b: (ranked(redis_client, b), redis_client.pexpiretime(b.ranking_key)) for b in boards}
     assert after == before

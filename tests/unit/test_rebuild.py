@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from app.leaderboard.boards import Board, apply_entries, read_page
+from app.leaderboard.boards import Board, PlayerRecord, apply_entries, read_page
 from app.leaderboard.rebuild import prune_family, readable_boards, rebuild_family, reconcile_family
 from app.storage import keys
 from tests.unit.test_boards import DAY, GUESS, T0, entry
@@ -58,7 +58,8 @@ def test_a_rebuild_recreates_each_readable_board_from_the_log_and_no_other(redis
     apply_entries(redis_client, [entry(d, 5, NOW - d * DAY - 1) for d in range(60)], NOW)
     for window, period in boards_held(redis_client):  # every board lost: only the log is left
         board = Board(GUESS, "100", window, period)
-        redis_client.delete(board.ranking_key, board.rows_key)
+        redis_client.delete(board.ranking_key, board.meta_key)
+    redis_client.delete(keys.players_key("guess", "100"))
     assert boards_held(redis_client) == {}
 
     assert rebuild_family(redis_client, GUESS, "100", NOW) == 60
@@ -81,7 +82,8 @@ def test_a_rebuild_equals_the_boards_built_incrementally(redis_client):
     boards = readable_boards(GUESS, "100", NOW)
     before = snapshot(redis_client, boards)
     for b in boards:  # wreck the caches: the log alone must bring them back
-        redis_client.delete(b.ranking_key, b.rows_key)
+        redis_client.delete(b.ranking_key)
+    redis_client.delete(keys.players_key("guess", "100"))
     progress = []
     read = rebuild_family(redis_client, GUESS, "100", NOW, lambda d, t: progress.append((d, t)))
     assert read == 400 and progress[-1] == (400, 400)
@@ -91,16 +93,52 @@ def test_a_rebuild_equals_the_boards_built_incrementally(redis_client):
     assert not redis_client.keys("*:build")
 
 
-def test_reconcile_finds_and_repairs_only_the_drifted_board(redis_client):
+def _forge_score(r, board, victim):
+    (member,) = [m for m in r.zrange(board.ranking_key, 0, -1) if m.endswith(victim)]
+    r.zadd(board.ranking_key, {member: 77})
+
+
+def _forge_tag(r, board, victim):
+    players = keys.players_key("guess", "100")
+    record = PlayerRecord.decode(r.hget(players, victim))
+    tag, _ = board.tag
+    r.hset(
+        players, victim, PlayerRecord(record.name_at, record.name, {**record.tags, tag: 1}).encode()
+    )
+
+
+def _forge_sum(r, board, victim):
+    r.hincrbyfloat(board.meta_key, "sum", 3)
+
+
+@pytest.mark.parametrize("forge", [_forge_score, _forge_tag, _forge_sum])
+def test_reconcile_finds_and_repairs_only_the_drifted_board(redis_client, forge):
     seeded(redis_client)
     boards = readable_boards(GUESS, "100", NOW)
     good = snapshot(redis_client, boards)
+    sums = {b: redis_client.hget(b.meta_key, "sum") for b in boards}
     assert reconcile_family(redis_client, GUESS, "100", NOW) == []
     weekly = next(b for b in boards if b.window == "weekly" and good[b][0])
     victim = good[weekly][0][0].player_id
-    redis_client.hset(weekly.rows_key, victim, "1|1|forged")
+    forge(redis_client, weekly, victim)
     drifted = reconcile_family(redis_client, GUESS, "100", NOW)
     assert drifted == [weekly]
+    assert snapshot(redis_client, boards) == good
+    assert {b: redis_client.hget(b.meta_key, "sum") for b in boards} == sums
+    assert reconcile_family(redis_client, GUESS, "100", NOW) == []
+
+
+def test_reconcile_finds_a_forged_name_on_every_board_of_its_player(redis_client):
+    seeded(redis_client)
+    boards = readable_boards(GUESS, "100", NOW)
+    good = snapshot(redis_client, boards)
+    victim = good[boards[0]][0][0].player_id
+    players = keys.players_key("guess", "100")
+    record = PlayerRecord.decode(redis_client.hget(players, victim))
+    redis_client.hset(players, victim, PlayerRecord(record.name_at, "forged", record.tags).encode())
+    drifted = reconcile_family(redis_client, GUESS, "100", NOW)
+    assert drifted == [b for b in boards if victim in {row.player_id for row in good[b][0]}]
+    assert len(drifted) > 1
     assert snapshot(redis_client, boards) == good
 
 

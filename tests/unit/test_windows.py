@@ -2,7 +2,18 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app.leaderboard.windows import normalize_period, period_end_ms, period_of
+from app.leaderboard.windows import (
+    day_index,
+    day_start_ms,
+    normalize_period,
+    oldest_readable,
+    period_end_ms,
+    period_of,
+    period_range,
+    period_tag,
+    week_index,
+    week_start_ms,
+)
 
 
 def ms(*args: int) -> int:
@@ -55,3 +66,53 @@ def test_period_labels_are_canonical():
     assert normalize_period("weekly", "2026-W05") == "2026-W05"
     assert normalize_period("daily", "2026-01-09") == "2026-01-09"
     assert normalize_period("alltime", "all") == "all"
+
+
+INSTANTS = [
+    ms(1970, 1, 1),
+    ms(1969, 12, 29, 5),  # the Monday that began the epoch's ISO week
+    ms(2026, 11, 16),
+    ms(2026, 11, 22, 23, 59, 59) + 999,
+    ms(2027, 1, 1, 8),
+    ms(2036, 2, 29, 12),
+    *(ms(2026, 1, 1) + k * 7_919_999_977 for k in range(40)),
+]
+
+
+@pytest.mark.parametrize("instant", INSTANTS)
+def test_a_periods_tag_and_start_are_those_of_its_label(instant):
+    for window, index, start_of in (
+        ("daily", day_index, day_start_ms),
+        ("weekly", week_index, week_start_ms),
+    ):
+        label = period_of(window, instant)
+        tag, start = period_tag(window, label)
+        assert (start, period_end_ms(window, label)) == period_range(window, label)
+        assert start <= instant < period_range(window, label)[1]
+        assert tag == f"{window[0]}{index(instant)}"
+        assert start_of(index(instant)) == start
+        assert period_of(window, start_of(index(instant) + 1)) != label
+    assert period_tag("alltime", "all") == ("a", 0)
+
+
+def test_tags_count_days_and_weeks_from_the_epoch():
+    assert period_tag("daily", "1970-01-01") == ("d0", 0)
+    assert period_tag("daily", "1970-01-02") == ("d1", 86_400_000)
+    assert period_tag("weekly", "1970-W01") == ("w0", -3 * 86_400_000)
+    assert period_tag("weekly", "1970-W02") == ("w1", 4 * 86_400_000)
+    assert (
+        period_tag("weekly", "2026-W47")[0]
+        == f"w{(ms(2026, 11, 16) - ms(1969, 12, 29)) // (7 * 86_400_000)}"
+    )
+
+
+@pytest.mark.parametrize("keep_days", [0, 1, 7, 35])
+@pytest.mark.parametrize("instant", INSTANTS[:8])
+def test_the_oldest_readable_period_is_the_first_whose_retention_runs_past_now(instant, keep_days):
+    keep = keep_days * 86_400_000
+    for window, start_of in (("daily", day_start_ms), ("weekly", week_start_ms)):
+        oldest = oldest_readable(window, keep, instant)
+        ends = {
+            i: period_end_ms(window, period_of(window, start_of(i))) for i in (oldest - 1, oldest)
+        }
+        assert ends[oldest] + keep > instant >= ends[oldest - 1] + keep
