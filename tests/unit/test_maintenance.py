@@ -1,14 +1,18 @@
 """Maintenance runs: progress to the end, locks released, records kept, stats exact."""
 
+import random
 import statistics
+from collections import Counter
 
 import pytest
 
-from app.leaderboard.boards import Board
+from app.leaderboard.boards import Board, apply_entries, read_page
+from app.leaderboard.games import game_from_table
 from app.leaderboard.maintenance import families_of, read_beat_runs, run_operation
-from app.leaderboard.stats import compute_family, percentile, read_stats
+from app.leaderboard.rebuild import readable_boards
+from app.leaderboard.stats import compute_family, histogram, percentile, read_stats
 from app.storage import keys, operations
-from tests.unit.test_boards import DAY, GUESS
+from tests.unit.test_boards import DAY, GUESS, T0, entry
 from tests.unit.test_rebuild import NOW, seeded
 
 pytestmark = pytest.mark.usefixtures("clock")
@@ -58,27 +62,79 @@ def test_the_cli_rebuilds_as_a_recorded_task(runner, redis_client):
     assert runner.invoke(args=["rebuild", "--game", "chess"]).exit_code == 2
 
 
-def test_stats_equal_an_independent_computation_over_the_log(redis_client):
-    seeded(redis_client, n=1000, seed=3)
-    compute_family(redis_client, GUESS, "100", NOW)
-    log = [f for _, f in redis_client.xrange(keys.log_key("guess", "100"))]
-    stats = read_stats(redis_client, Board(GUESS, "100"))
-    scores = sorted(int(f["score"]) for f in log)
-    assert stats["count"] == 1000
-    assert stats["players"] == len({f["pid"] for f in log})
-    assert stats["best"] == scores[0]
-    assert stats["mean"] == statistics.fmean(scores)
-    assert stats["median"] == statistics.median(scores)
-    assert stats["p90"] == scores[899]  # nearest rank: the 900th best of 1,000
-    assert sum(b["count"] for b in stats["histogram"]) == 1000
-    assert sum(c["count"] for c in stats["over_time"]["counts"]) == 1000
-    for bucket in stats["histogram"]:
-        assert bucket["count"] == sum(bucket["from"] <= s <= bucket["to"] for s in scores)
+def _reference(r, board, log):
+    """The stats of a board worked out the plain way: its rows, and the log's entries."""
+    scores = [row.score for row in read_page(r, board, 0, 100_000).rows]  # best first
+    lo, hi = board.achieved_range()
+    entries = [f for f in log if lo <= int(f["at"]) and (hi == 0 or int(f["at"]) < hi)]
+    return scores, entries
 
-    wednesday = Board(GUESS, "100", "daily", "2036-11-19")
-    day = read_stats(redis_client, wednesday)
-    lo, hi = wednesday.achieved_range()
-    assert day["count"] == sum(lo <= int(f["at"]) < hi for f in log) > 0
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_stats_equal_an_independent_computation_over_board_and_log(redis_client, seed):
+    seeded(redis_client, n=1000, seed=seed)
+    results = compute_family(redis_client, GUESS, "100", NOW)
+    log = [f for _, f in redis_client.xrange(keys.log_key("guess", "100"))]
+    assert len(results) == len(readable_boards(GUESS, "100", NOW))
+    for board in readable_boards(GUESS, "100", NOW):
+        stats = read_stats(redis_client, board)
+        scores, entries = _reference(redis_client, board, log)
+        assert stats["count"] == len(entries)
+        assert stats["players"] == len(scores) == len({f["pid"] for f in entries})
+        if not scores:
+            assert stats["best"] is None and stats["histogram"] == []
+            continue
+        assert stats["best"] == scores[0]
+        assert stats["mean"] == pytest.approx(statistics.fmean(scores))
+        assert stats["median"] == statistics.median(scores)
+        assert stats["p90"] == percentile(scores, 0.9)
+        assert stats["histogram"] == histogram(sorted(scores), GUESS.integer)
+        per = stats["over_time"]["bucket_ms"]
+        assert stats["over_time"]["counts"] == [
+            {"at": at, "count": n}
+            for at, n in sorted(Counter(int(f["at"]) // per * per for f in entries).items())
+        ]
+
+    wednesday = read_stats(redis_client, Board(GUESS, "100", "daily", "2036-11-19"))
+    assert wednesday["count"] > 0 and wednesday["over_time"]["bucket_ms"] == 3_600_000
+
+
+@pytest.mark.parametrize("order", ["lower", "higher"])
+def test_stats_of_a_float_game_bin_every_row_once(redis_client, order):
+    game = game_from_table("points", {"order": order, "integer": False, "score_max": 1e6})
+    rng = random.Random(7)
+    apply_entries(
+        redis_client,
+        [
+            entry(p, rng.choice([0.5, 1.25, 3.0, 3.0, 10.75, 99.5]), T0 - p, game, "default")
+            for p in range(200)
+        ],
+        NOW,
+    )
+    (stats, *_) = compute_family(redis_client, game, "default", NOW)
+    scores = [r.score for r in read_page(redis_client, Board(game, "default"), 0, 1000).rows]
+    assert stats["best"] == scores[0] and stats["players"] == 200
+    assert stats["median"] == statistics.median(scores)
+    assert stats["p90"] == percentile(scores, 0.9)
+    assert stats["histogram"] == histogram(sorted(scores), False)
+    assert sum(b["count"] for b in stats["histogram"]) == 200
+    assert stats["histogram"][-1]["count"] == scores.count(max(scores))  # the top edge is in
+
+
+def test_an_empty_board_has_stats_of_nothing(redis_client):
+    (stats, *_) = compute_family(redis_client, GUESS, "100", NOW)
+    assert stats["count"] == stats["players"] == 0
+    assert stats["best"] is stats["mean"] is stats["median"] is stats["p90"] is None
+    assert stats["histogram"] == [] and stats["over_time"]["counts"] == []
+
+
+def test_all_time_counts_cover_the_games_retention(redis_client):
+    old = NOW - (GUESS.retention_days + 2) * DAY
+    apply_entries(redis_client, [entry(1, 5, old), entry(2, 6, T0)], NOW)
+    (stats, *_) = compute_family(redis_client, GUESS, "100", NOW)
+    assert stats["count"] == 1  # the entry past retention is no longer counted ...
+    assert [c["at"] for c in stats["over_time"]["counts"]] == [T0 // DAY * DAY]
+    assert stats["players"] == 2  # ... though its row stays until a prune drops it
 
 
 def test_a_days_stats_last_as_long_as_its_board(redis_client, clock):
