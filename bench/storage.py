@@ -43,6 +43,32 @@ def time_bare_zadd(
     return time.perf_counter() - started
 
 
+def board_pairs(client: redis.Redis, game: Game, variant: str) -> list[list[tuple[float, str]]]:
+    """The (score, member) pairs of every readable board of a variant that has rows: what a
+    rebuild of the variant writes."""
+    pairs = []
+    for board in readable_boards(game, variant, now_ms()):
+        rows = [
+            (score, member)
+            for member, score in client.zrange(board.ranking_key, 0, -1, withscores=True)
+        ]
+        if rows:
+            pairs.append(rows)
+    return pairs
+
+
+def time_bare_boards(
+    client: redis.Redis, boards: Sequence[Sequence[tuple[float, str]]], dest: str
+) -> float:
+    """Seconds of :func:`time_bare_zadd` for each board's pairs in turn: the floor of writing
+    the boards a rebuild writes, board by board."""
+    total = 0.0
+    for i, pairs in enumerate(boards):
+        total += time_bare_zadd(client, pairs, f"{dest}:{i}")
+        client.unlink(f"{dest}:{i}")
+    return total
+
+
 def used_memory(client: redis.Redis) -> int:
     """``used_memory`` of ``INFO memory``."""
     return int(client.info("memory")["used_memory"])
