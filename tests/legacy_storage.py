@@ -6,8 +6,8 @@ dump, and what the read functions of the code that wrote it answered on it.
 (``-1``: none) and its whole content. ``legacy-storage-v1.expected.json`` beside it holds what
 the read functions answered then: a page of every readable board of each family played, with
 its ``updated_at``, and the public view of every status record. A migration of that layout is
-tested by loading the dump (:func:`load_dump`), migrating, and reading the same answers
-(:func:`answers`).
+tested by loading the dump (:func:`load_dump`), running ``manage.py migrate-storage`` and
+reading the answers again (:func:`answers`, :func:`check_migrated`).
 
 The layout the dump holds: per board a ranking zset and a rows hash (player id ->
 ``<achieved ms>|<score>|<name>``, and ``:updated``), per family a log stream of every accepted
@@ -27,9 +27,11 @@ from typing import Any, cast
 import redis
 
 from app.leaderboard.boards import read_page
-from app.leaderboard.games import Registry
+from app.leaderboard.games import Game, Registry
 from app.leaderboard.rebuild import readable_boards
 from app.leaderboard.scoring import follow_submission
+from app.leaderboard.stats import read_stats
+from app.leaderboard.windows import DAY_MS, bucket_ms, period_of
 from app.storage import keys
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -43,7 +45,14 @@ FORMAT = "hiscore redis dump 1"
 WHOLE_BOARD = 100_000
 
 #: The prefix of a status record's key (the submission id follows it).
-SUBMISSION_PREFIX = keys.submission_key("")
+SUBMISSION_PREFIX = keys.legacy_submission_key("")
+
+#: Fields of a status record's public view that the current layout no longer shows: an accepted
+#: record keeps only a prefix of its player id, and no view shows the player.
+DROPPED_VIEW_FIELDS = frozenset({"player_id"})
+
+#: An idempotency window that keeps every status record of the dump (they were kept 7 days).
+WHOLE_WINDOW_S = 8 * 86_400
 
 
 def dump_path() -> Path:
@@ -191,10 +200,12 @@ def answers(
     now_ms: int,
     families: Sequence[tuple[str, str]],
     submission_ids: Sequence[str],
+    window_s: int = WHOLE_WINDOW_S,
 ) -> dict[str, Any]:
     """What the read functions answer: every board readable at ``now_ms`` of ``families``
     read whole (its rows, total and ``updated_at``), and each submission's public view as
-    ``GET /submissions/<id>`` shows it (None for one not found)."""
+    ``GET /submissions/<id>`` shows it with an idempotency window of ``window_s`` (None for
+    one not found)."""
     boards: dict[str, Any] = {}
     for slug, variant in families:
         game = registry.get(slug)
@@ -214,7 +225,7 @@ def answers(
     views: dict[str, Any] = {}
     for sid in submission_ids:
         # No waiter: a wait of 0 never asks one.
-        view = follow_submission(client, None, sid, 0.0)
+        view = follow_submission(client, None, sid, 0.0, lambda: now_ms, window_s)
         views[sid] = None if view is None else view.model_dump(mode="json", exclude_none=True)
     return {"boards": boards, "submissions": views}
 
@@ -286,3 +297,123 @@ def sample_dump(now_ms: int) -> dict[str, Any]:
             "gone": {"type": "string", "expire_at_ms": now_ms, "value": "x"},
         },
     }
+
+
+def latest_names(dump: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Per family (``game/variant``), each player's name in their latest entry of its log
+    (greatest achieved ms; equal ms: the greater name), and the players who used more than
+    one name."""
+    found: dict[str, dict[str, str]] = {}
+    for slug, variant in families_played(dump):
+        latest: dict[str, tuple[int, str]] = {}
+        for _, fields in dump["keys"][keys.log_key(slug, variant)]["value"]:
+            pid, named = fields["pid"], (int(fields["at"]), fields["name"])
+            latest[pid] = max(latest.get(pid, named), named)
+        found[f"{slug}/{variant}"] = {pid: name for pid, (_, name) in latest.items()}
+    return found
+
+
+def renamed_players(dump: dict[str, Any]) -> dict[str, set[str]]:
+    """Per family, the players whose entries in its log carry more than one name."""
+    renamed: dict[str, set[str]] = {}
+    for slug, variant in families_played(dump):
+        names: dict[str, set[str]] = {}
+        for _, fields in dump["keys"][keys.log_key(slug, variant)]["value"]:
+            names.setdefault(fields["pid"], set()).add(fields["name"])
+        renamed[f"{slug}/{variant}"] = {pid for pid, seen in names.items() if len(seen) > 1}
+    return renamed
+
+
+def log_counts(dump: dict[str, Any], game: Game, variant: str, now_ms: int) -> dict[str, Any]:
+    """Per readable board (``window:period``), the entries of the dump's log the stats count
+    there: those achieved in its period (for all-time, those of days inside the retention),
+    in all and per time bucket."""
+    entries = dump["keys"][keys.log_key(game.slug, variant)]["value"]
+    cutoff = now_ms - game.retention_days * DAY_MS
+    counts: dict[str, Any] = {}
+    for board in readable_boards(game, variant, now_ms):
+        per_bucket: dict[int, int] = {}
+        size = bucket_ms(board.window)
+        for _, fields in entries:
+            at = int(fields["at"])
+            if board.window != "alltime" and period_of(board.window, at) != board.period:
+                continue
+            if board.window == "alltime" and at - at % DAY_MS + DAY_MS <= cutoff:
+                continue
+            per_bucket[at - at % size] = per_bucket.get(at - at % size, 0) + 1
+        counts[f"{board.window}:{board.period}"] = {
+            "count": sum(per_bucket.values()),
+            "over_time": [{"at": at, "count": n} for at, n in sorted(per_bucket.items())],
+        }
+    return counts
+
+
+def legacy_keys(client: redis.Redis) -> list[str]:
+    """The keys only the previous layout writes: rows hashes and one-key status records."""
+    rows = keys.legacy_rows_key("*", "*", "*", "*")
+    return sorted(
+        [
+            *cast(Iterable[str], client.scan_iter(match=rows, count=1000)),
+            *cast(Iterable[str], client.scan_iter(match=f"{SUBMISSION_PREFIX}*", count=1000)),
+        ]
+    )
+
+
+def check_migrated(
+    client: redis.Redis,
+    registry: Registry,
+    dump: dict[str, Any],
+    expected: dict[str, Any],
+    window_s: int = WHOLE_WINDOW_S,
+) -> None:
+    """Assert that a Redis loaded with ``dump`` and migrated answers as ``expected`` says, under
+    the current layout's rules: the same rows in the same order with the same rank, player,
+    score and time, each named by the player's latest entry (the previous layout showed the
+    name of the entry the row holds: the two differ only for players who renamed, and do for
+    some); the same time of last change; the same public view of every status record but the
+    fields the layout dropped; no key of the previous layout left."""
+    now_ms = expected["now_ms"]
+    families = [cast(tuple[str, str], tuple(f.split("/"))) for f in expected["boards"]]
+    got = answers(client, registry, now_ms, families, list(expected["submissions"]), window_s)
+    latest, renamed = latest_names(dump), renamed_players(dump)
+    renamed_seen = False
+    assert got["boards"].keys() == expected["boards"].keys()
+    for family, boards in expected["boards"].items():
+        assert got["boards"][family].keys() == boards.keys(), family
+        for name, board in boards.items():
+            now = got["boards"][family][name]
+            assert now["total"] == board["total"], (family, name)
+            if board["updated_at"] is not None:
+                assert now["updated_at"] == board["updated_at"], (family, name)
+
+            def shown(row: dict[str, Any]) -> tuple[Any, ...]:
+                return row["rank"], row["player_id"], row["score"], row["achieved_at"]
+
+            assert [shown(r) for r in now["rows"]] == [shown(r) for r in board["rows"]], name
+            for before, after in zip(board["rows"], now["rows"], strict=True):
+                assert after["name"] == latest[family][after["player_id"]], (name, after)
+                if before["name"] != after["name"]:
+                    assert after["player_id"] in renamed[family], (name, before, after)
+                    renamed_seen = True
+    assert renamed_seen, "no row of a renamed player changed its name"
+    assert got["submissions"].keys() == expected["submissions"].keys()
+    for sid, view in expected["submissions"].items():
+        kept = {k: v for k, v in view.items() if k not in DROPPED_VIEW_FIELDS}
+        assert got["submissions"][sid] == kept, sid
+    assert legacy_keys(client) == []
+
+
+def check_stats_counts(client: redis.Redis, registry: Registry, dump: dict[str, Any]) -> None:
+    """Assert that the stats the stats job stored count, on every readable board, the entries
+    of the dump's log (in all and per time bucket)."""
+    now_ms = dump["now_ms"]
+    for slug, variant in families_played(dump):
+        game = registry.get(slug)
+        assert game is not None
+        counts = log_counts(dump, game, variant, now_ms)
+        for board in readable_boards(game, variant, now_ms):
+            stored = read_stats(client, board)
+            assert stored is not None, board
+            want = counts[f"{board.window}:{board.period}"]
+            assert stored["count"] == want["count"], (slug, variant, board.period)
+            assert stored["over_time"]["counts"] == want["over_time"], (slug, board.period)
