@@ -1,5 +1,5 @@
 """Commands of ``manage.py`` (a Flask CLI group): ``up``, ``seed-demo``, ``rebuild``,
-``prune``, ``stats`` and ``check``, beside Flask's ``run`` and ``shell``."""
+``prune``, ``stats``, ``migrate-storage`` and ``check``, beside Flask's ``run`` and ``shell``."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from flask.cli import FlaskGroup, NoAppException, with_appcontext
 from app.extensions import get_clock, get_compaction, get_redis, get_registry, read_clock
 from app.leaderboard.boards import Entry, apply_entries
 from app.leaderboard.maintenance import families_of, run_operation
+from app.leaderboard.migration import FamilyMigrated, migrate_storage
 from app.storage.embedded_redis import EmbeddedRedis
 from app.storage.operations import create_task
 from app.storage.submissions import new_id
@@ -185,6 +186,53 @@ def stats_command(game: str | None, variant: str | None) -> None:
     _maintain("stats", game, variant)
 
 
+@click.command("migrate-storage")
+@click.option("--dry-run", is_flag=True, help="Say what would be converted; write nothing.")
+@with_appcontext
+def migrate_storage_command(dry_run: bool) -> None:
+    """Convert data of the layout with per-board rows hashes and one key per status record:
+    rebuild each family's boards, count their entries, delete the rows hashes, compact the log,
+    and move the status records into the generations' hashes. Safe to run again."""
+
+    def said(family: str, report: FamilyMigrated) -> None:
+        if report.state == "already":
+            click.echo(f"{family}: nothing to convert")
+        elif report.state == "skipped":
+            click.echo(f"{family}: skipped, another rebuild or prune holds it", err=True)
+        else:
+            verb = "would rebuild" if dry_run else "rebuilt"
+            line = (
+                f"{family}: {verb} {report.boards} board(s) from {report.entries} log entries, "
+                f"{'would delete' if dry_run else 'deleted'} {report.rows_deleted} rows hash(es)"
+            )
+            if report.compaction:
+                c = report.compaction
+                line += (
+                    f"; log compacted: {c['kept']} kept, {c['dropped']} dropped "
+                    f"({c['archived']} archived), {c['applied_dropped']} applied ids forgotten"
+                )
+            click.echo(line)
+
+    families, records = migrate_storage(
+        get_redis(),
+        get_registry(),
+        read_clock(),
+        get_compaction(),
+        new_id(),
+        dry_run,
+        said,
+    )
+    if not families:
+        click.echo("no family has a log")
+    click.echo(
+        f"status records: {records.converted} {'to convert' if dry_run else 'converted'}, "
+        f"{records.expired} past the idempotency window {'to delete' if dry_run else 'deleted'}, "
+        f"{records.unreadable} unreadable kept"
+    )
+    if any(report.state == "skipped" for report in families.values()):
+        raise SystemExit(1)
+
+
 @click.command("check")
 def check_command() -> None:
     """Check the configuration, Redis, the broker and the games (exit status 1 on a FAIL)."""
@@ -203,6 +251,7 @@ COMMANDS = (
     rebuild_command,
     prune_command,
     stats_command,
+    migrate_storage_command,
     check_command,
 )
 
