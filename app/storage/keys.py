@@ -153,6 +153,64 @@ def rate_limit_key(identity: str, scope: str, limit: str) -> str:
     return f"{RATE_LIMIT_PREFIX}:LIMITER/{identity}/{scope}/{limit}"
 
 
+# Ingestion is split into partitions by a hash of the submission id (see
+# :func:`app.storage.submissions.partition_of`). Each partition's keys share the hash tag
+# ``{ingest:<p>}``: the web creates a record and appends its submission to the partition's
+# stream in one script, and a drain stores a batch's verdicts, counts them and acknowledges its
+# entries in one transaction, each on one Redis Cluster slot; partitions spread over nodes.
+
+
+def _partition(partition: int) -> str:
+    return f"{PREFIX}:{{ingest:{partition}}}"
+
+
+def ingest_stream(partition: int) -> str:
+    """Stream of a partition's submissions waiting for a worker (field ``p``: the queued
+    submission as JSON); read through the consumer group :data:`INGEST_GROUP`."""
+    return f"{_partition(partition)}:stream"
+
+
+def drain_flag(partition: int) -> str:
+    """A partition's drain lease (with a TTL): ``q`` while a drain is asked for, ``d:<consumer>``
+    while that drain holds it."""
+    return f"{_partition(partition)}:drain"
+
+
+def dead_letters(partition: int) -> str:
+    """Stream of a partition's submissions the worker could not process (for an operator)."""
+    return f"{_partition(partition)}:dead"
+
+
+def partition_submissions_key(partition: int, generation: int, bucket: int) -> str:
+    """A hash of status records of one partition: submission id -> record, for the submissions
+    whose id falls in ``bucket`` and whose record was written in ``generation`` (see
+    :mod:`app.storage.submissions`); it expires with its generation."""
+    return f"{_partition(partition)}:subs:{generation}:{bucket}"
+
+
+def verdict_counts(partition: int) -> str:
+    """Hash of a partition's verdict counts: ``accepted`` and ``rejected:<code>`` -> count."""
+    return f"{_partition(partition)}:counts:verdicts"
+
+
+def latency_histogram(partition: int) -> str:
+    """Hash of a partition's submit-to-verdict latency: ``le:<seconds>`` bucket counts, ``sum``
+    and ``count``."""
+    return f"{_partition(partition)}:counts:latency"
+
+
+def rejected_stream(partition: int) -> str:
+    """Stream that audits a partition's rejected submissions with their reasons."""
+    return f"{_partition(partition)}:rejected"
+
+
+#: Matches every partition's hashes of status records.
+PARTITION_SUBMISSIONS_PATTERN = f"{PREFIX}:{{ingest:*}}:subs:*"
+
+#: Matches every partition's ingest stream (partitions left by an earlier partition count too).
+INGEST_STREAMS_PATTERN = f"{PREFIX}:{{ingest:*}}:stream"
+
+
 def submissions_key(generation: int, bucket: int) -> str:
     """A hash of status records: submission id -> record, for the submissions whose id falls in
     ``bucket`` and whose record was written in ``generation`` (see
