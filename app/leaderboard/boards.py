@@ -32,12 +32,13 @@ from app.leaderboard.windows import (
     period_tag,
 )
 from app.storage import keys, scripts
+from app.storage.connection import DataClient
 
 # Wide enough for any epoch-ms until the year 2286, so members sort by time as text.
 _AT_WIDTH = 13
 
 
-def script(client: redis.Redis, name: str) -> scripts.BoundScript:
+def script(client: DataClient, name: str) -> scripts.BoundScript:
     """The Lua script ``app/lua/<name>.lua`` (with the board library) bound to ``client``."""
     return scripts.script(client, name, library="board_lib")
 
@@ -218,7 +219,7 @@ class PlayerRecord:
         return cls(int(name_at), name, {tag: int(rel) for tag, rel in pairs})
 
 
-def apply_entries(client: redis.Redis, entries: Sequence[Entry], now_ms: int) -> list[Applied]:
+def apply_entries(client: DataClient, entries: Sequence[Entry], now_ms: int) -> list[Applied]:
     """Apply a batch of entries in one round trip; each entry is atomic and idempotent.
 
     For each entry: unless its submission was applied before, append it to the log and make it
@@ -233,7 +234,7 @@ def apply_entries(client: redis.Redis, entries: Sequence[Entry], now_ms: int) ->
 
 
 def apply_entries_each(
-    client: redis.Redis, entries: Sequence[Entry], now_ms: int
+    client: DataClient, entries: Sequence[Entry], now_ms: int
 ) -> list[Applied | redis.RedisError]:
     """As :func:`apply_entries`, with the error of an entry whose script fails in its place.
 
@@ -364,7 +365,7 @@ def _rows(game: Game, first_rank: int, flat: Sequence[str]) -> list[Row]:
     return rows
 
 
-def read_page(client: redis.Redis, board: Board, offset: int, limit: int) -> Page:
+def read_page(client: DataClient, board: Board, offset: int, limit: int) -> Page:
     """Rows ``offset+1 .. offset+limit`` of a board, read atomically in one round trip."""
     result = script(client, "read_range")(
         keys=[board.ranking_key, board.players_key, board.meta_key],
@@ -375,7 +376,7 @@ def read_page(client: redis.Redis, board: Board, offset: int, limit: int) -> Pag
 
 
 def read_standing(
-    client: redis.Redis, board: Board, player_id: str, around: int = 0
+    client: DataClient, board: Board, player_id: str, around: int = 0
 ) -> Standing | None:
     """The player's row and ``around`` neighbours on each side, or None if unranked."""
     tag, start = board.tag

@@ -28,6 +28,7 @@ from app.leaderboard.validation import Rejection, validate_queued
 from app.leaderboard.verified_runs import replay_runs
 from app.log_context import bind, unbind
 from app.storage import intake, submissions
+from app.storage.connection import DataClient
 from app.storage.submissions import Generation, Verdict
 
 log = logging.getLogger(__name__)
@@ -131,7 +132,7 @@ def _submission_id(payload: Any) -> str | None:
     return sid if isinstance(sid, str) and submissions.SUBMISSION_ID.match(sid) else None
 
 
-def _settled(client: redis.Redis, payloads: Sequence[Any], now: Generation) -> set[str]:
+def _settled(client: DataClient, payloads: Sequence[Any], now: Generation) -> set[str]:
     """The submissions of a batch that already have a final verdict."""
     ids = list(dict.fromkeys(sid for p in payloads if (sid := _submission_id(p))))
     final = set()
@@ -159,7 +160,7 @@ class Judged:
 
 
 def ingest_submissions(
-    client: redis.Redis,
+    client: DataClient,
     registry: Registry,
     payloads: Sequence[Any],
     now_ms: int,
@@ -186,7 +187,7 @@ def ingest_submissions(
 
 
 def judge_submissions(
-    client: redis.Redis,
+    client: DataClient,
     registry: Registry,
     payloads: Sequence[Any],
     now_ms: int,
@@ -348,7 +349,7 @@ class Drained:
 
 
 def _settle_entries(
-    client: redis.Redis,
+    client: DataClient,
     registry: Registry,
     entries: Sequence[intake.Waiting],
     clock: Callable[[], int],
@@ -387,7 +388,7 @@ def _settle_entries(
 
 
 def _record(
-    client: redis.Redis,
+    client: DataClient,
     entries: Sequence[intake.Waiting],
     judged: Judged,
     now: Generation,
@@ -452,7 +453,7 @@ def _record(
 
 
 def _set_aside(
-    client: redis.Redis,
+    client: DataClient,
     entry: intake.Waiting,
     exc: Exception,
     clock: Callable[[], int],
@@ -486,7 +487,7 @@ def _set_aside(
 
 
 def drain(
-    client: redis.Redis,
+    client: DataClient,
     registry: Registry,
     consumer: str,
     clock: Callable[[], int],

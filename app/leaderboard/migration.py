@@ -42,6 +42,7 @@ from app.leaderboard.rebuild import SLICE, readable_boards, rebuild_family
 from app.leaderboard.records import SubmissionRecord
 from app.leaderboard.windows import bucket_ms, period_of
 from app.storage import keys, operations, scripts
+from app.storage.connection import DataClient
 from app.storage.submissions import Generation
 
 #: The field of a rows hash that held the time of the board's last change.
@@ -74,13 +75,13 @@ class RecordsMigrated:
     unreadable: int = 0  # not a record this code reads: kept, for an operator to look at
 
 
-def legacy_rows_keys(client: redis.Redis, game: str, variant: str) -> list[str]:
+def legacy_rows_keys(client: DataClient, game: str, variant: str) -> list[str]:
     """Every rows hash of a family, of any period."""
     pattern = keys.legacy_rows_key(game, variant, "*", "*")
     return sorted(cast(Iterable[str], client.scan_iter(match=pattern, count=1000)))
 
 
-def count_entries(client: redis.Redis, boards: list[Board]) -> tuple[str, dict[str, Counter[str]]]:
+def count_entries(client: DataClient, boards: list[Board]) -> tuple[str, dict[str, Counter[str]]]:
     """The log id read up to and, per board (by meta key), its ``n`` and ``t:<bucket start>``
     counts of the log's entries achieved in its period, in one pass of slices."""
     first = boards[0]
@@ -108,7 +109,7 @@ def count_entries(client: redis.Redis, boards: list[Board]) -> tuple[str, dict[s
 
 
 def set_counts(
-    client: redis.Redis, boards: list[Board], updated: dict[str, str | None]
+    client: DataClient, boards: list[Board], updated: dict[str, str | None]
 ) -> tuple[str, dict[str, Counter[str]]]:
     """Count every board's entries from the log and set them, with each board's ``updated``
     where ``updated`` names one; count again while entries arrive meanwhile."""
@@ -130,7 +131,7 @@ def set_counts(
 
 
 def migrate_family(
-    client: redis.Redis,
+    client: DataClient,
     game: Game,
     variant: str,
     now_ms: int,
@@ -191,7 +192,7 @@ def legacy_record(text: str) -> tuple[SubmissionRecord, int | None] | None:
 
 
 def migrate_records(
-    client: redis.Redis, now_ms: int, window_s: int, dry_run: bool = False
+    client: DataClient, now_ms: int, window_s: int, dry_run: bool = False
 ) -> RecordsMigrated:
     """Rewrite every status record of the previous layout into the generations' hashes."""
     report = RecordsMigrated()
@@ -209,7 +210,7 @@ def migrate_records(
 
 
 def _migrate_records(
-    client: redis.Redis,
+    client: DataClient,
     names: list[str],
     prefix: str,
     now_ms: int,
@@ -246,7 +247,7 @@ def _migrate_records(
 
 
 def migrate_storage(
-    client: redis.Redis,
+    client: DataClient,
     registry: Registry,
     now_ms: int,
     compaction: Compaction,

@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import redis
-
 from app.leaderboard import run_tokens, statuses, verified_runs
 from app.leaderboard.games import Game
 from app.leaderboard.records import Session, Submission, SubmissionRecord
@@ -19,6 +17,7 @@ from app.leaderboard.run_tokens import RunToken, TokenPolicy
 from app.leaderboard.schemas import QueuedSubmission, ScoreIn
 from app.leaderboard.validation import Rejection, check_run
 from app.storage import intake, submissions
+from app.storage.connection import DataClient
 from app.storage.longpoll import VerdictWaiter
 from app.storage.rate_limits import Counted, Counter
 from app.storage.submissions import Generation
@@ -60,7 +59,7 @@ class Taken:
 
 
 def start_session(
-    client: redis.Redis,
+    client: DataClient,
     game: Game,
     variant: str | None,
     player_id: str,
@@ -85,7 +84,7 @@ def start_session(
 
 
 def submit_score(
-    client: redis.Redis,
+    client: DataClient,
     game: Game,
     body: ScoreIn,
     *,
@@ -182,7 +181,7 @@ def submit_score(
 
 
 def follow_submission(
-    client: redis.Redis,
+    client: DataClient,
     waiter: VerdictWaiter,
     submission_id: str,
     wait: float,

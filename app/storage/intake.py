@@ -29,6 +29,7 @@ import pydantic_core
 import redis
 
 from app.storage import keys, rate_limits
+from app.storage.connection import DataClient, DataPipeline
 from app.storage.rate_limits import NOTHING_COUNTED, Counted, Counter
 from app.storage.scripts import script
 from app.storage.submissions import Found, Generation, found
@@ -53,7 +54,7 @@ class Enqueued:
 
 
 def enqueue(
-    client: redis.Redis,
+    client: DataClient,
     submission_id: str,
     record: str,
     payload: Mapping[str, Any],
@@ -102,17 +103,17 @@ def enqueue(
     return Enqueued(existing=None, schedule_drain=bool(detail), limits=limits)
 
 
-def claim_drain(client: redis.Redis) -> bool:
+def claim_drain(client: DataClient) -> bool:
     """Take the drain flag if nobody holds it (the sweep's way in)."""
     return bool(client.set(keys.DRAIN_FLAG, "1", nx=True, px=DRAIN_FLAG_MS))
 
 
-def hold_drain(client: redis.Redis) -> None:
+def hold_drain(client: DataClient) -> None:
     """Say that a drain is (still) running."""
     client.set(keys.DRAIN_FLAG, "1", px=DRAIN_FLAG_MS)
 
 
-def release_drain(client: redis.Redis) -> None:
+def release_drain(client: DataClient) -> None:
     """Drop the drain flag, so that the next submission schedules a drain."""
     client.delete(keys.DRAIN_FLAG)
 
@@ -148,7 +149,7 @@ def _decoded(text: str) -> Any:
         return None
 
 
-def ensure_group(client: redis.Redis) -> None:
+def ensure_group(client: DataClient) -> None:
     """Create the consumer group (and the stream) unless they exist."""
     try:
         client.xgroup_create(keys.INGEST_STREAM, keys.INGEST_GROUP, id="0", mkstream=True)
@@ -157,7 +158,7 @@ def ensure_group(client: redis.Redis) -> None:
             raise
 
 
-def _read(client: redis.Redis, consumer: str, count: int, start: str, block_ms: int | None):
+def _read(client: DataClient, consumer: str, count: int, start: str, block_ms: int | None):
     try:
         reply = client.xreadgroup(
             keys.INGEST_GROUP,
@@ -175,18 +176,18 @@ def _read(client: redis.Redis, consumer: str, count: int, start: str, block_ms: 
 
 
 def read_new(
-    client: redis.Redis, consumer: str, count: int, block_ms: int | None = None
+    client: DataClient, consumer: str, count: int, block_ms: int | None = None
 ) -> list[Waiting]:
     """Entries no consumer has read yet (waiting up to ``block_ms`` for one, if given)."""
     return _read(client, consumer, count, ">", block_ms)
 
 
-def read_own(client: redis.Redis, consumer: str, count: int) -> list[Waiting]:
+def read_own(client: DataClient, consumer: str, count: int) -> list[Waiting]:
     """Entries this consumer read before and did not finish (a retried drain)."""
     return _read(client, consumer, count, "0", None)
 
 
-def claim_stale(client: redis.Redis, consumer: str, count: int) -> list[Waiting]:
+def claim_stale(client: DataClient, consumer: str, count: int) -> list[Waiting]:
     """Take over entries that other consumers read and left idle past :data:`CLAIM_IDLE_MS`."""
     try:
         reply = client.xautoclaim(
@@ -200,7 +201,7 @@ def claim_stale(client: redis.Redis, consumer: str, count: int) -> list[Waiting]
     return _entries(cast(list[Any], reply)[1])
 
 
-def done(client: redis.Redis, entry_ids: list[str]) -> None:
+def done(client: DataClient, entry_ids: list[str]) -> None:
     """Acknowledge and delete settled entries, so the stream holds only waiting work, and keep
     the drain flag alive (only a running drain settles entries), in one round trip."""
     if not entry_ids:
@@ -210,9 +211,7 @@ def done(client: redis.Redis, entry_ids: list[str]) -> None:
     pipe.execute()
 
 
-def acknowledge(
-    pipe: redis.client.Pipeline, entry_ids: Sequence[str], hold_flag: bool = True
-) -> None:
+def acknowledge(pipe: DataPipeline, entry_ids: Sequence[str], hold_flag: bool = True) -> None:
     """Queue on ``pipe`` (a transaction) the commands of :func:`done`: the flag's refresh
     only if ``hold_flag``."""
     # Both or neither: an entry acknowledged but not deleted would look like waiting work.
@@ -222,7 +221,7 @@ def acknowledge(
         pipe.set(keys.DRAIN_FLAG, "1", px=DRAIN_FLAG_MS)
 
 
-def keep_dead_letter(client: redis.Redis, entry: Waiting, error: str) -> None:
+def keep_dead_letter(client: DataClient, entry: Waiting, error: str) -> None:
     """Keep an entry the worker could not process, for an operator (it stays on the stream)."""
     client.xadd(
         keys.DEAD_LETTERS,
@@ -232,7 +231,7 @@ def keep_dead_letter(client: redis.Redis, entry: Waiting, error: str) -> None:
     )
 
 
-def backlog(client: redis.Redis) -> dict[str, int]:
+def backlog(client: DataClient) -> dict[str, int]:
     """Entries in the stream (waiting or being processed) and those read but not finished."""
     pipe = client.pipeline(transaction=False)
     pipe.xlen(keys.INGEST_STREAM)

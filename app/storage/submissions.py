@@ -35,6 +35,7 @@ from typing import Any
 import redis
 
 from app.storage import keys, scripts
+from app.storage.connection import DataClient, DataPipeline
 from app.storage.keys import PLAYER_ID_PATTERN, SUBMISSION_ID_PATTERN
 
 SUBMISSION_ID = re.compile(SUBMISSION_ID_PATTERN)
@@ -157,7 +158,7 @@ def found(value: str | None, age: int, now: Generation) -> Found | None:
     return Found(value, now.back(age)) if value is not None else None
 
 
-def find(client: redis.Redis, submission_ids: Sequence[str], now: Generation) -> list[Found | None]:
+def find(client: DataClient, submission_ids: Sequence[str], now: Generation) -> list[Found | None]:
     """The records of submissions (None where unknown or expired), in one round trip."""
     if not submission_ids:
         return []
@@ -188,7 +189,7 @@ class Verdict:
 
 
 def settle(
-    client: redis.Redis,
+    client: DataClient,
     verdicts: Sequence[Verdict],
     now: Generation,
     now_ms: int,
@@ -207,9 +208,7 @@ def settle(
         raise redis.ResponseError(f"could not store {len(failed)} record(s): {failed[0]}")
 
 
-def store_verdicts(
-    pipe: redis.client.Pipeline, verdicts: Sequence[Verdict], now: Generation
-) -> int:
+def store_verdicts(pipe: DataPipeline, verdicts: Sequence[Verdict], now: Generation) -> int:
     """Queue on ``pipe`` the writes of the final records (in the generation ``now``), the part
     of :func:`settle` in the ``{ingest}`` slot (a drain makes it one transaction with the
     entries' acknowledgement); return how many commands it queued (0 or 1).
@@ -227,12 +226,13 @@ def store_verdicts(
         args += [place, verdict.submission_id, verdict.value]
     # EVAL with the text, not EVALSHA: inside a transaction, a script Redis does not know would
     # fail at EXEC, after the rest of the transaction (the acknowledgement) had run.
-    pipe.eval(scripts.source("store_submissions"), len(places), *places, *args)
+    # As a plain command: a cluster pipeline refuses its eval() method, not the command.
+    pipe.execute_command("EVAL", scripts.source("store_submissions"), len(places), *places, *args)
     return 1
 
 
 def count_verdicts(
-    pipe: redis.client.Pipeline,
+    pipe: DataPipeline,
     verdicts: Sequence[Verdict],
     now_ms: int,
     announce: Sequence[str] = (),

@@ -8,7 +8,6 @@ import time
 from collections.abc import Iterator
 from typing import cast
 
-import redis
 from celery import Celery
 from flask import Flask, Response, g, request
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
@@ -22,6 +21,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from app.storage import intake, keys
+from app.storage.connection import DataClient
 from app.storage.submissions import LATENCY_BUCKETS
 from app.web.api.openapi import documented
 from app.web.auth import check_operator
@@ -35,7 +35,7 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 class StoreCollector:
     """Metrics kept in Redis by the workers, so every web process reports the same numbers."""
 
-    def __init__(self, client: redis.Redis, celery_app: Celery) -> None:
+    def __init__(self, client: DataClient, celery_app: Celery) -> None:
         self.client = client
         self.celery_app = celery_app
 
