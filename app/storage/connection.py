@@ -14,6 +14,7 @@ from typing import Any, TypeAlias, TypeGuard
 
 import redis
 from redis.cluster import ClusterPipeline, RedisCluster
+from redis.exceptions import RedisClusterException
 
 #: A client of the data Redis: a single server (or a Sentinel's master) or a cluster.
 DataClient: TypeAlias = redis.Redis | RedisCluster
@@ -68,5 +69,5 @@ def refresh_slots(client: DataClient) -> None:
     if isinstance(client, RedisCluster):
         try:
             client.nodes_manager.initialize()
-        except (redis.RedisError, OSError):
+        except (redis.RedisError, RedisClusterException, OSError):
             pass  # no node answers yet: the next error tries again

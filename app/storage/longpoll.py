@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import redis
+from redis.exceptions import RedisClusterException
 
 from app.storage import keys
 from app.storage.connection import DataClient, refresh_slots
@@ -100,7 +101,7 @@ class VerdictWaiter:
                     message = pubsub.get_message(timeout=self._recheck)
                     if message and message["type"] == "message":
                         self._wake(message["data"])
-            except redis.RedisError as exc:
+            except (redis.RedisError, RedisClusterException) as exc:
                 log.warning("verdict listener lost Redis (%s); retrying", exc)
                 self._subscribed.clear()
                 refresh_slots(self._client)

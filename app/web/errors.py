@@ -8,6 +8,7 @@ from typing import Any
 import redis
 from flask import Flask, Response, json, render_template, request
 from kombu.exceptions import OperationalError as BrokerError
+from redis.exceptions import RedisClusterException
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -113,5 +114,7 @@ def register_errorhandlers(app: Flask) -> None:
     app.register_error_handler(Problem, problem_response)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(redis.RedisError, _unavailable)
+    # A cluster with a slot no node serves (failing over), or no node that answers.
+    app.register_error_handler(RedisClusterException, _unavailable)
     app.register_error_handler(BrokerError, _unavailable)
     app.register_error_handler(Exception, _internal)

@@ -1,0 +1,214 @@
+"""hiscore on a Redis Cluster (three masters with a replica each) for the data, the broker and
+beat's schedule on a single Redis of their own: the app's client, scores end to end, a rebuild,
+the operators' paths, a worker killed, a master killed while scores stream in, and what waiting
+for a replica costs a submission."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from app.leaderboard.boards import Entry, apply_entries, read_page
+from app.leaderboard.games import load_registry
+from app.leaderboard.rebuild import readable_boards
+from app.storage import keys, rate_limits, topology
+from app.storage.connection import connect, is_cluster, node_client
+from app.storage.embedded_redis import EmbeddedRedis
+from app.storage.longpoll import VerdictWaiter
+from app.storage.rate_limits import RIDER, Counter, RateLimitBreached, Rider
+from app.storage.topology import Replication
+from app.worker.status import live_workers, record_heartbeat
+from tests.cases import NOW
+from tests.integration import test_operations
+from tests.processes import ROOT, TEST_GAMES, Stack, process_env, wait_for
+from tests.topologies import LocalCluster
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+
+AUTH = {"Authorization": "Bearer testing-operator-token"}
+
+
+@pytest.fixture(scope="module")
+def cluster_stack(redis_cluster, logs, tmp_path_factory) -> Iterator[Stack]:
+    """gunicorn, an ingest and a maintenance worker and beat, with the data on the session's
+    cluster and the broker (and beat's schedule and lock) on a redis-server of their own."""
+    broker = EmbeddedRedis(tmp_path_factory.mktemp("cluster-broker")).start()
+    folder = logs / "cluster"
+    folder.mkdir(exist_ok=True)
+    env = process_env(
+        broker,
+        REDIS_URL=redis_cluster.url,
+        HISCORE_REDIS_CLUSTER="1",
+        HISCORE_INSTANCE_PATH=str(tmp_path_factory.mktemp("cluster-instance")),
+        HISCORE_SWEEP_EVERY="1",
+        LOG_FORMAT="text",
+    )
+    stack = Stack(broker, env, folder, data=redis_cluster.client())
+    try:
+        stack.start_worker("ingest", "ingest", 2)
+        stack.start_worker("maintenance", "maintenance", 1)
+        stack.start_web()
+        stack.start_beat()
+        yield stack
+    finally:
+        for process in stack.processes:
+            process.stop()
+        broker.stop()
+
+
+@pytest.fixture
+def on_cluster(cluster_stack, redis_cluster) -> Iterator[Stack]:
+    """The cluster stack, whole (every node up, each master with its replica), with idle
+    workers, empty queues and no data but the workers' heartbeats."""
+    redis_cluster.wait_healthy()
+    for name, queues, concurrency in (("ingest", "ingest", 2), ("maintenance", "maintenance", 1)):
+        if not cluster_stack.workers[name].alive:
+            cluster_stack.start_worker(name, queues, concurrency)
+    assert cluster_stack.beat.alive, cluster_stack.beat.log()
+    cluster_stack.wait_idle()
+    cluster_stack.wipe_data()
+    cluster_stack.mark_logs()
+    yield cluster_stack
+    for process in cluster_stack.processes:
+        assert process.alive, process.log()
+
+
+def test_the_data_client_works_each_slot_on_its_own_node(redis_cluster: LocalCluster):
+    client = connect(redis_cluster.url, cluster=True)
+    assert is_cluster(client)
+    registry = load_registry(str(TEST_GAMES))
+    game = registry.get("guess-claimed")
+    assert game is not None
+    # Entries of four families, each family's script on its own master, in one call.
+    entries = [
+        Entry(f"sub-{v}-{i}", game, v, f"player-{i:012d}", f"P{i}", 1 + i % 9, NOW - i)
+        for v in ("10", "25", "100", "1000")
+        for i in range(20)
+    ]
+    masters = {redis_cluster.master_of(keys.log_key(game.slug, v)).port for v in game.variants}
+    assert len(masters) > 1
+    applied = apply_entries(client, entries, NOW)
+    assert all(a.fresh for a in applied)
+    # A read with the request's rate-limit count riding along: two slots, two nodes.
+    board = readable_boards(game, "100", NOW)[0]
+    counters = [Counter(keys.rate_limit_key("127.0.0.1", "global", "3/1/minute"), 3, 60_000, "")]
+    token = RIDER.set(Rider(counters))
+    try:
+        page = read_page(client, board, 0, 5)
+    finally:
+        RIDER.reset(token)
+    assert page.total == 20 and len(page.rows) == 5
+    for _ in range(2):
+        rate_limits.count(client, counters)
+    token = RIDER.set(Rider(counters))
+    try:
+        with pytest.raises(RateLimitBreached):
+            read_page(client, board, 0, 5)
+    finally:
+        RIDER.reset(token)
+    # Heartbeats lie in slots all over the cluster; SCAN visits every master.
+    for name in ("ingest@a", "ingest@b", "maintenance@c"):
+        record_heartbeat(client, name, {"hostname": name})
+    assert [w["hostname"] for w in live_workers(client)] == [
+        "ingest@a",
+        "ingest@b",
+        "maintenance@c",
+    ]
+    # A family's raw reads go to its own node.
+    raw = node_client(client, keys.log_key(game.slug, "100"))
+    assert raw.xlen(keys.log_key(game.slug, "100")) == 20
+    redis_cluster.flush()
+
+
+def test_a_verdict_published_on_any_node_wakes_the_long_poll(redis_cluster: LocalCluster):
+    # The listener subscribes on one node; a worker publishes through whichever node its
+    # client picks. Without a wake-up the waiter would read again only at its timeout.
+    waiter = VerdictWaiter(connect(redis_cluster.url, cluster=True), recheck=30)
+    reads: list[float] = []
+    done: list[float] = []
+    masters = redis_cluster.masters()
+
+    def wait() -> None:
+        waiter.wait("the-id", 20, lambda: reads.append(time.monotonic()), lambda _: False)
+
+    thread = threading.Thread(target=lambda: (wait(), done.append(time.monotonic())))
+    thread.daemon = True
+    thread.start()
+    wait_for(lambda: reads, 10, "the waiter's first read")
+    for i, node in enumerate([*masters, redis_cluster.replica_of(masters[0])], start=2):
+        redis_cluster.node_client(node).publish(keys.VERDICT_CHANNEL, "other-id the-id")
+        wait_for(lambda: len(reads) >= i, 5, f"a wake-up by a message published on {node.port}")  # noqa: B023
+    assert not done  # woken each time, never timed out
+
+
+def test_a_write_waited_for_is_on_the_replica_of_its_master(redis_cluster: LocalCluster):
+    client = connect(redis_cluster.url, cluster=True)
+    one = Replication(1, 1000)
+    key = keys.KEY_GENERATIONS
+    replica = redis_cluster.node_client(redis_cluster.replica_of(redis_cluster.master_of(key)))
+    replica.execute_command("READONLY")
+    for i in range(30):
+        generation = topology.call(client, "rotate_key", [key], [f"waited-{i}", 0], None, one)
+        assert generation == 1
+        assert replica.hget(key, f"waited-{i}") == "1"  # no poll: WAIT said it is there
+
+
+def test_an_operator_rebuilds_a_board_on_a_cluster(on_cluster):
+    test_operations.test_an_operator_rebuilds_a_board_and_follows_its_progress(on_cluster)
+
+
+def test_the_operators_paths_on_a_cluster(on_cluster):
+    on_cluster.seed_log("guess-claimed", "25", 300, 25)
+    on_cluster.seed_log("guess-claimed", "10", 300, 10)
+    started = test_operations.rebuild(on_cluster, {"game": "guess-claimed"})
+    assert test_operations.follow(on_cluster, started["status_url"])["state"] == "done"
+    prune = requests.post(
+        on_cluster.url("/api/v1/admin/prune"),
+        json={"game": "guess-claimed"},
+        headers=AUTH,
+        timeout=10,
+    )
+    assert prune.status_code == 202, prune.text
+    task = test_operations.follow(on_cluster, prune.json()["status_url"])
+    assert task["state"] == "done", task
+    board = test_operations.board(on_cluster, "25", limit=3)
+    assert board["total"] == 300
+    player = board["entries"][0]["player_id"]
+    removed = requests.delete(
+        on_cluster.url(f"/api/v1/admin/games/guess-claimed/players/{player}"),
+        headers=AUTH,
+        timeout=10,
+    )
+    assert removed.status_code == 200, removed.text
+    assert test_operations.board(on_cluster, "25", limit=3)["total"] == 299
+    revoked = requests.delete(
+        on_cluster.url(f"/api/v1/admin/players/{player}/sessions"), headers=AUTH, timeout=10
+    )
+    assert revoked.status_code == 200, revoked.text
+    status = requests.get(on_cluster.url("/api/v1/admin/status"), headers=AUTH, timeout=10)
+    assert status.status_code == 200, status.text
+    assert len(status.json()["workers"]) == 2
+    ready = requests.get(on_cluster.url("/readyz"), headers=AUTH, timeout=10)
+    assert ready.status_code == 200 and ready.json()["workers"] == 2, ready.text
+    metrics = requests.get(on_cluster.url("/metrics"), headers=AUTH, timeout=10)
+    assert metrics.status_code == 200 and "hiscore_workers_alive 2.0" in metrics.text
+    # manage.py's commands reach every master too.
+    for command in (["stats", "--game", "guess-claimed"], ["migrate-storage", "--dry-run"]):
+        ran = subprocess.run(
+            [sys.executable, "manage.py", *command],
+            env=on_cluster.env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+    stats = requests.get(on_cluster.url("/api/v1/games/guess-claimed/boards/10/stats"), timeout=10)
+    assert stats.status_code == 200, stats.text
+    assert stats.json()["players"] == 299  # the player removed had played every variant
