@@ -5,6 +5,7 @@ for a replica costs a submission."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -212,3 +213,32 @@ def test_the_operators_paths_on_a_cluster(on_cluster):
     stats = requests.get(on_cluster.url("/api/v1/games/guess-claimed/boards/10/stats"), timeout=10)
     assert stats.status_code == 200, stats.text
     assert stats.json()["players"] == 299  # the player removed had played every variant
+
+
+def test_check_reads_every_master_of_the_cluster(redis_cluster, redis_server):
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in ("HISCORE_GAMES_FILE", "LOG_FORMAT", "HISCORE_WAIT_REPLICAS")
+    }
+    env.update(
+        HISCORE_CONFIG="production",
+        SECRET_KEY="s" * 43,
+        OPERATOR_TOKEN="t" * 43,
+        REDIS_URL=redis_cluster.url,
+        HISCORE_REDIS_CLUSTER="1",
+        CELERY_BROKER_URL=redis_server.url(3),
+    )
+    ran = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    lines = ran.stdout.splitlines()
+    assert f"ok   redis: {redis_cluster.url}: a cluster of 3 masters, ok" in lines
+    assert "ok   replicas: every master has the 1 a 202 waits for" in lines
+    assert "ok   persistence: appendonly yes, appendfsync everysec (every master)" in lines
