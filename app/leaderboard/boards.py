@@ -31,8 +31,9 @@ from app.leaderboard.windows import (
     period_range,
     period_tag,
 )
-from app.storage import keys, scripts
+from app.storage import keys, scripts, topology
 from app.storage.connection import DataClient
+from app.storage.topology import NO_WAIT, Replication
 
 # Wide enough for any epoch-ms until the year 2286, so members sort by time as text.
 _AT_WIDTH = 13
@@ -234,12 +235,18 @@ def apply_entries(client: DataClient, entries: Sequence[Entry], now_ms: int) -> 
 
 
 def apply_entries_each(
-    client: DataClient, entries: Sequence[Entry], now_ms: int
+    client: DataClient,
+    entries: Sequence[Entry],
+    now_ms: int,
+    replication: Replication = NO_WAIT,
 ) -> list[Applied | redis.RedisError]:
     """As :func:`apply_entries`, with the error of an entry whose script fails in its place.
 
     The entries around it are applied all the same (a pipeline is no transaction), so this is
     how a caller learns what each of them did: applying them again would report a replay.
+    With ``replication``, each family's master is waited for until its replicas hold what the
+    batch wrote there (an entry whose master fell short has the shortfall, a passing error,
+    in its place: applied, but not yet to be acknowledged).
     """
     if not entries:
         return []
@@ -282,7 +289,7 @@ def apply_entries_each(
                 ],
             )
         )
-    results = scripts.run_each(client, "apply_entry", calls, library="board_lib")
+    results = topology.run_each(client, "apply_entry", calls, "board_lib", replication)
     applied: list[Applied | redis.RedisError] = []
     for entry, family, result in zip(entries, placed, results, strict=True):
         if isinstance(result, redis.RedisError):

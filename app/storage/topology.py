@@ -168,12 +168,12 @@ def run_each(
     replication: Replication = NO_WAIT,
 ) -> list[Any]:
     """As :func:`app.storage.scripts.run_each`, each call on the master of its first key (one
-    pipeline a master), followed on the same connection by a WAIT for ``replication``'s
-    replicas: the reply of each call, or the error in its place (a
+    pipeline a master, one master after the other), followed on the same connection by a WAIT
+    for ``replication``'s replicas: the reply of each call, or the error in its place (a
     :class:`ReplicationShortfall` for every call of a master whose replicas fell short)."""
     if not calls:
         return []
-    if not replication.waits and not isinstance(client, RedisCluster):
+    if not replication.waits:  # one pipeline (a cluster's sends to every node at once)
         return scripts.run_each(client, name, calls, library)
     replies: list[Any] = [None] * len(calls)
     for group in _groups(client, calls):

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from app.leaderboard.boards import Entry, apply_entries, read_page
+from app.leaderboard.boards import Applied, Entry, apply_entries, apply_entries_each, read_page
 from app.leaderboard.games import load_registry
 from app.leaderboard.rebuild import readable_boards
 from app.storage import keys, rate_limits, topology
@@ -158,6 +158,24 @@ def test_a_write_waited_for_is_on_the_replica_of_its_master(redis_cluster: Local
         generation = topology.call(client, "rotate_key", [key], [f"waited-{i}", 0], None, one)
         assert generation == 1
         assert replica.hget(key, f"waited-{i}") == "1"  # no poll: WAIT said it is there
+    # A batch of entries of four families: each family's master waited for, its replica has
+    # the family's log entries at once.
+    game = load_registry(str(TEST_GAMES)).get("guess-claimed")
+    assert game is not None
+    variants = ("10", "25", "100", "1000")
+    entries = [
+        Entry(f"waited-{v}-{i}", game, v, f"player-{i:012d}", f"P{i}", 1 + i % 9, NOW - i)
+        for v in variants
+        for i in range(25)
+    ]
+    outcomes = apply_entries_each(client, entries, NOW, one)
+    assert all(isinstance(o, Applied) and o.fresh for o in outcomes), outcomes[:3]
+    for variant in variants:
+        log = keys.log_key(game.slug, variant)
+        replica = redis_cluster.node_client(redis_cluster.replica_of(redis_cluster.master_of(log)))
+        replica.execute_command("READONLY")
+        assert replica.xlen(log) == 25
+    redis_cluster.flush()
 
 
 def test_an_operator_rebuilds_a_board_on_a_cluster(on_cluster):
