@@ -11,6 +11,7 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from flask import current_app
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import SlotNotCoveredError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.extensions import (
@@ -28,7 +29,8 @@ from app.worker import graceful
 
 log = logging.getLogger(__name__)
 
-_REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
+# A cluster's slot that no node serves (failing over) is Redis out of reach too.
+_REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, SlotNotCoveredError)
 
 # A task past its soft time limit stops where it is: its entries are not at fault.
 _OUT_OF_TIME = (SoftTimeLimitExceeded,)
