@@ -272,4 +272,6 @@ def count_verdicts(
         pipe.hincrbyfloat(keys.LATENCY_HISTOGRAM, "sum", latency_sum)
     woken = [verdict.submission_id for verdict in verdicts] + list(announce)
     if woken:
-        pipe.publish(keys.VERDICT_CHANNEL, " ".join(woken))
+        # As a plain command: a cluster pipeline refuses its publish() method, not the command
+        # (which a cluster's nodes pass on to one another).
+        pipe.execute_command("PUBLISH", keys.VERDICT_CHANNEL, " ".join(woken))
