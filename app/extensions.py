@@ -12,6 +12,7 @@ from app.leaderboard.games import Registry, load_registry
 from app.leaderboard.run_tokens import TokenPolicy
 from app.storage.connection import DataClient, connect
 from app.storage.longpoll import VerdictWaiter
+from app.storage.topology import Replication
 
 
 def init_extensions(app: Flask) -> None:
@@ -70,3 +71,9 @@ def get_compaction() -> Compaction:
 def get_waiter() -> VerdictWaiter:
     """The verdict waiter of the current app."""
     return current_app.extensions["hiscore.waiter"]
+
+
+def get_replication() -> Replication:
+    """How many replicas must hold a write of the current app before it is acknowledged."""
+    config = current_app.config
+    return Replication(config["WAIT_REPLICAS"], config["WAIT_TIMEOUT_MS"])

@@ -21,6 +21,7 @@ from app.storage.connection import DataClient
 from app.storage.longpoll import VerdictWaiter
 from app.storage.rate_limits import Counted, Counter
 from app.storage.submissions import Generation
+from app.storage.topology import NO_WAIT, Replication
 
 
 class TokenRefused(Exception):
@@ -98,6 +99,7 @@ def submit_score(
     request_drain: Callable[[], None],
     counters: Sequence[Counter] = (),
     report_limits: Callable[[Counted], None] | None = None,
+    replication: Replication = NO_WAIT,
 ) -> Taken:
     """Queue a score (its rules already checked) for a worker; repeat an earlier answer for a
     retry of the same submission.
@@ -105,10 +107,12 @@ def submit_score(
     ``claimed`` is the player the request proved, if any, by a key of ``key_generation``; a
     retry is known as such for ``idempotency_s`` seconds (at least) after the first request.
     ``counters`` are the request's rate limits, counted in the same round trip as the score is
-    stored; ``report_limits`` is told how they stand.
+    stored; ``report_limits`` is told how they stand. ``replication`` says how many replicas
+    must hold the stored submission before it is answered.
     Raises :class:`TokenRefused` (also for a verified game's run that proves no score),
     :class:`RateLimited`, :class:`KeyRevoked` or :class:`SubmissionIdReused`; nothing is stored
-    then.
+    then. Raises :class:`~app.storage.topology.ReplicationShortfall` (a Redis error) when the
+    submission is stored but fewer replicas hold it than asked: a retry finds it.
     """
     sent = body.model_dump()
     fingerprint = submissions.fingerprint({**sent, "game": game.slug})
@@ -157,6 +161,7 @@ def submit_score(
         now,
         key=(claimed, key_generation) if claimed else None,
         counters=counters,
+        replication=replication,
     )
     if report_limits is not None:
         report_limits(enqueued.limits)
@@ -165,7 +170,9 @@ def submit_score(
     if enqueued.revoked:
         raise KeyRevoked(claimed)
     if enqueued.schedule_drain:
-        request_drain()
+        request_drain()  # even unreplicated: the entry is on the stream, to be drained
+    if enqueued.unreplicated is not None:
+        raise enqueued.unreplicated
     if enqueued.existing is None:
         return Taken(record, player_id, hand_key=True)
     existing = statuses.unpacked(enqueued.existing)

@@ -28,11 +28,11 @@ import orjson
 import pydantic_core
 import redis
 
-from app.storage import keys, rate_limits
+from app.storage import keys, rate_limits, topology
 from app.storage.connection import DataClient, DataPipeline
 from app.storage.rate_limits import NOTHING_COUNTED, Counted, Counter
-from app.storage.scripts import script
 from app.storage.submissions import Found, Generation, found
+from app.storage.topology import NO_WAIT, Replication, ReplicationShortfall
 
 #: How long the drain flag lives without a refresh: a drain refreshes it between batches, so
 #: this bounds how long a dead drain keeps others from being scheduled.
@@ -51,6 +51,8 @@ class Enqueued:
     schedule_drain: bool  # this submission claimed the drain flag: send a drain task
     revoked: bool = False  # the player's key was revoked: nothing was stored
     limits: Counted = NOTHING_COUNTED  # the request's rate-limit counts (a breach: not stored)
+    # Stored on its master, but fewer replicas than asked hold it yet: no 202 to answer.
+    unreplicated: ReplicationShortfall | None = None
 
 
 def enqueue(
@@ -61,6 +63,7 @@ def enqueue(
     now: Generation,
     key: tuple[str, int] | None = None,
     counters: Sequence[Counter] = (),
+    replication: Replication = NO_WAIT,
 ) -> Enqueued:
     """Count the request's rate limits, then create the submission's record (in the generation
     ``now``, unless one of the generations it reads has a record of the id) and append it to
@@ -68,39 +71,52 @@ def enqueue(
 
     ``key`` is the player and generation of the key that proved them, refused if revoked;
     ``counters`` the rate limits the request is counted against (nothing is stored when it
-    breaks one).
+    breaks one); ``replication`` the replicas that must hold the record and the entry (WAIT,
+    in the same round trip) before the caller may answer 202.
     """
     player_id, generation = key or ("", 0)
     limit_keys, limit_args = rate_limits.script_arguments(counters)
     readable = now.readable()
-    stored, detail, counts, *age = script(client, "enqueue_submission", rate_limits.LIBRARY)(
-        keys=[
-            *(g.key(submission_id) for g in readable),
-            keys.INGEST_STREAM,
-            keys.DRAIN_FLAG,
-            keys.KEY_GENERATIONS,
-            *limit_keys,
-        ],
-        args=[
-            len(readable),
-            submission_id,
-            record,
-            now.ttl_ms,
-            orjson.dumps(payload),
-            DRAIN_FLAG_MS,
-            player_id,
-            generation,
-            *limit_args,
-        ],
-    )
+    unreplicated: ReplicationShortfall | None = None
+    try:
+        reply = topology.call(
+            client,
+            "enqueue_submission",
+            [
+                *(g.key(submission_id) for g in readable),
+                keys.INGEST_STREAM,
+                keys.DRAIN_FLAG,
+                keys.KEY_GENERATIONS,
+                *limit_keys,
+            ],
+            [
+                len(readable),
+                submission_id,
+                record,
+                now.ttl_ms,
+                orjson.dumps(payload),
+                DRAIN_FLAG_MS,
+                player_id,
+                generation,
+                *limit_args,
+            ],
+            rate_limits.LIBRARY,
+            replication,
+        )
+    except ReplicationShortfall as short:
+        reply, unreplicated = short.reply, short
+    stored, detail, counts, *age = reply
     limits = rate_limits.read_reply(counters, counts)
     if stored == -2:
-        return Enqueued(existing=None, schedule_drain=False, limits=limits)
+        return Enqueued(None, schedule_drain=False, limits=limits, unreplicated=unreplicated)
     if stored == -1:
-        return Enqueued(existing=None, schedule_drain=False, revoked=True, limits=limits)
+        return Enqueued(
+            None, schedule_drain=False, revoked=True, limits=limits, unreplicated=unreplicated
+        )
     if not stored:
-        return Enqueued(existing=found(detail, age[0], now), schedule_drain=False, limits=limits)
-    return Enqueued(existing=None, schedule_drain=bool(detail), limits=limits)
+        existing = found(detail, age[0], now)
+        return Enqueued(existing, schedule_drain=False, limits=limits, unreplicated=unreplicated)
+    return Enqueued(None, schedule_drain=bool(detail), limits=limits, unreplicated=unreplicated)
 
 
 def claim_drain(client: DataClient) -> bool:

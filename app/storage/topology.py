@@ -68,12 +68,23 @@ class ReplicationShortfall(redis.exceptions.ResponseError):
     has replicas connected. Its text starts with Redis's own code for the like (NOREPLICAS), by
     which callers know a passing error."""
 
-    def __init__(self, node: str, acknowledged: int, wanted: int, timeout_ms: int) -> None:
+    def __init__(
+        self, node: str, acknowledged: int, wanted: int, timeout_ms: int, reply: Any = None
+    ) -> None:
         super().__init__(
             f"NOREPLICAS {acknowledged} of {wanted} replica(s) of {node} acknowledged a write"
             f" within {timeout_ms} ms"
         )
         self.node, self.acknowledged, self.wanted = node, acknowledged, wanted
+        self.timeout_ms = timeout_ms
+        #: What the call whose writes fell short answered (it ran, on the master).
+        self.reply = reply
+
+    def of(self, reply: Any) -> ReplicationShortfall:
+        """The same shortfall, in place of the call that answered ``reply``."""
+        return ReplicationShortfall(
+            self.node, self.acknowledged, self.wanted, self.timeout_ms, reply
+        )
 
 
 class _Masters:
@@ -196,6 +207,8 @@ def call(
 ) -> Any:
     """One call of a script on the master of ``keys``, then the WAIT of :func:`run_each`, in
     one round trip; its reply, or its error raised."""
+    if not replication.waits:  # the script alone (on a cluster, redirected if it must be)
+        return scripts.script(client, name, library)(keys, args)
     (reply,) = run_each(client, name, [(keys, args)], library, replication)
     if isinstance(reply, Exception):
         raise reply
@@ -231,7 +244,9 @@ def _run_on(
     shortfall = _shortfall(group, acknowledged, replication)
     if shortfall is None:
         return replies
-    return [shortfall if _wrote(reply) else reply for reply in replies]
+    if not isinstance(shortfall, ReplicationShortfall):
+        return [shortfall if _wrote(reply) else reply for reply in replies]
+    return [shortfall.of(reply) if _wrote(reply) else reply for reply in replies]
 
 
 def _wrote(reply: Any) -> bool:

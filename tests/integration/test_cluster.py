@@ -12,20 +12,26 @@ import threading
 import time
 from collections.abc import Iterator
 
+import psutil
 import pytest
+import redis
 import requests
 
+from app.clock import now_ms
 from app.leaderboard.boards import Applied, Entry, apply_entries, apply_entries_each, read_page
 from app.leaderboard.games import load_registry
 from app.leaderboard.rebuild import readable_boards
 from app.storage import keys, rate_limits, topology
 from app.storage.connection import connect, is_cluster, node_client
-from app.storage.embedded_redis import EmbeddedRedis
+from app.storage.embedded_redis import EmbeddedRedis, free_port
 from app.storage.longpoll import VerdictWaiter
 from app.storage.rate_limits import RIDER, Counter, RateLimitBreached, Rider
+from app.storage.submissions import Generation
 from app.storage.topology import Replication
 from app.worker.status import live_workers, record_heartbeat
 from tests.cases import NOW
+from tests.conftest import WINDOW_S
+from tests.integration import test_faults as faults
 from tests.integration import test_operations
 from tests.processes import ROOT, TEST_GAMES, Stack, process_env, wait_for
 from tests.topologies import LocalCluster
@@ -260,3 +266,104 @@ def test_check_reads_every_master_of_the_cluster(redis_cluster, redis_server):
     assert f"ok   redis: {redis_cluster.url}: a cluster of 3 masters, ok" in lines
     assert "ok   replicas: every master has the 1 a 202 waits for" in lines
     assert "ok   persistence: appendonly yes, appendfsync everysec (every master)" in lines
+
+
+def on_cluster_replica(stack: Stack, key: str) -> redis.Redis:
+    """A client of a replica of the master that holds ``key``, that may read there."""
+    node = stack.data.get_node_from_key(key)
+    _, _, replicas = node.redis_connection.role()
+    host, port, _ = replicas[0]
+    replica = redis.Redis(host=host, port=int(port), decode_responses=True)
+    replica.execute_command("READONLY")
+    return replica
+
+
+def _submit_times(stack: Stack, base_url: str, prefix: str, count: int) -> list[float]:
+    http = requests.Session()
+    times = []
+    for i in range(count):
+        body = {
+            "name": f"Timed {i}",
+            "score": 1 + i % 100,
+            "variant": "100",
+            "duration_ms": 60_000,
+            "submission_id": f"{prefix}-{i:05d}",
+        }
+        started = time.perf_counter()
+        resp = http.post(f"{base_url}/api/v1/games/guess-claimed/scores", json=body, timeout=10)
+        times.append(time.perf_counter() - started)
+        assert resp.status_code == 202, resp.text
+    return times
+
+
+def _ms(times: list[float], q: float) -> float:
+    ordered = sorted(times)
+    return round(1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+
+
+def test_what_waiting_for_a_replica_costs_a_submission(on_cluster):
+    """The submit round trip through the real web, with a 202 that waits for one replica (the
+    cluster's default) and with one that does not, taken in turns so that both see the same
+    machine."""
+    # A 202 that waited means the replica holds the record: read there at once, it is found.
+    http = requests.Session()
+    for i in range(50):
+        sid = f"held-{i:03d}"
+        body = {"name": "Held", "score": 5, "variant": "100", "duration_ms": 60_000}
+        resp = http.post(
+            on_cluster.url("/api/v1/games/guess-claimed/scores"),
+            json={**body, "submission_id": sid},
+            timeout=10,
+        )
+        assert resp.status_code == 202, resp.text
+        key = Generation.at(now_ms(), WINDOW_S).key(sid)
+        replica = on_cluster_replica(on_cluster, key)
+        assert replica.hget(key, sid) is not None, sid
+    port = free_port()
+    unwaited = on_cluster.run_web("web-unwaited", port, HISCORE_WAIT_REPLICAS="0")
+    try:
+        waited_times: list[float] = []
+        unwaited_times: list[float] = []
+        for round_ in range(10):
+            waited_times += _submit_times(on_cluster, on_cluster.base_url, f"w{round_}", 50)
+            unwaited_times += _submit_times(
+                on_cluster, f"http://127.0.0.1:{port}", f"u{round_}", 50
+            )
+    finally:
+        unwaited.stop()
+    faults.report(
+        submissions_each=len(waited_times),
+        waited_median_ms=_ms(waited_times, 0.5),
+        waited_p90_ms=_ms(waited_times, 0.9),
+        waited_p99_ms=_ms(waited_times, 0.99),
+        unwaited_median_ms=_ms(unwaited_times, 0.5),
+        unwaited_p90_ms=_ms(unwaited_times, 0.9),
+        unwaited_p99_ms=_ms(unwaited_times, 0.99),
+    )
+
+
+def test_no_202_while_no_replica_holds_the_submission(on_cluster, redis_cluster):
+    sid = "lagging-replica-001"
+    key = Generation.at(now_ms(), WINDOW_S).key(sid)
+    replica = redis_cluster.replica_of(redis_cluster.master_of(key))
+    body = {
+        "name": "Lag",
+        "score": 5,
+        "variant": "100",
+        "duration_ms": 60_000,
+        "submission_id": sid,
+    }
+    url = on_cluster.url("/api/v1/games/guess-claimed/scores")
+    stopped = psutil.Process(replica.process.pid)
+    stopped.suspend()  # connected to its master, reading nothing
+    try:
+        refused = requests.post(url, json=body, timeout=10)
+    finally:
+        stopped.resume()
+    assert refused.status_code == 503, refused.text
+    assert refused.headers["Retry-After"] == "1"
+    assert "no replica holds it yet" in refused.json()["detail"]
+    # The retry finds the record the master kept, now on the replica too.
+    again = requests.post(url, json=body, timeout=10)
+    assert again.status_code == 202, again.text
+    assert on_cluster_replica(on_cluster, key).hget(key, sid) is not None

@@ -5,7 +5,14 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 from werkzeug.http import dump_cookie
 
-from app.extensions import get_clock, get_redis, get_token_policy, get_waiter, read_clock
+from app.extensions import (
+    get_clock,
+    get_redis,
+    get_replication,
+    get_token_policy,
+    get_waiter,
+    read_clock,
+)
 from app.leaderboard import scoring
 from app.leaderboard.players import (
     PlayerProof,
@@ -229,6 +236,7 @@ def submit_score(game_slug: str) -> tuple[Response, int]:
             request_drain=request_drain,
             counters=rate_limits.take_pending(),
             report_limits=rate_limits.counted,
+            replication=get_replication(),
         )
     except scoring.RateLimited as limited:
         assert limited.limits.breached is not None
