@@ -175,7 +175,7 @@ def run_each(
     client: DataClient,
     name: str,
     calls: Sequence[scripts.Call],
-    library: str | None = None,
+    library: scripts.Library = None,
     replication: Replication = NO_WAIT,
 ) -> list[Any]:
     """As :func:`app.storage.scripts.run_each`, each call on the master of its first key (one
@@ -202,7 +202,7 @@ def call(
     name: str,
     keys: Sequence[str],
     args: Sequence[Any],
-    library: str | None = None,
+    library: scripts.Library = None,
     replication: Replication = NO_WAIT,
 ) -> Any:
     """One call of a script on the master of ``keys``, then the WAIT of :func:`run_each`, in
@@ -220,7 +220,7 @@ def _run_on(
     group: _Group,
     name: str,
     calls: Sequence[scripts.Call],
-    library: str | None,
+    library: scripts.Library,
     replication: Replication,
 ) -> list[Any]:
     digest = scripts.sha(name, library)
