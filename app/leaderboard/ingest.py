@@ -31,6 +31,7 @@ from app.log_context import bind, unbind
 from app.storage import intake, submissions
 from app.storage.connection import DataClient, DataPipeline
 from app.storage.submissions import Generation, Verdict
+from app.storage.topology import NO_WAIT, Replication
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ _TRANSIENT_ERRORS = (
     errors.TryAgainError,
     errors.ClusterDownError,  # MasterDownError too
     errors.AskError,  # MovedError too
+    errors.SlotNotCoveredError,  # a cluster's slot no node serves while its master fails over
 )
 
 # The same by their codes, for replies redis-py leaves as a plain ResponseError.
@@ -84,6 +86,10 @@ def is_transient(exc: BaseException) -> bool:
     ingested (a script's WRONGTYPE, say, or a bug's bad argument)."""
     if isinstance(exc, _TRANSIENT_ERRORS):
         return True
+    if isinstance(exc, errors.RedisClusterException):
+        # No node of the cluster answers (redis-py says so in words, with no class of its own);
+        # any other such error is a command the cluster cannot take, ever.
+        return "cannot be connected" in str(exc)
     if not isinstance(exc, errors.ResponseError):
         return False
     reply = _AROUND_THE_CODE.sub("", str(exc), count=1)
@@ -169,19 +175,29 @@ def ingest_submissions(
     partitions: int,
     tokens: TokenPolicy | None = None,
     out_of_time: OutOfTime = (),
+    replication: Replication = NO_WAIT,
 ) -> list[tuple[str, dict[str, Any]]]:
     """Validate, apply and settle a batch of queued submissions; return the new verdicts'
     fields.
 
     ``idempotency_s`` is how long a record lives (at least), ``partitions`` how many ingest
     partitions the records are spread over; ``tokens`` says how run tokens are checked (None:
-    they are not); an exception of ``out_of_time`` is raised as it comes.
+    they are not); an exception of ``out_of_time`` is raised as it comes; ``replication`` says
+    how many replicas of each family master must hold the batch's writes before it is settled.
 
     Running it twice on the same payloads changes nothing more: a settled submission is only
     announced again, and the boards skip submissions they have applied.
     """
     judged = judge_submissions(
-        client, registry, payloads, now_ms, idempotency_s, partitions, tokens, out_of_time
+        client,
+        registry,
+        payloads,
+        now_ms,
+        idempotency_s,
+        partitions,
+        tokens,
+        out_of_time,
+        replication=replication,
     )
     now = Generation.at(now_ms, idempotency_s, partitions)
     submissions.settle(client, judged.to_store(now), now, now_ms, announce=judged.settled)
@@ -199,6 +215,7 @@ def judge_submissions(
     tokens: TokenPolicy | None = None,
     out_of_time: OutOfTime = (),
     may_be_settled: bool = True,
+    replication: Replication = NO_WAIT,
 ) -> Judged:
     """Validate a batch of queued submissions and apply the valid ones; their verdicts, for the
     caller to store (see :func:`ingest_submissions`).
@@ -272,7 +289,9 @@ def judge_submissions(
             )
         )
         fingerprints.append(sub.fingerprint)
-    outcomes = apply_entries_each(client, entries, now_ms)
+    # Waited for on each family master written (a shortfall is a passing error, below): an
+    # entry is acknowledged only once a replica holds what it changed.
+    outcomes = apply_entries_each(client, entries, now_ms, replication)
     for outcome in outcomes:
         if isinstance(outcome, redis.RedisError) and is_transient(outcome):
             raise outcome  # the whole batch is tried again; what was applied replays as such
@@ -400,6 +419,7 @@ def _settle_entries(
     delivered_before: bool = True,
     refresh: Collection[int] = (),
     per_partition_transactions: bool = False,
+    replication: Replication = NO_WAIT,
 ) -> None:
     payloads = [e.payload for e in entries]
     now_ms = clock()
@@ -414,6 +434,7 @@ def _settle_entries(
             tokens,
             out_of_time,
             delivered_before,
+            replication,
         )
         now = Generation.at(now_ms, idempotency_s, partitions)
         _record(client, entries, judged, now, now_ms, consumer, refresh, per_partition_transactions)
@@ -437,6 +458,7 @@ def _settle_entries(
                 out_of_time,
                 consumer,
                 per_partition_transactions=per_partition_transactions,
+                replication=replication,
             )
         return
     _log_verdicts(judged.verdicts, payloads)
@@ -689,6 +711,7 @@ def drain(
     out_of_time: OutOfTime = (),
     per_partition_transactions: bool = False,
     per_partition_reads: bool = False,
+    replication: Replication = NO_WAIT,
 ) -> Drained:
     """Settle what waits on the streams of the partitions ``held`` (of ``partitions``), batch
     by batch, for up to ``budget_ms``.
@@ -721,6 +744,9 @@ def drain(
     first. ``per_partition_transactions`` and ``per_partition_reads`` make each transaction
     and each read keep to one partition's slot (a Redis Cluster): a round trip per partition
     for the transactions, and polling every ``linger_ms`` rather than a blocking read.
+    ``replication`` makes the apply wait, on each family master the batch wrote, for that many
+    replicas to hold what it wrote (a WAIT in the same round trip, one master after the other)
+    before the transactions acknowledge the entries.
 
     A batch that fails for a reason that passes with time (see :func:`is_transient`), or with
     one of ``out_of_time``, stays pending for the next drain; any other failure is tracked
@@ -762,6 +788,7 @@ def drain(
                     delivered_before=delivered_before,
                     refresh=due & in_batch,
                     per_partition_transactions=per_partition_transactions,
+                    replication=replication,
                 )
                 for p in due:
                     refreshed[p] = now

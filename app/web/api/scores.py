@@ -26,6 +26,7 @@ from app.leaderboard.schemas import ScoreIn, SessionIn, WaitQuery
 from app.leaderboard.validation import check_claim
 from app.log_context import current_request_id
 from app.storage import submissions
+from app.storage.connection import is_cluster
 from app.web import rate_limits
 from app.web.api.inputs import (
     json_body,
@@ -222,8 +223,9 @@ def submit_score(game_slug: str) -> tuple[Response, int]:
     submission_id = _submission_id(body)
     claimed = _proven_player(body.player_id, body.player_key)
     try:
+        client = get_redis()
         taken = scoring.submit_score(
-            get_redis(),
+            client,
             game,
             body,
             submission_id=submission_id,
@@ -237,6 +239,8 @@ def submit_score(game_slug: str) -> tuple[Response, int]:
             request_drain=request_drain,
             counters=rate_limits.take_pending(),
             report_limits=rate_limits.counted,
+            # A cluster's scripts keep to one slot: the limits' and the partition's are two.
+            split=is_cluster(client),
             replication=get_replication(),
         )
     except scoring.RateLimited as limited:
