@@ -16,6 +16,7 @@ import psutil
 import pytest
 import redis
 import requests
+from redis.exceptions import RedisClusterException
 
 from app.clock import now_ms
 from app.leaderboard.boards import Applied, Entry, apply_entries, apply_entries_each, read_page
@@ -26,13 +27,12 @@ from app.storage.connection import connect, is_cluster, node_client
 from app.storage.embedded_redis import EmbeddedRedis, free_port
 from app.storage.longpoll import VerdictWaiter
 from app.storage.rate_limits import RIDER, Counter, RateLimitBreached, Rider
-from app.storage.submissions import Generation
 from app.storage.topology import Replication
 from app.worker.status import live_workers, record_heartbeat
 from tests.cases import NOW
-from tests.conftest import WINDOW_S
+from tests.conftest import generation_at
+from tests.integration import test_end_to_end, test_operations
 from tests.integration import test_faults as faults
-from tests.integration import test_operations
 from tests.processes import ROOT, TEST_GAMES, Stack, process_env, wait_for
 from tests.topologies import LocalCluster
 
@@ -268,6 +268,98 @@ def test_check_reads_every_master_of_the_cluster(redis_cluster, redis_server):
     assert "ok   persistence: appendonly yes, appendfsync everysec (every master)" in lines
 
 
+class SlotProbe:
+    """Writes a key of one slot every few milliseconds through a cluster client of its own,
+    noting when each write was accepted: when a slot's master dies, the first write accepted
+    after it is when its replica took over, as a client sees it."""
+
+    def __init__(self, cluster: LocalCluster, key: str) -> None:
+        self.client = cluster.client(socket_timeout=1, socket_connect_timeout=0.5)
+        self.key = f"{key}:probe"
+        self.accepted: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> SlotProbe:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.client.set(self.key, "x", px=60_000)
+                self.accepted.append(time.monotonic())
+            except (redis.RedisError, RedisClusterException):
+                pass
+            time.sleep(0.005)
+
+    def first_after(self, instant: float) -> float | None:
+        return next((t for t in self.accepted if t > instant), None)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self.client.close()
+
+
+def longest_pause(instants: list[float], since: float) -> float:
+    """The longest time without a 202 from ``since`` (the kill) on."""
+    after = sorted(t for t in instants if t >= since)
+    points = [since, *after]
+    return max((b - a for a, b in zip(points, points[1:], strict=False)), default=0.0)
+
+
+def test_a_master_killed_while_scores_stream_in_loses_nothing_that_got_a_202(
+    on_cluster, redis_cluster
+):
+    log = keys.log_key(faults.GAME, faults.VARIANT)
+    master = redis_cluster.master_of(log)
+    replica = redis_cluster.replica_of(master)
+    players = faults.Players(on_cluster, "master9", 3000).start()
+    wait_for(lambda: faults.count_settled(on_cluster, "master9", 3000) >= 300, 60, "300 verdicts")
+    probe = SlotProbe(redis_cluster, log).start()
+    try:
+        wait_for(lambda: probe.accepted, 10, "the probe's first write")
+        answered = set(players.accepted)
+        in_flight = len(answered) - len(faults.settled(on_cluster, sorted(answered)))
+        waiting = faults.backlog(on_cluster)
+        killed = time.monotonic()
+        master.kill()  # kill -9, with whatever it had not yet sent its replica
+        promoted_s = redis_cluster.wait_promoted(replica)
+        players.join()
+        waited = faults.each_applied_once(on_cluster, players.accepted, since=killed)
+        writable = probe.first_after(killed)
+    finally:
+        probe.stop()
+    assert writable is not None
+    pause = longest_pause(players.answered_at, killed)
+    # The old master comes back from its files as a replica of the new one.
+    master.start()
+    redis_cluster.wait_healthy()
+    assert redis_cluster.role(master) == "slave"
+    on_cluster.mark_logs()  # what the processes logged while the master was away is expected
+    faults.report(
+        accepted=len(players.accepted),
+        answered_202_before_the_kill=len(answered),
+        unsettled_at_the_kill=in_flight,
+        on_the_streams_at_the_kill=waiting,
+        lost=0,
+        replica_promoted_s=round(promoted_s, 1),
+        slot_writable_again_s=round(writable - killed, 1),
+        longest_pause_in_202s_s=round(pause, 1),
+        tries_refused=players.unavailable,
+        all_settled_s_after_the_kill=round(waited, 1),
+    )
+
+
+def test_a_worker_killed_mid_stream_on_a_cluster_loses_and_repeats_nothing(on_cluster):
+    faults.test_a_worker_killed_mid_stream_loses_and_repeats_nothing(on_cluster)
+
+
+def test_a_thousand_games_from_a_hundred_players_on_a_cluster(on_cluster):
+    test_end_to_end.test_a_thousand_games_from_a_hundred_players(on_cluster)
+
+
 def on_cluster_replica(stack: Stack, key: str) -> redis.Redis:
     """A client of a replica of the master that holds ``key``, that may read there."""
     node = stack.data.get_node_from_key(key)
@@ -316,7 +408,7 @@ def test_what_waiting_for_a_replica_costs_a_submission(on_cluster):
             timeout=10,
         )
         assert resp.status_code == 202, resp.text
-        key = Generation.at(now_ms(), WINDOW_S).key(sid)
+        key = generation_at(now_ms()).key(sid)
         replica = on_cluster_replica(on_cluster, key)
         assert replica.hget(key, sid) is not None, sid
     port = free_port()
@@ -344,7 +436,7 @@ def test_what_waiting_for_a_replica_costs_a_submission(on_cluster):
 
 def test_no_202_while_no_replica_holds_the_submission(on_cluster, redis_cluster):
     sid = "lagging-replica-001"
-    key = Generation.at(now_ms(), WINDOW_S).key(sid)
+    key = generation_at(now_ms()).key(sid)
     replica = redis_cluster.replica_of(redis_cluster.master_of(key))
     body = {
         "name": "Lag",

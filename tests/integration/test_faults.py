@@ -22,6 +22,7 @@ import psutil
 import pytest
 import redis
 import requests
+from redis.cluster import RedisCluster
 
 from app.clock import now_ms
 from app.leaderboard import statuses
@@ -107,6 +108,7 @@ class Players:
         self.count = count
         self.threads = threads
         self.accepted: set[str] = set()
+        self.answered_at: list[float] = []  # time.monotonic() of each 202
         self.unavailable = 0  # tries answered 503 or not answered at all
         self.problems: list[str] = []
         self._local = threading.local()
@@ -160,6 +162,7 @@ class Players:
             if resp is not None and resp.status_code == 202:
                 with self._lock:
                     self.accepted.add(sid)
+                    self.answered_at.append(time.monotonic())
                 return
             if resp is not None and resp.status_code != 503:
                 with self._lock:
@@ -280,11 +283,16 @@ def pause_mid_batch(
         tree = worker.pause()
         # A command the worker wrote before it stopped is read by Redis no later than this
         # PING (in the same turn of its event loop at the latest), so XPENDING sees its effect.
-        stack.data.ping()
+        stack.data.ping(**({"target_nodes": RedisCluster.PRIMARIES} if cluster(stack) else {}))
         held = held_by(stack, {p.pid for p in tree})
         if max(held.values(), default=0) >= at_least:
             return tree, held
         worker.resume(tree)  # the batch was settled in between: try again
+
+
+def cluster(stack: Stack) -> bool:
+    """Whether the stack's data lives on a Redis Cluster."""
+    return isinstance(stack.data, RedisCluster)
 
 
 def report(**figures: object) -> None:
