@@ -239,6 +239,15 @@ def in_flight(stack: Stack) -> dict[str, int]:
     return dict(held)
 
 
+def leases_held(stack: Stack) -> list[int]:
+    """The partitions whose lease a drain holds (a dead one's, until it lapses)."""
+    pipe = stack.data.pipeline(transaction=False)
+    for p in range(PARTITIONS):
+        pipe.get(keys.drain_flag(p))
+    held = pipe.execute()
+    return [p for p, value in enumerate(held) if value and value.startswith("d:")]
+
+
 def held_by(stack: Stack, pids: set[int]) -> dict[str, int]:
     """What the consumers of the processes ``pids`` hold (a consumer is ``<worker>:<pid>``)."""
     return {c: n for c, n in in_flight(stack).items() if int(c.rsplit(":", 1)[1]) in pids}
@@ -314,10 +323,18 @@ def test_a_worker_killed_mid_stream_loses_and_repeats_nothing(faulty):
     # Enough that the next worker reads full batches from what no one has read yet.
     assert waiting - sum(dead.values()) >= DRAIN_BATCH, waiting
     # Again while the next worker works through that backlog, a full batch read (of every
-    # partition its drain holds, together).
+    # partition its drain holds, together). Its first drain must not come before the watch
+    # for that batch has begun: it could take the whole backlog in one read and settle it
+    # unseen. So beat (its sweep) is stopped and the drains the web asked for dropped, and one
+    # drain is sent as the watch begins.
+    faulty.beat.stop()
+    wait_for(lambda: not leases_held(faulty), 30, "the dead drains' leases to lapse", every=0.2)
+    faulty.clear_broker()
     second = faulty.start_worker("ingest", "ingest", 2)
+    faulty.celery.send_task("hiscore.drain", args=[None], queue="ingest")
     stopped, held_again = pause_mid_batch(faulty, second, at_least=DRAIN_BATCH)
     second.kill()
+    faulty.start_beat()
     dead_again = held_by(faulty, {p.pid for p in stopped})
     assert dead_again == held_again and max(dead_again.values()) >= DRAIN_BATCH, dead_again
     lost_with_it |= set().union(*(held_submissions(faulty, c) for c in dead_again))
