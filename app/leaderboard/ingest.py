@@ -291,7 +291,7 @@ def judge_submissions(
         fingerprints.append(sub.fingerprint)
     # Waited for on each family master written (a shortfall is a passing error, below): an
     # entry is acknowledged only once a replica holds what it changed.
-    outcomes = apply_entries_each(client, entries, now_ms, replication)
+    outcomes = apply_entries_each(client, entries, now_ms, replication=replication)
     for outcome in outcomes:
         if isinstance(outcome, redis.RedisError) and is_transient(outcome):
             raise outcome  # the whole batch is tried again; what was applied replays as such
