@@ -229,9 +229,13 @@ def _run_on(
         missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
         if missing:  # a restarted or promoted master: load the script there and send again
             group.server.script_load(scripts.source(name, library))
-            again, acknowledged = _send(group, digest, [calls[i] for i in missing], replication)
+            again, second = _send(group, digest, [calls[i] for i in missing], replication)
             for i, reply in zip(missing, again, strict=True):
                 replies[i] = reply
+            # The second WAIT may have gone on another connection than the first calls' writes:
+            # the weaker of the two, if the first calls wrote anything.
+            everything_again = len(missing) == len(calls)
+            acknowledged = second if everything_again else _weaker(acknowledged, second)
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         refresh_slots(client)  # a master that died: its replica may serve the slot by now
         return [exc] * len(calls)
@@ -247,6 +251,16 @@ def _run_on(
     if not isinstance(shortfall, ReplicationShortfall):
         return [shortfall if _wrote(reply) else reply for reply in replies]
     return [shortfall.of(reply) if _wrote(reply) else reply for reply in replies]
+
+
+def _weaker(first: int | Exception | None, second: int | Exception | None) -> Any:
+    """Of two WAITs' outcomes (an error, None for no wait, or replicas), the one that promises
+    less."""
+    if isinstance(first, Exception) or second is None:
+        return first
+    if isinstance(second, Exception) or first is None:
+        return second
+    return min(first, second)
 
 
 def _wrote(reply: Any) -> bool:
