@@ -29,7 +29,7 @@ import requests
 from app.storage import intake
 from app.storage.embedded_redis import EmbeddedRedis
 from app.worker.status import verdict_counts
-from config import BROKER_SOCKET_TIMEOUT
+from config import BROKER_SOCKET_TIMEOUT, DEFAULT_INGEST_PARTITIONS
 from tests.brokers import SentinelSet
 from tests.processes import Stack, process_env, wait_for
 
@@ -189,7 +189,7 @@ def operator_status(stack: Stack) -> dict[str, Any]:
 
 def accepted_count(stack: Stack) -> int:
     """Submissions accepted so far (the verdict counts in the data Redis)."""
-    return int(verdict_counts(stack.data)["accepted"])
+    return int(verdict_counts(stack.data, DEFAULT_INGEST_PARTITIONS)["accepted"])
 
 
 def first_drain_after(log: str, wall: float) -> float | None:
@@ -281,7 +281,7 @@ def test_the_broker_master_lost_mid_stream_loses_nothing_that_got_a_202(sentinel
     old = brokers.master_port()
     assert old is not None
     frozen = brokers.nodes[old].pause() if strike == "freeze" else brokers.nodes[old].kill()
-    on_stream = sum(intake.backlog(stack.data).values())
+    on_stream = sum(intake.backlog(stack.data, DEFAULT_INGEST_PARTITIONS).totals().values())
     new = wait_for(lambda: brokers.promoted(old), 60, "the sentinels to promote", every=0.02)
     promoted = time.monotonic()
     if frozen:
