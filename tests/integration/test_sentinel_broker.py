@@ -323,3 +323,49 @@ def test_the_broker_master_lost_mid_stream_loses_nothing_that_got_a_202(sentinel
         f"server_errors={len(server_errors)}",
         f"all_settled_s_after_stop={settled_s:.1f}",
     )
+
+
+def holds_for_later(stack: Stack, task_id: str) -> bool:
+    """Whether the ingestion worker holds the task for later (its countdown not yet run out)."""
+    hostname = stack.worker.hostname
+    scheduled = stack.celery.control.inspect(destination=[hostname], timeout=2).scheduled() or {}
+    return any(entry["request"]["id"] == task_id for entry in scheduled.get(hostname, []))
+
+
+def test_a_worker_holding_a_task_for_later_rides_out_the_master_killed(sentinel_stack):
+    """No scores arrive, so the worker waits on the broker for its next task (beat's sweeps
+    come every second) while it holds one for later, as it holds a drain that retries after a
+    Redis error: the state in which kombu's own Redis transport made it exit when its
+    connection broke (under a stream of scores both its processes are busy, and it is not
+    waiting on the broker)."""
+    stack, brokers = sentinel_stack
+    brokers.heal()
+    worker = stack.worker
+    pid = wait_for(lambda: stack.reported_pid(worker), 30, "the worker to give its pid")
+    worker.mark_log()
+    held = stack.celery.send_task("hiscore.sweep", queue="ingest", countdown=20)
+    wait_for(lambda: holds_for_later(stack, held.id), 30, "the worker to hold the sweep")
+
+    old = brokers.master_port()
+    assert old is not None
+    brokers.nodes[old].kill()
+    wait_for(lambda: brokers.promoted(old), 60, "the sentinels to promote", every=0.02)
+    wait_for(
+        lambda: "Connection to broker lost" in worker.log() or not worker.alive,
+        30,
+        "the worker to see its connection break",
+    )
+
+    def answers() -> int | None:
+        assert worker.alive, worker.log()[-3000:]
+        return stack.reported_pid(worker)
+
+    assert wait_for(answers, 60, "the worker to answer via the new master") == pid
+    # It takes tasks through the new master: a score gets its verdict.
+    traffic = Traffic(stack, "held-for-later", threads=1).start()
+    wait_for(lambda: traffic.accepted, 30, "a 202")
+    traffic.stop()
+    assert stack.verdict(next(iter(traffic.accepted)))["status"] == "accepted"
+    assert worker.alive
+    log = worker.log()
+    assert not unrecoverable_errors(log), unrecoverable_errors(log)
