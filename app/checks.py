@@ -17,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 import redis
 
 from app.leaderboard.games import load_registry
+from app.storage import keys
 from config import Config, ProductionConfig, config_for
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
@@ -86,6 +87,7 @@ def run_checks(
     if client is not None:
         results.append(check_redis_auth(config.REDIS_URL))
         results += check_persistence(client)
+        results.append(check_layout(client))
     results.append(
         check_broker(
             config.CELERY_BROKER_URL,
@@ -245,6 +247,29 @@ def check_persistence(client: redis.Redis) -> list[Check]:
             )
         )
     return results
+
+
+def check_layout(client: redis.Redis) -> Check:
+    """No key of the single ingest slot's layout waits for ``manage.py migrate-storage`` (the
+    layout always wrote its stream and counts, so the records it kept go with them)."""
+    names = keys.LEGACY_INGEST_KEYS
+    try:
+        # One EXISTS each, pipelined: the keys are in several slots of a Redis Cluster.
+        pipe = client.pipeline(transaction=False)
+        for key in names:
+            pipe.exists(key)
+        left = [key for key, n in zip(names, pipe.execute(), strict=True) if n]
+    except redis.RedisError as exc:
+        return Check(WARN, "layout", f"cannot look for keys of earlier layouts: {_reason(exc)}")
+    if left:
+        return Check(
+            WARN,
+            "layout",
+            f"{', '.join(left)} of the single ingest slot wait for "
+            "`python manage.py migrate-storage` (run it once this version is live everywhere: "
+            "until then their entries are drained by no worker and their records read as unknown)",
+        )
+    return Check(OK, "layout", "no key of the single ingest slot is left")
 
 
 def check_broker(
