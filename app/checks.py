@@ -19,6 +19,7 @@ from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException
 
 from app.leaderboard.games import load_registry
+from app.storage import keys
 from app.storage.connection import DataClient, connect
 from app.storage.topology import connected_replicas
 from config import Config, ProductionConfig, config_for
@@ -97,6 +98,7 @@ def run_checks(
             results += _on_every_master(client, check_persistence)
         else:
             results += check_persistence(client)
+        results.append(check_layout(client))
     results.append(
         check_broker(
             config.CELERY_BROKER_URL,
@@ -320,6 +322,29 @@ def check_persistence(client: DataClient) -> list[Check]:
             )
         )
     return results
+
+
+def check_layout(client: DataClient) -> Check:
+    """No key of the single ingest slot's layout waits for ``manage.py migrate-storage`` (the
+    layout always wrote its stream and counts, so the records it kept go with them)."""
+    names = keys.LEGACY_INGEST_KEYS
+    try:
+        # One EXISTS each, pipelined: the keys are in several slots of a Redis Cluster.
+        pipe = client.pipeline(transaction=False)
+        for key in names:
+            pipe.exists(key)
+        left = [key for key, n in zip(names, pipe.execute(), strict=True) if n]
+    except redis.RedisError as exc:
+        return Check(WARN, "layout", f"cannot look for keys of earlier layouts: {_reason(exc)}")
+    if left:
+        return Check(
+            WARN,
+            "layout",
+            f"{', '.join(left)} of the single ingest slot wait for "
+            "`python manage.py migrate-storage` (run it once this version is live everywhere: "
+            "until then their entries are drained by no worker and their records read as unknown)",
+        )
+    return Check(OK, "layout", "no key of the single ingest slot is left")
 
 
 def check_broker(

@@ -17,7 +17,7 @@ from flask.cli import FlaskGroup, NoAppException, with_appcontext
 from app.extensions import get_clock, get_compaction, get_redis, get_registry, read_clock
 from app.leaderboard.boards import Entry, apply_entries
 from app.leaderboard.maintenance import families_of, run_operation
-from app.leaderboard.migration import FamilyMigrated, migrate_storage
+from app.leaderboard.migration import FamilyMigrated, IngestMoved, migrate_storage
 from app.storage.embedded_redis import EmbeddedRedis
 from app.storage.operations import create_task
 from app.storage.submissions import new_id
@@ -192,7 +192,8 @@ def stats_command(game: str | None, variant: str | None) -> None:
 def migrate_storage_command(dry_run: bool) -> None:
     """Convert data of the layout with per-board rows hashes and one key per status record:
     rebuild each family's boards, count their entries, delete the rows hashes, compact the log,
-    and move the status records into the generations' hashes. Safe to run again."""
+    and move the status records into the generations' hashes; then move what the single ingest
+    slot and a different partition count left into the ingest partitions. Safe to run again."""
 
     def said(family: str, report: FamilyMigrated) -> None:
         if report.state == "already":
@@ -213,16 +214,18 @@ def migrate_storage_command(dry_run: bool) -> None:
                 )
             click.echo(line)
 
-    families, records = migrate_storage(
+    partitions = current_app.config["INGEST_PARTITIONS"]
+    migrated = migrate_storage(
         get_redis(),
         get_registry(),
         read_clock(),
         get_compaction(),
         new_id(),
-        current_app.config["INGEST_PARTITIONS"],
+        partitions,
         dry_run,
         said,
     )
+    families, records = migrated.families, migrated.records
     if not families:
         click.echo("no family has a log")
     click.echo(
@@ -230,8 +233,31 @@ def migrate_storage_command(dry_run: bool) -> None:
         f"{records.expired} past the idempotency window {'to delete' if dry_run else 'deleted'}, "
         f"{records.unreadable} unreadable kept"
     )
-    if any(report.state == "skipped" for report in families.values()):
+    click.echo(f"single ingest slot: {_moved_line(migrated.ingest, dry_run)}")
+    click.echo(
+        f"left by another HISCORE_INGEST_PARTITIONS (now {partitions}): "
+        f"{_moved_line(migrated.partitions_left, dry_run)}"
+    )
+    kept = migrated.ingest.kept + migrated.partitions_left.kept
+    for stream in kept:
+        click.echo(f"{stream}: entries arrived while it was moved; run again", err=True)
+    if kept or any(report.state == "skipped" for report in families.values()):
         raise SystemExit(1)
+
+
+def _moved_line(report: IngestMoved, dry_run: bool) -> str:
+    """What moving ingest keys into the partitions did (or would do), in a line."""
+    if not report.anything:
+        return "nothing to move"
+    would = "would " if dry_run else ""
+    return (
+        f"{would}{'move' if dry_run else 'moved'} {report.entries} stream entries "
+        f"({report.pending} pending) and {report.records} status records into their "
+        f"partitions; {would}{'add' if dry_run else 'added'} {report.counts} count fields, "
+        f"{would}{'append' if dry_run else 'appended'} {report.rejections} rejections and "
+        f"{report.dead_letters} dead letters to partition 0's; "
+        f"{would}{'delete' if dry_run else 'deleted'} {report.leases} drain lease(s)"
+    )
 
 
 @click.command("check")

@@ -29,10 +29,12 @@ import redis
 from app.leaderboard.boards import read_page
 from app.leaderboard.games import Game, Registry
 from app.leaderboard.rebuild import readable_boards
+from app.leaderboard.records import SubmissionRecord
 from app.leaderboard.scoring import follow_submission
 from app.leaderboard.stats import read_stats
 from app.leaderboard.windows import DAY_MS, bucket_ms, period_of
 from app.storage import keys
+from app.storage.submissions import Generation, bucket
 from config import DEFAULT_INGEST_PARTITIONS
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -352,14 +354,46 @@ def log_counts(dump: dict[str, Any], game: Game, variant: str, now_ms: int) -> d
 
 
 def legacy_keys(client: redis.Redis) -> list[str]:
-    """The keys only the previous layout writes: rows hashes and one-key status records."""
+    """The keys only earlier layouts write: rows hashes, one-key status records, and what the
+    single ingest slot held (its stream, lease, dead letters, hashes of records, counts,
+    latency histogram and audit of rejections)."""
     rows = keys.legacy_rows_key("*", "*", "*", "*")
     return sorted(
         [
             *cast(Iterable[str], client.scan_iter(match=rows, count=1000)),
             *cast(Iterable[str], client.scan_iter(match=f"{SUBMISSION_PREFIX}*", count=1000)),
+            *cast(Iterable[str], client.scan_iter(match=keys.LEGACY_SUBMISSIONS_PATTERN)),
+            *(key for key in keys.LEGACY_INGEST_KEYS if client.exists(key)),
         ]
     )
+
+
+def single_slot_enqueue(client: redis.Redis, payload: dict[str, Any], now: Generation) -> str:
+    """Store a queued submission as the single-slot layout did at ``now``: its record in a hash
+    of the request slot, its entry on the one ingest stream (with the workers' consumer group);
+    the entry's id."""
+    sid = payload["submission_id"]
+    record = SubmissionRecord(status="queued", player_id=payload.get("player_id"))
+    hashed = keys.legacy_submissions_key(now.number, bucket(sid))
+    try:
+        client.xgroup_create(keys.LEGACY_INGEST_STREAM, keys.INGEST_GROUP, id="0", mkstream=True)
+    except redis.ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+    pipe = client.pipeline(transaction=False)
+    pipe.hset(hashed, sid, record.packed(now.start_ms))
+    pipe.pexpire(hashed, now.ttl_ms)
+    pipe.xadd(keys.LEGACY_INGEST_STREAM, {"p": json.dumps(payload)})
+    return cast(str, pipe.execute()[-1])
+
+
+def single_slot_read(client: redis.Redis, consumer: str, count: int) -> list[str]:
+    """Read entries of the single slot's stream as its worker ``consumer`` did (they stay
+    pending for it, as when it died before settling them); their ids."""
+    reply = client.xreadgroup(
+        keys.INGEST_GROUP, consumer, {keys.LEGACY_INGEST_STREAM: ">"}, count=count
+    )
+    return [entry_id for _, entries in cast(list[Any], reply) for entry_id, _ in entries]
 
 
 def check_migrated(

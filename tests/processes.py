@@ -79,6 +79,11 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, every: flo
         time.sleep(every)
 
 
+def unrecoverable_errors(log: str) -> list[str]:
+    """The lines of a Celery worker's log that say it gave up (it exits after one)."""
+    return [line for line in log.splitlines() if "Unrecoverable error" in line]
+
+
 class Process:
     """A child process with its output in a log file, stopped (or killed) at the end.
 
@@ -345,6 +350,13 @@ class Stack:
             )
             if not worker.alive:
                 self.start_worker(name, *self._worker_settings[name])
+
+    def reported_pid(self, worker: Process) -> int | None:
+        """The process id a worker gives when asked through the broker (None if it does not
+        answer), to tell the process that answers now from one that answered before."""
+        assert worker.hostname is not None
+        replies = self.celery.control.inspect(destination=[worker.hostname], timeout=2).stats()
+        return (replies or {}).get(worker.hostname, {}).get("pid")
 
     def _answers(self, worker: Process) -> bool:
         replies = self.celery.control.ping(destination=[worker.hostname], timeout=1)

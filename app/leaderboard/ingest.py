@@ -229,9 +229,14 @@ def judge_submissions(
     checked_ones: list[tuple[Any, tuple[QueuedSubmission, Game, RunToken | None]]] = []
     now = Generation.at(now_ms, idempotency_s, partitions)
     settled = _settled(client, payloads, now) if may_be_settled else set()
+    judged: set[str] = set()
     for payload in payloads:
-        if settled and _submission_id(payload) in settled:
-            continue
+        sid = _submission_id(payload)
+        if sid is not None:
+            if sid in settled or sid in judged:
+                # Settled, or twice in the batch (copies a move cut short left): judged once.
+                continue
+            judged.add(sid)
         try:
             checked = validate_queued(registry, payload, tokens)
         except out_of_time:
@@ -240,7 +245,6 @@ def judge_submissions(
             log.exception("could not validate a queued submission")
             checked = Rejection("invalid", "the submission could not be read")
         if isinstance(checked, Rejection):
-            sid = _submission_id(payload)
             if sid is not None:
                 verdicts.append((sid, _rejected(payload, checked)))
             else:
@@ -740,10 +744,11 @@ def drain(
     pipeline of a transaction per partition that stores its verdicts and counts and takes its
     entries off the stream (refreshing the lease now and then). Since the verdicts and the
     acknowledgement go together, only an entry read before (by this consumer, or a dead one)
-    may have a verdict already, and only batches with such entries have their records read
-    first. ``per_partition_transactions`` and ``per_partition_reads`` make each transaction
-    and each read keep to one partition's slot (a Redis Cluster): a round trip per partition
-    for the transactions, and polling every ``linger_ms`` rather than a blocking read.
+    or moved from another stream by ``migrate-storage`` may have a verdict already, and only
+    batches with such entries have their records read first. ``per_partition_transactions``
+    and ``per_partition_reads`` make each transaction and each read keep to one partition's
+    slot (a Redis Cluster): a round trip per partition for the transactions, and polling every
+    ``linger_ms`` rather than a blocking read.
     ``replication`` makes the apply wait, on each family master the batch wrote, for that many
     replicas to hold what it wrote (a WAIT in the same round trip, one master after the other)
     before the transactions acknowledge the entries.
@@ -785,7 +790,9 @@ def drain(
                     tokens,
                     out_of_time,
                     consumer,
-                    delivered_before=delivered_before,
+                    # A moved entry may be a copy of one settled already (a move cut short
+                    # between its append and its delete), like one read before.
+                    delivered_before=delivered_before or any(e.moved for e in batch),
                     refresh=due & in_batch,
                     per_partition_transactions=per_partition_transactions,
                     replication=replication,

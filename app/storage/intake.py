@@ -61,6 +61,11 @@ ASKED = "q"
 #: The value the previous version set, taken as :data:`ASKED`.
 _ASKED_BEFORE = "1"
 
+#: The field of a stream entry that ``migrate-storage`` appended, moving it from another stream
+#: (:mod:`app.leaderboard.migration`): the entry's id there. Such an entry may be a second copy
+#: of a submission settled already.
+MOVED = "moved"
+
 # What the scripts that count a request and store a submission are prepended with.
 _LIBRARIES = (rate_limits.LIBRARY, "ingest_lib")
 
@@ -290,12 +295,14 @@ def refresh(pipe: DataPipeline, partition: int, consumer: str) -> None:
 
 @dataclass(frozen=True)
 class Waiting:
-    """One stream entry: its id, the queued submission it carries (None if unreadable) and the
-    partition whose stream holds it."""
+    """One stream entry: its id, the queued submission it carries (None if unreadable), the
+    partition whose stream holds it, and whether it was moved there from another stream
+    (:data:`MOVED`)."""
 
     entry_id: str
     payload: Any
     partition: int = 0
+    moved: bool = False
 
 
 def arrival(entry: Waiting) -> tuple[int, int]:
@@ -309,7 +316,7 @@ def _entries(raw: list[Any], partition: int) -> list[Waiting]:
     for entry_id, fields in raw:
         if not fields:  # deleted after it was read; nothing left to do
             continue
-        entries.append(Waiting(entry_id, _decoded(fields.get("p", "")), partition))
+        entries.append(Waiting(entry_id, _decoded(fields.get("p", "")), partition, MOVED in fields))
     return entries
 
 

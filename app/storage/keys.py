@@ -8,6 +8,8 @@ never does."""
 
 from __future__ import annotations
 
+import re
+
 # Service-issued ids, the only client-sent values that ever become part of a key.
 PLAYER_ID_PATTERN = r"^[A-Za-z0-9_-]{16,64}$"
 SUBMISSION_ID_PATTERN = r"^[A-Za-z0-9_-]{8,64}$"
@@ -216,6 +218,30 @@ PARTITION_SUBMISSIONS_PATTERN = f"{PREFIX}:{{ingest:*}}:subs:*"
 #: Matches every partition's ingest stream (partitions left by an earlier partition count too).
 INGEST_STREAMS_PATTERN = f"{PREFIX}:{{ingest:*}}:stream"
 
+#: Matches every key of every partition, of whatever partition count wrote it.
+PARTITION_KEYS_PATTERN = f"{PREFIX}:{{ingest:*}}:*"
+
+_PARTITION_TAG = re.compile(rf"^{PREFIX}:\{{ingest:(\d+)\}}:")
+_SUBMISSIONS_TAIL = re.compile(r"subs:(-?\d+):(\d+)$")
+
+
+def partition_in(key: str) -> int | None:
+    """The partition whose hash tag ``key`` carries (None: the key is of no partition)."""
+    found = _PARTITION_TAG.match(key)
+    return int(found[1]) if found else None
+
+
+def submissions_key_parts(key: str) -> tuple[int | None, int, int] | None:
+    """The partition (None: the single-slot layout's), generation and bucket of a hash of status
+    records (:func:`partition_submissions_key`, :func:`legacy_submissions_key`); None for any
+    other key."""
+    partition = partition_in(key)
+    head = f"{_partition(partition)}:" if partition is not None else f"{_INGEST}:"
+    if not key.startswith(head):
+        return None
+    tail = _SUBMISSIONS_TAIL.fullmatch(key[len(head) :])
+    return (partition, int(tail[1]), int(tail[2])) if tail else None
+
 
 def legacy_submissions_key(generation: int, bucket: int) -> str:
     """Where the single-slot layout kept a hash of status records (see
@@ -226,6 +252,18 @@ def legacy_submissions_key(generation: int, bucket: int) -> str:
 #: Matches every hash of status records of the single-slot layout
 #: (:func:`legacy_submissions_key`): only read, to convert such data.
 LEGACY_SUBMISSIONS_PATTERN = f"{_INGEST}:subs:*"
+
+
+#: The keys of the single-slot layout with a name of their own (its hashes of records aside):
+#: only read, to convert such data.
+LEGACY_INGEST_KEYS = (
+    LEGACY_INGEST_STREAM,
+    LEGACY_DRAIN_FLAG,
+    LEGACY_DEAD_LETTERS,
+    LEGACY_VERDICT_COUNTS,
+    LEGACY_LATENCY_HISTOGRAM,
+    LEGACY_REJECTED_STREAM,
+)
 
 
 def legacy_submission_key(submission_id: str) -> str:

@@ -10,7 +10,7 @@ from celery import Celery, Task, bootsteps
 from celery.signals import worker_process_init
 from flask import Flask
 
-from app.worker import graceful
+from app.worker import graceful, redis_transport
 from app.worker.status import HEARTBEAT_EVERY, forget_heartbeat, record_heartbeat
 
 log = logging.getLogger(__name__)
@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 def celery_init_app(app: Flask) -> Celery:
     """Build the Celery app from ``app.config["CELERY"]``; every task runs in an app context."""
+    redis_transport.register()
 
     class FlaskTask(Task):
         def __call__(self, *args: object, **kwargs: object) -> object:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import fakeredis
 import pytest
 from click.testing import CliRunner
 
 from app.checks import FAIL, OK, WARN, redact, run_checks
 from app.cli import cli
+from app.storage import keys
 from app.storage.embedded_redis import free_port
 
 LONG_SECRET = "k" * 43
@@ -82,6 +85,7 @@ def test_a_sound_production_deployment_passes_every_check(env, servers):
         "redis-auth",
         "persistence",
         "eviction",
+        "layout",
         "broker",
         "games",
     ]
@@ -160,6 +164,20 @@ def test_a_redis_that_forbids_config_is_a_warning(env, servers):
     assert persistence.status == WARN
     assert "noeviction" in persistence.message
     assert "eviction" not in named
+
+
+def test_keys_of_the_single_ingest_slot_are_a_warning_that_names_migrate_storage(env, servers):
+    data = fakeredis.FakeRedis(server=servers.server(os.environ["REDIS_URL"]))
+    data.xadd(keys.LEGACY_INGEST_STREAM, {"p": "{}"})
+    data.hset(keys.LEGACY_VERDICT_COUNTS, "accepted", 3)
+
+    (layout,) = by_name(run_checks(connect=servers.connect))["layout"]
+
+    assert layout.status == WARN
+    assert layout.message.startswith(
+        f"{keys.LEGACY_INGEST_STREAM}, {keys.LEGACY_VERDICT_COUNTS} of the single ingest slot "
+        "wait for `python manage.py migrate-storage`"
+    )
 
 
 def test_a_separate_redis_broker_is_pinged_on_its_own(env, servers):

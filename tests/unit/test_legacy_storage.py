@@ -20,8 +20,9 @@ from flask import Flask
 
 from app import create_app
 from app.leaderboard.games import load_registry
-from app.storage import keys
+from app.storage import keys, submissions
 from config import celery_settings
+from tests.conftest import PARTITIONS, stream_entries
 from tests.legacy_storage import (
     SUBMISSION_PREFIX,
     WHOLE_WINDOW_S,
@@ -100,7 +101,16 @@ def test_migrate_storage_converts_the_dump_to_boards_and_records_that_answer_the
     assert "guess/10: rebuilt 15 board(s) from" in done.output
     assert "deleted 13 rows hash(es); log compacted:" in done.output
     assert "status records: 191 converted, 0 past the idempotency window deleted" in done.output
+    assert (
+        "single ingest slot: moved 1 stream entries (0 pending) and 0 status records into their "
+        "partitions; added 9 count fields, appended 4 rejections and 1 dead letters to "
+        "partition 0's; deleted 1 drain lease(s)"
+    ) in done.output
     check_migrated(redis_client, registry, dump, expected)
+    # The submission the dump had queued waits on its partition's stream, for a drain.
+    (entry,) = stream_entries(redis_client)
+    assert entry[1]["p"] == dump["keys"][keys.LEGACY_INGEST_STREAM]["value"][0][1]["p"]
+    assert submissions.read_verdict_counts(redis_client, PARTITIONS)["accepted"] == 186
     migrated = dump_keys(redis_client, dump["now_ms"])
     # The log was compacted: entries outside the window, on no board and not a latest went.
     log = keys.log_key("guess", "10")
@@ -111,6 +121,7 @@ def test_migrate_storage_converts_the_dump_to_boards_and_records_that_answer_the
     assert again.exit_code == 0, again.output
     assert "guess/10: nothing to convert" in again.output
     assert "status records: 0 converted" in again.output
+    assert "single ingest slot: nothing to move" in again.output
     assert differences(dump_keys(redis_client, dump["now_ms"]), migrated, 0) == []
 
     stats = runner.invoke(args=["stats"])

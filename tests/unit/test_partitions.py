@@ -235,6 +235,51 @@ def test_the_sweep_drains_every_partition_left_with_entries_and_no_lease(app, re
         assert tasks.sweep.run() == 0  # nothing else waits
 
 
+# Entries moved from another stream (by migrate-storage), which may come twice.
+
+
+def _copy(client, partition, moved_from="1700000000000-0"):
+    """Append a copy of the partition's first entry, as a move cut short leaves one."""
+    ((_, fields),) = client.xrange(keys.ingest_stream(partition), count=1)
+    client.xadd(keys.ingest_stream(partition), {**fields, intake.MOVED: moved_from})
+
+
+@pytest.mark.parametrize("per_partition", [False, True], ids=["single", "per-partition"])
+def test_two_copies_of_a_moved_entry_in_one_batch_are_settled_once(
+    redis_client, registry, per_partition
+):
+    sid, other = _spread(redis_client, [3, 5])
+    _copy(redis_client, 3)
+    held = ingest.take_partitions(redis_client, "w1:1", PARTITIONS, None)
+    flags = {"per_partition_transactions": per_partition, "per_partition_reads": per_partition}
+
+    outcome = _drain(redis_client, registry, held, **flags)
+
+    assert outcome.settled == 3 and stream_length(redis_client) == 0
+    assert [_status(redis_client, s) for s in (sid, other)] == ["accepted"] * 2
+    assert submissions.read_verdict_counts(redis_client, PARTITIONS) == {"accepted": 2}
+    assert len(redis_client.xrange(keys.log_key("guess-claimed", "10"))) == 2
+
+
+def test_a_moved_copy_of_a_settled_submission_is_found_settled_and_only_announced(
+    redis_client, registry
+):
+    (sid,) = _spread(redis_client, [6])
+    ((_, fields),) = redis_client.xrange(keys.ingest_stream(6))
+    assert _drain(redis_client, registry, [6]).settled == 1
+    redis_client.xadd(keys.ingest_stream(6), {**fields, intake.MOVED: "1700000000000-0"})
+    pubsub = redis_client.pubsub()
+    pubsub.subscribe(keys.VERDICT_CHANNEL)
+
+    outcome = _drain(redis_client, registry, ingest.take_partitions(redis_client, "w1:1", 8, 6))
+
+    assert outcome.settled == 1 and stream_length(redis_client) == 0
+    assert submissions.read_verdict_counts(redis_client, PARTITIONS) == {"accepted": 1}
+    assert len(redis_client.xrange(keys.rejected_stream(6))) == 0
+    announced = [m["data"] for m in iter(pubsub.get_message, None) if m["type"] == "message"]
+    assert announced == [sid]
+
+
 # On a Redis Cluster: a transaction and a read per partition.
 
 
