@@ -27,17 +27,21 @@ from app.storage.embedded_redis import EmbeddedRedis, redis_server_path
 NODE_TIMEOUT_MS = 2000
 
 
-def cluster_port() -> int:
-    """A loopback port free now, with its cluster bus port (10,000 higher) free too: both below
-    the kernel's range of ephemeral ports, from which other tests' servers take theirs."""
+def cluster_port(taken: set[int]) -> int:
+    """A loopback port free now and not in ``taken``, with its cluster bus port (10,000 higher)
+    free too: ports from 10,000 to 19,999 and bus ports from 20,000 to 29,999, below the kernel's
+    range of ephemeral ports, from which other tests' servers take theirs."""
     while True:
-        port = random.randrange(10_000, 22_000)
+        port = random.randrange(10_000, 20_000)
+        if port in taken:
+            continue
         try:
             with socket.socket() as first, socket.socket() as bus:
                 first.bind(("127.0.0.1", port))
                 bus.bind(("127.0.0.1", port + 10_000))
         except OSError:
             continue
+        taken.add(port)
         return port
 
 
@@ -66,10 +70,11 @@ class LocalCluster:
     def __init__(self, data_dir: Path, masters: int = 3, replicas: int = 1) -> None:
         self.masters_wanted = masters
         self.replicas = replicas
+        self._ports: set[int] = set()
         self.nodes = [
             EmbeddedRedis(
                 data_dir / f"node-{i}",
-                cluster_port(),
+                cluster_port(self._ports),
                 settings=[
                     "--cluster-enabled",
                     "yes",
@@ -91,7 +96,7 @@ class LocalCluster:
     def start(self, timeout: float = 60) -> LocalCluster:
         """Start every node, join them into a cluster and return once it serves every slot."""
         with ThreadPoolExecutor(len(self.nodes)) as pool:
-            list(pool.map(lambda node: node.start(), self.nodes))
+            list(pool.map(self._start_node, self.nodes))
         addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
         subprocess.run(
             [
@@ -109,6 +114,18 @@ class LocalCluster:
         )
         self.wait_healthy(timeout)
         return self
+
+    def _start_node(self, node: EmbeddedRedis) -> None:
+        # A port found free may be taken by another process before the node binds it: another.
+        for _ in range(5):
+            try:
+                node.start()
+                return
+            except RuntimeError as exc:
+                if "Address already in use" not in str(exc):
+                    raise
+                node.port = cluster_port(self._ports)
+        node.start()
 
     def client(self, **options: Any) -> RedisCluster:
         """A cluster client of the tests' own (text replies)."""
