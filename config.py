@@ -148,7 +148,8 @@ def celery_settings(broker_url: str, redis_url: str | None = None) -> dict[str, 
         # active one stops renewing it.
         "beat_scheduler": "app.worker.beat.ResilientRedBeatScheduler",
         # The schedule and its lock live in the data Redis (a plain URL even when the broker
-        # is reached through Sentinel, which redbeat cannot parse from a broker URL).
+        # is reached through Sentinel, which redbeat cannot parse from a broker URL), or with
+        # the data on a cluster in the broker's Redis (or HISCORE_BEAT_REDIS_URL).
         "redbeat_redis_url": redis_url or broker_url,
         # Said outright, so that redbeat does not fall back to the broker's transport options
         # (a Sentinel master name, socket timeouts), which are not the data Redis's.
@@ -179,8 +180,19 @@ class Config:
         # Bearer token of /api/v1/admin/*; only development and testing have a default.
         self.OPERATOR_TOKEN = env.get("OPERATOR_TOKEN", self.DEFAULT_OPERATOR_TOKEN)
         self.REDIS_URL = env.get("REDIS_URL", DEFAULT_REDIS_URL)
+        # REDIS_URL names one node of a Redis Cluster, which holds the data; the broker cannot
+        # be that cluster (kombu has no cluster transport), see check().
+        self.REDIS_CLUSTER = _env_bool("HISCORE_REDIS_CLUSTER", False)
+        # Replicas that must hold a submission (and a worker's batch) before it is answered
+        # 202 (acknowledged), and how long to wait for them (see app/storage/topology.py).
+        self.WAIT_REPLICAS = _env_int("HISCORE_WAIT_REPLICAS", 1 if self.REDIS_CLUSTER else 0)
+        self.WAIT_TIMEOUT_MS = _env_int("HISCORE_WAIT_TIMEOUT_MS", 500)
         self.CELERY_BROKER_URL = env.get("CELERY_BROKER_URL") or self.REDIS_URL
-        self.CELERY = celery_settings(self.CELERY_BROKER_URL, self.REDIS_URL)
+        self.BEAT_REDIS_URL = env.get("HISCORE_BEAT_REDIS_URL") or (
+            # redbeat speaks to one Redis: with the data on a cluster, the broker's.
+            self.CELERY_BROKER_URL if self.REDIS_CLUSTER else self.REDIS_URL
+        )
+        self.CELERY = celery_settings(self.CELERY_BROKER_URL, self.BEAT_REDIS_URL)
         # Sites whose pages may call the read and score endpoints (comma-separated origins).
         self.CORS_ORIGINS = [o.strip() for o in env.get("CORS_ORIGINS", "").split(",") if o.strip()]
         # Extra or replacement games, as a TOML file (see app/leaderboard/games.py for the fields).
@@ -232,6 +244,18 @@ class Config:
 
     def check(self) -> None:
         """Raise if this configuration cannot run safely."""
+        if not self.REDIS_CLUSTER:
+            return
+        if self.CELERY_BROKER_URL == self.REDIS_URL:
+            raise RuntimeError(
+                "HISCORE_REDIS_CLUSTER=1 needs CELERY_BROKER_URL: a single Redis, a Sentinel set"
+                " (sentinel://) or RabbitMQ (amqp://), since Celery cannot use a Redis Cluster"
+            )
+        if self.BEAT_REDIS_URL.split("://", 1)[0] not in ("redis", "rediss", "unix"):
+            raise RuntimeError(
+                "HISCORE_REDIS_CLUSTER=1 with a broker that is not a plain Redis needs"
+                " HISCORE_BEAT_REDIS_URL: a Redis for beat's schedule and lock"
+            )
 
 
 class DevelopmentConfig(Config):
@@ -258,6 +282,7 @@ class ProductionConfig(Config):
     DEFAULT_RUN_TOKENS_REQUIRED = True
 
     def check(self) -> None:
+        super().check()
         required = ("SECRET_KEY", "REDIS_URL", "OPERATOR_TOKEN")
         missing = [name for name in required if not os.environ.get(name)]
         if missing:

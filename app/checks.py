@@ -15,9 +15,13 @@ from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
+from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException
 
 from app.leaderboard.games import load_registry
 from app.storage import keys
+from app.storage.connection import DataClient, connect
+from app.storage.topology import connected_replicas
 from config import Config, ProductionConfig, config_for
 
 OK, WARN, FAIL = "ok", "warn", "FAIL"
@@ -82,11 +86,18 @@ def run_checks(
         return [Check(FAIL, "config", str(exc))]
     results = [_config_check(config, config_name), *check_secrets(config)]
     results.append(check_log_format(config.LOG_FORMAT))
-    redis_checks, client = check_redis(config.REDIS_URL, connect)
+    client: DataClient | None
+    if config.REDIS_CLUSTER:
+        redis_checks, client = check_cluster(config.REDIS_URL, config.WAIT_REPLICAS)
+    else:
+        redis_checks, client = check_redis(config.REDIS_URL, connect)
     results += redis_checks
     if client is not None:
         results.append(check_redis_auth(config.REDIS_URL))
-        results += check_persistence(client)
+        if isinstance(client, RedisCluster):
+            results += _on_every_master(client, check_persistence)
+        else:
+            results += check_persistence(client)
         results.append(check_layout(client))
     results.append(
         check_broker(
@@ -175,6 +186,70 @@ def check_redis(
     return [Check(OK, "redis", f"{redact(url)} answers (Redis {version})")], client
 
 
+def check_cluster(url: str, wait_replicas: int) -> tuple[list[Check], RedisCluster | None]:
+    """The cluster ``url`` introduces serves every slot, and each master has the replicas a 202
+    waits for (``HISCORE_WAIT_REPLICAS``); returns the cluster's client when it answers."""
+    try:
+        client = cast(
+            RedisCluster, connect(url, cluster=True, socket_connect_timeout=3, socket_timeout=3)
+        )
+        state = cast(dict[str, Any], client.cluster_info()).get("cluster_state", "?")
+    except (redis.RedisError, RedisClusterException, ValueError, OSError) as exc:
+        return [
+            Check(
+                FAIL,
+                "redis",
+                f"REDIS_URL {redact(url)} (a cluster) does not answer: {_reason(exc)}",
+            )
+        ], None
+    masters = client.get_primaries()
+    if state != "ok":
+        return [Check(FAIL, "redis", f"the cluster of {redact(url)} is {state}")], client
+    results = [Check(OK, "redis", f"{redact(url)}: a cluster of {len(masters)} masters, ok")]
+    short = []
+    for node in masters:
+        try:
+            role = cast(list[Any], node.redis_connection.role())
+        except redis.RedisError as exc:
+            short.append(f"{node.name} ({_reason(exc, 60)})")
+            continue
+        if connected_replicas(role) < wait_replicas:
+            short.append(f"{node.name} ({connected_replicas(role)} in sync)")
+    if short:
+        results.append(
+            Check(
+                WARN,
+                "replicas",
+                f"fewer than HISCORE_WAIT_REPLICAS={wait_replicas} replicas on "
+                f"{', '.join(short)}: a 202 there waits for those it has",
+            )
+        )
+    elif wait_replicas:
+        results.append(
+            Check(OK, "replicas", f"every master has the {wait_replicas} a 202 waits for")
+        )
+    else:
+        results.append(
+            Check(
+                WARN,
+                "replicas",
+                "HISCORE_WAIT_REPLICAS=0: a master that dies may lose submissions it answered",
+            )
+        )
+    return results, client
+
+
+def _on_every_master(
+    client: RedisCluster, check: Callable[[redis.Redis], list[Check]]
+) -> list[Check]:
+    """``check`` of each master of a cluster: its lines once if every master agrees, else those
+    that differ, each naming its master."""
+    found = [(node.name, check(node.redis_connection)) for node in client.get_primaries()]
+    if all(lines == found[0][1] for _, lines in found):
+        return [Check(c.status, c.name, f"{c.message} (every master)") for c in found[0][1]]
+    return [Check(c.status, c.name, f"{name}: {c.message}") for name, lines in found for c in lines]
+
+
 def _loopback(host: str) -> bool:
     if host.lower() == "localhost":
         return True
@@ -203,7 +278,7 @@ def check_redis_auth(url: str) -> Check:
     )
 
 
-def check_persistence(client: redis.Redis) -> list[Check]:
+def check_persistence(client: DataClient) -> list[Check]:
     """Entries survive a restart (AOF) and are never evicted (``maxmemory-policy``)."""
     try:
         settings: dict[str, str] = {}
@@ -249,7 +324,7 @@ def check_persistence(client: redis.Redis) -> list[Check]:
     return results
 
 
-def check_layout(client: redis.Redis) -> Check:
+def check_layout(client: DataClient) -> Check:
     """No key of the single ingest slot's layout waits for ``manage.py migrate-storage`` (the
     layout always wrote its stream and counts, so the records it kept go with them)."""
     names = keys.LEGACY_INGEST_KEYS

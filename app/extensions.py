@@ -4,31 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import redis
 from flask import Flask, current_app
 
 from app.clock import now_ms
 from app.leaderboard.compaction import Compaction
 from app.leaderboard.games import Registry, load_registry
 from app.leaderboard.run_tokens import TokenPolicy
+from app.storage.connection import DataClient, connect
 from app.storage.longpoll import VerdictWaiter
-from app.storage.rate_limits import RidingRedis
+from app.storage.topology import Replication
 
 
 def init_extensions(app: Flask) -> None:
-    """Attach the clock, Redis client, games registry and verdict waiter. Nothing connects yet."""
+    """Attach the clock, Redis client, games registry and verdict waiter. Nothing connects yet
+    (but a cluster's client, which reads the cluster's slots from a node as it is built)."""
     # The web, the worker's tasks and the commands all take the time from here (epoch ms), so
     # a test can pin the instant every one of them sees.
     app.config.setdefault("CLOCK", now_ms)
-    # Tests may hand in a client (fakeredis); everyone else gets one built from REDIS_URL.
-    # A request's rate limits may ride along with its first read (see RidingRedis).
-    client = app.config.get("REDIS_CLIENT") or RidingRedis.from_url(
-        app.config["REDIS_URL"],
-        decode_responses=True,
-        socket_connect_timeout=2,
-        socket_timeout=5,
-        health_check_interval=30,
-        retry_on_timeout=True,
+    # Tests may hand in a client (fakeredis); everyone else gets one built from REDIS_URL, of
+    # one server or of a cluster. A request's rate limits may ride along with its first read
+    # (see RidingRedis).
+    client = app.config.get("REDIS_CLIENT") or connect(
+        app.config["REDIS_URL"], cluster=app.config["REDIS_CLUSTER"]
     )
     app.extensions["hiscore.redis"] = client
     app.extensions["hiscore.games"] = load_registry(app.config.get("GAMES_FILE"))
@@ -45,7 +42,7 @@ def read_clock() -> int:
     return current_app.config["CLOCK"]()
 
 
-def get_redis() -> redis.Redis:
+def get_redis() -> DataClient:
     """The data Redis of the current app."""
     return current_app.extensions["hiscore.redis"]
 
@@ -74,3 +71,9 @@ def get_compaction() -> Compaction:
 def get_waiter() -> VerdictWaiter:
     """The verdict waiter of the current app."""
     return current_app.extensions["hiscore.waiter"]
+
+
+def get_replication() -> Replication:
+    """How many replicas must hold a write of the current app before it is acknowledged."""
+    config = current_app.config
+    return Replication(config["WAIT_REPLICAS"], config["WAIT_TIMEOUT_MS"])

@@ -28,6 +28,7 @@ import redis
 from app.clock import now_ms
 from app.leaderboard.games import Registry, load_registry
 from app.storage import keys
+from app.storage.connection import connect
 from bench import configurations, games, ingest, longrun, profile, reads, seed, storage
 from bench.baseline_app import list_key
 from bench.load import WrkRun, ensure_wrk
@@ -708,7 +709,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(f"· starting redis-server, gunicorn ×2, celery worker (logs in {stack.logs})")
         stack.start()
-        client = redis.Redis.from_url(stack.redis_url, decode_responses=True)
+        # The data client every process builds, without a reply deadline: a seed script runs long.
+        client = connect(stack.redis_url, socket_timeout=None)
         server = redis_server(client)
         out = run_benchmarks(stack, client, args, config)
         client.close()

@@ -104,6 +104,7 @@ from app.leaderboard.rebuild import readable_boards
 from app.leaderboard.records import SubmissionRecord
 from app.leaderboard.validation import Rejection
 from app.storage import keys, submissions
+from app.storage.connection import connect
 from app.storage.embedded_redis import EmbeddedRedis
 from bench.report import Figure, compare, machine, redis_server, table, write_json
 from config import Config
@@ -1294,7 +1295,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             flush=True,
         )
         server.start()
-        client = redis.Redis.from_url(server.url(), decode_responses=True)
+        # The data client every process builds, without a reply deadline: a step runs long.
+        client = connect(server.url(), socket_timeout=None)
         client.config_set("appendonly", "no")
         about = redis_server(client)
         out = run(client, load_registry(), settings)

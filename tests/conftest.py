@@ -28,6 +28,7 @@ from app.storage.submissions import Generation, partition_of
 from config import DEFAULT_INGEST_PARTITIONS, celery_settings
 from tests.cases import NOW
 from tests.processes import TEST_GAMES, Stack, process_env
+from tests.topologies import LocalCluster
 
 
 class Clock:
@@ -283,6 +284,15 @@ def redis_server(tmp_path_factory) -> Iterator[EmbeddedRedis]:
     server = EmbeddedRedis(tmp_path_factory.mktemp("redis")).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory) -> Iterator[LocalCluster]:
+    """One Redis Cluster for the session: three masters with a replica each, on loopback ports
+    (tests may kill nodes; the next one to ask finds the cluster whole again)."""
+    cluster = LocalCluster(tmp_path_factory.mktemp("cluster")).start()
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture(scope="session")

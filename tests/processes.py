@@ -22,6 +22,7 @@ import pytest
 import redis
 import requests
 from celery import Celery
+from redis.cluster import RedisCluster
 
 from app.storage import keys
 from app.storage.embedded_redis import EmbeddedRedis, free_port
@@ -207,15 +208,25 @@ class Process:
 
 
 class Stack:
-    """Handles on the running processes and their addresses."""
+    """Handles on the running processes and their addresses.
 
-    def __init__(self, server: EmbeddedRedis, env: dict[str, str], logs: Path) -> None:
+    ``server`` holds the broker (database 0) and, unless ``data`` is another client (of a
+    cluster, say), the data (database 1).
+    """
+
+    def __init__(
+        self,
+        server: EmbeddedRedis,
+        env: dict[str, str],
+        logs: Path,
+        data: redis.Redis | RedisCluster | None = None,
+    ) -> None:
         self.server = server
         self.env = env
         self.logs = logs
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self.data = redis.Redis(port=server.port, db=1, decode_responses=True)
+        self.data: Any = data or redis.Redis(port=server.port, db=1, decode_responses=True)
         self.broker = redis.Redis(port=server.port, db=0, decode_responses=True)
         self.celery = Celery(
             "tests",

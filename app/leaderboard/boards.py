@@ -31,13 +31,15 @@ from app.leaderboard.windows import (
     period_range,
     period_tag,
 )
-from app.storage import keys, scripts
+from app.storage import keys, scripts, topology
+from app.storage.connection import DataClient
+from app.storage.topology import NO_WAIT, Replication
 
 # Wide enough for any epoch-ms until the year 2286, so members sort by time as text.
 _AT_WIDTH = 13
 
 
-def script(client: redis.Redis, name: str) -> scripts.BoundScript:
+def script(client: DataClient, name: str) -> scripts.BoundScript:
     """The Lua script ``app/lua/<name>.lua`` (with the board library) bound to ``client``."""
     return scripts.script(client, name, library="board_lib")
 
@@ -218,7 +220,7 @@ class PlayerRecord:
         return cls(int(name_at), name, {tag: int(rel) for tag, rel in pairs})
 
 
-def apply_entries(client: redis.Redis, entries: Sequence[Entry], now_ms: int) -> list[Applied]:
+def apply_entries(client: DataClient, entries: Sequence[Entry], now_ms: int) -> list[Applied]:
     """Apply a batch of entries in one round trip; each entry is atomic and idempotent.
 
     For each entry: unless its submission was applied before, append it to the log and make it
@@ -233,12 +235,18 @@ def apply_entries(client: redis.Redis, entries: Sequence[Entry], now_ms: int) ->
 
 
 def apply_entries_each(
-    client: redis.Redis, entries: Sequence[Entry], now_ms: int
+    client: DataClient,
+    entries: Sequence[Entry],
+    now_ms: int,
+    replication: Replication = NO_WAIT,
 ) -> list[Applied | redis.RedisError]:
     """As :func:`apply_entries`, with the error of an entry whose script fails in its place.
 
     The entries around it are applied all the same (a pipeline is no transaction), so this is
     how a caller learns what each of them did: applying them again would report a replay.
+    With ``replication``, each family's master is waited for until its replicas hold what the
+    batch wrote there (an entry whose master fell short has the shortfall, a passing error,
+    in its place: applied, but not yet to be acknowledged).
     """
     if not entries:
         return []
@@ -281,7 +289,7 @@ def apply_entries_each(
                 ],
             )
         )
-    results = scripts.run_each(client, "apply_entry", calls, library="board_lib")
+    results = topology.run_each(client, "apply_entry", calls, "board_lib", replication)
     applied: list[Applied | redis.RedisError] = []
     for entry, family, result in zip(entries, placed, results, strict=True):
         if isinstance(result, redis.RedisError):
@@ -364,7 +372,7 @@ def _rows(game: Game, first_rank: int, flat: Sequence[str]) -> list[Row]:
     return rows
 
 
-def read_page(client: redis.Redis, board: Board, offset: int, limit: int) -> Page:
+def read_page(client: DataClient, board: Board, offset: int, limit: int) -> Page:
     """Rows ``offset+1 .. offset+limit`` of a board, read atomically in one round trip."""
     result = script(client, "read_range")(
         keys=[board.ranking_key, board.players_key, board.meta_key],
@@ -375,7 +383,7 @@ def read_page(client: redis.Redis, board: Board, offset: int, limit: int) -> Pag
 
 
 def read_standing(
-    client: redis.Redis, board: Board, player_id: str, around: int = 0
+    client: DataClient, board: Board, player_id: str, around: int = 0
 ) -> Standing | None:
     """The player's row and ``around`` neighbours on each side, or None if unranked."""
     tag, start = board.tag

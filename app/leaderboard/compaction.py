@@ -55,13 +55,12 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, cast
 
-import redis
-
 from app.leaderboard.games import Game
 from app.leaderboard.rebuild import SLICE, Progress, prune_family, readable_boards
 from app.leaderboard.windows import period_end_ms, period_of
 from app.storage import keys, scripts
 from app.storage.archive import Archive
+from app.storage.connection import DataClient
 
 DAY_MS = 86_400_000
 
@@ -133,7 +132,7 @@ class _Rankings:
 
 
 def latest_achieved(
-    client: redis.Redis, log: str, progress: Progress = _no_progress
+    client: DataClient, log: str, progress: Progress = _no_progress
 ) -> dict[str, int]:
     """Each player's greatest achieved ms in the log, in one pass of slices."""
     latest: dict[str, int] = {}
@@ -157,7 +156,7 @@ def _score(game: Game, text: str) -> int | float:
 
 
 def compact_family(
-    client: redis.Redis,
+    client: DataClient,
     game: Game,
     variant: str,
     now_ms: int,
@@ -265,7 +264,7 @@ def _archive(archive: Archive, game: Game, entries: Sequence[Any], dropped: Sequ
 
 
 def prune_and_compact(
-    client: redis.Redis,
+    client: DataClient,
     game: Game,
     variant: str,
     now_ms: int,

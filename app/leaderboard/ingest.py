@@ -29,7 +29,9 @@ from app.leaderboard.validation import Rejection, validate_queued
 from app.leaderboard.verified_runs import replay_runs
 from app.log_context import bind, unbind
 from app.storage import intake, submissions
+from app.storage.connection import DataClient, DataPipeline
 from app.storage.submissions import Generation, Verdict
+from app.storage.topology import NO_WAIT, Replication
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,7 @@ _TRANSIENT_ERRORS = (
     errors.TryAgainError,
     errors.ClusterDownError,  # MasterDownError too
     errors.AskError,  # MovedError too
+    errors.SlotNotCoveredError,  # a cluster's slot no node serves while its master fails over
 )
 
 # The same by their codes, for replies redis-py leaves as a plain ResponseError.
@@ -83,6 +86,10 @@ def is_transient(exc: BaseException) -> bool:
     ingested (a script's WRONGTYPE, say, or a bug's bad argument)."""
     if isinstance(exc, _TRANSIENT_ERRORS):
         return True
+    if isinstance(exc, errors.RedisClusterException):
+        # No node of the cluster answers (redis-py says so in words, with no class of its own);
+        # any other such error is a command the cluster cannot take, ever.
+        return "cannot be connected" in str(exc)
     if not isinstance(exc, errors.ResponseError):
         return False
     reply = _AROUND_THE_CODE.sub("", str(exc), count=1)
@@ -132,7 +139,7 @@ def _submission_id(payload: Any) -> str | None:
     return sid if isinstance(sid, str) and submissions.SUBMISSION_ID.match(sid) else None
 
 
-def _settled(client: redis.Redis, payloads: Sequence[Any], now: Generation) -> set[str]:
+def _settled(client: DataClient, payloads: Sequence[Any], now: Generation) -> set[str]:
     """The submissions of a batch that already have a final verdict."""
     ids = list(dict.fromkeys(sid for p in payloads if (sid := _submission_id(p))))
     final = set()
@@ -160,7 +167,7 @@ class Judged:
 
 
 def ingest_submissions(
-    client: redis.Redis,
+    client: DataClient,
     registry: Registry,
     payloads: Sequence[Any],
     now_ms: int,
@@ -168,19 +175,29 @@ def ingest_submissions(
     partitions: int,
     tokens: TokenPolicy | None = None,
     out_of_time: OutOfTime = (),
+    replication: Replication = NO_WAIT,
 ) -> list[tuple[str, dict[str, Any]]]:
     """Validate, apply and settle a batch of queued submissions; return the new verdicts'
     fields.
 
     ``idempotency_s`` is how long a record lives (at least), ``partitions`` how many ingest
     partitions the records are spread over; ``tokens`` says how run tokens are checked (None:
-    they are not); an exception of ``out_of_time`` is raised as it comes.
+    they are not); an exception of ``out_of_time`` is raised as it comes; ``replication`` says
+    how many replicas of each family master must hold the batch's writes before it is settled.
 
     Running it twice on the same payloads changes nothing more: a settled submission is only
     announced again, and the boards skip submissions they have applied.
     """
     judged = judge_submissions(
-        client, registry, payloads, now_ms, idempotency_s, partitions, tokens, out_of_time
+        client,
+        registry,
+        payloads,
+        now_ms,
+        idempotency_s,
+        partitions,
+        tokens,
+        out_of_time,
+        replication=replication,
     )
     now = Generation.at(now_ms, idempotency_s, partitions)
     submissions.settle(client, judged.to_store(now), now, now_ms, announce=judged.settled)
@@ -189,7 +206,7 @@ def ingest_submissions(
 
 
 def judge_submissions(
-    client: redis.Redis,
+    client: DataClient,
     registry: Registry,
     payloads: Sequence[Any],
     now_ms: int,
@@ -198,6 +215,7 @@ def judge_submissions(
     tokens: TokenPolicy | None = None,
     out_of_time: OutOfTime = (),
     may_be_settled: bool = True,
+    replication: Replication = NO_WAIT,
 ) -> Judged:
     """Validate a batch of queued submissions and apply the valid ones; their verdicts, for the
     caller to store (see :func:`ingest_submissions`).
@@ -275,7 +293,9 @@ def judge_submissions(
             )
         )
         fingerprints.append(sub.fingerprint)
-    outcomes = apply_entries_each(client, entries, now_ms)
+    # Waited for on each family master written (a shortfall is a passing error, below): an
+    # entry is acknowledged only once a replica holds what it changed.
+    outcomes = apply_entries_each(client, entries, now_ms, replication=replication)
     for outcome in outcomes:
         if isinstance(outcome, redis.RedisError) and is_transient(outcome):
             raise outcome  # the whole batch is tried again; what was applied replays as such
@@ -368,7 +388,7 @@ class Drained:
 
 
 def take_partitions(
-    client: redis.Redis, consumer: str, partitions: int, partition: int | None
+    client: DataClient, consumer: str, partitions: int, partition: int | None
 ) -> list[int]:
     """The partitions a drain task of ``consumer`` takes: ``partition`` unless another drain
     holds it; for None (a task of the previous version, which named none), every partition
@@ -383,7 +403,7 @@ def take_partitions(
     )
 
 
-def sweep_partitions(client: redis.Redis, consumer: str, partitions: int) -> list[int]:
+def sweep_partitions(client: DataClient, consumer: str, partitions: int) -> list[int]:
     """The beat's sweep: ask for a drain of every partition where entries wait with no lease
     (one round trip for the backlogs, one for the leases), and take them for ``consumer``."""
     busy = intake.backlog(client, partitions).busy()
@@ -391,7 +411,7 @@ def sweep_partitions(client: redis.Redis, consumer: str, partitions: int) -> lis
 
 
 def _settle_entries(
-    client: redis.Redis,
+    client: DataClient,
     registry: Registry,
     entries: Sequence[intake.Waiting],
     clock: Callable[[], int],
@@ -403,6 +423,7 @@ def _settle_entries(
     delivered_before: bool = True,
     refresh: Collection[int] = (),
     per_partition_transactions: bool = False,
+    replication: Replication = NO_WAIT,
 ) -> None:
     payloads = [e.payload for e in entries]
     now_ms = clock()
@@ -417,6 +438,7 @@ def _settle_entries(
             tokens,
             out_of_time,
             delivered_before,
+            replication,
         )
         now = Generation.at(now_ms, idempotency_s, partitions)
         _record(client, entries, judged, now, now_ms, consumer, refresh, per_partition_transactions)
@@ -440,6 +462,7 @@ def _settle_entries(
                 out_of_time,
                 consumer,
                 per_partition_transactions=per_partition_transactions,
+                replication=replication,
             )
         return
     _log_verdicts(judged.verdicts, payloads)
@@ -464,7 +487,7 @@ class _Queued:
 
 
 def _queue_partition(
-    pipe: redis.client.Pipeline,
+    pipe: DataPipeline,
     partition: int,
     batch: _PartitionBatch,
     failed: Mapping[str, str | None],
@@ -512,7 +535,7 @@ def _log_ran(queued: _Queued, ran: Sequence[Any]) -> None:
 
 
 def _record(
-    client: redis.Redis,
+    client: DataClient,
     entries: Sequence[intake.Waiting],
     judged: Judged,
     now: Generation,
@@ -594,7 +617,7 @@ def _record(
         raise refused[0]
 
 
-def _hand_made_transactions(client: redis.Redis) -> redis.client.Pipeline:
+def _hand_made_transactions(client: DataClient) -> DataPipeline:
     """A pipeline for MULTI and EXEC sent by hand: a command queued in a transaction is answered
     ``QUEUED``, which it must not parse as its own reply (HINCRBYFLOAT's, as a float); its real
     reply comes in EXEC's, unparsed."""
@@ -610,7 +633,7 @@ def _if(condition: bool, consumer: str) -> str | None:
     return consumer if condition else None
 
 
-def _announce(pipe: redis.client.Pipeline, submission_ids: Sequence[str]) -> None:
+def _announce(pipe: DataPipeline, submission_ids: Sequence[str]) -> None:
     submissions.announce_verdicts(pipe, submission_ids)
     try:
         pipe.execute()
@@ -619,7 +642,7 @@ def _announce(pipe: redis.client.Pipeline, submission_ids: Sequence[str]) -> Non
 
 
 def _set_aside(
-    client: redis.Redis,
+    client: DataClient,
     entry: intake.Waiting,
     exc: Exception,
     clock: Callable[[], int],
@@ -659,7 +682,7 @@ class _Reader:
     ``per_partition`` (a Redis Cluster) one command per partition, pipelined, polled every
     ``poll_ms`` while none come."""
 
-    def __init__(self, client: redis.Redis, consumer: str, per_partition: bool) -> None:
+    def __init__(self, client: DataClient, consumer: str, per_partition: bool) -> None:
         self.client, self.consumer, self.per_partition = client, consumer, per_partition
 
     def started(self, partitions: Collection[int]) -> list[intake.Waiting]:
@@ -677,7 +700,7 @@ class _Reader:
 
 
 def drain(
-    client: redis.Redis,
+    client: DataClient,
     registry: Registry,
     consumer: str,
     clock: Callable[[], int],
@@ -692,6 +715,7 @@ def drain(
     out_of_time: OutOfTime = (),
     per_partition_transactions: bool = False,
     per_partition_reads: bool = False,
+    replication: Replication = NO_WAIT,
 ) -> Drained:
     """Settle what waits on the streams of the partitions ``held`` (of ``partitions``), batch
     by batch, for up to ``budget_ms``.
@@ -725,6 +749,9 @@ def drain(
     and ``per_partition_reads`` make each transaction and each read keep to one partition's
     slot (a Redis Cluster): a round trip per partition for the transactions, and polling every
     ``linger_ms`` rather than a blocking read.
+    ``replication`` makes the apply wait, on each family master the batch wrote, for that many
+    replicas to hold what it wrote (a WAIT in the same round trip, one master after the other)
+    before the transactions acknowledge the entries.
 
     A batch that fails for a reason that passes with time (see :func:`is_transient`), or with
     one of ``out_of_time``, stays pending for the next drain; any other failure is tracked
@@ -768,6 +795,7 @@ def drain(
                     delivered_before=delivered_before or any(e.moved for e in batch),
                     refresh=due & in_batch,
                     per_partition_transactions=per_partition_transactions,
+                    replication=replication,
                 )
                 for p in due:
                     refreshed[p] = now
@@ -826,16 +854,14 @@ def drain(
         raise
 
 
-def _hand_back_quietly(client: redis.Redis, partitions: Collection[int], consumer: str) -> None:
+def _hand_back_quietly(client: DataClient, partitions: Collection[int], consumer: str) -> None:
     try:
         intake.hand_back(client, sorted(partitions), consumer)
     except redis.RedisError:
         pass  # the leases lapse on their own
 
 
-def _adopt(
-    client: redis.Redis, consumer: str, partitions: int, mine: Collection[int]
-) -> int | None:
+def _adopt(client: DataClient, consumer: str, partitions: int, mine: Collection[int]) -> int | None:
     """A partition not in ``mine`` whose drain was asked for and has not started, taken for
     ``consumer`` (the one asked for longest ago); None if there is none."""
     others = [p for p in range(partitions) if p not in mine]

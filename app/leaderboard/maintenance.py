@@ -10,19 +10,18 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, cast
 
-import redis
-
 from app.leaderboard.compaction import Compaction, prune_and_compact
 from app.leaderboard.games import Game, Registry
 from app.leaderboard.rebuild import Progress, rebuild_family, reconcile_family
 from app.leaderboard.stats import compute_family
 from app.storage import keys, operations
+from app.storage.connection import DataClient
 from app.storage.operations import Family
 
 log = logging.getLogger(__name__)
 
 #: Per-family work: (client, game, variant, now ms, progress) -> a JSON-able result.
-FamilyWork = Callable[[redis.Redis, Game, str, int, Progress], Any]
+FamilyWork = Callable[[DataClient, Game, str, int, Progress], Any]
 
 
 def families_of(
@@ -39,7 +38,7 @@ def families_of(
 
 
 def run_families(
-    client: redis.Redis,
+    client: DataClient,
     registry: Registry,
     families: Sequence[Family],
     work: FamilyWork,
@@ -67,14 +66,14 @@ def run_families(
 
 
 def _drifted(
-    client: redis.Redis, game: Game, variant: str, now_ms: int, progress: Progress
+    client: DataClient, game: Game, variant: str, now_ms: int, progress: Progress
 ) -> list[str]:
     return [
         f"{b.window}:{b.period}" for b in reconcile_family(client, game, variant, now_ms, progress)
     ]
 
 
-def _stats(client: redis.Redis, game: Game, variant: str, now_ms: int, progress: Progress) -> int:
+def _stats(client: DataClient, game: Game, variant: str, now_ms: int, progress: Progress) -> int:
     return len(compute_family(client, game, variant, now_ms))
 
 
@@ -90,7 +89,7 @@ LOCKING = frozenset({"rebuild", "prune", "reconcile"})
 
 
 def run_operation(
-    client: redis.Redis,
+    client: DataClient,
     registry: Registry,
     kind: str,
     families: Sequence[Family],
@@ -154,7 +153,7 @@ def run_operation(
 
 
 def record_beat_run(
-    client: redis.Redis,
+    client: DataClient,
     job: str,
     started_ms: int,
     finished_ms: int,
@@ -175,7 +174,7 @@ def record_beat_run(
     client.hset(keys.BEAT_RUNS, job, json.dumps(run))
 
 
-def read_beat_runs(client: redis.Redis) -> dict[str, Any]:
+def read_beat_runs(client: DataClient) -> dict[str, Any]:
     """The last run of each beat job."""
     runs = cast(dict[str, str], client.hgetall(keys.BEAT_RUNS))
     return {job: json.loads(raw) for job, raw in runs.items()}

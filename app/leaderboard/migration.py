@@ -52,6 +52,7 @@ from app.leaderboard.rebuild import SLICE, readable_boards, rebuild_family
 from app.leaderboard.records import SubmissionRecord
 from app.leaderboard.windows import bucket_ms, period_of
 from app.storage import intake, keys, operations, scripts
+from app.storage.connection import DataClient
 from app.storage.submissions import BUCKETS, SUBMISSION_ID, Generation, partition_of
 
 #: The field of a rows hash that held the time of the board's last change.
@@ -84,13 +85,13 @@ class RecordsMigrated:
     unreadable: int = 0  # not a record this code reads: kept, for an operator to look at
 
 
-def legacy_rows_keys(client: redis.Redis, game: str, variant: str) -> list[str]:
+def legacy_rows_keys(client: DataClient, game: str, variant: str) -> list[str]:
     """Every rows hash of a family, of any period."""
     pattern = keys.legacy_rows_key(game, variant, "*", "*")
     return sorted(cast(Iterable[str], client.scan_iter(match=pattern, count=1000)))
 
 
-def count_entries(client: redis.Redis, boards: list[Board]) -> tuple[str, dict[str, Counter[str]]]:
+def count_entries(client: DataClient, boards: list[Board]) -> tuple[str, dict[str, Counter[str]]]:
     """The log id read up to and, per board (by meta key), its ``n`` and ``t:<bucket start>``
     counts of the log's entries achieved in its period, in one pass of slices."""
     first = boards[0]
@@ -118,7 +119,7 @@ def count_entries(client: redis.Redis, boards: list[Board]) -> tuple[str, dict[s
 
 
 def set_counts(
-    client: redis.Redis, boards: list[Board], updated: dict[str, str | None]
+    client: DataClient, boards: list[Board], updated: dict[str, str | None]
 ) -> tuple[str, dict[str, Counter[str]]]:
     """Count every board's entries from the log and set them, with each board's ``updated``
     where ``updated`` names one; count again while entries arrive meanwhile."""
@@ -140,7 +141,7 @@ def set_counts(
 
 
 def migrate_family(
-    client: redis.Redis,
+    client: DataClient,
     game: Game,
     variant: str,
     now_ms: int,
@@ -201,7 +202,7 @@ def legacy_record(text: str) -> tuple[SubmissionRecord, int | None] | None:
 
 
 def migrate_records(
-    client: redis.Redis, now_ms: int, window_s: int, partitions: int, dry_run: bool = False
+    client: DataClient, now_ms: int, window_s: int, partitions: int, dry_run: bool = False
 ) -> RecordsMigrated:
     """Rewrite every status record of the previous layout into the generations' hashes of its
     ingest partition (of ``partitions``)."""
@@ -220,7 +221,7 @@ def migrate_records(
 
 
 def _migrate_records(
-    client: redis.Redis,
+    client: DataClient,
     names: list[str],
     prefix: str,
     now_ms: int,
@@ -283,7 +284,7 @@ class IngestMoved:
         ) or bool(self.leases or self.kept)
 
 
-def _one_node(client: redis.Redis) -> bool:
+def _one_node(client: DataClient) -> bool:
     """Whether a transaction may hold keys of several slots: on a single Redis, not a cluster."""
     return not isinstance(client, redis.RedisCluster)
 
@@ -307,7 +308,7 @@ def _moved(entry_id: str, fields: dict[str, str]) -> dict[Any, Any]:
     return {**fields, intake.MOVED: fields.get(intake.MOVED, entry_id)}
 
 
-def _pending_ids(client: redis.Redis, stream: str, groups: list[str]) -> set[str]:
+def _pending_ids(client: DataClient, stream: str, groups: list[str]) -> set[str]:
     """The ids of a stream's entries that its consumers read and did not acknowledge."""
     pending: set[str] = set()
     for group in groups:
@@ -324,7 +325,7 @@ def _pending_ids(client: redis.Redis, stream: str, groups: list[str]) -> set[str
     return pending
 
 
-def _delete_moved(client: redis.Redis, stream: str, groups: list[str], ids: list[str]) -> None:
+def _delete_moved(client: DataClient, stream: str, groups: list[str], ids: list[str]) -> None:
     """Take moved entries off the ingest stream they came from (and its consumers' pending
     lists), in one transaction on its slot."""
     pipe = client.pipeline(transaction=True)
@@ -335,7 +336,7 @@ def _delete_moved(client: redis.Redis, stream: str, groups: list[str], ids: list
 
 
 def move_stream(
-    client: redis.Redis, stream: str, partitions: int, report: IngestMoved, dry_run: bool
+    client: DataClient, stream: str, partitions: int, report: IngestMoved, dry_run: bool
 ) -> None:
     """Append every entry of an ingest stream that is not a partition's of ``partitions``,
     waiting or pending, to its submission's partition's stream (the same fields, and
@@ -368,7 +369,7 @@ def move_stream(
         report.kept.append(stream)
 
 
-def append_stream(client: redis.Redis, source: str, target: str, dry_run: bool) -> int:
+def append_stream(client: DataClient, source: str, target: str, dry_run: bool) -> int:
     """Append a stream's entries, in their order, to ``target`` (the same fields, and
     :data:`app.storage.intake.MOVED`: the time their ids said), deleting them from ``source``
     (in the same transaction on a single Redis), then ``source``; how many."""
@@ -393,7 +394,7 @@ def append_stream(client: redis.Redis, source: str, target: str, dry_run: bool) 
     return moved
 
 
-def add_counts(client: redis.Redis, source: str, target: str, dry_run: bool) -> int:
+def add_counts(client: DataClient, source: str, target: str, dry_run: bool) -> int:
     """Add a hash of counts (verdicts, or a latency histogram) into ``target`` and delete it,
     in one transaction on a single Redis; how many fields."""
     if client.type(source) != "hash":
@@ -412,7 +413,7 @@ def add_counts(client: redis.Redis, source: str, target: str, dry_run: bool) -> 
 
 
 def move_records(
-    client: redis.Redis,
+    client: DataClient,
     key: str,
     partition: int | None,
     generation: int,
@@ -462,11 +463,11 @@ def move_records(
     return len(moving)
 
 
-def _scan(client: redis.Redis, pattern: str) -> list[str]:
+def _scan(client: DataClient, pattern: str) -> list[str]:
     return sorted(cast(Iterable[str], client.scan_iter(match=pattern, count=1000)))
 
 
-def migrate_ingest(client: redis.Redis, partitions: int, dry_run: bool = False) -> IngestMoved:
+def migrate_ingest(client: DataClient, partitions: int, dry_run: bool = False) -> IngestMoved:
     """Move what the single ingest slot held into the partitions (of ``partitions``): each
     status record into its partition's hash of the same generation and bucket, each entry of
     the stream (waiting or pending) onto its partition's stream; the verdict counts and the
@@ -494,12 +495,12 @@ def migrate_ingest(client: redis.Redis, partitions: int, dry_run: bool = False) 
     return report
 
 
-def _delete_lease(client: redis.Redis, key: str, dry_run: bool) -> int:
+def _delete_lease(client: DataClient, key: str, dry_run: bool) -> int:
     return cast(int, client.exists(key) if dry_run else client.delete(key))
 
 
 def migrate_partitions_left(
-    client: redis.Redis, partitions: int, dry_run: bool = False
+    client: DataClient, partitions: int, dry_run: bool = False
 ) -> IngestMoved:
     """Move what a different partition count left into the partitions of ``partitions``: the
     status records held by a partition other than their own, then, of each partition past the
@@ -545,7 +546,7 @@ class StorageMigrated:
 
 
 def migrate_storage(
-    client: redis.Redis,
+    client: DataClient,
     registry: Registry,
     now_ms: int,
     compaction: Compaction,

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import redis
-
 from app.storage import operations
+from app.storage.connection import DataClient
 from app.storage.operations import Family
 from app.storage.submissions import new_id
 
@@ -27,9 +26,7 @@ class Busy(Exception):
         self.holders = list(holders)
 
 
-def start_rebuild(
-    client: redis.Redis, families: Sequence[Family], now_ms: int, queue: Queue
-) -> str:
+def start_rebuild(client: DataClient, families: Sequence[Family], now_ms: int, queue: Queue) -> str:
     """Lock the families and queue their rebuild; the task's id. Raises :class:`Busy`."""
     task_id = new_id()
     busy = operations.lock_families(client, families, task_id, operations.LOCK_TTL)
@@ -45,7 +42,7 @@ def start_rebuild(
     return task_id
 
 
-def start_prune(client: redis.Redis, families: Sequence[Family], now_ms: int, queue: Queue) -> str:
+def start_prune(client: DataClient, families: Sequence[Family], now_ms: int, queue: Queue) -> str:
     """Queue a prune of the families' logs (boards being rebuilt are skipped); the task's id."""
     task_id = new_id()
     operations.create_task(client, task_id, "prune", {"families": families}, now_ms)

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import cast
 
-import redis
 from itsdangerous import BadSignature, Signer
 
 from app.leaderboard.boards import script
@@ -15,11 +14,12 @@ from app.leaderboard.games import Game
 from app.leaderboard.rebuild import readable_boards
 from app.leaderboard.schemas import PLAYER_ID_PATTERN
 from app.storage import keys
+from app.storage.connection import DataClient
 
 PLAYER_ID = re.compile(PLAYER_ID_PATTERN)
 
 
-def remove_player(client: redis.Redis, game: Game, player_id: str, now_ms: int) -> int:
+def remove_player(client: DataClient, game: Game, player_id: str, now_ms: int) -> int:
     """Ban ``player_id`` from every variant of ``game`` and drop their rows from its boards.
 
     Their later entries are rejected and rebuilds skip their logged ones. Returns the number
@@ -93,12 +93,12 @@ def player_of(secret: str, key: str) -> str | None:
     return proof.player_id if proof else None
 
 
-def honoured_generation(client: redis.Redis, player_id: str) -> int:
+def honoured_generation(client: DataClient, player_id: str) -> int:
     """The oldest generation of key still honoured for ``player_id`` (0 unless replaced)."""
     return int(cast(str | None, client.hget(keys.KEY_GENERATIONS, player_id)) or 0)
 
 
-def rotate_key(client: redis.Redis, proof: PlayerProof) -> int | None:
+def rotate_key(client: DataClient, proof: PlayerProof) -> int | None:
     """Make a new generation of the player's key the oldest honoured; None if ``proof``'s key
     was revoked already (then nothing changes)."""
     generation = script(client, "rotate_key")(
@@ -107,6 +107,6 @@ def rotate_key(client: redis.Redis, proof: PlayerProof) -> int | None:
     return None if generation < 0 else int(generation)
 
 
-def revoke_keys(client: redis.Redis, player_id: str) -> int:
+def revoke_keys(client: DataClient, player_id: str) -> int:
     """End every key of ``player_id`` issued so far; return the generation of the next one."""
     return cast(int, client.hincrby(keys.KEY_GENERATIONS, player_id, 1))

@@ -24,8 +24,6 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, cast
 
-import redis
-
 from app.leaderboard.boards import Board, Horizon, PlayerRecord, script, tag_order
 from app.leaderboard.games import Game
 from app.leaderboard.windows import (
@@ -36,6 +34,7 @@ from app.leaderboard.windows import (
     week_start_ms,
 )
 from app.storage import keys
+from app.storage.connection import DataClient, node_client
 
 #: Log entries replayed per Lua call: small enough to keep each call to a few milliseconds.
 SLICE = 2000
@@ -80,7 +79,7 @@ class FamilyBuild:
     shared by them all, and its copy replaces the live one.
     """
 
-    client: redis.Redis
+    client: DataClient
     game: Game
     variant: str
     boards: list[Board]
@@ -90,7 +89,7 @@ class FamilyBuild:
     caught_up: bool = field(default=False, init=False)
 
     @classmethod
-    def readable(cls, client: redis.Redis, game: Game, variant: str, now_ms: int) -> FamilyBuild:
+    def readable(cls, client: DataClient, game: Game, variant: str, now_ms: int) -> FamilyBuild:
         """A build of every board of a variant that is still readable at ``now_ms``."""
         return cls(client, game, variant, readable_boards(game, variant, now_ms), now_ms)
 
@@ -162,7 +161,7 @@ class FamilyBuild:
         total = cast(int, self.client.xlen(self._log))
         # XRANGE's replies as Redis gives them (redis-py would make a dict of each entry):
         # [[id, [field, value, ...]], ...].
-        raw = redis.Redis(connection_pool=self.client.connection_pool)
+        raw = node_client(self.client, self._log)
         raw.set_response_callback("XRANGE", lambda reply, **_: reply)
 
         def fetch(after: str) -> list[Any]:
@@ -414,7 +413,7 @@ _LOGGED = ["pid", "name", "score", "at"]
 class _Sender:
     """Pipelines executed in order by another thread (one), while the next one is filled."""
 
-    def __init__(self, client: redis.Redis, pool: Executor) -> None:
+    def __init__(self, client: DataClient, pool: Executor) -> None:
         self.client, self.pool = client, pool
         self.pipe = client.pipeline(transaction=False)
         self._sending: deque[Future[Any]] = deque()
@@ -499,7 +498,7 @@ def _shown(text: str | None, tag: str) -> tuple[int, str, int | None] | None:
 
 
 def rebuild_family(
-    client: redis.Redis,
+    client: DataClient,
     game: Game,
     variant: str,
     now_ms: int,
@@ -513,7 +512,7 @@ def rebuild_family(
 
 
 def reconcile_family(
-    client: redis.Redis,
+    client: DataClient,
     game: Game,
     variant: str,
     now_ms: int,
@@ -538,7 +537,7 @@ def reconcile_family(
 
 
 def prune_family(
-    client: redis.Redis,
+    client: DataClient,
     game: Game,
     variant: str,
     now_ms: int,

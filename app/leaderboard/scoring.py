@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import redis
-
 from app.leaderboard import run_tokens, statuses, verified_runs
 from app.leaderboard.games import Game
 from app.leaderboard.records import Session, Submission, SubmissionRecord
@@ -19,9 +17,11 @@ from app.leaderboard.run_tokens import RunToken, TokenPolicy
 from app.leaderboard.schemas import QueuedSubmission, ScoreIn
 from app.leaderboard.validation import Rejection, check_run
 from app.storage import intake, submissions
+from app.storage.connection import DataClient
 from app.storage.longpoll import VerdictWaiter
 from app.storage.rate_limits import Counted, Counter
 from app.storage.submissions import Generation
+from app.storage.topology import NO_WAIT, Replication
 
 
 class TokenRefused(Exception):
@@ -60,7 +60,7 @@ class Taken:
 
 
 def start_session(
-    client: redis.Redis,
+    client: DataClient,
     game: Game,
     variant: str | None,
     player_id: str,
@@ -85,7 +85,7 @@ def start_session(
 
 
 def submit_score(
-    client: redis.Redis,
+    client: DataClient,
     game: Game,
     body: ScoreIn,
     *,
@@ -101,6 +101,7 @@ def submit_score(
     counters: Sequence[Counter] = (),
     report_limits: Callable[[Counted], None] | None = None,
     split: bool = False,
+    replication: Replication = NO_WAIT,
 ) -> Taken:
     """Queue a score (its rules already checked) for a worker; repeat an earlier answer for a
     retry of the same submission.
@@ -111,10 +112,12 @@ def submit_score(
     the partition when this score asked for its drain. ``counters`` are the request's rate
     limits, counted in the same round trip as the score is stored (with ``split``, a Redis
     Cluster's, in a round trip of their own before it: see :func:`app.storage.intake.enqueue`);
-    ``report_limits`` is told how they stand.
+    ``report_limits`` is told how they stand. ``replication`` says how many replicas must
+    hold the stored submission before it is answered.
     Raises :class:`TokenRefused` (also for a verified game's run that proves no score),
     :class:`RateLimited`, :class:`KeyRevoked` or :class:`SubmissionIdReused`; nothing is stored
-    then.
+    then. Raises :class:`~app.storage.topology.ReplicationShortfall` (a Redis error) when the
+    submission is stored but fewer replicas hold it than asked: a retry finds it.
     """
     sent = body.model_dump()
     fingerprint = submissions.fingerprint({**sent, "game": game.slug})
@@ -164,6 +167,7 @@ def submit_score(
         key=(claimed, key_generation) if claimed else None,
         counters=counters,
         split=split,
+        replication=replication,
     )
     if report_limits is not None:
         report_limits(enqueued.limits)
@@ -172,7 +176,9 @@ def submit_score(
     if enqueued.revoked:
         raise KeyRevoked(claimed)
     if enqueued.schedule_drain:
-        request_drain(enqueued.partition)
+        request_drain(enqueued.partition)  # even unreplicated: the entry is on its stream
+    if enqueued.unreplicated is not None:
+        raise enqueued.unreplicated
     if enqueued.existing is None:
         return Taken(record, player_id, hand_key=True)
     existing = statuses.unpacked(enqueued.existing)
@@ -188,7 +194,7 @@ def submit_score(
 
 
 def follow_submission(
-    client: redis.Redis,
+    client: DataClient,
     waiter: VerdictWaiter,
     submission_id: str,
     wait: float,

@@ -22,12 +22,11 @@ import math
 from collections.abc import Sequence
 from typing import Any, cast
 
-import redis
-
 from app.leaderboard.boards import Board
 from app.leaderboard.games import Game
 from app.leaderboard.rebuild import readable_boards
 from app.storage import keys
+from app.storage.connection import DataClient
 
 HISTOGRAM_BINS = 20
 
@@ -110,7 +109,7 @@ def _meta_key(board: Board) -> str:
 
 
 def compute_boards(
-    client: redis.Redis, game: Game, boards: Sequence[Board], now_ms: int
+    client: DataClient, game: Game, boards: Sequence[Board], now_ms: int
 ) -> list[dict[str, Any]]:
     """The stats of ``boards`` (of one family), in two round trips."""
     pipe = client.pipeline(transaction=False)
@@ -194,7 +193,7 @@ def _summary(
     return summary
 
 
-def compute_family(client: redis.Redis, game: Game, variant: str, now_ms: int) -> list[dict]:
+def compute_family(client: DataClient, game: Game, variant: str, now_ms: int) -> list[dict]:
     """Store the stats of each readable board of a variant; return them.
 
     The all-time board's entry counts of days past the game's retention are dropped first, so
@@ -213,7 +212,7 @@ def compute_family(client: redis.Redis, game: Game, variant: str, now_ms: int) -
     return results
 
 
-def _forget_old_buckets(client: redis.Redis, game: Game, board: Board, now_ms: int) -> None:
+def _forget_old_buckets(client: DataClient, game: Game, board: Board, now_ms: int) -> None:
     cutoff = now_ms - game.retention_days * 86_400_000
     meta = _meta_key(board)
     old = [
@@ -225,7 +224,7 @@ def _forget_old_buckets(client: redis.Redis, game: Game, board: Board, now_ms: i
         client.hdel(meta, *old)
 
 
-def read_stats(client: redis.Redis, board: Board) -> dict[str, Any] | None:
+def read_stats(client: DataClient, board: Board) -> dict[str, Any] | None:
     """The stored stats of a board, or None if the stats job has not computed them."""
     raw = cast(
         str | None,

@@ -11,10 +11,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, cast
 
-import redis
-
 from app.leaderboard.records import SubmissionRecord
 from app.storage import keys, submissions
+from app.storage.connection import DataClient, DataPipeline
 from app.storage.submissions import Found, Generation, Verdict
 
 
@@ -26,18 +25,18 @@ def unpacked(found: Found | None) -> SubmissionRecord | None:
 
 
 def read_many(
-    client: redis.Redis, submission_ids: Sequence[str], now: Generation
+    client: DataClient, submission_ids: Sequence[str], now: Generation
 ) -> list[SubmissionRecord | None]:
     """The records of submissions as of ``now`` (None where unknown or expired), in one trip."""
     return [unpacked(f) for f in submissions.find(client, submission_ids, now)]
 
 
-def read(client: redis.Redis, submission_id: str, now: Generation) -> SubmissionRecord | None:
+def read(client: DataClient, submission_id: str, now: Generation) -> SubmissionRecord | None:
     """The record of one submission as of ``now``, or None if unknown or expired."""
     return read_many(client, [submission_id], now)[0]
 
 
-def logged_player(client: redis.Redis, submission_id: str, record: SubmissionRecord) -> str | None:
+def logged_player(client: DataClient, submission_id: str, record: SubmissionRecord) -> str | None:
     """The player of an accepted submission, from its entry in its family's log (an accepted
     record keeps only a prefix of the id); None once the entry is gone from the log."""
     if record.board is None:
@@ -57,7 +56,7 @@ def verdict(submission_id: str, record: SubmissionRecord, now: Generation) -> Ve
 
 
 def write(
-    pipe: redis.client.Pipeline,
+    pipe: DataPipeline,
     submission_id: str,
     record: SubmissionRecord,
     at_ms: int,

@@ -16,14 +16,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-import redis
-
 from app.leaderboard import run_tokens
 from app.leaderboard.games import Game, Registry
 from app.leaderboard.run_tokens import RunToken, TokenPolicy, TokenProblem
 from app.leaderboard.validation import Rejection
 from app.leaderboard.verifiers import GuessVerifier, Proven, Run, Unproven, verifier_of
 from app.storage import runs
+from app.storage.connection import DataClient
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,7 @@ def _where(run: RunToken) -> runs.RunKey:
 
 
 def start_run(
-    client: redis.Redis, game: Game, variant: str, run: RunToken, policy: TokenPolicy
+    client: DataClient, game: Game, variant: str, run: RunToken, policy: TokenPolicy
 ) -> None:
     """Keep a new run's secret state, if ``game`` has a verifier (else do nothing)."""
     verifier = verifier_of(game)
@@ -60,7 +59,7 @@ def start_run(
 
 
 def answer_guess(
-    client: redis.Redis,
+    client: DataClient,
     game: Game,
     run_id: str,
     token: str,
@@ -118,7 +117,7 @@ def run_of(fields: Mapping[str, str]) -> Run | None:
 
 
 def replay_runs(
-    client: redis.Redis, registry: Registry, tokens: Sequence[RunToken]
+    client: DataClient, registry: Registry, tokens: Sequence[RunToken]
 ) -> list[Proven | Rejection]:
     """What each verified run proves (in one round trip), or why it proves nothing."""
     stored = runs.read_many(client, [_where(t) for t in tokens])
@@ -142,7 +141,7 @@ def replay_runs(
 
 
 def resolve_score(
-    client: redis.Redis,
+    client: DataClient,
     game: Game,
     claimed: float | None,
     duration_ms: int | None,

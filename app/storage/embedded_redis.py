@@ -12,6 +12,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import redis
@@ -45,9 +46,16 @@ def free_port() -> int:
 class EmbeddedRedis:
     """One ``redis-server`` process on 127.0.0.1, persisted with an append-only file."""
 
-    def __init__(self, data_dir: str | os.PathLike[str], port: int | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        port: int | None = None,
+        settings: Sequence[str] = (),
+    ) -> None:
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
+        # More of redis-server's own arguments (``--cluster-enabled yes``, ...), after ours.
+        self.settings = list(settings)
         self.process: subprocess.Popen[bytes] | None = None
 
     def url(self, db: int = 0) -> str:
@@ -77,6 +85,7 @@ class EmbeddedRedis:
             "redis.log",
             "--daemonize",
             "no",
+            *self.settings,
         ]
         # Start-up errors go to stderr before the log file is open: keep them for the message.
         with open(self.data_dir / "redis.stderr", "wb") as stderr:

@@ -36,10 +36,12 @@ import orjson
 import pydantic_core
 import redis
 
-from app.storage import keys, rate_limits
+from app.storage import keys, rate_limits, topology
+from app.storage.connection import DataClient, DataPipeline
 from app.storage.rate_limits import NOTHING_COUNTED, Counted, Counter
-from app.storage.scripts import run_each, script
+from app.storage.scripts import Library, run_each, script
 from app.storage.submissions import Found, Generation, found
+from app.storage.topology import NO_WAIT, Replication, ReplicationShortfall
 
 #: How long a drain lease lives without a refresh: a drain refreshes it between batches, so
 #: this bounds how long a dead drain keeps its partitions from others.
@@ -82,10 +84,12 @@ class Enqueued:
     revoked: bool = False  # the player's key was revoked: nothing was stored
     limits: Counted = NOTHING_COUNTED  # the request's rate-limit counts (a breach: not stored)
     partition: int = 0  # the submission's partition (the drain task to send is of it)
+    # Stored on its master, but fewer replicas than asked hold it yet: no 202 to answer.
+    unreplicated: ReplicationShortfall | None = None
 
 
 def enqueue(
-    client: redis.Redis,
+    client: DataClient,
     submission_id: str,
     record: str,
     payload: Mapping[str, Any],
@@ -93,6 +97,7 @@ def enqueue(
     key: tuple[str, int] | None = None,
     counters: Sequence[Counter] = (),
     split: bool = False,
+    replication: Replication = NO_WAIT,
 ) -> Enqueued:
     """Count the request's rate limits, then create the submission's record (in the generation
     ``now``, unless one of the generations it reads has a record of the id) and append it to
@@ -100,7 +105,9 @@ def enqueue(
 
     ``key`` is the player and generation of the key that proved them, refused if revoked;
     ``counters`` the rate limits the request is counted against (nothing is stored when it
-    breaks one).
+    breaks one); ``replication`` the replicas that must hold the record and the entry before the
+    caller may answer 202 (a WAIT after the script that stores them, in its round trip: see
+    :mod:`app.storage.topology`; a shortfall is :attr:`Enqueued.unreplicated`).
 
     One script, one round trip, whose keys are of the request slot and of the partition's;
     with ``split`` (a Redis Cluster, where a script must keep to one slot) two scripts, two
@@ -117,6 +124,7 @@ def enqueue(
         keys.drain_flag(partition),
     ]
     record_args = [submission_id, record, now.ttl_ms, orjson.dumps(payload), DRAIN_FLAG_MS]
+    unreplicated: ReplicationShortfall | None = None
     if split:
         admitted, counts = script(client, "admit", _LIBRARIES)(
             keys=[keys.KEY_GENERATIONS, *limit_keys],
@@ -124,15 +132,25 @@ def enqueue(
         )
         reply: list[Any] = [admitted]
         if admitted == 1:
-            reply = script(client, "enqueue_partition", "ingest_lib")(
-                keys=record_keys, args=[len(readable), *record_args]
+            reply, unreplicated = _stored(
+                client,
+                "enqueue_partition",
+                "ingest_lib",
+                record_keys,
+                [len(readable), *record_args],
+                replication,
             )
         stored, detail, age = reply[0], reply[1] if len(reply) > 1 else None, reply[2:]
     else:
-        stored, detail, counts, *age = script(client, "enqueue_submission", _LIBRARIES)(
-            keys=[*record_keys, keys.KEY_GENERATIONS, *limit_keys],
-            args=[len(readable), *record_args, player_id, generation, *limit_args],
+        reply, unreplicated = _stored(
+            client,
+            "enqueue_submission",
+            _LIBRARIES,
+            [*record_keys, keys.KEY_GENERATIONS, *limit_keys],
+            [len(readable), *record_args, player_id, generation, *limit_args],
+            replication,
         )
+        stored, detail, counts, *age = reply
     limits = rate_limits.read_reply(counters, counts)
     if stored == -2:
         return Enqueued(existing=None, schedule_drain=False, limits=limits, partition=partition)
@@ -142,11 +160,31 @@ def enqueue(
         )
     if not stored:
         existing = found(detail, age[0], now)
-        return Enqueued(existing, schedule_drain=False, limits=limits, partition=partition)
-    return Enqueued(None, schedule_drain=bool(detail), limits=limits, partition=partition)
+        return Enqueued(
+            existing, False, limits=limits, partition=partition, unreplicated=unreplicated
+        )
+    return Enqueued(
+        None, bool(detail), limits=limits, partition=partition, unreplicated=unreplicated
+    )
 
 
-def ask_drains(client: redis.Redis, partitions: Collection[int]) -> list[int]:
+def _stored(
+    client: DataClient,
+    name: str,
+    library: Library,
+    keys: list[str],
+    args: list[Any],
+    replication: Replication,
+) -> tuple[Any, ReplicationShortfall | None]:
+    """The reply of the script that stores a submission, run on its partition's master and
+    waited for as ``replication`` says; and the shortfall if fewer replicas hold it than asked."""
+    try:
+        return topology.call(client, name, keys, args, library, replication), None
+    except ReplicationShortfall as short:
+        return short.reply, short
+
+
+def ask_drains(client: DataClient, partitions: Collection[int]) -> list[int]:
     """Ask for a drain of each of these partitions that has no lease, in one round trip; the
     partitions asked for."""
     pipe = client.pipeline(transaction=False)
@@ -155,7 +193,7 @@ def ask_drains(client: redis.Redis, partitions: Collection[int]) -> list[int]:
     return [p for p, asked in zip(partitions, pipe.execute(), strict=True) if asked]
 
 
-def take(client: redis.Redis, partitions: Collection[int], consumer: str) -> list[int]:
+def take(client: DataClient, partitions: Collection[int], consumer: str) -> list[int]:
     """Take the leases of partitions for the drain of ``consumer``, unless another drain holds
     them (a lease of this drain's is refreshed), in one round trip; the partitions taken."""
     args = [holder(consumer), DRAIN_FLAG_MS, ""]
@@ -165,7 +203,7 @@ def take(client: redis.Redis, partitions: Collection[int], consumer: str) -> lis
     ]
 
 
-def adopt(client: redis.Redis, partition: int, consumer: str) -> bool:
+def adopt(client: DataClient, partition: int, consumer: str) -> bool:
     """Take a partition's lease for the drain of ``consumer`` if it was asked for at least
     :data:`ADOPT_AFTER_MS` ago and no drain holds it."""
     return bool(
@@ -176,7 +214,7 @@ def adopt(client: redis.Redis, partition: int, consumer: str) -> bool:
     )
 
 
-def _run(client: redis.Redis, name: str, calls: list[Any]) -> list[Any]:
+def _run(client: DataClient, name: str, calls: list[Any]) -> list[Any]:
     """The replies of a lease script run once per call, pipelined; an error raised."""
     if not calls:
         return []
@@ -206,7 +244,7 @@ class Lease:
         return self.value is None or self.value in (ASKED, _ASKED_BEFORE)
 
 
-def leases(client: redis.Redis, partitions: Collection[int]) -> dict[int, Lease]:
+def leases(client: DataClient, partitions: Collection[int]) -> dict[int, Lease]:
     """The leases of partitions, in one round trip (a pipeline of GET and PTTL each)."""
     if not partitions:
         return {}
@@ -221,18 +259,18 @@ def leases(client: redis.Redis, partitions: Collection[int]) -> dict[int, Lease]
     }
 
 
-def release(client: redis.Redis, partitions: Collection[int], consumer: str) -> None:
+def release(client: DataClient, partitions: Collection[int], consumer: str) -> None:
     """Let go of the leases of ``consumer``'s drain on these partitions (one round trip)."""
     _let_go(client, partitions, holder(consumer), hand_back=False)
 
 
-def withdraw(client: redis.Redis, partition: int) -> None:
+def withdraw(client: DataClient, partition: int) -> None:
     """Drop a partition's lease asked for (by a caller that could not send its drain), unless a
     drain holds it by now, so that the next submission (or the sweep) asks again."""
     _let_go(client, [partition], ASKED, hand_back=False)
 
 
-def hand_back(client: redis.Redis, partitions: Collection[int], consumer: str) -> list[int]:
+def hand_back(client: DataClient, partitions: Collection[int], consumer: str) -> list[int]:
     """Let go of the leases of ``consumer``'s drain on these partitions: those whose stream
     still holds entries are asked for again (the caller sends a drain of each), the others
     released. The partitions handed back."""
@@ -240,7 +278,7 @@ def hand_back(client: redis.Redis, partitions: Collection[int], consumer: str) -
 
 
 def _let_go(
-    client: redis.Redis, partitions: Collection[int], value: str, hand_back: bool
+    client: DataClient, partitions: Collection[int], value: str, hand_back: bool
 ) -> list[int]:
     calls = [
         ([keys.drain_flag(p), keys.ingest_stream(p)], [value, int(hand_back), DRAIN_FLAG_MS])
@@ -250,7 +288,7 @@ def _let_go(
     return [p for p, reply in zip(partitions, replies, strict=True) if reply == 1]
 
 
-def refresh(pipe: redis.client.Pipeline, partition: int, consumer: str) -> None:
+def refresh(pipe: DataPipeline, partition: int, consumer: str) -> None:
     """Queue on ``pipe`` the refresh of a lease the drain of ``consumer`` holds."""
     pipe.set(keys.drain_flag(partition), holder(consumer), px=DRAIN_FLAG_MS)
 
@@ -296,7 +334,7 @@ def _decoded(text: str) -> Any:
         return None
 
 
-def ensure_groups(client: redis.Redis, partitions: Collection[int]) -> None:
+def ensure_groups(client: DataClient, partitions: Collection[int]) -> None:
     """Create the consumer groups (and the streams) of partitions unless they exist."""
     pipe = client.pipeline(transaction=False)
     for p in partitions:
@@ -324,7 +362,7 @@ def _stream_entries(reply: Any, partitions: Collection[int]) -> list[Waiting]:
 
 
 def read_new(
-    client: redis.Redis,
+    client: DataClient,
     consumer: str,
     partitions: Collection[int],
     count: int,
@@ -336,7 +374,7 @@ def read_new(
 
 
 def read_own(
-    client: redis.Redis, consumer: str, partitions: Collection[int], count: int
+    client: DataClient, consumer: str, partitions: Collection[int], count: int
 ) -> list[Waiting]:
     """Entries of these partitions this consumer read before and did not finish (a retried
     drain), up to ``count`` of each, in one command (a single Redis)."""
@@ -344,7 +382,7 @@ def read_own(
 
 
 def _read(
-    client: redis.Redis,
+    client: DataClient,
     consumer: str,
     partitions: Collection[int],
     start: str,
@@ -367,7 +405,7 @@ def _read(
 
 
 def read_each(
-    client: redis.Redis,
+    client: DataClient,
     consumer: str,
     partitions: Collection[int],
     count: int,
@@ -383,7 +421,7 @@ def read_each(
 
 
 def claim_stale(
-    client: redis.Redis, consumer: str, partitions: Collection[int], count: int
+    client: DataClient, consumer: str, partitions: Collection[int], count: int
 ) -> list[Waiting]:
     """Take over entries of these partitions that other consumers read and left idle past
     :data:`CLAIM_IDLE_MS`, up to ``count`` of each, in one round trip (a command per
@@ -400,7 +438,7 @@ def claim_stale(
 
 
 def read_started(
-    client: redis.Redis,
+    client: DataClient,
     consumer: str,
     partitions: Collection[int],
     count: int,
@@ -430,9 +468,7 @@ def read_started(
     return _gathered(client, partitions, [*replies[:reads], *claims])
 
 
-def _gathered(
-    client: redis.Redis, partitions: Collection[int], replies: list[Any]
-) -> list[Waiting]:
+def _gathered(client: DataClient, partitions: Collection[int], replies: list[Any]) -> list[Waiting]:
     """The entries of read replies (an error among them: NOGROUP creates what is missing)."""
     entries: list[Waiting] = []
     missing = False
@@ -448,7 +484,7 @@ def _gathered(
     return entries
 
 
-def done(client: redis.Redis, entries: Sequence[Waiting]) -> None:
+def done(client: DataClient, entries: Sequence[Waiting]) -> None:
     """Acknowledge and delete settled entries, so the streams hold only waiting work, in one
     round trip (a transaction per partition)."""
     groups: dict[int, list[str]] = {}
@@ -461,7 +497,7 @@ def done(client: redis.Redis, entries: Sequence[Waiting]) -> None:
 
 
 def acknowledge(
-    pipe: redis.client.Pipeline,
+    pipe: DataPipeline,
     partition: int,
     entry_ids: Sequence[str],
     consumer: str | None = None,
@@ -477,7 +513,7 @@ def acknowledge(
         refresh(pipe, partition, consumer)
 
 
-def keep_dead_letter(client: redis.Redis, entry: Waiting, error: str) -> None:
+def keep_dead_letter(client: DataClient, entry: Waiting, error: str) -> None:
     """Keep an entry the worker could not process, for an operator (it stays on the stream)."""
     client.xadd(
         keys.dead_letters(entry.partition),
@@ -504,7 +540,7 @@ class Backlog:
         return [p for p, counts in self.partitions.items() if any(counts.values())]
 
 
-def backlog(client: redis.Redis, partitions: int) -> Backlog:
+def backlog(client: DataClient, partitions: int) -> Backlog:
     """Entries on each partition's stream (waiting, or being processed) and those read but not
     finished, in one round trip."""
     pipe = client.pipeline(transaction=False)

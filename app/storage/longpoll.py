@@ -1,9 +1,10 @@
 """Long-polling for verdicts without a Redis connection per waiting client.
 
 One listener per web process subscribes to :data:`app.storage.keys.VERDICT_CHANNEL` and wakes the
-requests waiting for the ids it hears. The wake-up is only an accelerator: a waiter re-reads
-the record at least every ``recheck`` seconds, so a message lost while the listener reconnects
-delays an answer by at most that long and never loses it.
+requests waiting for the ids it hears (on a Redis Cluster, on one node, the master of the
+channel's slot: a message published on any node reaches every node). The wake-up is only an
+accelerator: a waiter re-reads the record at least every ``recheck`` seconds, so a message lost
+while the listener reconnects delays an answer by at most that long and never loses it.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import redis
+from redis.exceptions import RedisClusterException
 
 from app.storage import keys
+from app.storage.connection import DataClient, refresh_slots
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +30,7 @@ Read = TypeVar("Read")
 class VerdictWaiter:
     """Lets request handlers wait for a submission's verdict."""
 
-    def __init__(self, client: redis.Redis, recheck: float = 1.0) -> None:
+    def __init__(self, client: DataClient, recheck: float = 1.0) -> None:
         self._client = client
         self._recheck = recheck
         self._lock = threading.Lock()
@@ -98,9 +101,10 @@ class VerdictWaiter:
                     message = pubsub.get_message(timeout=self._recheck)
                     if message and message["type"] == "message":
                         self._wake(message["data"])
-            except redis.RedisError as exc:
+            except (redis.RedisError, RedisClusterException) as exc:
                 log.warning("verdict listener lost Redis (%s); retrying", exc)
                 self._subscribed.clear()
+                refresh_slots(self._client)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
             finally:

@@ -7,9 +7,8 @@ import json
 from collections.abc import Sequence
 from typing import Any, cast
 
-import redis
-
 from app.storage import keys
+from app.storage.connection import DataClient
 from app.storage.scripts import script
 
 Family = tuple[str, str]  # (game slug, variant)
@@ -25,7 +24,7 @@ LOCK_TTL = 120
 
 
 def lock_families(
-    client: redis.Redis, families: Sequence[Family], owner: str, ttl: int
+    client: DataClient, families: Sequence[Family], owner: str, ttl: int
 ) -> list[Family]:
     """Take every family's lock for ``owner``, or none; return the families held by others."""
     pipe = client.pipeline(transaction=False)
@@ -38,14 +37,14 @@ def lock_families(
     return busy
 
 
-def release_families(client: redis.Redis, families: Sequence[Family], owner: str) -> None:
+def release_families(client: DataClient, families: Sequence[Family], owner: str) -> None:
     """Release the locks ``owner`` holds (one key at a time: each family is its own slot)."""
     release = script(client, "release_locks")
     for game, variant in families:
         release(keys=[keys.lock_key(game, variant)], args=[owner])
 
 
-def renew_families(client: redis.Redis, families: Sequence[Family], ttl: int = LOCK_TTL) -> None:
+def renew_families(client: DataClient, families: Sequence[Family], ttl: int = LOCK_TTL) -> None:
     """Extend the locks of ``families`` (held by the caller) by ``ttl`` seconds from now."""
     pipe = client.pipeline(transaction=False)
     for game, variant in families:
@@ -53,13 +52,13 @@ def renew_families(client: redis.Redis, families: Sequence[Family], ttl: int = L
     pipe.execute()
 
 
-def lock_holder(client: redis.Redis, game: str, variant: str) -> str | None:
+def lock_holder(client: DataClient, game: str, variant: str) -> str | None:
     """The task holding a family's lock, if any."""
     return cast(str | None, client.get(keys.lock_key(game, variant)))
 
 
 def create_task(
-    client: redis.Redis, task_id: str, kind: str, params: dict[str, Any], now_ms: int
+    client: DataClient, task_id: str, kind: str, params: dict[str, Any], now_ms: int
 ) -> None:
     """Record a queued operator task."""
     key = keys.task_key(task_id)
@@ -77,13 +76,13 @@ def create_task(
     client.expire(key, TASK_TTL)
 
 
-def update_task(client: redis.Redis, task_id: str, **fields: Any) -> None:
+def update_task(client: DataClient, task_id: str, **fields: Any) -> None:
     """Change fields of a task record (state, done, total, result, error, …)."""
     mapping = {k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in fields.items()}
     client.hset(keys.task_key(task_id), mapping=mapping)
 
 
-def read_task(client: redis.Redis, task_id: str) -> dict[str, Any] | None:
+def read_task(client: DataClient, task_id: str) -> dict[str, Any] | None:
     """A task record as the API shows it, or None."""
     raw = cast(dict[str, str], client.hgetall(keys.task_key(task_id)))
     if "kind" not in raw:

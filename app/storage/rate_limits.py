@@ -12,13 +12,15 @@ Plain functions over a redis client; nothing here knows Flask.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 import redis
+from redis.cluster import RedisCluster
 
+from app.storage.connection import DataClient
 from app.storage.scripts import script, sha
 
 #: The Lua library every script that counts limits is prepended with.
@@ -85,7 +87,7 @@ def read_reply(counters: Sequence[Counter], reply: Sequence[Any]) -> Counted:
     return Counted(counts=counts, breached=breached)
 
 
-def count(client: redis.Redis, counters: Sequence[Counter]) -> Counted:
+def count(client: DataClient, counters: Sequence[Counter]) -> Counted:
     """Count one request against ``counters``, in order, stopping at the first it breaks."""
     if not counters:
         return NOTHING_COUNTED
@@ -115,6 +117,35 @@ class Rider:
 RIDER: ContextVar[Rider | None] = ContextVar("hiscore_rate_limit_rider", default=None)
 
 
+def _ride(client: Any, send: Callable[..., Any], args: Sequence[Any], options: dict) -> Any:
+    """Send one command through ``send`` (the client's own ``execute_command``), with the
+    current request's rate-limit count in the same round trip if it is still to be counted."""
+    rider = RIDER.get()
+    # A command aimed at chosen nodes of a cluster (a PING of every node, say) goes alone: the
+    # count waits for the request's next command, or its end.
+    if rider is None or rider.counted is not None or "target_nodes" in options:
+        return send(*args, **options)
+    RIDER.set(None)
+    names, limit_args = script_arguments(rider.counters)
+    pipe = client.pipeline(transaction=False)
+    # EVALSHA as a plain command: a cluster pipeline refuses its evalsha() method, not the
+    # command, which it sends to the node of the counters' slot.
+    pipe.execute_command("EVALSHA", sha("count_limits", LIBRARY), len(names), *names, *limit_args)
+    pipe.execute_command(*args, **options)
+    count_reply, reply = pipe.execute(raise_on_error=False)
+    if isinstance(count_reply, redis.exceptions.NoScriptError):  # Redis restarted, say
+        rider.counted = count(client, rider.counters)
+    elif isinstance(count_reply, Exception):
+        raise count_reply
+    else:
+        rider.counted = read_reply(rider.counters, count_reply)
+    if rider.counted.breached is not None:
+        raise RateLimitBreached(rider.counted)
+    if isinstance(reply, Exception):
+        raise reply
+    return reply
+
+
 class RidingRedis(redis.Redis):
     """A client whose next command after :data:`RIDER` is set carries the request's rate-limit
     count in the same round trip (a pipeline of the two), so that a read costs one trip.
@@ -125,23 +156,12 @@ class RidingRedis(redis.Redis):
     """
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
-        rider = RIDER.get()
-        if rider is None or rider.counted is not None:
-            return super().execute_command(*args, **options)
-        RIDER.set(None)
-        names, limit_args = script_arguments(rider.counters)
-        pipe = self.pipeline(transaction=False)
-        pipe.evalsha(sha("count_limits", LIBRARY), len(names), *names, *limit_args)
-        pipe.execute_command(*args, **options)
-        count_reply, reply = pipe.execute(raise_on_error=False)
-        if isinstance(count_reply, redis.exceptions.NoScriptError):  # Redis restarted, say
-            rider.counted = count(self, rider.counters)
-        elif isinstance(count_reply, Exception):
-            raise count_reply
-        else:
-            rider.counted = read_reply(rider.counters, count_reply)
-        if rider.counted.breached is not None:
-            raise RateLimitBreached(rider.counted)
-        if isinstance(reply, Exception):
-            raise reply
-        return reply
+        return _ride(self, super().execute_command, args, options)
+
+
+class RidingRedisCluster(RedisCluster):
+    """:class:`RidingRedis` for a Redis Cluster: the count goes to the node of the counters'
+    slot and the command to its own, both written before either reply is read."""
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        return _ride(self, super().execute_command, args, options)

@@ -18,9 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-import redis
-
 from app.storage import keys, scripts
+from app.storage.connection import DataClient
 
 #: What the guess script answers, by its code.
 ANSWERS: dict[int, Literal["higher", "lower", "correct"]] = {
@@ -46,7 +45,7 @@ class RunKey:
 
 
 def start(
-    client: redis.Redis,
+    client: DataClient,
     run: RunKey,
     player_id: str,
     started_at: int,
@@ -62,7 +61,7 @@ def start(
 
 
 def guess(
-    client: redis.Redis, run: RunKey, guess: int, now_ms: int, max_guesses: int, keep_until: int
+    client: DataClient, run: RunKey, guess: int, now_ms: int, max_guesses: int, keep_until: int
 ) -> tuple[int, int]:
     """Answer and record one guess: (code, guesses answered); see ``app/lua/guess.lua``."""
     code, count = scripts.script(client, "guess")(
@@ -71,7 +70,7 @@ def guess(
     return int(code), int(count)
 
 
-def read_many(client: redis.Redis, runs: Sequence[RunKey]) -> list[dict[str, str]]:
+def read_many(client: DataClient, runs: Sequence[RunKey]) -> list[dict[str, str]]:
     """The stored fields of each run ({} for one that is gone), in one round trip."""
     if not runs:
         return []

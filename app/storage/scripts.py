@@ -8,8 +8,9 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-import redis
 from redis.exceptions import NoScriptError
+
+from app.storage.connection import DataClient
 
 #: One call of a script: its keys and its arguments.
 Call = tuple[Sequence[str], Sequence[str | int | float]]
@@ -42,7 +43,7 @@ class BoundScript:
 
     __slots__ = ("client", "library", "name")
 
-    def __init__(self, client: redis.Redis, name: str, library: Library) -> None:
+    def __init__(self, client: DataClient, name: str, library: Library) -> None:
         self.client, self.name, self.library = client, name, library
 
     def __call__(self, keys: Sequence[str] = (), args: Sequence[Any] = ()) -> Any:
@@ -54,13 +55,13 @@ class BoundScript:
             return self.client.evalsha(digest, len(keys), *keys, *args)
 
 
-def script(client: redis.Redis, name: str, library: Library = None) -> BoundScript:
+def script(client: DataClient, name: str, library: Library = None) -> BoundScript:
     """The script ``app/lua/<name>.lua`` bound to ``client``."""
     return BoundScript(client, name, library)
 
 
 def run_each(
-    client: redis.Redis, name: str, calls: Sequence[Call], library: Library = None
+    client: DataClient, name: str, calls: Sequence[Call], library: Library = None
 ) -> list[Any]:
     """Run the script once per call, pipelined in one round trip; the reply of each call, or
     the error it raised in its place.
@@ -82,8 +83,9 @@ def run_each(
     return replies
 
 
-def _evalsha_each(client: redis.Redis, digest: str, calls: Sequence[Call]) -> list[Any]:
+def _evalsha_each(client: DataClient, digest: str, calls: Sequence[Call]) -> list[Any]:
     pipe = client.pipeline(transaction=False)
     for keys, args in calls:
-        pipe.evalsha(digest, len(keys), *keys, *args)
+        # EVALSHA as a plain command: a cluster pipeline refuses its evalsha() method.
+        pipe.execute_command("EVALSHA", digest, len(keys), *keys, *args)
     return pipe.execute(raise_on_error=False)

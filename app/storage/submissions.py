@@ -37,6 +37,7 @@ from typing import Any
 import redis
 
 from app.storage import keys, scripts
+from app.storage.connection import DataClient, DataPipeline
 from app.storage.keys import PLAYER_ID_PATTERN, SUBMISSION_ID_PATTERN
 
 SUBMISSION_ID = re.compile(SUBMISSION_ID_PATTERN)
@@ -181,7 +182,7 @@ def found(value: str | None, age: int, now: Generation) -> Found | None:
     return Found(value, now.back(age)) if value is not None else None
 
 
-def find(client: redis.Redis, submission_ids: Sequence[str], now: Generation) -> list[Found | None]:
+def find(client: DataClient, submission_ids: Sequence[str], now: Generation) -> list[Found | None]:
     """The records of submissions (None where unknown or expired), in one round trip: a script
     per partition, each on its partition's slot (pipelined when there are several)."""
     if not submission_ids:
@@ -224,7 +225,7 @@ class Verdict:
 
 
 def settle(
-    client: redis.Redis,
+    client: DataClient,
     verdicts: Sequence[Verdict],
     now: Generation,
     now_ms: int,
@@ -244,9 +245,7 @@ def settle(
         raise redis.ResponseError(f"could not store {len(failed)} record(s): {failed[0]}")
 
 
-def store_verdicts(
-    pipe: redis.client.Pipeline, verdicts: Sequence[Verdict], now: Generation
-) -> int:
+def store_verdicts(pipe: DataPipeline, verdicts: Sequence[Verdict], now: Generation) -> int:
     """Queue on ``pipe`` the writes of the final records (in the generation ``now``), one script
     per partition, each on its partition's slot (a drain makes it one transaction with the
     entries' acknowledgement); return how many commands it queued (one per partition).
@@ -266,7 +265,10 @@ def store_verdicts(
             args += [place, verdict.submission_id, verdict.value]
         # EVAL with the text, not EVALSHA: inside a transaction, a script Redis does not know
         # would fail at EXEC, after the rest of the transaction (the acknowledgement) had run.
-        pipe.eval(scripts.source("store_submissions"), len(places), *places, *args)
+        # As a plain command: a cluster pipeline refuses its eval() method, not the command.
+        pipe.execute_command(
+            "EVAL", scripts.source("store_submissions"), len(places), *places, *args
+        )
     return len(groups)
 
 
@@ -277,7 +279,7 @@ def rejected_stream_maxlen(partitions: int) -> int:
 
 
 def count_verdicts(
-    pipe: redis.client.Pipeline,
+    pipe: DataPipeline,
     verdicts: Sequence[Verdict],
     now_ms: int,
     partitions: int,
@@ -320,13 +322,15 @@ def count_verdicts(
         pipe.hincrbyfloat(keys.latency_histogram(p), "sum", latency_sums[p])
 
 
-def announce_verdicts(pipe: redis.client.Pipeline, submission_ids: Sequence[str]) -> None:
+def announce_verdicts(pipe: DataPipeline, submission_ids: Sequence[str]) -> None:
     """Queue on ``pipe`` the announcement that wakes the long-polls of these submissions."""
     if submission_ids:
-        pipe.publish(keys.VERDICT_CHANNEL, " ".join(submission_ids))
+        # As a plain command: a cluster pipeline refuses its publish() method, not the command
+        # (which a cluster's nodes pass on to one another).
+        pipe.execute_command("PUBLISH", keys.VERDICT_CHANNEL, " ".join(submission_ids))
 
 
-def read_verdict_counts(client: redis.Redis, partitions: int) -> dict[str, int]:
+def read_verdict_counts(client: DataClient, partitions: int) -> dict[str, int]:
     """The verdict counts (``accepted``, ``rejected:<code>``) summed over every partition, in
     one round trip."""
     pipe = client.pipeline(transaction=False)
@@ -339,7 +343,7 @@ def read_verdict_counts(client: redis.Redis, partitions: int) -> dict[str, int]:
     return dict(total)
 
 
-def read_latency_histogram(client: redis.Redis, partitions: int) -> dict[str, float]:
+def read_latency_histogram(client: DataClient, partitions: int) -> dict[str, float]:
     """The latency histogram's fields (``le:<bound>``, ``sum``) summed over every partition, in
     one round trip."""
     pipe = client.pipeline(transaction=False)

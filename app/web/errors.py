@@ -8,7 +8,10 @@ from typing import Any
 import redis
 from flask import Flask, Response, json, render_template, request
 from kombu.exceptions import OperationalError as BrokerError
+from redis.exceptions import RedisClusterException
 from werkzeug.exceptions import HTTPException
+
+from app.storage.topology import ReplicationShortfall
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +104,20 @@ def _unavailable(exc: Exception) -> Response:
     )
 
 
+def _unreplicated(exc: Exception) -> Response:
+    log.warning("answering 503 on %s %s: %s", request.method, request.path, exc)
+    return problem_response(
+        Problem(
+            503,
+            "Service Unavailable",
+            "The submission was stored, but no replica holds it yet. Retry shortly with the "
+            "same submission_id.",
+            kind="unavailable",
+            headers={"Retry-After": "1"},
+        )
+    )
+
+
 def _internal(exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.path)
     return problem_response(
@@ -113,5 +130,8 @@ def register_errorhandlers(app: Flask) -> None:
     app.register_error_handler(Problem, problem_response)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(redis.RedisError, _unavailable)
+    # A cluster with a slot no node serves (failing over), or no node that answers.
+    app.register_error_handler(RedisClusterException, _unavailable)
+    app.register_error_handler(ReplicationShortfall, _unreplicated)
     app.register_error_handler(BrokerError, _unavailable)
     app.register_error_handler(Exception, _internal)

@@ -7,7 +7,6 @@ import os
 import time
 from collections.abc import Iterator
 
-import redis
 from celery import Celery
 from flask import Flask, Response, g, request
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
@@ -21,6 +20,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from app.storage import intake
+from app.storage.connection import DataClient
 from app.storage.submissions import (
     LATENCY_BUCKETS,
     read_latency_histogram,
@@ -38,7 +38,7 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 class StoreCollector:
     """Metrics kept in Redis by the workers, so every web process reports the same numbers."""
 
-    def __init__(self, client: redis.Redis, celery_app: Celery, partitions: int) -> None:
+    def __init__(self, client: DataClient, celery_app: Celery, partitions: int) -> None:
         self.client = client
         self.celery_app = celery_app
         self.partitions = partitions

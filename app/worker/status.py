@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any, cast
 
-import redis
 from celery import Celery
 from kombu.exceptions import ChannelError
 
 from app.storage import keys
+from app.storage.connection import DataClient
 from app.storage.submissions import read_verdict_counts
 from config import INGEST_QUEUE, MAINTENANCE_QUEUE
 
@@ -32,24 +32,28 @@ def queue_depths(celery_app: Celery) -> dict[str, int]:
     return depths
 
 
-def record_heartbeat(client: redis.Redis, hostname: str, info: dict[str, Any]) -> None:
+def record_heartbeat(client: DataClient, hostname: str, info: dict[str, Any]) -> None:
     """Say that worker ``hostname`` is alive (for :data:`HEARTBEAT_TTL` seconds)."""
     client.set(keys.worker_key(hostname), json.dumps(info), ex=HEARTBEAT_TTL)
 
 
-def forget_heartbeat(client: redis.Redis, hostname: str) -> None:
+def forget_heartbeat(client: DataClient, hostname: str) -> None:
     """A worker that stops cleanly says so at once."""
     client.delete(keys.worker_key(hostname))
 
 
-def live_workers(client: redis.Redis) -> list[dict[str, Any]]:
+def live_workers(client: DataClient) -> list[dict[str, Any]]:
     """The workers whose heartbeat has not expired."""
-    found = list(client.scan_iter(match=keys.WORKER_PATTERN, count=100))
-    values = cast(list[str | None], client.mget(found)) if found else []
+    # SCAN visits every master of a cluster; the heartbeats lie in slots of their own, so they
+    # are read with a GET each (one pipeline) rather than one MGET.
+    pipe = client.pipeline(transaction=False)
+    for key in client.scan_iter(match=keys.WORKER_PATTERN, count=100):
+        pipe.get(key)
+    values = cast(list[str | None], pipe.execute())
     return sorted((json.loads(v) for v in values if v), key=lambda w: w["hostname"])
 
 
-def verdict_counts(client: redis.Redis, partitions: int) -> dict[str, Any]:
+def verdict_counts(client: DataClient, partitions: int) -> dict[str, Any]:
     """Accepted submissions, and rejected ones by reason code, over every ingest partition."""
     counts = read_verdict_counts(client, partitions)
     rejected = {

@@ -11,6 +11,7 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from flask import current_app
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import SlotNotCoveredError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.extensions import (
@@ -18,17 +19,20 @@ from app.extensions import (
     get_compaction,
     get_redis,
     get_registry,
+    get_replication,
     get_token_policy,
     read_clock,
 )
 from app.leaderboard import ingest as ingestion
 from app.leaderboard.maintenance import families_of, record_beat_run, run_operation
 from app.storage import intake
+from app.storage.connection import is_cluster
 from app.worker import graceful
 
 log = logging.getLogger(__name__)
 
-_REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
+# A cluster's slot that no node serves (failing over) is Redis out of reach too.
+_REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, SlotNotCoveredError)
 
 # A task past its soft time limit stops where it is: its entries are not at fault.
 _OUT_OF_TIME = (SoftTimeLimitExceeded,)
@@ -57,6 +61,7 @@ def ingest(submission: Any) -> None:
         current_app.config["INGEST_PARTITIONS"],
         get_token_policy(),
         out_of_time=_OUT_OF_TIME,
+        replication=get_replication(),
     )
 
 
@@ -85,9 +90,10 @@ def _consumer(hostname: str | None) -> str:
 def _drain(consumer: str, held: list[int]) -> int:
     if not held:
         return 0  # another drain holds it: nothing to do here
+    client = get_redis()
     with graceful.draining():
         outcome = ingestion.drain(
-            get_redis(),
+            client,
             get_registry(),
             consumer,
             get_clock(),
@@ -97,6 +103,10 @@ def _drain(consumer: str, held: list[int]) -> int:
             should_stop=graceful.stop_requested,
             tokens=get_token_policy(),
             out_of_time=_OUT_OF_TIME,
+            # A cluster's transactions and reads keep to one partition's slot each.
+            per_partition_transactions=is_cluster(client),
+            per_partition_reads=is_cluster(client),
+            replication=get_replication(),
         )
     if outcome.settled:
         log.info(

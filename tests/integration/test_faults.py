@@ -22,6 +22,7 @@ import psutil
 import pytest
 import redis
 import requests
+from redis.cluster import RedisCluster
 
 from app.clock import now_ms
 from app.leaderboard import statuses
@@ -107,6 +108,7 @@ class Players:
         self.count = count
         self.threads = threads
         self.accepted: set[str] = set()
+        self.answered_at: list[float] = []  # time.monotonic() of each 202
         self.unavailable = 0  # tries answered 503 or not answered at all
         self.problems: list[str] = []
         self._local = threading.local()
@@ -160,6 +162,7 @@ class Players:
             if resp is not None and resp.status_code == 202:
                 with self._lock:
                     self.accepted.add(sid)
+                    self.answered_at.append(time.monotonic())
                 return
             if resp is not None and resp.status_code != 503:
                 with self._lock:
@@ -236,6 +239,15 @@ def in_flight(stack: Stack) -> dict[str, int]:
     return dict(held)
 
 
+def leases_held(stack: Stack) -> list[int]:
+    """The partitions whose lease a drain holds (a dead one's, until it lapses)."""
+    pipe = stack.data.pipeline(transaction=False)
+    for p in range(PARTITIONS):
+        pipe.get(keys.drain_flag(p))
+    held = pipe.execute()
+    return [p for p, value in enumerate(held) if value and value.startswith("d:")]
+
+
 def held_by(stack: Stack, pids: set[int]) -> dict[str, int]:
     """What the consumers of the processes ``pids`` hold (a consumer is ``<worker>:<pid>``)."""
     return {c: n for c, n in in_flight(stack).items() if int(c.rsplit(":", 1)[1]) in pids}
@@ -280,11 +292,16 @@ def pause_mid_batch(
         tree = worker.pause()
         # A command the worker wrote before it stopped is read by Redis no later than this
         # PING (in the same turn of its event loop at the latest), so XPENDING sees its effect.
-        stack.data.ping()
+        stack.data.ping(**({"target_nodes": RedisCluster.PRIMARIES} if cluster(stack) else {}))
         held = held_by(stack, {p.pid for p in tree})
         if max(held.values(), default=0) >= at_least:
             return tree, held
         worker.resume(tree)  # the batch was settled in between: try again
+
+
+def cluster(stack: Stack) -> bool:
+    """Whether the stack's data lives on a Redis Cluster."""
+    return isinstance(stack.data, RedisCluster)
 
 
 def report(**figures: object) -> None:
@@ -306,10 +323,18 @@ def test_a_worker_killed_mid_stream_loses_and_repeats_nothing(faulty):
     # Enough that the next worker reads full batches from what no one has read yet.
     assert waiting - sum(dead.values()) >= DRAIN_BATCH, waiting
     # Again while the next worker works through that backlog, a full batch read (of every
-    # partition its drain holds, together).
+    # partition its drain holds, together). Its first drain must not come before the watch
+    # for that batch has begun: it could take the whole backlog in one read and settle it
+    # unseen. So beat (its sweep) is stopped and the drains the web asked for dropped, and one
+    # drain is sent as the watch begins.
+    faulty.beat.stop()
+    wait_for(lambda: not leases_held(faulty), 30, "the dead drains' leases to lapse", every=0.2)
+    faulty.clear_broker()
     second = faulty.start_worker("ingest", "ingest", 2)
+    faulty.celery.send_task("hiscore.drain", args=[None], queue="ingest")
     stopped, held_again = pause_mid_batch(faulty, second, at_least=DRAIN_BATCH)
     second.kill()
+    faulty.start_beat()
     dead_again = held_by(faulty, {p.pid for p in stopped})
     assert dead_again == held_again and max(dead_again.values()) >= DRAIN_BATCH, dead_again
     lost_with_it |= set().union(*(held_submissions(faulty, c) for c in dead_again))

@@ -140,3 +140,43 @@ def test_seed_demo_fills_the_boards(runner, client):
     ]
     assert 20 <= sum(totals) <= 80  # each player appears once per variant they played
     assert all(t <= 20 for t in totals)
+
+
+def test_a_cluster_for_the_data_needs_a_broker_of_its_own(monkeypatch):
+    """kombu has no cluster transport: the broker stays a single Redis, Sentinel or RabbitMQ."""
+    monkeypatch.setenv("HISCORE_REDIS_CLUSTER", "1")
+    monkeypatch.setenv("REDIS_URL", "redis://node-1:6379")
+    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
+    monkeypatch.delenv("HISCORE_BEAT_REDIS_URL", raising=False)
+    with pytest.raises(RuntimeError, match="CELERY_BROKER_URL"):
+        config_for("testing").check()
+    monkeypatch.setenv("CELERY_BROKER_URL", "amqp://rabbit:5672//")
+    with pytest.raises(RuntimeError, match="HISCORE_BEAT_REDIS_URL"):
+        config_for("testing").check()
+    monkeypatch.setenv("HISCORE_BEAT_REDIS_URL", "redis://beat:6379/0")
+    config = config_for("testing")
+    config.check()
+    assert config.CELERY["redbeat_redis_url"] == "redis://beat:6379/0"
+
+
+def test_with_a_cluster_beat_keeps_its_schedule_in_the_brokers_redis(monkeypatch):
+    monkeypatch.setenv("HISCORE_REDIS_CLUSTER", "1")
+    monkeypatch.setenv("REDIS_URL", "redis://node-1:6379")
+    monkeypatch.setenv("CELERY_BROKER_URL", "redis://broker:6379/0")
+    monkeypatch.delenv("HISCORE_BEAT_REDIS_URL", raising=False)
+    config = config_for("testing")
+    config.check()
+    assert config.CELERY["broker_url"] == config.CELERY["redbeat_redis_url"]
+    assert config.CELERY["redbeat_redis_url"] == "redis://broker:6379/0"
+
+
+def test_a_202_waits_for_a_replica_on_a_cluster_and_for_none_on_one_redis(monkeypatch):
+    monkeypatch.delenv("HISCORE_WAIT_REPLICAS", raising=False)
+    monkeypatch.setenv("CELERY_BROKER_URL", "redis://broker:6379/0")
+    monkeypatch.delenv("HISCORE_REDIS_CLUSTER", raising=False)
+    assert config_for("testing").WAIT_REPLICAS == 0
+    monkeypatch.setenv("HISCORE_REDIS_CLUSTER", "1")
+    assert config_for("testing").WAIT_REPLICAS == 1
+    assert config_for("testing").WAIT_TIMEOUT_MS == 500
+    monkeypatch.setenv("HISCORE_WAIT_REPLICAS", "2")
+    assert config_for("testing").WAIT_REPLICAS == 2

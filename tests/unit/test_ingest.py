@@ -270,10 +270,10 @@ def test_a_submission_that_breaks_the_worker_is_answered_and_kept_aside(
 
     real = ingest.apply_entries_each
 
-    def broken_for_one(client, entries, now):
+    def broken_for_one(client, entries, now, **options):
         if any(e.submission_id == "sub-poison-1" for e in entries):
             raise RuntimeError("a bug")
-        return real(client, entries, now)
+        return real(client, entries, now, **options)
 
     monkeypatch.setattr(ingest, "apply_entries_each", broken_for_one)
     good = [payload(f"sub-good-{i:04d}", player_id=f"{i:022d}") for i in range(3)]
@@ -436,13 +436,13 @@ def test_a_transient_error_while_looking_for_the_failing_entry_leaves_the_rest_w
     names = ids_in_partitions([1, 1, 1, 1])
     first, poison, unlucky, _ = names
 
-    def flaky(client, entries, now):
+    def flaky(client, entries, now, **options):
         sids = {e.submission_id for e in entries}
         if poison in sids:
             raise redis.ResponseError("WRONGTYPE Operation against a key holding the wrong kind")
         if unlucky in sids and not redis_back:
             raise redis.ConnectionError("Connection closed by server.")
-        return real(client, entries, now)
+        return real(client, entries, now, **options)
 
     monkeypatch.setattr(ingest, "apply_entries_each", flaky)
     _enqueue(redis_client, *[payload(sid, player_id=f"{i:022d}") for i, sid in enumerate(names)])
@@ -465,7 +465,7 @@ def test_out_of_memory_leaves_the_batch_waiting_and_blames_no_entry(
     _enqueue(redis_client, *[payload(f"sub-oom-{i:04d}", player_id=f"{i:022d}") for i in range(3)])
     for error in [e for e in TRANSIENT if "OOM" in str(e) or _OOM in str(e)]:
 
-        def full(client, entries, now, error=error):
+        def full(client, entries, now, error=error, **options):
             raise error
 
         monkeypatch.setattr(ingest, "apply_entries_each", full)
@@ -528,11 +528,11 @@ def test_a_drain_task_that_meets_a_full_redis_is_retried_and_settles_once_there_
     real = ingest.apply_entries_each
     calls = []
 
-    def full_once(client, entries, now):
+    def full_once(client, entries, now, **options):
         calls.append(len(entries))
         if len(calls) == 1:
             raise redis.exceptions.OutOfMemoryError(_OOM)
-        return real(client, entries, now)
+        return real(client, entries, now, **options)
 
     monkeypatch.setattr(ingest, "apply_entries_each", full_once)
     _enqueue(redis_client, payload("sub-full-0001"), payload("sub-full-0002", player_id="f" * 22))

@@ -277,9 +277,9 @@ def _spy_on_applied_entries(monkeypatch):
     seen = []
     real = ingest.apply_entries_each
 
-    def spy(client, entries, now_ms):
+    def spy(client, entries, now_ms, **options):
         seen.extend(entries)
-        return real(client, entries, now_ms)
+        return real(client, entries, now_ms, **options)
 
     monkeypatch.setattr(ingest, "apply_entries_each", spy)
     return seen

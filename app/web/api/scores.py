@@ -5,7 +5,14 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 from werkzeug.http import dump_cookie
 
-from app.extensions import get_clock, get_redis, get_token_policy, get_waiter, read_clock
+from app.extensions import (
+    get_clock,
+    get_redis,
+    get_replication,
+    get_token_policy,
+    get_waiter,
+    read_clock,
+)
 from app.leaderboard import scoring
 from app.leaderboard.players import (
     PlayerProof,
@@ -19,6 +26,7 @@ from app.leaderboard.schemas import ScoreIn, SessionIn, WaitQuery
 from app.leaderboard.validation import check_claim
 from app.log_context import current_request_id
 from app.storage import submissions
+from app.storage.connection import is_cluster
 from app.web import rate_limits
 from app.web.api.inputs import (
     json_body,
@@ -215,8 +223,9 @@ def submit_score(game_slug: str) -> tuple[Response, int]:
     submission_id = _submission_id(body)
     claimed = _proven_player(body.player_id, body.player_key)
     try:
+        client = get_redis()
         taken = scoring.submit_score(
-            get_redis(),
+            client,
             game,
             body,
             submission_id=submission_id,
@@ -230,6 +239,9 @@ def submit_score(game_slug: str) -> tuple[Response, int]:
             request_drain=request_drain,
             counters=rate_limits.take_pending(),
             report_limits=rate_limits.counted,
+            # A cluster's scripts keep to one slot: the limits' and the partition's are two.
+            split=is_cluster(client),
+            replication=get_replication(),
         )
     except scoring.RateLimited as limited:
         assert limited.limits.breached is not None
