@@ -1,0 +1,709 @@
+"""``python -m bench --scaling`` (``./dev bench --scaling``): the worker side's capacity, in
+entries settled per second from a pre-filled ingest stream, with 1, 2 and 4 drain processes.
+
+A drain process is a real Celery worker on the ``ingest`` queue as the Procfile starts it, with
+``--concurrency=1`` (one pool process: k workers are k processes that drain), in production's
+configuration (run tokens required and checked, JSON log lines at INFO, one line a verdict;
+the rate limits are the web's and count nothing here). Each worker runs through
+:mod:`bench.counted_worker`, Celery's own command line with redis-py's senders wrapped to count
+round trips.
+
+Each run, for k processes: the workers stopped, Redis emptied (``FLUSHALL``) and its
+append-only file rewritten (so no rewrite of the last run's data forks during this one); k
+workers started, and waited for until each has said it is ready; then N submissions enqueued
+through the web's own use case (:func:`app.leaderboard.scoring.submit_score`, so the enqueue
+script the web runs), each a new player's with a run token of its own signed with the
+workers' secret and issued long enough before to cover its claimed play time; the drain each
+enqueue asked for is held back until the stream holds all N. Then the clock starts, the drain
+flag is set and a drain task sent, as the web does for the first submission it finds no drain
+for, and the harness polls the verdict counts until N are settled (every 10 ms, one
+``HGETALL``). Figures of the window from the drains' start to the last verdict: entries per
+second; each component's CPU per entry (the workers' processes, from /proc; Redis's from
+``INFO cpu``, and its time in commands from ``INFO commandstats``, reset at the start); the
+round trips the workers made to the data Redis per batch, by kind; entries per batch (an
+acknowledgement is one batch's, on one stream); the cores the machine was busy and how much
+of that was no process of the run's. Every entry must be settled, accepted and off the stream,
+and its record final, or the run is suspect.
+
+Runs go round by round (1, 2, 4 processes, then again), so that a drift of the machine spreads
+over every count; each count's figure is the mean of its rounds. ``--profile`` adds a run at 2
+processes with py-spy sampling one pool process from outside for the middle of it (not counted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import resource
+import secrets
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from statistics import mean
+from typing import Any, cast
+
+import redis
+from flask import Flask
+
+from app import create_app
+from app.clock import now_ms
+from app.leaderboard import run_tokens, scoring, statuses
+from app.leaderboard.games import Game
+from app.leaderboard.run_tokens import TokenPolicy
+from app.leaderboard.schemas import ScoreIn
+from app.storage import intake, submissions
+from app.storage.embedded_redis import EmbeddedRedis
+from app.storage.submissions import Generation
+from app.worker.tasks import request_drain
+from bench import configurations, counted_worker, ingest, profile, seed
+from bench.processes import (
+    BIN,
+    Service,
+    children,
+    group_cpu_seconds,
+    machine_busy_seconds,
+    wait_until,
+)
+from bench.report import Figure, compare, machine, redis_server, table, write_json
+from bench.sessions import LONGEST_CLAIM_S, score_fields
+
+RESULTS = Path(__file__).resolve().parent / "results"
+GAME = seed.INGEST_GAME
+VARIANT = "100"
+#: The counts of drain processes measured, and the least speed-up wanted at 2 of them.
+PROCESSES = (1, 2, 4)
+TARGET_AT_TWO = 1.7
+#: How often the harness reads the verdict counts while the drains run (seconds).
+POLL_S = 0.01
+#: A run that settles nothing new for this long has stalled (seconds).
+STALL_S = 30
+#: Other processes taking this much CPU (in cores, on average) during a run make it noisy.
+NOISY_CORES = 0.2
+#: Records read per round trip when checking that every entry is settled.
+READ_CHUNK = 1000
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line; ``--quick`` makes a smoke run of it."""
+    p = argparse.ArgumentParser(
+        prog="python -m bench --scaling",
+        description="Entries settled per second from a pre-filled stream by 1, 2 and 4 drain "
+        "processes (Celery workers on the ingest queue, concurrency 1 each).",
+    )
+    p.add_argument("--quick", action="store_true", help="few entries, one round (a smoke run)")
+    p.add_argument("--entries", type=int, help="entries pre-filled per run (default 50,000)")
+    p.add_argument(
+        "--processes",
+        default=",".join(str(k) for k in PROCESSES),
+        help="counts of drain processes, comma-separated (default 1,2,4)",
+    )
+    p.add_argument("--rounds", type=int, help="runs of each count (default 2, quick 1)")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="one more run at 2 processes, with py-spy sampling one of them (not counted)",
+    )
+    p.add_argument("--output", type=Path, help="JSON file (default bench/results/scaling.json)")
+    p.add_argument("--keep", action="store_true", help="keep the run folder (logs, Redis data)")
+    args = p.parse_args(argv)
+    if args.entries is None:
+        args.entries = 2_000 if args.quick else 50_000
+    if args.rounds is None:
+        args.rounds = 1 if args.quick else 2
+    args.processes = [int(k) for k in str(args.processes).split(",") if k.strip()]
+    if not args.processes or min(args.processes) < 1 or args.entries < 1 or args.rounds < 1:
+        p.error("--processes, --entries and --rounds must be positive")
+    if args.output is None:
+        args.output = RESULTS / ("scaling-quick.json" if args.quick else "scaling.json")
+    return args
+
+
+class Bench:
+    """Redis, the harness's own app (to enqueue and to send drain tasks as the web does) and
+    the workers of the current run."""
+
+    def __init__(self, run_dir: Path, config: configurations.Configuration) -> None:
+        self.run_dir = run_dir
+        self.logs = run_dir / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.counts_dir = run_dir / "counts"
+        self.counts_dir.mkdir()
+        self.redis = EmbeddedRedis(run_dir / "redis")
+        self.config = config
+        self.workers: list[Service] = []
+        self._started = 0  # workers started so far: each gets a name and log of its own
+        self.app: Flask | None = None
+
+    @property
+    def url(self) -> str:
+        """Data and broker: one Redis, the production default."""
+        return self.redis.url(0)
+
+    def env(self) -> dict[str, str]:
+        """The environment of every hiscore process of the run, the harness's app included."""
+        return {
+            **self.config.env,
+            "REDIS_URL": self.url,
+            "CELERY_BROKER_URL": self.url,
+            "HISCORE_GAMES_FILE": str(seed.write_games_file(self.run_dir / "games.toml")),
+            "HISCORE_INSTANCE_PATH": str(self.run_dir / "instance"),
+        }
+
+    def start(self) -> redis.Redis:
+        """Start Redis and build the harness's app; the client the harness reads with."""
+        self.redis.start()
+        # The harness enqueues with the workers' settings (their secret signs the run tokens).
+        os.environ.update(self.env())
+        self.app = create_app()
+        return redis.Redis.from_url(self.url, decode_responses=True)
+
+    def start_workers(self, count: int, client: redis.Redis) -> None:
+        """Start ``count`` ingest workers, concurrency 1 each; return once each is ready."""
+        env = {
+            **os.environ,
+            "PATH": os.pathsep.join([str(BIN), os.environ.get("PATH", "")]),
+            "PYTHONUNBUFFERED": "1",
+            counted_worker.COUNTS_DIR_VARIABLE: str(self.counts_dir),
+        }
+        for _ in range(count):
+            self._started += 1
+            name = f"ingest{self._started}"
+            args = [
+                sys.executable,
+                "-m",
+                "bench.counted_worker",
+                # As the Procfile's `worker` line, with one pool process and a name of its own.
+                "-A",
+                "celery_worker",
+                "worker",
+                "--loglevel=INFO",
+                "--queues=ingest",
+                "--concurrency=1",
+                f"--hostname={name}@%h",
+            ]
+            self.workers.append(Service(name, args, env, self.logs).start())
+
+        def ready() -> bool:
+            for worker in self.workers:
+                if not worker.alive:
+                    raise RuntimeError(f"{worker.name} exited:\n{worker.log_tail()}")
+            # Celery says "<name>@<host> ready." once it consumes; the pool is up by then.
+            return all(" ready." in w.log_tail(1_000_000) for w in self.workers) and all(
+                children(w.popen.pid) for w in self.workers if w.popen
+            )
+
+        wait_until(ready, 120, f"{count} ingest worker(s) to be ready", every=0.2)
+
+    def pool_processes(self) -> list[int]:
+        """The pids of the workers' pool processes (the ones that drain)."""
+        return [pid for w in self.workers if w.popen for pid in children(w.popen.pid)]
+
+    def workers_cpu(self) -> float:
+        """CPU seconds the current workers' processes have used (their pools included)."""
+        return sum(group_cpu_seconds(w.popen.pid) for w in self.workers if w.popen)
+
+    def check_workers(self) -> None:
+        """Raise if a worker died."""
+        for worker in self.workers:
+            if not worker.alive:
+                raise RuntimeError(f"{worker.name} died:\n{worker.log_tail()}")
+
+    def stop_workers(self) -> None:
+        """Stop every worker (SIGTERM, then SIGKILL what is left of each process group)."""
+        for worker in self.workers:
+            worker.terminate()
+        for worker in self.workers:
+            worker.wait_stopped()
+        self.workers = []
+
+    def logs_text(self) -> str:
+        """What the current workers have logged so far."""
+        return "".join(w.log_tail(10**9) for w in self.workers)
+
+    def stop(self) -> None:
+        """Stop the workers, then Redis."""
+        self.stop_workers()
+        self.redis.stop(timeout=60)
+        self.redis.kill()
+
+
+def rewrite_aof(client: redis.Redis) -> None:
+    """Rewrite the append-only file now and wait for it: a timed run then starts with no
+    rewrite in progress and an AOF the size of the data."""
+
+    def idle() -> bool:
+        persistence = info(client, "persistence")
+        return (
+            not persistence["aof_rewrite_in_progress"] and not persistence["aof_rewrite_scheduled"]
+        )
+
+    wait_until(idle, 300, "Redis to finish an AOF rewrite", every=0.1)
+    client.bgrewriteaof()
+    wait_until(idle, 300, "Redis to finish rewriting its AOF", every=0.1)
+
+
+def fill(
+    client: redis.Redis, game: Game, tokens: TokenPolicy, count: int, idempotency_s: int, tag: str
+) -> list[str]:
+    """Enqueue ``count`` submissions as the web does, each a new player's with its own run
+    token; return their ids. The drains they ask for are not sent (see :func:`start_drains`)."""
+    # Issued as if each run had started before the longest claimed play time, so every token
+    # is old enough for its score when it arrives; the worker checks it as of that arrival.
+    issued_at = now_ms() - int(LONGEST_CLAIM_S * 1000) - 1000
+    ids = []
+    for i in range(count):
+        player_id, run_id = submissions.new_id(), submissions.new_id()
+        token = run_tokens.issue(tokens.secret, game.slug, VARIANT, player_id, run_id, issued_at)
+        claim = score_fields(i)
+        body = ScoreIn(
+            name=f"Scale {tag} {i}",
+            score=claim["score"],
+            variant=VARIANT,
+            player_id=player_id,
+            duration_ms=claim["duration_ms"],
+            token=token,
+        )
+        sid = f"scale-{tag}-{i:08d}"
+        scoring.submit_score(
+            client,
+            game,
+            body,
+            submission_id=sid,
+            claimed=player_id,
+            tokens=tokens,
+            now_ms=now_ms(),
+            idempotency_s=idempotency_s,
+            request_id=secrets.token_hex(16),
+            request_drain=lambda: None,
+        )
+        ids.append(sid)
+    return ids
+
+
+def start_drains(app: Flask, client: redis.Redis) -> int:
+    """Ask for the drains the web would have asked for while the stream filled: set the drain
+    flag and send a drain task, as the enqueue that finds no flag does. Returns the tasks
+    sent."""
+    with app.app_context():
+        intake.hold_drain(client)
+        request_drain()
+    return 1
+
+
+def settled(client: redis.Redis) -> int:
+    """Verdicts stored so far (accepted or not)."""
+    return sum(ingest.verdicts(client).values())
+
+
+def wait_settled(client: redis.Redis, expected: int, check: Callable[[], None]) -> float:
+    """Poll until ``expected`` verdicts are stored; when (``time.monotonic()``). Raises if the
+    count stops moving for :data:`STALL_S`."""
+    last, moved = -1, time.monotonic()
+    while True:
+        done = settled(client)
+        now = time.monotonic()
+        if done >= expected:
+            return now
+        if done != last:
+            last, moved = done, now
+        elif now - moved > STALL_S:
+            raise TimeoutError(f"{done} of {expected} entries settled, none more in {STALL_S} s")
+        check()
+        time.sleep(POLL_S)
+
+
+def info(client: redis.Redis, section: str) -> dict[str, Any]:
+    """One section of ``INFO``."""
+    return cast(dict[str, Any], client.info(section))
+
+
+def redis_cpu(client: redis.Redis) -> float:
+    """CPU seconds the Redis server's process has used (``INFO cpu``, forks apart)."""
+    info_cpu = info(client, "cpu")
+    return float(info_cpu["used_cpu_sys"]) + float(info_cpu["used_cpu_user"])
+
+
+def commandstats(client: redis.Redis) -> dict[str, dict[str, float]]:
+    """Calls and microseconds per command since the last ``CONFIG RESETSTAT``."""
+    return {
+        name.removeprefix("cmdstat_"): {"calls": int(v["calls"]), "usec": float(v["usec"])}
+        for name, v in info(client, "commandstats").items()
+    }
+
+
+def harness_cpu() -> float:
+    """CPU seconds of this process (the polling, the enqueues) and its reaped children."""
+    me, kids = (resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def check_records(client: redis.Redis, ids: list[str], idempotency_s: int) -> dict[str, int]:
+    """The records of ``ids`` by status (``missing`` where none)."""
+    now = Generation.at(now_ms(), idempotency_s)
+    found: dict[str, int] = {}
+    for start in range(0, len(ids), READ_CHUNK):
+        for record in statuses.read_many(client, ids[start : start + READ_CHUNK], now):
+            status = record.status if record is not None else "missing"
+            found[status] = found.get(status, 0) + 1
+    return found
+
+
+_DRAIN_RECEIVED = re.compile(r"Task hiscore\.drain\[[^\]]*\] received")
+
+
+def run_once(
+    bench: Bench,
+    client: redis.Redis,
+    processes: int,
+    entries: int,
+    tag: str,
+    profile_output: Path | None = None,
+    expected_s: float = 0,
+) -> dict[str, Any]:
+    """One run: ``processes`` workers drain ``entries`` pre-filled submissions."""
+    assert bench.app is not None
+    app = bench.app
+    with app.app_context():
+        game = app.extensions["hiscore.games"].get(GAME)
+        idempotency_s = app.config["IDEMPOTENCY_WINDOW_SECONDS"]
+        tokens = TokenPolicy(
+            secret=app.config["SECRET_KEY"],
+            required=app.config["RUN_TOKENS_REQUIRED"],
+            max_age_s=app.config["RUN_TOKEN_MAX_AGE"],
+        )
+    bench.stop_workers()
+    client.flushall()
+    rewrite_aof(client)
+    started = time.monotonic()
+    bench.start_workers(processes, client)
+    workers_up_s = time.monotonic() - started
+    started = time.monotonic()
+    ids = fill(client, game, tokens, entries, idempotency_s, tag)
+    fill_s = time.monotonic() - started
+    backlog_before = intake.backlog(client)
+    # The fill's writes may have started a rewrite; a timed run waits for it.
+    wait_until(
+        lambda: not info(client, "persistence")["aof_rewrite_in_progress"],
+        300,
+        "Redis to finish an AOF rewrite",
+    )
+    logged_before = len(_DRAIN_RECEIVED.findall(bench.logs_text()))
+    client.config_resetstat()
+    counts_before = counted_worker.read_counts(bench.counts_dir)
+    cpu = {
+        "workers": bench.workers_cpu(),
+        "redis": redis_cpu(client),
+        "harness": harness_cpu(),
+        "machine": machine_busy_seconds(),
+    }
+    pools = bench.pool_processes()
+    profiler = (
+        profile.Profiler(
+            pools[0] if pools else None, expected_s / 2, profile_output, delay=expected_s / 4
+        )
+        if profile_output is not None
+        else None
+    )
+    t0 = time.monotonic()
+    with profiler or contextlib.nullcontext():
+        sent = start_drains(app, client)
+        t1 = wait_settled(client, entries, bench.check_workers)
+        used = {
+            "workers": bench.workers_cpu(),
+            "redis": redis_cpu(client),
+            "harness": harness_cpu(),
+            "machine": machine_busy_seconds(),
+        }
+        stats = commandstats(client)
+        forks = int(info(client, "stats").get("total_forks", 0))
+        sampled = profiler.finish() if profiler is not None else None
+    window = t1 - t0
+    # The workers' counts reach their files within counted_worker.FLUSH_EVERY_S; the drains
+    # end within their wait for more (100 ms) after the last batch.
+    time.sleep(3 * counted_worker.FLUSH_EVERY_S + 0.2)
+    counts_after = counted_worker.read_counts(bench.counts_dir)
+    trips = counted_worker.counts_between(counts_before, counts_after)
+    drains_received = len(_DRAIN_RECEIVED.findall(bench.logs_text())) - logged_before
+    verdicts = ingest.verdicts(client)
+    records = check_records(client, ids, idempotency_s)
+    backlog_after = intake.backlog(client)
+    delta = {name: used[name] - cpu[name] for name in cpu}
+    ours = delta["workers"] + delta["redis"] + delta["harness"]
+    if sampled is not None:
+        ours += sampled.get("profiler_cpu_s", 0)
+    out: dict[str, Any] = {
+        "processes": processes,
+        "entries": entries,
+        "tag": tag,
+        "workers_up_s": round(workers_up_s, 2),
+        "fill_s": round(fill_s, 2),
+        "fill_rate": entries / fill_s if fill_s else None,
+        "backlog_before": backlog_before,
+        "window_s": window,
+        "rate": entries / window,
+        "drain_tasks_sent": sent,
+        "drain_tasks_received": drains_received,
+        "cpu_s": {name: round(v, 3) for name, v in delta.items()},
+        "cpu_ms_per_entry": {
+            "workers": delta["workers"] * 1000 / entries,
+            "redis": delta["redis"] * 1000 / entries,
+            "harness": delta["harness"] * 1000 / entries,
+        },
+        "cores_busy": delta["machine"] / window,
+        "other_cores": max(0.0, (delta["machine"] - ours) / window),
+        "redis_forks": forks,
+        "commandstats": stats,
+        "redis_command_ms_per_entry": sum(s["usec"] for s in stats.values()) / 1000 / entries,
+        "round_trips": trips,
+        **batches(trips),
+        "verdicts": verdicts,
+        "records": records,
+        "backlog_after": backlog_after,
+    }
+    if sampled is not None:
+        out["profile"] = sampled
+    return out
+
+
+def batches(trips: dict[str, Any]) -> dict[str, Any]:
+    """Batches (round trips that acknowledged entries), entries per batch, and the round trips
+    of every kind per batch."""
+    count = sum(n for what, n in trips["trips"].items() if "XACK" in what.split())
+    total = sum(trips["trips"].values())
+    return {
+        "batches": count,
+        "batch_size": trips["acked"] / count if count else None,
+        "round_trips_per_batch": total / count if count else None,
+        "round_trips_per_batch_by_kind": {what: n / count for what, n in trips["trips"].items()}
+        if count
+        else {},
+    }
+
+
+def problems(run: dict[str, Any]) -> list[str]:
+    """What makes a run's figures suspect: an entry not settled, not accepted, left on the
+    stream, or a record that is not final."""
+    k, n = run["processes"], run["entries"]
+    found = []
+    accepted = run["verdicts"].get("accepted", 0)
+    if accepted != n:
+        found.append(f"{k} process(es): {accepted} of {n} entries accepted: {run['verdicts']}")
+    if run["records"] != {"accepted": n}:
+        found.append(f"{k} process(es): records of the entries: {run['records']}")
+    if any(run["backlog_after"].values()):
+        found.append(f"{k} process(es): left on the stream: {run['backlog_after']}")
+    if run["round_trips"]["acked"] != n:
+        found.append(f"{k} process(es): {run['round_trips']['acked']} of {n} acknowledgements")
+    return found
+
+
+def summary(runs: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """Each count of processes: the mean of its rounds' figures."""
+    out: dict[int, dict[str, Any]] = {}
+    for k in sorted({r["processes"] for r in runs}):
+        mine = [r for r in runs if r["processes"] == k and "profile" not in r]
+        if not mine:
+            continue
+        kinds: dict[str, list[float]] = {}
+        for r in mine:
+            for what, n in r["round_trips_per_batch_by_kind"].items():
+                kinds.setdefault(what, []).append(n)
+        out[k] = {
+            "rounds": len(mine),
+            "rate": mean(r["rate"] for r in mine),
+            "rates": [round(r["rate"], 1) for r in mine],
+            "worker_cpu_ms_per_entry": mean(r["cpu_ms_per_entry"]["workers"] for r in mine),
+            "redis_cpu_ms_per_entry": mean(r["cpu_ms_per_entry"]["redis"] for r in mine),
+            "redis_command_ms_per_entry": mean(r["redis_command_ms_per_entry"] for r in mine),
+            "round_trips_per_batch": _mean_of(r["round_trips_per_batch"] for r in mine),
+            "batch_size": _mean_of(r["batch_size"] for r in mine),
+            "round_trips_per_batch_by_kind": {
+                what: sum(ns) / len(mine) for what, ns in kinds.items()
+            },
+            "cores_busy": mean(r["cores_busy"] for r in mine),
+            "other_cores": mean(r["other_cores"] for r in mine),
+            "drain_tasks_received": mean(r["drain_tasks_received"] for r in mine),
+        }
+    one = out.get(1, {}).get("rate")
+    for figures in out.values():
+        figures["speedup"] = figures["rate"] / one if one else None
+    return out
+
+
+def _mean_of(values: Any) -> float | None:
+    present = [v for v in values if v is not None]
+    return mean(present) if present else None
+
+
+def figures(by_k: dict[int, dict[str, Any]]) -> list[Figure]:
+    """The table: each count's rate against one process's, then what an entry cost at each."""
+    lines = []
+    one = by_k.get(1)
+    for k, s in by_k.items():
+        name = f"entries settled per second, {k} drain process{'es' if k > 1 else ''}"
+        if k == 1 or one is None:
+            lines.append(Figure(name, s["rate"]))
+            continue
+        two = k == 2
+        target = f"≥ {TARGET_AT_TWO}" if two else ""
+        at_least = TARGET_AT_TWO if two else None
+        lines.append(compare(name, s["rate"], one["rate"], "1 process", target, at_least))
+    for k, s in by_k.items():
+        of = f", {k} process{'es' if k > 1 else ''}"
+        lines += [
+            Figure(f"  worker CPU ms per entry{of}", s["worker_cpu_ms_per_entry"]),
+            Figure(f"  Redis CPU ms per entry (in commands){of}", _pair(s)),
+            Figure(f"  round trips per batch{of}", s["round_trips_per_batch"]),
+            Figure(f"  entries per batch{of}", s["batch_size"]),
+        ]
+    return lines
+
+
+def _pair(s: dict[str, Any]) -> str:
+    return f"{s['redis_cpu_ms_per_entry']:.3f} ({s['redis_command_ms_per_entry']:.3f})"
+
+
+def components(by_k: dict[int, dict[str, Any]], runs: list[dict[str, Any]]) -> str:
+    """Where an entry's cost went, per count of processes: the round trips of each kind per
+    batch, and Redis's busiest commands per entry."""
+    lines = []
+    for k, s in by_k.items():
+        lines.append(
+            f"{k} process{'es' if k > 1 else ''}: {s['rate']:,.0f} entries/s (rounds: "
+            + ", ".join(f"{r:,.0f}" for r in s["rates"])
+            + f"); {s['cores_busy']:.2f} cores busy, {s['other_cores']:.2f} of them other "
+            f"processes'; {s['drain_tasks_received']:.0f} drain tasks received a run"
+        )
+        lines.append("  round trips per batch, by the commands they carried:")
+        for what, n in sorted(s["round_trips_per_batch_by_kind"].items(), key=lambda i: -i[1]):
+            lines.append(f"    {n:6.2f}  {what}")
+        last = [r for r in runs if r["processes"] == k and "profile" not in r][-1]
+        busiest = sorted(last["commandstats"].items(), key=lambda i: -i[1]["usec"])[:6]
+        lines.append("  Redis's time in commands per entry (µs), last round:")
+        for name, stat in busiest:
+            lines.append(
+                f"    {stat['usec'] / last['entries']:6.2f}  {name} "
+                f"({stat['calls'] / last['entries']:.3f} calls an entry)"
+            )
+    return "\n".join(lines)
+
+
+def noisy(runs: list[dict[str, Any]]) -> list[str]:
+    """The runs during which other processes took a noticeable share of the machine."""
+    return [
+        f"other processes took {r['other_cores']:.2f} cores during the run of "
+        f"{r['processes']} process(es) ({r['tag']}): noisy figures"
+        for r in runs
+        if r["other_cores"] >= NOISY_CORES
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every count of processes, round by round; print the table; write the JSON. Exit
+    status 1 if a run's figures are suspect (see :func:`problems`)."""
+    args = parse_args(argv)
+    # A plain kill (a supervisor, a test's timeout) still stops every process of the run.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    started = time.monotonic()
+    date = datetime.now(UTC)
+    run_dir = Path(tempfile.mkdtemp(prefix="hiscore-scaling-"))
+    config = configurations.production()
+    bench = Bench(run_dir, config)
+    runs: list[dict[str, Any]] = []
+    load_before = os.getloadavg()
+    failed = True
+    try:
+        print(f"· starting redis-server (logs in {bench.logs})", flush=True)
+        client = bench.start()
+        server = redis_server(client)
+        for round_no in range(1, args.rounds + 1):
+            for k in args.processes:
+                print(f"· round {round_no}: {k} drain process(es), {args.entries:,} entries …")
+                run = run_once(bench, client, k, args.entries, f"r{round_no}k{k}")
+                runs.append(run)
+                print(
+                    f"    filled in {run['fill_s']:.1f} s; settled {run['rate']:,.0f}/s in "
+                    f"{run['window_s']:.2f} s, {run['cores_busy']:.2f} cores busy",
+                    flush=True,
+                )
+        if args.profile:
+            two = [r for r in runs if r["processes"] == 2]
+            expected = mean(r["window_s"] for r in two) if two else args.entries / 5000
+            print("· profiling one of 2 drain processes (not counted) …", flush=True)
+            runs.append(
+                run_once(
+                    bench,
+                    client,
+                    2,
+                    args.entries,
+                    "profile",
+                    profile_output=run_dir / "worker-profile.txt",
+                    expected_s=expected,
+                )
+            )
+        client.close()
+        failed = False
+    finally:
+        bench.stop()
+        if args.keep:
+            print(f"run folder kept: {run_dir}", file=sys.stderr)
+        elif failed:
+            shutil.rmtree(run_dir / "redis", ignore_errors=True)
+            print(f"logs kept in {bench.logs}", file=sys.stderr)
+        else:
+            shutil.rmtree(run_dir, ignore_errors=True)
+    by_k = summary(runs)
+    lines = figures(by_k)
+    header = {
+        "date": date.isoformat(timespec="seconds"),
+        "machine": machine(),
+        "redis": server,
+        "configuration": config.described(),
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "load_average_before": [round(v, 2) for v in load_before],
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    m = cast(dict[str, Any], header["machine"])
+    print()
+    print(
+        f"hiscore scaling, {header['date']} — {m['cpu']}, {m['cores']} cores, Python "
+        f"{m['python']}, Redis {server['version']} — {config.title}"
+        + (" — QUICK run, small sizes" if args.quick else "")
+    )
+    print(
+        f"{args.entries:,} entries pre-filled per run, {args.rounds} round(s); drain processes: "
+        "Celery workers on the ingest queue, --concurrency=1 each"
+    )
+    print(table(lines))
+    print()
+    print(components(by_k, runs))
+    profiled = next((r["profile"] for r in runs if "profile" in r), None)
+    if profiled is not None:
+        print()
+        print(profile.render(profiled, "Where one of 2 drain processes spent its CPU"))
+    warnings = [w for r in runs for w in problems(r)]
+    notes = noisy(runs)
+    for warning in warnings:
+        print(f"WARNING: {warning}")
+    for note in notes:
+        print(f"NOTE: {note}")
+    details = {
+        "runs": runs,
+        "by_processes": {str(k): v for k, v in by_k.items()},
+        "warnings": warnings,
+        "noise": notes,
+    }
+    write_json(args.output, header, lines, details)
+    print(f"\n{header['seconds']:.0f} s in all; written to {args.output}")
+    return 1 if warnings else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
