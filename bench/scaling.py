@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import multiprocessing
 import os
 import re
 import resource
@@ -54,9 +55,9 @@ from flask import Flask
 
 from app import create_app
 from app.clock import now_ms
+from app.extensions import get_registry, get_token_policy
 from app.leaderboard import run_tokens, scoring, statuses
-from app.leaderboard.games import Game
-from app.leaderboard.run_tokens import TokenPolicy
+from app.leaderboard.players import player_key
 from app.leaderboard.schemas import ScoreIn
 from app.storage import intake, submissions
 from app.storage.embedded_redis import EmbeddedRedis
@@ -249,28 +250,81 @@ def rewrite_aof(client: redis.Redis) -> None:
     wait_until(idle, 300, "Redis to finish rewriting its AOF", every=0.1)
 
 
-def fill(
-    client: redis.Redis, game: Game, tokens: TokenPolicy, count: int, idempotency_s: int, tag: str
-) -> list[str]:
-    """Enqueue ``count`` submissions as the web does, each a new player's with its own run
-    token; return their ids. The drains they ask for are not sent (see :func:`start_drains`)."""
+def client_address(i: int) -> str:
+    """The address the ``i``-th submission comes from: every one a client of its own."""
+    return f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}"
+
+
+def fill(app: Flask, url: str, count: int, tag: str) -> list[str]:
+    """Enqueue ``count`` submissions as the web does, in :data:`FILL_PROCESSES` processes
+    forked from this one; return their ids. See :func:`fill_range`."""
+    share = -(-count // FILL_PROCESSES)
+    ranges = [(start, min(count, start + share)) for start in range(0, count, share)]
+    global _FILL_APP
+    _FILL_APP = app
+    try:
+        with multiprocessing.get_context("fork").Pool(len(ranges)) as pool:
+            parts = pool.starmap(_fill_part, [(url, start, end, tag) for start, end in ranges])
+    finally:
+        _FILL_APP = None
+    return [sid for part in parts for sid in part]
+
+
+#: Processes that fill the stream: as many as the machine's cores, with the workers idle.
+FILL_PROCESSES = max(1, os.cpu_count() or 1)
+_FILL_APP: Flask | None = None
+
+
+def _fill_part(url: str, start: int, end: int, tag: str) -> list[str]:
+    assert _FILL_APP is not None
+    client = redis.Redis.from_url(url, decode_responses=True)
+    try:
+        return fill_range(_FILL_APP, client, range(start, end), tag)
+    finally:
+        client.close()
+
+
+def fill_range(app: Flask, client: redis.Redis, indices: range, tag: str) -> list[str]:
+    """Enqueue the submissions ``indices`` as the web does, each a new player's from an
+    address of its own, with its own run token, its rate limits counted in the enqueue script
+    as the web counts a score's; return their ids. The drains they ask for are not sent (see
+    :func:`start_drains`)."""
+    limits = app.extensions.get("hiscore.rate_limits")
+    with app.app_context():
+        game = get_registry().get(GAME)
+        assert game is not None
+        tokens = get_token_policy()
+        idempotency_s = app.config["IDEMPOTENCY_WINDOW_SECONDS"]
+    secret = app.config["SECRET_KEY"]
     # Issued as if each run had started before the longest claimed play time, so every token
     # is old enough for its score when it arrives; the worker checks it as of that arrival.
     issued_at = now_ms() - int(LONGEST_CLAIM_S * 1000) - 1000
+    path = f"/api/v1/games/{GAME}/scores"
     ids = []
-    for i in range(count):
+    for i in indices:
         player_id, run_id = submissions.new_id(), submissions.new_id()
         token = run_tokens.issue(tokens.secret, game.slug, VARIANT, player_id, run_id, issued_at)
+        key = player_key(secret, player_id)
         claim = score_fields(i)
         body = ScoreIn(
             name=f"Scale {tag} {i}",
             score=claim["score"],
             variant=VARIANT,
             player_id=player_id,
+            player_key=key,
             duration_ms=claim["duration_ms"],
             token=token,
         )
         sid = f"scale-{tag}-{i:08d}"
+        # The score's request as the web sees it, for its rate limits: the address's, the
+        # scores' and the proven player's counters.
+        with app.test_request_context(
+            path,
+            method="POST",
+            json={"player_id": player_id, "player_key": key},
+            environ_base={"REMOTE_ADDR": client_address(i)},
+        ):
+            counters = limits.counters() if limits is not None else []
         scoring.submit_score(
             client,
             game,
@@ -282,6 +336,7 @@ def fill(
             idempotency_s=idempotency_s,
             request_id=secrets.token_hex(16),
             request_drain=lambda: None,
+            counters=counters,
         )
         ids.append(sid)
     return ids
@@ -370,23 +425,25 @@ def run_once(
     """One run: ``processes`` workers drain ``entries`` pre-filled submissions."""
     assert bench.app is not None
     app = bench.app
-    with app.app_context():
-        game = app.extensions["hiscore.games"].get(GAME)
-        idempotency_s = app.config["IDEMPOTENCY_WINDOW_SECONDS"]
-        tokens = TokenPolicy(
-            secret=app.config["SECRET_KEY"],
-            required=app.config["RUN_TOKENS_REQUIRED"],
-            max_age_s=app.config["RUN_TOKEN_MAX_AGE"],
-        )
+    idempotency_s = app.config["IDEMPOTENCY_WINDOW_SECONDS"]
     bench.stop_workers()
     client.flushall()
     rewrite_aof(client)
     started = time.monotonic()
     bench.start_workers(processes, client)
     workers_up_s = time.monotonic() - started
+    client.config_resetstat()
+    fill_cpu = redis_cpu(client)
     started = time.monotonic()
-    ids = fill(client, game, tokens, entries, idempotency_s, tag)
+    ids = fill(app, bench.url, entries, tag)
     fill_s = time.monotonic() - started
+    fill_redis = {
+        "cpu_ms_per_entry": (redis_cpu(client) - fill_cpu) * 1000 / entries,
+        "command_us_per_entry": {
+            name: stat["usec"] / entries
+            for name, stat in sorted(commandstats(client).items(), key=lambda i: -i[1]["usec"])
+        },
+    }
     backlog_before = intake.backlog(client)
     # The fill's writes may have started a rewrite; a timed run waits for it.
     wait_until(
@@ -445,6 +502,8 @@ def run_once(
         "workers_up_s": round(workers_up_s, 2),
         "fill_s": round(fill_s, 2),
         "fill_rate": entries / fill_s if fill_s else None,
+        # Redis's side of the web's enqueue (and the workers' idle heartbeats meanwhile).
+        "fill_redis": fill_redis,
         "backlog_before": backlog_before,
         "window_s": window,
         "rate": entries / window,
@@ -530,6 +589,12 @@ def summary(runs: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
             "cores_busy": mean(r["cores_busy"] for r in mine),
             "other_cores": mean(r["other_cores"] for r in mine),
             "drain_tasks_received": mean(r["drain_tasks_received"] for r in mine),
+            "enqueue_redis_cpu_ms_per_entry": mean(
+                r["fill_redis"]["cpu_ms_per_entry"] for r in mine
+            ),
+            "enqueue_redis_command_us_per_entry": mean(
+                sum(r["fill_redis"]["command_us_per_entry"].values()) for r in mine
+            ),
         }
     one = out.get(1, {}).get("rate")
     for figures in out.values():
@@ -574,6 +639,14 @@ def components(by_k: dict[int, dict[str, Any]], runs: list[dict[str, Any]]) -> s
     """Where an entry's cost went, per count of processes: the round trips of each kind per
     batch, and Redis's busiest commands per entry."""
     lines = []
+    if by_k:
+        cpu = mean(s["enqueue_redis_cpu_ms_per_entry"] for s in by_k.values())
+        commands = mean(s["enqueue_redis_command_us_per_entry"] for s in by_k.values())
+        lines.append(
+            f"The web's side, as the stream was filled: Redis CPU {cpu:.3f} ms per submission "
+            f"enqueued, {commands:.1f} µs of it in commands (the enqueue script, its rate limits "
+            "counted as a score's)"
+        )
     for k, s in by_k.items():
         lines.append(
             f"{k} process{'es' if k > 1 else ''}: {s['rate']:,.0f} entries/s (rounds: "

@@ -143,6 +143,7 @@ def test_each_count_of_processes_is_the_mean_of_its_rounds_against_one_process()
                     "other_cores": 0.0,
                     "drain_tasks_received": 2,
                     "commandstats": {"evalsha": {"calls": 100, "usec": 5000.0}},
+                    "fill_redis": {"cpu_ms_per_entry": 0.05, "command_us_per_entry": {"x": 30}},
                 }
             )
     by_k = scaling.summary(runs)
