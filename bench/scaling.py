@@ -19,7 +19,8 @@ flag is set and a drain task sent, as the web does for the first submission it f
 for, and the harness polls the verdict counts until N are settled (every 10 ms, one
 ``HGETALL``). Figures of the window from the drains' start to the last verdict: entries per
 second; each component's CPU per entry (the workers' processes, from /proc; Redis's from
-``INFO cpu``, and its time in commands from ``INFO commandstats``, reset at the start); the
+``INFO cpu``, and its time in scripts and commands from ``INFO commandstats``, reset at the
+start: a command a script calls counts in the script's time and in its own line too); the
 round trips the workers made to the data Redis per batch, by kind; entries per batch (an
 acknowledgement is one batch's, on one stream); the cores the machine was busy and how much
 of that was no process of the run's. Every entry must be settled, accepted and off the stream,
@@ -59,7 +60,7 @@ from app.extensions import get_registry, get_token_policy
 from app.leaderboard import run_tokens, scoring, statuses
 from app.leaderboard.players import player_key
 from app.leaderboard.schemas import ScoreIn
-from app.storage import intake, submissions
+from app.storage import intake, rate_limits, submissions
 from app.storage.embedded_redis import EmbeddedRedis
 from app.storage.submissions import Generation
 from app.worker.tasks import request_drain
@@ -342,6 +343,50 @@ def fill_range(app: Flask, client: redis.Redis, indices: range, tag: str) -> lis
     return ids
 
 
+#: The requests whose rate limits the request slot counts, as (method, path, body).
+LIMITED_REQUESTS: dict[str, tuple[str, str]] = {
+    "score": ("POST", f"/api/v1/games/{GAME}/scores"),
+    "session": ("POST", f"/api/v1/games/{GAME}/sessions"),
+    "read": ("GET", f"/api/v1/games/{GAME}/boards/{VARIANT}"),
+}
+
+
+def request_slot(app: Flask, client: redis.Redis, calls: int) -> dict[str, dict[str, float]]:
+    """What counting one request's rate limits costs Redis, in the request slot: for a score,
+    a session and a read (a board, a standing, a verdict), ``calls`` of each from clients of
+    their own (a new counter each, as from many players), each one script call as the web
+    makes it (a score's inside the enqueue script, a read's riding with its first command);
+    the script's time in Redis per call (``INFO commandstats``)."""
+    limits = app.extensions.get("hiscore.rate_limits")
+    if limits is None:
+        return {}
+    secret = app.config["SECRET_KEY"]
+    out = {}
+    for n, (what, (method, path)) in enumerate(LIMITED_REQUESTS.items()):
+        made = []
+        for i in range(calls):
+            player_id = submissions.new_id()
+            body = {"player_id": player_id, "player_key": player_key(secret, player_id)}
+            with app.test_request_context(
+                path,
+                method=method,
+                json=body if method == "POST" else None,
+                environ_base={"REMOTE_ADDR": client_address((n + 1) * calls + i)},
+            ):
+                made.append(limits.counters())
+        client.config_resetstat()
+        for counters in made:
+            rate_limits.count(client, counters)
+        script = commandstats(client).get("evalsha", {"usec": 0.0, "calls": 0})
+        out[what] = {
+            "counters": len(made[0]),
+            "script_us_per_request": script["usec"] / calls,
+            "script_calls": script["calls"],
+        }
+    client.flushall()
+    return out
+
+
 def start_drains(app: Flask, client: redis.Redis) -> int:
     """Ask for the drains the web would have asked for while the stream filled: set the drain
     flag and send a drain task, as the enqueue that finds no flag does. Returns the tasks
@@ -372,6 +417,12 @@ def wait_settled(client: redis.Redis, expected: int, check: Callable[[], None]) 
             raise TimeoutError(f"{done} of {expected} entries settled, none more in {STALL_S} s")
         check()
         time.sleep(POLL_S)
+
+
+def script_usec(stats: dict[str, dict[str, float]]) -> float:
+    """Microseconds Redis spent in scripts (``EVALSHA``, ``EVAL``): what their commands took
+    included, so no command is counted twice."""
+    return sum(stats.get(name, {"usec": 0.0})["usec"] for name in ("evalsha", "eval"))
 
 
 def info(client: redis.Redis, section: str) -> dict[str, Any]:
@@ -437,11 +488,13 @@ def run_once(
     started = time.monotonic()
     ids = fill(app, bench.url, entries, tag)
     fill_s = time.monotonic() - started
+    fill_stats = commandstats(client)
     fill_redis = {
         "cpu_ms_per_entry": (redis_cpu(client) - fill_cpu) * 1000 / entries,
+        "script_us_per_entry": script_usec(fill_stats) / entries,
         "command_us_per_entry": {
             name: stat["usec"] / entries
-            for name, stat in sorted(commandstats(client).items(), key=lambda i: -i[1]["usec"])
+            for name, stat in sorted(fill_stats.items(), key=lambda i: -i[1]["usec"])
         },
     }
     backlog_before = intake.backlog(client)
@@ -519,7 +572,7 @@ def run_once(
         "other_cores": max(0.0, (delta["machine"] - ours) / window),
         "redis_forks": forks,
         "commandstats": stats,
-        "redis_command_ms_per_entry": sum(s["usec"] for s in stats.values()) / 1000 / entries,
+        "redis_script_ms_per_entry": script_usec(stats) / 1000 / entries,
         "round_trips": trips,
         **batches(trips),
         "verdicts": verdicts,
@@ -580,7 +633,7 @@ def summary(runs: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
             "rates": [round(r["rate"], 1) for r in mine],
             "worker_cpu_ms_per_entry": mean(r["cpu_ms_per_entry"]["workers"] for r in mine),
             "redis_cpu_ms_per_entry": mean(r["cpu_ms_per_entry"]["redis"] for r in mine),
-            "redis_command_ms_per_entry": mean(r["redis_command_ms_per_entry"] for r in mine),
+            "redis_script_ms_per_entry": mean(r["redis_script_ms_per_entry"] for r in mine),
             "round_trips_per_batch": _mean_of(r["round_trips_per_batch"] for r in mine),
             "batch_size": _mean_of(r["batch_size"] for r in mine),
             "round_trips_per_batch_by_kind": {
@@ -592,8 +645,8 @@ def summary(runs: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
             "enqueue_redis_cpu_ms_per_entry": mean(
                 r["fill_redis"]["cpu_ms_per_entry"] for r in mine
             ),
-            "enqueue_redis_command_us_per_entry": mean(
-                sum(r["fill_redis"]["command_us_per_entry"].values()) for r in mine
+            "enqueue_script_us_per_entry": mean(
+                r["fill_redis"]["script_us_per_entry"] for r in mine
             ),
         }
     one = out.get(1, {}).get("rate")
@@ -624,7 +677,7 @@ def figures(by_k: dict[int, dict[str, Any]]) -> list[Figure]:
         of = f", {k} process{'es' if k > 1 else ''}"
         lines += [
             Figure(f"  worker CPU ms per entry{of}", s["worker_cpu_ms_per_entry"]),
-            Figure(f"  Redis CPU ms per entry (in commands){of}", _pair(s)),
+            Figure(f"  Redis CPU ms per entry (in scripts){of}", _pair(s)),
             Figure(f"  round trips per batch{of}", s["round_trips_per_batch"]),
             Figure(f"  entries per batch{of}", s["batch_size"]),
         ]
@@ -632,7 +685,7 @@ def figures(by_k: dict[int, dict[str, Any]]) -> list[Figure]:
 
 
 def _pair(s: dict[str, Any]) -> str:
-    return f"{s['redis_cpu_ms_per_entry']:.3f} ({s['redis_command_ms_per_entry']:.3f})"
+    return f"{s['redis_cpu_ms_per_entry']:.3f} ({s['redis_script_ms_per_entry']:.3f})"
 
 
 def components(by_k: dict[int, dict[str, Any]], runs: list[dict[str, Any]]) -> str:
@@ -641,11 +694,11 @@ def components(by_k: dict[int, dict[str, Any]], runs: list[dict[str, Any]]) -> s
     lines = []
     if by_k:
         cpu = mean(s["enqueue_redis_cpu_ms_per_entry"] for s in by_k.values())
-        commands = mean(s["enqueue_redis_command_us_per_entry"] for s in by_k.values())
+        script = mean(s["enqueue_script_us_per_entry"] for s in by_k.values())
         lines.append(
             f"The web's side, as the stream was filled: Redis CPU {cpu:.3f} ms per submission "
-            f"enqueued, {commands:.1f} µs of it in commands (the enqueue script, its rate limits "
-            "counted as a score's)"
+            f"enqueued, {script:.1f} µs in its one script (the enqueue, with the score's rate "
+            "limits counted as the web counts them)"
         )
     for k, s in by_k.items():
         lines.append(
@@ -659,7 +712,10 @@ def components(by_k: dict[int, dict[str, Any]], runs: list[dict[str, Any]]) -> s
             lines.append(f"    {n:6.2f}  {what}")
         last = [r for r in runs if r["processes"] == k and "profile" not in r][-1]
         busiest = sorted(last["commandstats"].items(), key=lambda i: -i[1]["usec"])[:6]
-        lines.append("  Redis's time in commands per entry (µs), last round:")
+        lines.append(
+            "  Redis's time per entry (µs) in its busiest commands, last round (a script's "
+            "time includes the commands it calls, which are listed too):"
+        )
         for name, stat in busiest:
             lines.append(
                 f"    {stat['usec'] / last['entries']:6.2f}  {name} "
@@ -696,6 +752,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"· starting redis-server (logs in {bench.logs})", flush=True)
         client = bench.start()
         server = redis_server(client)
+        assert bench.app is not None
+        slot = request_slot(bench.app, client, 500 if args.quick else 5_000)
         for round_no in range(1, args.rounds + 1):
             for k in args.processes:
                 print(f"· round {round_no}: {k} drain process(es), {args.entries:,} entries …")
@@ -757,6 +815,15 @@ def main(argv: list[str] | None = None) -> int:
     print(table(lines))
     print()
     print(components(by_k, runs))
+    print(
+        "The request slot: Redis's time in the script that counts a request's rate limits, "
+        "per request (a new client each): "
+        + "; ".join(
+            f"{what} {c['script_us_per_request']:.1f} µs ({c['counters']:.0f} counter"
+            + ("s)" if c["counters"] != 1 else ")")
+            for what, c in slot.items()
+        )
+    )
     profiled = next((r["profile"] for r in runs if "profile" in r), None)
     if profiled is not None:
         print()
@@ -768,6 +835,7 @@ def main(argv: list[str] | None = None) -> int:
     for note in notes:
         print(f"NOTE: {note}")
     details = {
+        "request_slot": slot,
         "runs": runs,
         "by_processes": {str(k): v for k, v in by_k.items()},
         "warnings": warnings,

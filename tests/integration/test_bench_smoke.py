@@ -193,7 +193,8 @@ def test_a_quick_scaling_run_settles_every_entry_with_each_count_of_drain_proces
         assert r["round_trips"]["acked"] == entries
         assert r["rate"] > 0 and r["window_s"] > 0 and r["drain_tasks_sent"] >= 1
         assert r["cpu_ms_per_entry"]["workers"] > 0 and r["cpu_ms_per_entry"]["redis"] > 0
-        assert r["redis_command_ms_per_entry"] > 0 and r["commandstats"]
+        assert r["redis_script_ms_per_entry"] > 0 and r["commandstats"]
+        assert r["fill_redis"]["script_us_per_entry"] > 0
         assert r["batches"] >= 1 and 0 < r["batch_size"] <= 500
         assert r["round_trips_per_batch"] >= 2  # at least its read and its acknowledgement
         assert any("apply_entry" in what for what in r["round_trips_per_batch_by_kind"])
@@ -203,5 +204,10 @@ def test_a_quick_scaling_run_settles_every_entry_with_each_count_of_drain_proces
     two = figures["entries settled per second, 2 drain processes"]
     assert two["target"] == "≥ 1.7" and two["ratio"] == pytest.approx(by_k["2"]["speedup"])
     assert two["met"] in (True, False)  # a quick run's figures are not judged
-    for words in ("round trips per batch", "Redis's time in commands per entry"):
+    for words in ("round trips per batch", "busiest commands", "The request slot"):
         assert words in run.stdout
+    # What counting a request's limits costs the request slot, for each kind of request.
+    slot = details["request_slot"]
+    counters = {what: c["counters"] for what, c in slot.items()}
+    assert counters == {"score": 3, "session": 2, "read": 1}
+    assert all(c["script_us_per_request"] > 0 for c in slot.values())

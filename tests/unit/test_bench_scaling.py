@@ -135,7 +135,7 @@ def test_each_count_of_processes_is_the_mean_of_its_rounds_against_one_process()
                 {
                     **_run(processes=k, rate=rate),
                     "cpu_ms_per_entry": {"workers": 0.1, "redis": 0.05, "harness": 0.0},
-                    "redis_command_ms_per_entry": 0.04,
+                    "redis_script_ms_per_entry": 0.04,
                     "round_trips_per_batch": 3.0,
                     "batch_size": 500.0,
                     "round_trips_per_batch_by_kind": {"XREADGROUP": 1.0},
@@ -143,7 +143,7 @@ def test_each_count_of_processes_is_the_mean_of_its_rounds_against_one_process()
                     "other_cores": 0.0,
                     "drain_tasks_received": 2,
                     "commandstats": {"evalsha": {"calls": 100, "usec": 5000.0}},
-                    "fill_redis": {"cpu_ms_per_entry": 0.05, "command_us_per_entry": {"x": 30}},
+                    "fill_redis": {"cpu_ms_per_entry": 0.05, "script_us_per_entry": 30.0},
                 }
             )
     by_k = scaling.summary(runs)
