@@ -61,13 +61,14 @@ def _text(value: Any) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
-def signature(commands: Iterable[Sequence[Any]]) -> tuple[str, bool, int] | None:
+def signature(commands: Iterable[Sequence[Any]]) -> tuple[str, bool, int, int] | None:
     """What one round trip carried: its distinct command names in order (``EVALSHA`` as the
-    script's name), whether it touched a heartbeat only, and the entries it acknowledged
-    (``XACK``'s ids); None if it touched no key of hiscore's."""
+    script's name), whether it touched a heartbeat only, the entries it acknowledged
+    (``XACK``'s ids) and on how many streams (its ``XACK`` commands); None if it touched no key
+    of hiscore's."""
     names: list[str] = []
     ours = heartbeat = False
-    acked = 0
+    acked = streams = 0
     for args in commands:
         if not args:
             continue
@@ -76,6 +77,7 @@ def signature(commands: Iterable[Sequence[Any]]) -> tuple[str, bool, int] | None
             name = _SCRIPTS.get(_text(args[1]), "EVALSHA")
         elif name == "XACK":
             acked += max(0, len(args) - 3)  # XACK key group id...
+            streams += 1
         if name not in names:
             names.append(name)
         if not ours:
@@ -88,7 +90,7 @@ def signature(commands: Iterable[Sequence[Any]]) -> tuple[str, bool, int] | None
                     break
     if not ours:
         return None
-    return " ".join(names), heartbeat, acked
+    return " ".join(names), heartbeat, acked, streams
 
 
 class Counts:
@@ -99,8 +101,7 @@ class Counts:
         self.pid = 0
         self.lock = threading.Lock()
         self.trips: dict[str, int] = {}
-        self.acked = 0
-        self.heartbeats = 0
+        self.acked = self.streams = self.heartbeats = 0
         self._changed = False
         # A lock held by this process's writer thread when the pool forked would stay held in
         # the child, whose writer thread does not exist: each child starts afresh.
@@ -115,7 +116,7 @@ class Counts:
         seen = signature(commands)
         if seen is None:
             return
-        what, heartbeat, acked = seen
+        what, heartbeat, acked, streams = seen
         with self.lock:
             if os.getpid() != self.pid:  # the first round trip of this (forked) process
                 self._start()
@@ -124,11 +125,12 @@ class Counts:
             else:
                 self.trips[what] = self.trips.get(what, 0) + 1
                 self.acked += acked
+                self.streams += streams
             self._changed = True
 
     def _start(self) -> None:
         self.pid = os.getpid()
-        self.trips, self.acked, self.heartbeats = {}, 0, 0
+        self.trips, self.acked, self.streams, self.heartbeats = {}, 0, 0, 0
         threading.Thread(target=self._flush_forever, daemon=True).start()
 
     def _flush_forever(self) -> None:
@@ -139,8 +141,12 @@ class Counts:
                 if not self._changed:
                     continue
                 self._changed = False
-                document = {"trips": dict(self.trips), "acked": self.acked}
-                document["heartbeats"] = self.heartbeats
+                document = {
+                    "trips": dict(self.trips),
+                    "acked": self.acked,
+                    "streams": self.streams,
+                    "heartbeats": self.heartbeats,
+                }
             path = self.directory / f"{pid}.json"
             temporary = path.with_suffix(".tmp")
             temporary.write_text(json.dumps(document))
@@ -173,7 +179,7 @@ def install(counts: Counts) -> None:
 def read_counts(directory: Path) -> dict[str, Any]:
     """The counts every process has written to ``directory`` so far, summed."""
     trips: dict[str, int] = {}
-    acked = heartbeats = 0
+    acked = streams = heartbeats = 0
     for path in directory.glob("*.json"):
         try:
             document = json.loads(path.read_text())
@@ -182,8 +188,9 @@ def read_counts(directory: Path) -> dict[str, Any]:
         for what, n in document["trips"].items():
             trips[what] = trips.get(what, 0) + n
         acked += document["acked"]
+        streams += document["streams"]
         heartbeats += document["heartbeats"]
-    return {"trips": trips, "acked": acked, "heartbeats": heartbeats}
+    return {"trips": trips, "acked": acked, "streams": streams, "heartbeats": heartbeats}
 
 
 def counts_between(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
@@ -196,6 +203,7 @@ def counts_between(before: dict[str, Any], after: dict[str, Any]) -> dict[str, A
     return {
         "trips": dict(sorted(trips.items(), key=lambda item: -item[1])),
         "acked": after["acked"] - before["acked"],
+        "streams": after["streams"] - before["streams"],
         "heartbeats": after["heartbeats"] - before["heartbeats"],
     }
 

@@ -597,6 +597,8 @@ def batches(trips: dict[str, Any]) -> dict[str, Any]:
     return {
         "batches": count,
         "batch_size": trips["acked"] / count if count else None,
+        # Streams (partitions) a batch's acknowledgement covers: its transactions.
+        "streams_per_batch": trips["streams"] / count if count else None,
         "round_trips_per_batch": total / count if count else None,
         "round_trips_per_batch_by_kind": {what: n / count for what, n in trips["trips"].items()}
         if count
@@ -641,6 +643,7 @@ def summary(runs: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
             "redis_script_ms_per_entry": mean(r["redis_script_ms_per_entry"] for r in mine),
             "round_trips_per_batch": _mean_of(r["round_trips_per_batch"] for r in mine),
             "batch_size": _mean_of(r["batch_size"] for r in mine),
+            "streams_per_batch": _mean_of(r["streams_per_batch"] for r in mine),
             "round_trips_per_batch_by_kind": {
                 what: sum(ns) / len(mine) for what, ns in kinds.items()
             },
@@ -684,9 +687,14 @@ def figures(by_k: dict[int, dict[str, Any]]) -> list[Figure]:
             Figure(f"  worker CPU ms per entry{of}", s["worker_cpu_ms_per_entry"]),
             Figure(f"  Redis CPU ms per entry (in scripts){of}", _pair(s)),
             Figure(f"  round trips per batch{of}", s["round_trips_per_batch"]),
-            Figure(f"  entries per batch{of}", s["batch_size"]),
+            Figure(f"  entries per batch (streams per batch){of}", _batch(s)),
         ]
     return lines
+
+
+def _batch(s: dict[str, Any]) -> str:
+    size, streams = s["batch_size"], s["streams_per_batch"]
+    return "—" if size is None or streams is None else f"{size:.0f} ({streams:.2f})"
 
 
 def _pair(s: dict[str, Any]) -> str:

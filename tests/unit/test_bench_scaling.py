@@ -19,7 +19,7 @@ def test_a_round_trip_is_known_by_its_commands_with_scripts_named():
     stream = keys.ingest_stream(0)
     apply = sha("apply_entry", "board_lib")
     trip = [("EVALSHA", apply, 2, "hs:{g:v}:log", "hs:{g:v}:applied", "x")] * 3
-    assert signature(trip) == ("apply_entry", False, 0)
+    assert signature(trip) == ("apply_entry", False, 0, 0)
     record = [
         ("MULTI",),
         ("XACK", stream, "workers", "1-0", "2-0"),
@@ -27,10 +27,10 @@ def test_a_round_trip_is_known_by_its_commands_with_scripts_named():
         ("EXEC",),
         ("XACK", stream, "workers", "3-0"),
     ]
-    assert signature(record) == ("MULTI XACK XDEL EXEC", False, 3)
+    assert signature(record) == ("MULTI XACK XDEL EXEC", False, 3, 2)
     # Keys as bytes, as kombu's and a pipeline's arguments may be.
     read = [(b"XREADGROUP", b"GROUP", b"workers", b"c", b"STREAMS", b"hs:x", b">")]
-    assert signature(read) == ("XREADGROUP", False, 0)
+    assert signature(read) == ("XREADGROUP", False, 0, 0)
 
 
 def test_the_brokers_round_trips_are_not_counted_and_heartbeats_apart():
@@ -38,7 +38,7 @@ def test_the_brokers_round_trips_are_not_counted_and_heartbeats_apart():
     # A message that mentions a key is still the broker's (a key is an argument of its own).
     assert signature([("LPUSH", "ingest", '{"key": "hs:a"}')]) is None
     assert signature([("MULTI",), ("EXEC",)]) is None
-    assert signature([("SET", keys.worker_key("ingest1@h"), "{}")]) == ("SET", True, 0)
+    assert signature([("SET", keys.worker_key("ingest1@h"), "{}")]) == ("SET", True, 0, 0)
 
 
 def test_each_process_writes_its_counts_and_they_add_up(tmp_path, monkeypatch):
@@ -48,9 +48,9 @@ def test_each_process_writes_its_counts_and_they_add_up(tmp_path, monkeypatch):
     counts.add([("XACK", "hs:s", "workers", "1-0", "2-0")])
     counts.add([("SET", keys.worker_key("w"), "{}")])
     (tmp_path / "1.json").write_text(
-        json.dumps({"trips": {"XREADGROUP": 2}, "acked": 0, "heartbeats": 1})
+        json.dumps({"trips": {"XREADGROUP": 2}, "acked": 0, "streams": 0, "heartbeats": 1})
     )
-    before = {"trips": {"XREADGROUP": 1}, "acked": 0, "heartbeats": 0}
+    before = {"trips": {"XREADGROUP": 1}, "acked": 0, "streams": 0, "heartbeats": 0}
 
     def written() -> bool:
         return read_counts(tmp_path)["acked"] == 2
@@ -59,6 +59,7 @@ def test_each_process_writes_its_counts_and_they_add_up(tmp_path, monkeypatch):
     assert counts_between(before, read_counts(tmp_path)) == {
         "trips": {"XREADGROUP": 2, "XACK": 1},
         "acked": 2,
+        "streams": 1,
         "heartbeats": 2,
     }
 
@@ -95,14 +96,17 @@ def test_a_batch_is_an_acknowledging_round_trip_and_carries_the_others_cost():
     trips = {
         "trips": {"XREADGROUP": 30, "apply_entry": 20, "MULTI XACK XDEL EXEC": 20, "DEL": 2},
         "acked": 10_000,
+        "streams": 40,
         "heartbeats": 3,
     }
     found = scaling.batches(trips)
     assert found["batches"] == 20
     assert found["batch_size"] == 500
+    assert found["streams_per_batch"] == 2  # two partitions' transactions in each
     assert found["round_trips_per_batch"] == 72 / 20
     assert found["round_trips_per_batch_by_kind"]["XREADGROUP"] == 1.5
-    assert scaling.batches({"trips": {"XREADGROUP": 3}, "acked": 0})["batch_size"] is None
+    idle = scaling.batches({"trips": {"XREADGROUP": 3}, "acked": 0, "streams": 0})
+    assert idle["batch_size"] is None and idle["round_trips_per_batch"] is None
 
 
 def _run(**changes):
@@ -138,6 +142,7 @@ def test_each_count_of_processes_is_the_mean_of_its_rounds_against_one_process()
                     "redis_script_ms_per_entry": 0.04,
                     "round_trips_per_batch": 3.0,
                     "batch_size": 500.0,
+                    "streams_per_batch": 1.0,
                     "round_trips_per_batch_by_kind": {"XREADGROUP": 1.0},
                     "cores_busy": 1.0,
                     "other_cores": 0.0,
