@@ -9,22 +9,26 @@ the rate limits are the web's and count nothing here). Each worker runs through
 round trips.
 
 Each run, for k processes: the workers stopped, Redis emptied (``FLUSHALL``) and its
-append-only file rewritten (so no rewrite of the last run's data forks during this one); k
-workers started, and waited for until each has said it is ready; then N submissions enqueued
-through the web's own use case (:func:`app.leaderboard.scoring.submit_score`, so the enqueue
-script the web runs), each a new player's with a run token of its own signed with the
-workers' secret and issued long enough before to cover its claimed play time; the drain each
-enqueue asked for is held back until the stream holds all N. Then the clock starts, the drain
-flag is set and a drain task sent, as the web does for the first submission it finds no drain
-for, and the harness polls the verdict counts until N are settled (every 10 ms, one
-``HGETALL``). Figures of the window from the drains' start to the last verdict: entries per
-second; each component's CPU per entry (the workers' processes, from /proc; Redis's from
-``INFO cpu``, and its time in scripts and commands from ``INFO commandstats``, reset at the
-start: a command a script calls counts in the script's time and in its own line too); the
-round trips the workers made to the data Redis per batch, by kind; entries per batch (an
-acknowledgement is one batch's, on one stream); the cores the machine was busy and how much
-of that was no process of the run's. Every entry must be settled, accepted and off the stream,
-and its record final, or the run is suspect.
+append-only file rewritten; k workers started, and waited for until each has said it is ready;
+then N submissions enqueued through the web's own use case
+(:func:`app.leaderboard.scoring.submit_score`, so the enqueue script the web runs), by two
+processes forked from the harness, each submission a new player's from an address of its own,
+with its rate limits counted in the script as the web counts a score's and a run token of its
+own signed with the workers' secret, issued long enough before to cover its claimed play time;
+the drain each enqueue asked for is held back until the stream holds all N, and the AOF is
+rewritten again (so that no rewrite forks during the window unless the drains' writes double
+it). Then the clock starts, the drain flag is set and a drain task sent, as the web does for
+the first submission it finds no drain for, and the harness polls the verdict counts until N
+are settled (every 10 ms, one ``HGETALL``). Figures of the window from the drains' start to the
+last verdict: entries per second; each component's CPU per entry (the workers' processes, from
+/proc; Redis's from ``INFO cpu``, and its time in scripts from ``INFO commandstats``, reset at
+the start); the round trips the workers made to the data Redis per batch, by kind; entries per
+batch (an acknowledgement is one batch's) and the streams a batch acknowledges; the cores the
+machine was busy and how much of that was no process of the run's. Every entry must be settled,
+accepted and off the stream, and its record final, or the run is suspect. The fill gives the
+web's side in Redis too: Redis's CPU and script time per submission enqueued. Once a run, before
+the rounds, the request slot's cost: Redis's time and CPU per request to count the rate limits
+of a score, a session and a read, as many of each as from new clients.
 
 Runs go round by round (1, 2, 4 processes, then again), so that a drift of the machine spreads
 over every count; each count's figure is the mean of its rounds. ``--profile`` adds a run at 2
@@ -503,12 +507,9 @@ def run_once(
         },
     }
     backlog_before = intake.backlog(client)
-    # The fill's writes may have started a rewrite; a timed run waits for it.
-    wait_until(
-        lambda: not info(client, "persistence")["aof_rewrite_in_progress"],
-        300,
-        "Redis to finish an AOF rewrite",
-    )
+    # The AOF rewritten now holds the fill as its base: the drains' writes must double it
+    # before Redis forks to rewrite it again, which then shows as a fork in the window.
+    rewrite_aof(client)
     logged_before = len(_DRAIN_RECEIVED.findall(bench.logs_text()))
     client.config_resetstat()
     counts_before = counted_worker.read_counts(bench.counts_dir)
@@ -738,13 +739,16 @@ def components(by_k: dict[int, dict[str, Any]], runs: list[dict[str, Any]]) -> s
 
 
 def noisy(runs: list[dict[str, Any]]) -> list[str]:
-    """The runs during which other processes took a noticeable share of the machine."""
-    return [
-        f"other processes took {r['other_cores']:.2f} cores during the run of "
-        f"{r['processes']} process(es) ({r['tag']}): noisy figures"
-        for r in runs
-        if r["other_cores"] >= NOISY_CORES
-    ]
+    """The runs during which other processes took a noticeable share of the machine, or Redis
+    forked (an AOF rewrite, whose child's CPU no process of the run's counts)."""
+    notes = []
+    for r in runs:
+        run = f"the run of {r['processes']} process(es) ({r['tag']})"
+        if r["other_cores"] >= NOISY_CORES:
+            notes.append(f"other processes took {r['other_cores']:.2f} cores during {run}")
+        if r["redis_forks"]:
+            notes.append(f"Redis forked {r['redis_forks']} time(s) during {run} (AOF rewrite)")
+    return notes
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -158,3 +158,11 @@ def test_each_count_of_processes_is_the_mean_of_its_rounds_against_one_process()
     two = figures["entries settled per second, 2 drain processes"]
     assert two.ratio == 1900 / 1100 and two.met is True and two.target == "≥ 1.7"
     assert "evalsha" in scaling.components(by_k, runs)
+
+
+def test_a_run_is_noted_when_other_processes_or_an_aof_rewrite_shared_the_machine():
+    quiet = _run(other_cores=0.05, redis_forks=0)
+    assert scaling.noisy([quiet]) == []
+    busy, forked = _run(other_cores=0.5, redis_forks=0), _run(other_cores=0.0, redis_forks=1)
+    assert ["0.50 cores" in note for note in scaling.noisy([busy])] == [True]
+    assert ["AOF rewrite" in note for note in scaling.noisy([forked])] == [True]
