@@ -42,6 +42,10 @@ BEAT_JOBS: dict[str, tuple[str, str, int]] = {
 
 INGEST_TASKS = ("hiscore.ingest", "hiscore.drain", "hiscore.sweep")
 
+#: Seconds a Redis broker may take to answer one command (or a connection) before the command
+#: fails: far above a healthy broker's milliseconds, short enough to hold a request briefly.
+BROKER_SOCKET_TIMEOUT = 2
+
 MAINTENANCE_TASKS = (
     "hiscore.maintenance.rebuild",
     "hiscore.maintenance.prune",
@@ -105,6 +109,20 @@ def celery_settings(broker_url: str, redis_url: str | None = None) -> dict[str, 
             "visibility_timeout": max(300, 5 * ingest_limit),
             # Sentinel URLs name the master set here; ignored for plain redis:// URLs.
             "master_name": os.environ.get("CELERY_BROKER_MASTER_NAME", "mymaster"),
+            # The web sends a drain task inside the request that stored the score, and a lost
+            # send costs nothing (the sweep starts the drain), so a send must fail in seconds
+            # while the broker is away. kombu's Redis transport waits forever on a master that
+            # stopped answering without closing its connections (a frozen or vanished host):
+            "socket_timeout": BROKER_SOCKET_TIMEOUT,
+            "socket_connect_timeout": BROKER_SOCKET_TIMEOUT,
+            # and a producer reconnects for up to 4 s, in 2 s pauses, while Sentinel names no
+            # master (this one bounds that on any broker).
+            "connect_retries_timeout": 1,
+            # A worker's BRPOP on such a connection is given up 1 s + this after it was sent,
+            # 1 s + twice this at the latest (kombu's default of 25 s leaves a worker taking no
+            # task for up to 51 s). The socket and health-check options are the Redis
+            # transport's; pyamqp ignores them.
+            "health_check_interval": 5,
         },
         "broker_connection_retry_on_startup": True,
         "task_default_queue": INGEST_QUEUE,
@@ -120,6 +138,9 @@ def celery_settings(broker_url: str, redis_url: str | None = None) -> dict[str, 
         # The schedule and its lock live in the data Redis (a plain URL even when the broker
         # is reached through Sentinel, which redbeat cannot parse from a broker URL).
         "redbeat_redis_url": redis_url or broker_url,
+        # Said outright, so that redbeat does not fall back to the broker's transport options
+        # (a Sentinel master name, socket timeouts), which are not the data Redis's.
+        "redbeat_redis_options": {},
         "redbeat_key_prefix": "hs:redbeat",
         "redbeat_lock_timeout": _env_int("HISCORE_BEAT_LOCK_TIMEOUT", 60),
         "beat_max_loop_interval": _env_int("HISCORE_BEAT_LOOP_SECONDS", 5),

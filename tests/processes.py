@@ -215,7 +215,14 @@ class Stack:
         self.celery = Celery(
             "tests",
             broker=env["CELERY_BROKER_URL"],
-            config_source={"task_serializer": "json", "accept_content": ["json"]},
+            config_source={
+                "task_serializer": "json",
+                "accept_content": ["json"],
+                # Names the master set of a sentinel:// broker; other brokers ignore it.
+                "broker_transport_options": {
+                    "master_name": env.get("CELERY_BROKER_MASTER_NAME", "mymaster")
+                },
+            },
         )
         self.workers: dict[str, Process] = {}
         self._worker_settings: dict[str, tuple[str, int]] = {}

@@ -31,15 +31,45 @@ def test_production_refuses_to_start_without_its_secrets(monkeypatch):
     assert create_app("production").config["PLAYER_COOKIE_SECURE"]
 
 
-def test_broker_and_data_may_be_two_redis_urls(monkeypatch):
-    """A Sentinel broker; beat keeps its schedule and lock in the (plain) data Redis."""
+@pytest.mark.parametrize(
+    "broker",
+    [
+        None,
+        "redis://broker:6379/0",
+        "sentinel://s1:26379;sentinel://s2:26379",
+        "amqp://hiscore:pw@rabbit:5672/hiscore",
+    ],
+)
+def test_beat_keeps_its_schedule_and_lock_in_the_data_redis_whatever_the_broker(
+    monkeypatch, broker
+):
+    """redbeat needs a plain Redis URL: a Sentinel list or RabbitMQ is none, so its schedule
+    and lock live in the data Redis, with none of the broker's transport options."""
     monkeypatch.setenv("REDIS_URL", "redis://data:6379/1")
-    monkeypatch.setenv("CELERY_BROKER_URL", "sentinel://s1:26379;sentinel://s2:26379")
+    if broker is None:
+        monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
+    else:
+        monkeypatch.setenv("CELERY_BROKER_URL", broker)
     app = create_app("testing")
     assert app.config["REDIS_URL"] == "redis://data:6379/1"
     conf = app.extensions["celery"].conf
-    assert conf.broker_url.startswith("sentinel://s1")
+    assert conf.broker_url == (broker or "redis://data:6379/1")
     assert conf.redbeat_redis_url == "redis://data:6379/1"
+    # Said outright: redbeat would otherwise fall back to broker_transport_options (with a
+    # deprecation warning) and drop them.
+    assert conf.redbeat_redis_options == {}
+
+
+def test_a_send_to_a_broker_that_stopped_answering_fails_in_seconds():
+    """The web sends a drain task inside the request that stored a score: a broker that is
+    away must fail that send quickly (the sweep makes a lost one good), not hold the request."""
+    options = celery_settings("sentinel://s1:26379")["broker_transport_options"]
+    assert options["socket_timeout"] == options["socket_connect_timeout"] <= 2
+    assert options["connect_retries_timeout"] <= 1
+    # Longer than the 1 s a BRPOP of kombu's Redis transport waits for a message, so that no
+    # reply to one can outlast it.
+    assert options["socket_timeout"] > 1
+    assert options["health_check_interval"] <= 5
 
 
 def test_celery_is_configured_for_a_careful_deployment():
