@@ -23,6 +23,18 @@ def _env_int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
+def _env_int_within(name: str, default: int, low: int, high: int) -> int:
+    value = _env_int(name, default)
+    if not low <= value <= high:
+        raise RuntimeError(f"{name}={value} is not between {low} and {high}")
+    return value
+
+
+#: Ingest partitions when ``HISCORE_INGEST_PARTITIONS`` does not say, and the most it may say.
+DEFAULT_INGEST_PARTITIONS = 8
+MAX_INGEST_PARTITIONS = 1024
+
+
 def _env_bool(name: str, default: bool) -> bool:
     value = os.environ.get(name, "").strip().lower()
     if not value:
@@ -177,6 +189,13 @@ class Config:
         # at least this long, at most a quarter longer. The prune job keeps every log entry
         # applied this recently, and forgets the applied ids of older ones.
         self.IDEMPOTENCY_WINDOW_SECONDS = _env_int("HISCORE_IDEMPOTENCY_WINDOW", 24 * 3600)
+        # Ingestion is split by a hash of the submission id into this many partitions, each with
+        # its own stream, drain and status records under a hash tag of its own, drained in
+        # parallel. At most the 1,024 buckets of a generation's records, so that every partition
+        # has some (see app/storage/submissions.py).
+        self.INGEST_PARTITIONS = _env_int_within(
+            "HISCORE_INGEST_PARTITIONS", DEFAULT_INGEST_PARTITIONS, 1, MAX_INGEST_PARTITIONS
+        )
         # A long-poll re-reads its record this often (s) besides being woken by the verdict's
         # announcement: the bound on the delay a lost announcement causes.
         self.LONGPOLL_RECHECK_SECONDS = _env_int("HISCORE_LONGPOLL_RECHECK", 1)

@@ -219,6 +219,7 @@ def migrate_storage_command(dry_run: bool) -> None:
         read_clock(),
         get_compaction(),
         new_id(),
+        current_app.config["INGEST_PARTITIONS"],
         dry_run,
         said,
     )

@@ -12,7 +12,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import redis
 import redis.asyncio
@@ -21,13 +21,14 @@ from app.clock import now_ms
 from app.leaderboard import statuses
 from app.leaderboard.records import SubmissionRecord
 from app.leaderboard.windows import ALLTIME_PERIOD
-from app.storage import intake, keys
+from app.storage import intake, keys, submissions
 from app.storage.submissions import LATENCY_BUCKETS, Generation, latency_bucket
 from bench import profile
 from bench.load import Sent, WrkRun, open_loop, percentile, post_json, run_wrk
 from bench.processes import Stack, http_get, wait_until
 from bench.seed import INGEST_GAME
 from bench.sessions import Scores, WrkBodies
+from config import DEFAULT_INGEST_PARTITIONS
 
 GAME = INGEST_GAME
 #: hiscore's variant, warm-up included: the runs a warm-up did not use serve the timed runs
@@ -70,7 +71,7 @@ def cpu_ms_per(before: dict[str, float], after: dict[str, float], count: int) ->
 
 def verdicts(client: redis.Redis) -> dict[str, int]:
     """The worker's verdicts so far, by name (``accepted``, ``rejected:<code>``)."""
-    return {name: int(count) for name, count in client.hgetall(keys.VERDICT_COUNTS).items()}
+    return submissions.read_verdict_counts(client, PARTITIONS)
 
 
 def rejected_since(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
@@ -267,7 +268,7 @@ class OpenLoopRun:
 
 
 def _stream_length(client: redis.Redis) -> int:
-    return sum(intake.backlog(client).values())
+    return sum(intake.backlog(client, PARTITIONS).totals().values())
 
 
 def backlog_series(run: OpenLoopRun, every: float = BACKLOG_EVERY_S) -> list[tuple[float, int]]:
@@ -347,9 +348,12 @@ async def _open_loop_with_verdicts(
 #: The idempotency window of the stack's processes (the default).
 WINDOW_S = 24 * 3600
 
+#: The ingest partitions of the stack's processes (the default).
+PARTITIONS = DEFAULT_INGEST_PARTITIONS
+
 
 def _records(client: redis.Redis, sids: list[str]) -> list[SubmissionRecord | None]:
-    now = Generation.at(now_ms(), WINDOW_S)
+    now = Generation.at(now_ms(), WINDOW_S, PARTITIONS)
     found: list[SubmissionRecord | None] = []
     for start in range(0, len(sids), 1000):
         found += statuses.read_many(client, sids[start : start + 1000], now)
@@ -359,7 +363,7 @@ def _records(client: redis.Redis, sids: list[str]) -> list[SubmissionRecord | No
 def record_bytes(client: redis.Redis) -> float | None:
     """``MEMORY USAGE`` a status record: of every hash of records, over the records they hold
     (their keys' own cost shared among them)."""
-    names = list(client.scan_iter(match=keys.SUBMISSIONS_PATTERN, count=10_000))
+    names = list(client.scan_iter(match=keys.PARTITION_SUBMISSIONS_PATTERN, count=10_000))
     pipe = client.pipeline(transaction=False)
     for name in names:
         pipe.memory_usage(name, samples=0)
@@ -371,7 +375,7 @@ def record_bytes(client: redis.Redis) -> float | None:
 
 def _latency_counts(client: redis.Redis) -> dict[str, int]:
     """The service's own received→settled histogram (bucket -> verdicts)."""
-    raw = cast(dict[str, str], client.hgetall(keys.LATENCY_HISTOGRAM))
+    raw = submissions.read_latency_histogram(client, PARTITIONS)
     return {name: int(count) for name, count in raw.items() if name.startswith("le:")}
 
 

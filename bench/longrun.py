@@ -37,13 +37,13 @@ the boards' zsets and meta hashes, their stats). A key given a relative TTL (EX,
 would expire relative to the real time it was written, so at the wrong simulated time. Those
 of this run:
 
-- the status records' hashes, ``hs:{ingest}:subs:<gen>:<bucket>``, given a PEXPIRE of their
-  generation's expiry less the caller's now (``app/lua/store_submissions.lua``): their
-  generation is in their name (gen = now_s // G, G = max(1, ceil(W / 4)) for the window W in
-  seconds) and a hash expires at (gen + 1) × G + W seconds, so the pass deletes such a hash
-  when that instant, from its name, is at or before the simulated now, whatever its PTTL says
-  (which counts from the real time it was written: Redis itself expires none of them during a
-  run shorter than W);
+- the status records' hashes, ``hs:{ingest:<partition>}:subs:<gen>:<bucket>``, given a
+  PEXPIRE of their generation's expiry less the caller's now
+  (``app/lua/store_submissions.lua``): their generation is in their name (gen = now_s // G,
+  G = max(1, ceil(W / 4)) for the window W in seconds) and a hash expires at (gen + 1) × G + W
+  seconds, so the pass deletes such a hash when that instant, from its name, is at or before
+  the simulated now, whatever its PTTL says (which counts from the real time it was written:
+  Redis itself expires none of them during a run shorter than W);
 - a family's lock (SET ... EX), which prune holds while it runs and deletes when done: never
   alive at a pass.
 
@@ -138,7 +138,9 @@ class Layout:
 
     def __init__(self, client: redis.Redis, registry: Registry) -> None:
         self.client, self.registry = client, registry
-        self.window_s = Config().IDEMPOTENCY_WINDOW_SECONDS
+        config = Config()
+        self.window_s = config.IDEMPOTENCY_WINDOW_SECONDS
+        self.partitions = config.INGEST_PARTITIONS
         self.compaction = Compaction(self.window_s)
 
     def kinds(self) -> list[tuple[str, str]]:
@@ -152,7 +154,7 @@ class Layout:
             ("players", keys.players_key(g, v)),
             ("meta", keys.meta_key(g, v, w, p)),
             ("stats", keys.stats_key(g, v, w, p)),
-            ("status records", keys.SUBMISSIONS_PATTERN),
+            ("status records", keys.PARTITION_SUBMISSIONS_PATTERN),
         ]
 
     #: The command that counts the elements of a key of each kind (kinds not named: none).
@@ -174,9 +176,13 @@ class Layout:
 
     def named_expiry(self) -> tuple[str, int, int]:
         """The keys whose expiry their name gives (the status records' hashes,
-        ``<prefix><generation>:<bucket>``): the prefix, G and W in seconds."""
-        generation = submissions.Generation.at(0, self.window_s)
-        return keys.SUBMISSIONS_PATTERN.rstrip("*"), generation.seconds, generation.window_s
+        ``<partition's prefix>:subs:<generation>:<bucket>``): a Lua pattern that captures the
+        generation, G and W in seconds."""
+        generation = submissions.Generation.at(0, self.window_s, self.partitions)
+        example = keys.partition_submissions_key(0, 0, 0)
+        prefix = example[: example.index("{")]
+        pattern = "^" + _lua_escaped(prefix) + "{ingest:%d+}:subs:(%d+):"
+        return pattern, generation.seconds, generation.window_s
 
     def apply(self, entries: Sequence[Entry], now_ms: int) -> list[Applied]:
         """Apply a batch of entries to the boards at ``now_ms``."""
@@ -193,7 +199,7 @@ class Layout:
 
     def settle(self, verdicts: Sequence[tuple[str, SubmissionRecord]], now_ms: int) -> None:
         """Store the verdicts as the worker does, at ``now_ms``."""
-        now = submissions.Generation.at(now_ms, self.window_s)
+        now = submissions.Generation.at(now_ms, self.window_s, self.partitions)
         stored = [statuses.verdict(sid, record, now) for sid, record in verdicts]
         submissions.settle(self.client, stored, now, now_ms)
 
@@ -521,10 +527,15 @@ class Kinds:
         return self.names[int(found.lastgroup[1:])] if found and found.lastgroup else "other"
 
 
+def _lua_escaped(text: str) -> str:
+    """``text`` as a Lua pattern that matches it literally."""
+    return "".join(f"%{c}" if not c.isalnum() else c for c in text)
+
+
 # One SCAN step, server-side: each key's absolute expiry is the server's time plus its PTTL,
-# or, for a key whose name starts with ARGV[4], ``<prefix><generation>:...``, the end of its
-# generation (of ARGV[5] seconds) plus the idempotency window (ARGV[6] seconds); the keys whose
-# expiry is at or before the simulated now (ARGV[3]) are deleted. A PTTL read and judged in
+# or, for a key whose name matches the Lua pattern ARGV[4] (capturing its generation), the end
+# of its generation (of ARGV[5] seconds) plus the idempotency window (ARGV[6] seconds); the keys
+# whose expiry is at or before the simulated now (ARGV[3]) are deleted. A PTTL read and judged in
 # Redis costs a tenth of one pipelined from here. Returns the next cursor, and the keys deleted,
 # left with a TTL, and left without one.
 _EXPIRE_STEP = """
@@ -537,8 +548,8 @@ local gone, timed, kept = {}, {}, {}
 for _, key in ipairs(step[2]) do
   local left = redis.call('PTTL', key)
   local expire_at = left >= 0 and now + left or nil
-  if left >= 0 and string.sub(key, 1, #prefix) == prefix then
-    local generation = tonumber(string.match(string.sub(key, #prefix + 1), '^(%d+):'))
+  if left >= 0 then
+    local generation = tonumber(string.match(key, prefix))
     if generation then expire_at = ((generation + 1) * generation_s + window_s) * 1000 end
   end
   if expire_at and expire_at <= simulated then
@@ -567,7 +578,8 @@ def expire_pass(
     client: redis.Redis, kinds: Kinds, named: tuple[str, int, int], sim_now_ms: int
 ) -> Expired:
     """Delete every key whose expiry, said in Redis's clock (or by its name, for the keys
-    ``named``: prefix, generation and window seconds), is at or before the simulated now."""
+    ``named``: a pattern capturing the generation, generation and window seconds), is at or
+    before the simulated now."""
     step = client.register_script(_EXPIRE_STEP)
     cursor = "0"
     deleted: Counter[str] = Counter()

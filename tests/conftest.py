@@ -18,14 +18,14 @@ from app.clock import now_ms
 from app.extensions import get_clock, get_registry, get_token_policy
 from app.leaderboard import statuses
 from app.leaderboard.games import Registry
-from app.leaderboard.ingest import drain
+from app.leaderboard.ingest import Drained, drain, take_partitions
 from app.leaderboard.players import player_key
 from app.leaderboard.records import SubmissionRecord
 from app.storage import intake, keys
 from app.storage.embedded_redis import EmbeddedRedis
 from app.storage.rate_limits import RidingRedis
-from app.storage.submissions import Generation
-from config import celery_settings
+from app.storage.submissions import Generation, partition_of
+from config import DEFAULT_INGEST_PARTITIONS, celery_settings
 from tests.cases import NOW
 from tests.processes import TEST_GAMES, Stack, process_env
 
@@ -118,6 +118,79 @@ def runner(app):
 #: The idempotency window (s) of the apps the tests build: the default.
 WINDOW_S = 24 * 3600
 
+#: The ingest partitions of the apps the tests build: the default.
+PARTITIONS = DEFAULT_INGEST_PARTITIONS
+
+
+def generation_at(now: int, window_s: int = WINDOW_S, partitions: int = PARTITIONS) -> Generation:
+    """The generation of the records at ``now`` (epoch ms), as the tests' apps see it."""
+    return Generation.at(now, window_s, partitions)
+
+
+def drain_waiting(
+    client: Any,
+    registry: Registry,
+    consumer: str,
+    clock: Callable[[], int],
+    window_s: int,
+    partitions: int = PARTITIONS,
+    **options: Any,
+) -> Drained:
+    """Drain as a task of the previous version does (it names no partition): every partition
+    where entries wait and no other drain runs."""
+    held = take_partitions(client, consumer, partitions, None)
+    return drain(client, registry, consumer, clock, window_s, partitions, held, **options)
+
+
+def ids_in_partitions(partitions: list[int], of: int = PARTITIONS) -> list[str]:
+    """Submission ids, one per item of ``partitions``, each in that partition (of ``of``)."""
+    found: list[str] = []
+    for wanted in partitions:
+        n = 0
+        while True:
+            sid = f"sub-{wanted}-{len(found)}-{n}"
+            if partition_of(sid, of) == wanted:
+                found.append(sid)
+                break
+            n += 1
+    return found
+
+
+def stream_entries(client: Any, partitions: int = PARTITIONS) -> list[tuple[str, dict[str, str]]]:
+    """Every entry on the ingest partitions' streams, merged by stream id (oldest first)."""
+    pipe = client.pipeline(transaction=False)
+    for p in range(partitions):
+        pipe.xrange(keys.ingest_stream(p))
+    merged = [entry for entries in pipe.execute() for entry in entries]
+    return sorted(merged, key=lambda entry: tuple(int(n) for n in entry[0].split("-")))
+
+
+def stream_length(client: Any, partitions: int = PARTITIONS) -> int:
+    """The entries on the ingest partitions' streams, together."""
+    return sum(client.xlen(keys.ingest_stream(p)) for p in range(partitions))
+
+
+def any_lease(client: Any, partitions: int = PARTITIONS) -> bool:
+    """Whether any ingest partition has a drain lease (asked for or held)."""
+    return any(client.exists(keys.drain_flag(p)) for p in range(partitions))
+
+
+def dead_letters(client: Any, partitions: int = PARTITIONS) -> list[tuple[str, dict[str, str]]]:
+    """Every partition's dead letters, merged by stream id (oldest first)."""
+    merged = [e for p in range(partitions) for e in client.xrange(keys.dead_letters(p))]
+    return sorted(merged, key=lambda entry: tuple(int(n) for n in entry[0].split("-")))
+
+
+def rejections(client: Any, partitions: int = PARTITIONS) -> list[tuple[str, dict[str, str]]]:
+    """Every partition's audit of rejections, merged by stream id (oldest first)."""
+    merged = [e for p in range(partitions) for e in client.xrange(keys.rejected_stream(p))]
+    return sorted(merged, key=lambda entry: tuple(int(n) for n in entry[0].split("-")))
+
+
+def verdict_count(client: Any, name: str, partitions: int = PARTITIONS) -> int:
+    """A verdict count (``accepted``, ``rejected:<code>``) summed over the partitions."""
+    return sum(int(client.hget(keys.verdict_counts(p), name) or 0) for p in range(partitions))
+
 
 def record_of(
     client: Any, submission_id: str, now: int | None = None, window_s: int = WINDOW_S
@@ -125,7 +198,7 @@ def record_of(
     """The fields of a submission's stored record as a read at ``now`` (epoch ms; by default
     the test's clock) finds it, for an idempotency window of ``window_s``; None if none."""
     at = now_ms() if now is None else now
-    record = statuses.read(client, submission_id, Generation.at(at, window_s))
+    record = statuses.read(client, submission_id, Generation.at(at, window_s, PARTITIONS))
     return record.stored() if record is not None else None
 
 
@@ -138,7 +211,7 @@ def enqueue(
 ) -> intake.Enqueued:
     """Put ``payload`` on the ingest stream with its queued record, as the web does at ``now``
     (by default the test's clock)."""
-    at = Generation.at(now_ms() if now is None else now, window_s)
+    at = Generation.at(now_ms() if now is None else now, window_s, PARTITIONS)
     record = SubmissionRecord(status="queued", player_id=payload.get("player_id"))
     value = record.packed(at.start_ms)
     return intake.enqueue(client, payload["submission_id"], value, payload, at, key=key)
@@ -161,9 +234,9 @@ def queued(redis_client) -> Callable[[], list[Any]]:
     """Take every submission the web put on the ingest stream, as a worker would read them."""
 
     def take() -> list[Any]:
-        entries = redis_client.xrange(keys.INGEST_STREAM)
-        if entries:
-            redis_client.xdel(keys.INGEST_STREAM, *[entry_id for entry_id, _ in entries])
+        entries = stream_entries(redis_client)
+        for p in range(PARTITIONS):
+            redis_client.delete(keys.ingest_stream(p))
         return [json.loads(fields["p"]) for _, fields in entries]
 
     return take
@@ -175,22 +248,24 @@ def work(app, redis_client, registry) -> Callable[..., list[Any]]:
     clock); return each drained submission's id and stored record, in stream order."""
 
     def run(now: int | None = None) -> list[Any]:
-        waiting = redis_client.xrange(keys.INGEST_STREAM)
+        waiting = stream_entries(redis_client)
         with app.app_context():
             tokens = get_token_policy()
             clock = get_clock() if now is None else lambda: now
             window_s = app.config["IDEMPOTENCY_WINDOW_SECONDS"]
-        drain(
+            partitions = app.config["INGEST_PARTITIONS"]
+        drain_waiting(
             redis_client,
             registry,
             "test-worker",
             clock,
             window_s,
+            partitions,
             wait_ms=0,
             tokens=tokens,
             linger_ms=0,
         )
-        assert redis_client.xlen(keys.INGEST_STREAM) == 0  # every entry settled and removed
+        assert stream_length(redis_client) == 0  # every entry settled and removed
         ids = [json.loads(fields["p"])["submission_id"] for _, fields in waiting]
         return [(sid, record_of(redis_client, sid, clock(), window_s)) for sid in ids]
 

@@ -33,6 +33,7 @@ from app.leaderboard.scoring import follow_submission
 from app.leaderboard.stats import read_stats
 from app.leaderboard.windows import DAY_MS, bucket_ms, period_of
 from app.storage import keys
+from config import DEFAULT_INGEST_PARTITIONS
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 DUMP = FIXTURES / "legacy-storage-v1.json"
@@ -225,7 +226,9 @@ def answers(
     views: dict[str, Any] = {}
     for sid in submission_ids:
         # No waiter: a wait of 0 never asks one.
-        view = follow_submission(client, None, sid, 0.0, lambda: now_ms, window_s)
+        view = follow_submission(
+            client, None, sid, 0.0, lambda: now_ms, window_s, DEFAULT_INGEST_PARTITIONS
+        )
         views[sid] = None if view is None else view.model_dump(mode="json", exclude_none=True)
     return {"boards": boards, "submissions": views}
 

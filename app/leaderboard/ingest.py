@@ -11,12 +11,13 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import redis
 from redis import exceptions as errors
+from redis.client import CaseInsensitiveDict
 
 from app.leaderboard import statuses
 from app.leaderboard.boards import Applied, Entry, apply_entries_each
@@ -164,22 +165,24 @@ def ingest_submissions(
     payloads: Sequence[Any],
     now_ms: int,
     idempotency_s: int,
+    partitions: int,
     tokens: TokenPolicy | None = None,
     out_of_time: OutOfTime = (),
 ) -> list[tuple[str, dict[str, Any]]]:
     """Validate, apply and settle a batch of queued submissions; return the new verdicts'
     fields.
 
-    ``idempotency_s`` is how long a record lives (at least); ``tokens`` says how run tokens are
-    checked (None: they are not); an exception of ``out_of_time`` is raised as it comes.
+    ``idempotency_s`` is how long a record lives (at least), ``partitions`` how many ingest
+    partitions the records are spread over; ``tokens`` says how run tokens are checked (None:
+    they are not); an exception of ``out_of_time`` is raised as it comes.
 
     Running it twice on the same payloads changes nothing more: a settled submission is only
     announced again, and the boards skip submissions they have applied.
     """
     judged = judge_submissions(
-        client, registry, payloads, now_ms, idempotency_s, tokens, out_of_time
+        client, registry, payloads, now_ms, idempotency_s, partitions, tokens, out_of_time
     )
-    now = Generation.at(now_ms, idempotency_s)
+    now = Generation.at(now_ms, idempotency_s, partitions)
     submissions.settle(client, judged.to_store(now), now, now_ms, announce=judged.settled)
     _log_verdicts(judged.verdicts, payloads)
     return judged.stored()
@@ -191,6 +194,7 @@ def judge_submissions(
     payloads: Sequence[Any],
     now_ms: int,
     idempotency_s: int,
+    partitions: int,
     tokens: TokenPolicy | None = None,
     out_of_time: OutOfTime = (),
     may_be_settled: bool = True,
@@ -205,7 +209,7 @@ def judge_submissions(
     fingerprints: list[str] = []
     verdicts: list[tuple[str, SubmissionRecord]] = []
     checked_ones: list[tuple[Any, tuple[QueuedSubmission, Game, RunToken | None]]] = []
-    now = Generation.at(now_ms, idempotency_s)
+    now = Generation.at(now_ms, idempotency_s, partitions)
     settled = _settled(client, payloads, now) if may_be_settled else set()
     for payload in payloads:
         if settled and _submission_id(payload) in settled:
@@ -327,24 +331,59 @@ def _log_verdicts(
             unbind(token)
 
 
-#: Entries a drain takes from the stream at a time.
+#: Entries a drain takes from each partition's stream at a time.
 DRAIN_BATCH = 500
 
 #: A batch smaller than this makes the drain wait ``linger_ms`` before reading again.
 SMALL_BATCH = 50
 
-#: How often a running drain refreshes the drain flag (a batch does it in its transaction):
-#: often enough that the flag, which lives :data:`app.storage.intake.DRAIN_FLAG_MS`, never
-#: lapses under a live drain.
+#: How often a running drain refreshes its leases (a batch does it in its transactions): often
+#: enough that a lease, which lives :data:`app.storage.intake.DRAIN_FLAG_MS`, never lapses under
+#: a live drain.
 FLAG_REFRESH_MS = intake.DRAIN_FLAG_MS // 10
+
+#: How often (at most) a running drain reads the leases of the partitions it does not hold, to
+#: adopt one whose drain was asked for and has not started.
+ADOPT_EVERY_MS = 25
 
 
 @dataclass(frozen=True)
 class Drained:
     """What one drain did."""
 
-    settled: int  # entries taken off the stream with a verdict
-    more: bool  # it stopped at its time budget with entries still waiting
+    settled: int  # entries taken off the streams with a verdict
+    # The partitions it stopped at its time budget with entries still waiting, asked for again:
+    # the caller sends a drain of each.
+    handed_back: tuple[int, ...] = ()
+    drained: tuple[int, ...] = ()  # the partitions it held at one time or another
+
+    @property
+    def more(self) -> bool:
+        """It stopped with entries still waiting."""
+        return bool(self.handed_back)
+
+
+def take_partitions(
+    client: redis.Redis, consumer: str, partitions: int, partition: int | None
+) -> list[int]:
+    """The partitions a drain task of ``consumer`` takes: ``partition`` unless another drain
+    holds it; for None (a task of the previous version, which named none), every partition
+    where entries wait and no other drain holds the lease."""
+    if partition is not None:
+        return intake.take(client, [partition], consumer)
+    busy = intake.backlog(client, partitions).busy()
+    mine = intake.holder(consumer)  # a retried drain's own leases
+    leases = intake.leases(client, busy)
+    return intake.take(
+        client, [p for p, lease in leases.items() if lease.free or lease.value == mine], consumer
+    )
+
+
+def sweep_partitions(client: redis.Redis, consumer: str, partitions: int) -> list[int]:
+    """The beat's sweep: ask for a drain of every partition where entries wait with no lease
+    (one round trip for the backlogs, one for the leases), and take them for ``consumer``."""
+    busy = intake.backlog(client, partitions).busy()
+    return intake.take(client, intake.ask_drains(client, busy), consumer)
 
 
 def _settle_entries(
@@ -353,10 +392,13 @@ def _settle_entries(
     entries: Sequence[intake.Waiting],
     clock: Callable[[], int],
     idempotency_s: int,
+    partitions: int,
     tokens: TokenPolicy | None,
     out_of_time: OutOfTime,
+    consumer: str,
     delivered_before: bool = True,
-    hold_flag: bool = True,
+    refresh: Collection[int] = (),
+    per_partition_transactions: bool = False,
 ) -> None:
     payloads = [e.payload for e in entries]
     now_ms = clock()
@@ -367,23 +409,102 @@ def _settle_entries(
             payloads,
             now_ms,
             idempotency_s,
+            partitions,
             tokens,
             out_of_time,
             delivered_before,
         )
-        _record(client, entries, judged, Generation.at(now_ms, idempotency_s), now_ms, hold_flag)
+        now = Generation.at(now_ms, idempotency_s, partitions)
+        _record(client, entries, judged, now, now_ms, consumer, refresh, per_partition_transactions)
     except out_of_time:
         raise  # the entries stay pending, and are read again by the next drain
     except Exception as exc:
         if is_transient(exc):
             raise  # likewise: the same entries will pass once Redis can take them
         if len(entries) == 1:
-            _set_aside(client, entries[0], exc, clock, idempotency_s)
+            _set_aside(client, entries[0], exc, clock, idempotency_s, partitions)
             return
         for entry in entries:  # find the one that fails; the others are settled normally
-            _settle_entries(client, registry, [entry], clock, idempotency_s, tokens, out_of_time)
+            _settle_entries(
+                client,
+                registry,
+                [entry],
+                clock,
+                idempotency_s,
+                partitions,
+                tokens,
+                out_of_time,
+                consumer,
+                per_partition_transactions=per_partition_transactions,
+            )
         return
     _log_verdicts(judged.verdicts, payloads)
+
+
+@dataclass
+class _PartitionBatch:
+    """What a batch writes in one partition's slot."""
+
+    verdicts: list[Verdict] = field(default_factory=list)
+    entry_ids: list[str] = field(default_factory=list)
+    letters: list[intake.Waiting] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Queued:
+    """How many commands of each kind a partition's transaction holds, in order."""
+
+    stores: int
+    letters: list[intake.Waiting]
+    counts: int
+
+
+def _queue_partition(
+    pipe: redis.client.Pipeline,
+    partition: int,
+    batch: _PartitionBatch,
+    failed: Mapping[str, str | None],
+    now: Generation,
+    now_ms: int,
+    consumer: str | None,
+) -> _Queued:
+    """Queue on ``pipe`` the commands of one partition's transaction (see :func:`_record`)."""
+    stores = submissions.store_verdicts(pipe, batch.verdicts, now)
+    for entry in batch.letters:
+        error = failed[cast(str, _submission_id(entry.payload))]
+        intake.keep_dead_letter(pipe, entry, f"could not be applied: {error}")
+    before = len(pipe)
+    submissions.count_verdicts(pipe, batch.verdicts, now_ms, now.partitions)
+    counts = len(pipe) - before
+    if batch.entry_ids:
+        intake.acknowledge(pipe, partition, batch.entry_ids, consumer)
+    return _Queued(stores, batch.letters, counts)
+
+
+def _log_ran(queued: _Queued, ran: Sequence[Any]) -> None:
+    """Log the commands of a partition's transaction that failed as it ran (each alone)."""
+    letters_at = queued.stores
+    counts_at = letters_at + len(queued.letters)
+    acks_at = counts_at + queued.counts
+    for reply in ran[:letters_at]:
+        # The script's reply: the writes that failed, each alone (or the script's own error).
+        for failure in [reply] if isinstance(reply, Exception) else reply:
+            log.error("could not store a verdict: %s", failure)
+    for entry, reply in zip(queued.letters, ran[letters_at:counts_at], strict=True):
+        if isinstance(reply, Exception):
+            # The entry leaves the stream all the same, with this line as its last trace.
+            log.error(
+                "could not keep a failed submission (%s); dropped %s",
+                reply,
+                json.dumps(entry.payload),
+            )
+    for reply in ran[counts_at:acks_at]:
+        if isinstance(reply, Exception):
+            log.error("could not count or audit verdicts: %s", reply)
+    for reply in ran[acks_at:]:
+        if isinstance(reply, Exception):
+            # Left pending, the entries are read again, found settled and acknowledged then.
+            log.error("could not take settled entries off the stream: %s", reply)
 
 
 def _record(
@@ -392,63 +513,105 @@ def _record(
     judged: Judged,
     now: Generation,
     now_ms: int,
-    hold_flag: bool,
+    consumer: str,
+    refresh: Collection[int],
+    per_partition_transactions: bool,
 ) -> None:
-    """Store a batch's verdicts, keep its failed entries in the dead letters and take the batch
-    off the stream in one transaction; then count and audit the verdicts and announce them,
-    all in one round trip.
+    """Store a batch's verdicts, keep its failed entries in the dead letters, count and audit
+    the verdicts and take the batch off the streams, in one transaction per partition (each on
+    the partition's slot, refreshing the drain's lease of the partitions in ``refresh``); then
+    announce the verdicts. On a single Redis all of it goes in one round trip (a pipeline of the
+    transactions); with ``per_partition_transactions`` (a Redis Cluster) each transaction is a
+    round trip of its own.
 
-    The transaction holds the keys of the ``{ingest}`` slot only (records, dead letters, the
-    stream, the flag), so the layout stays one a Redis Cluster can serve; the counts, the audit
-    and the announcement, in other slots, follow it as they followed the records before.
-    Together or not at all, an entry is never left on the stream with its verdict stored,
-    which is why an entry read for the first time needs no look at its record (see
-    :func:`drain`). A command that fails in the transaction as it runs (a key of the wrong
+    Together or not at all within a partition, an entry is never left on the stream with its
+    verdict stored, which is why an entry read for the first time needs no look at its record
+    (see :func:`drain`). A command that fails in a transaction as it runs (a key of the wrong
     type) fails alone, as it would on its own, and is logged (so does each record's write in
-    the one script that stores them all); one Redis refuses as it is sent
-    (out of memory, read-only) aborts the transaction, and the batch waits for the next drain.
+    the one script that stores them all); one Redis refuses as it is sent (out of memory,
+    read-only) aborts its transaction, and the batch waits for the next drain (the partitions
+    whose transactions ran find their entries settled already).
     """
     verdicts = judged.to_store(now)
     failed = {sid: record.error for sid, record in judged.verdicts if record.error is not None}
-    letters = [e for e in entries if _submission_id(e.payload) in failed] if failed else []
-    # MULTI and EXEC by hand: redis-py makes a transaction of a whole pipeline or of none.
-    pipe = client.pipeline(transaction=False)
-    pipe.execute_command("MULTI")
-    letters_at = submissions.store_verdicts(pipe, verdicts, now)
-    for entry in letters:
-        error = failed[cast(str, _submission_id(entry.payload))]
-        intake.keep_dead_letter(pipe, entry, f"could not be applied: {error}")
-    intake.acknowledge(pipe, [entry.entry_id for entry in entries], hold_flag)
-    exec_at = len(pipe)
-    pipe.execute_command("EXEC")
-    submissions.count_verdicts(pipe, verdicts, now_ms, announce=judged.settled)
-    replies = pipe.execute(raise_on_error=False)
-    refused = [reply for reply in replies[: exec_at + 1] if isinstance(reply, Exception)]
-    if refused:
-        # Refused as it was sent (a queued command's error, or EXECABORT): nothing of the
-        # transaction ran. The error that says why, rather than EXECABORT's.
-        raise refused[0]
-    ran = replies[exec_at]
-    acks_at = letters_at + len(letters)
-    for reply in ran[:letters_at]:
-        # The script's reply: the writes that failed, each alone (or the script's own error).
-        for failure in [reply] if isinstance(reply, Exception) else reply:
-            log.error("could not store a verdict: %s", failure)
-    for entry, reply in zip(letters, ran[letters_at:acks_at], strict=True):
-        if isinstance(reply, Exception):
-            # The entry leaves the stream all the same, with this line as its last trace.
-            log.error(
-                "could not keep a failed submission (%s); dropped %s",
-                reply,
-                json.dumps(entry.payload),
+    batches: dict[int, _PartitionBatch] = {}
+    for verdict in verdicts:
+        batches.setdefault(now.partition(verdict.submission_id), _PartitionBatch()).verdicts.append(
+            verdict
+        )
+    for entry in entries:
+        batch = batches.setdefault(entry.partition, _PartitionBatch())
+        batch.entry_ids.append(entry.entry_id)
+        if failed and _submission_id(entry.payload) in failed:
+            batch.letters.append(entry)
+    announced = [verdict.submission_id for verdict in verdicts] + judged.settled
+    refused: list[Exception] = []
+    if per_partition_transactions:
+        for partition, batch in batches.items():
+            pipe = client.pipeline(transaction=True)
+            queued = _queue_partition(
+                pipe, partition, batch, failed, now, now_ms, _if(partition in refresh, consumer)
             )
-    for reply in ran[acks_at:]:
-        if isinstance(reply, Exception):
-            # Left pending, the entries are read again, found settled and acknowledged then.
-            log.error("could not take settled entries off the stream: %s", reply)
-    for reply in replies[exec_at + 1 :]:
-        if isinstance(reply, Exception):
-            log.error("could not count, audit or announce verdicts: %s", reply)
+            try:
+                ran = pipe.execute(raise_on_error=False)
+            except redis.RedisError as exc:  # refused as it was sent: nothing of it ran
+                refused.append(exc)
+                continue
+            _log_ran(queued, ran)
+        if not refused and announced:
+            _announce(client.pipeline(transaction=False), announced)
+    else:
+        # MULTI and EXEC by hand: redis-py makes a transaction of a whole pipeline or of none.
+        pipe = _hand_made_transactions(client)
+        spans: list[tuple[int, int, _Queued]] = []
+        for partition, batch in batches.items():
+            multi_at = len(pipe)
+            pipe.execute_command("MULTI")
+            queued = _queue_partition(
+                pipe, partition, batch, failed, now, now_ms, _if(partition in refresh, consumer)
+            )
+            spans.append((multi_at, len(pipe), queued))
+            pipe.execute_command("EXEC")
+        announce_at = len(pipe)
+        submissions.announce_verdicts(pipe, announced)
+        replies = pipe.execute(raise_on_error=False)
+        for multi_at, exec_at, queued in spans:
+            errors = [r for r in replies[multi_at : exec_at + 1] if isinstance(r, Exception)]
+            if errors:
+                # Refused as it was sent (a queued command's error, or EXECABORT): nothing of
+                # the transaction ran. The error that says why, rather than EXECABORT's.
+                refused.append(errors[0])
+            else:
+                _log_ran(queued, replies[exec_at])
+        for reply in replies[announce_at:]:
+            if isinstance(reply, Exception):
+                log.error("could not announce verdicts: %s", reply)
+    if refused:
+        raise refused[0]
+
+
+def _hand_made_transactions(client: redis.Redis) -> redis.client.Pipeline:
+    """A pipeline for MULTI and EXEC sent by hand: a command queued in a transaction is answered
+    ``QUEUED``, which it must not parse as its own reply (HINCRBYFLOAT's, as a float); its real
+    reply comes in EXEC's, unparsed."""
+    pipe = client.pipeline(transaction=False)
+    # A copy: the client's own callbacks stay as they are.
+    callbacks = CaseInsensitiveDict(pipe.response_callbacks)
+    callbacks.pop("HINCRBYFLOAT", None)
+    pipe.response_callbacks = callbacks
+    return pipe
+
+
+def _if(condition: bool, consumer: str) -> str | None:
+    return consumer if condition else None
+
+
+def _announce(pipe: redis.client.Pipeline, submission_ids: Sequence[str]) -> None:
+    submissions.announce_verdicts(pipe, submission_ids)
+    try:
+        pipe.execute()
+    except redis.RedisError as exc:
+        log.error("could not announce verdicts: %s", exc)
 
 
 def _set_aside(
@@ -457,6 +620,7 @@ def _set_aside(
     exc: Exception,
     clock: Callable[[], int],
     idempotency_s: int,
+    partitions: int,
 ) -> None:
     # A bug, or stored state the scripts cannot work with, not the client, since every client
     # input is judged and never raises: answer the submission and keep it for an operator
@@ -475,14 +639,37 @@ def _set_aside(
     if sid is not None:
         try:
             now_ms = clock()
-            now = Generation.at(now_ms, idempotency_s)
+            now = Generation.at(now_ms, idempotency_s, partitions)
             verdict = statuses.verdict(sid, _rejected(entry.payload, FAILED), now)
             submissions.settle(client, [verdict], now, now_ms)
         except redis.RedisError as unstored:
             if is_transient(unstored):
                 raise
             log.exception("could not store the verdict of a failed submission")
-    intake.done(client, [entry.entry_id])
+    intake.done(client, [entry])
+
+
+class _Reader:
+    """How a drain reads the streams of the partitions it holds: on a single Redis one
+    XREADGROUP over all of them, blocking for up to ``wait_ms`` for new entries; with
+    ``per_partition`` (a Redis Cluster) one command per partition, pipelined, polled every
+    ``poll_ms`` while none come."""
+
+    def __init__(self, client: redis.Redis, consumer: str, per_partition: bool) -> None:
+        self.client, self.consumer, self.per_partition = client, consumer, per_partition
+
+    def started(self, partitions: Collection[int]) -> list[intake.Waiting]:
+        """A taken partition's unfinished entries of this consumer and idle ones of others."""
+        return intake.read_started(
+            self.client, self.consumer, sorted(partitions), DRAIN_BATCH, self.per_partition
+        )
+
+    def new(self, partitions: Collection[int], wait_ms: int) -> list[intake.Waiting]:
+        """New entries; on a single Redis, waiting up to ``wait_ms`` for the first."""
+        held = sorted(partitions)
+        if self.per_partition:
+            return intake.read_each(self.client, self.consumer, held, DRAIN_BATCH)
+        return intake.read_new(self.client, self.consumer, held, DRAIN_BATCH, wait_ms or None)
 
 
 def drain(
@@ -491,81 +678,163 @@ def drain(
     consumer: str,
     clock: Callable[[], int],
     idempotency_s: int,
+    partitions: int,
+    held: Collection[int],
     budget_ms: int = 2_000,
     wait_ms: int = 100,
     should_stop: Callable[[], bool] = lambda: False,
     tokens: TokenPolicy | None = None,
     linger_ms: int = 25,
     out_of_time: OutOfTime = (),
+    per_partition_transactions: bool = False,
+    per_partition_reads: bool = False,
 ) -> Drained:
-    """Settle what waits on the ingest stream, batch by batch, for up to ``budget_ms``.
+    """Settle what waits on the streams of the partitions ``held`` (of ``partitions``), batch
+    by batch, for up to ``budget_ms``.
 
-    The caller holds the drain flag. A drain first finishes what ``consumer`` left unfinished
-    and what dead consumers left idle, then reads new entries until none arrive for ``wait_ms``;
-    it then drops the flag and looks once more, so nothing enqueued meanwhile is left waiting.
-    With entries still waiting at the end of its budget it keeps the flag and returns
-    ``more=True``: the caller schedules the next drain (a short task lets a worker stop soon),
-    as it does when ``should_stop()`` turns true (the process is shutting down). After a small
-    batch it waits ``linger_ms`` for more to gather: a batch costs a few round trips whatever
-    its size, and this cut the worker's and Redis's time per entry by two thirds under load.
-    At 25 ms rather than 10, a saturated 2-core machine (500-950 submissions a second) settles
-    batches of 16-25 rather than 9-15, for 0.02-0.03 ms less worker CPU and 0.005-0.01 ms less
-    Redis CPU an entry, and a verdict waits 17 ms on average rather than 8.
+    The caller holds the leases of ``held`` for ``consumer`` (see :func:`take_partitions`). A
+    drain first finishes what ``consumer`` left unfinished there and what dead consumers left
+    idle, then reads new entries of every partition it holds together: the entries of all of
+    them are judged and applied as one batch, so a batch's round trips do not grow with the
+    partitions. A partition with nothing new for ``wait_ms`` is let go: its lease is dropped,
+    then its stream read once more, so nothing enqueued meanwhile is left waiting (entries
+    found there take the lease again). Every :data:`ADOPT_EVERY_MS` at most the drain reads the
+    leases of the partitions it does not hold and takes one asked for at least
+    :data:`app.storage.intake.ADOPT_AFTER_MS` ago whose drain has not started (its task waits
+    behind busy processes; when it starts, it finds the lease held and returns). At the end of
+    its budget, or once ``should_stop()`` (the process is shutting down), each partition still
+    holding entries is handed back (asked for again) and returned in ``handed_back``: the
+    caller sends a drain of each, so the broker spreads them over free processes (a short task
+    lets a worker stop soon). After a small batch it waits ``linger_ms`` for more to gather: a
+    batch costs a few round trips whatever its size, and this cut the worker's and Redis's time
+    per entry by two thirds under load. At 25 ms rather than 10, a saturated 2-core machine
+    (500-950 submissions a second) settles batches of 16-25 rather than 9-15, for 0.02-0.03 ms
+    less worker CPU and 0.005-0.01 ms less Redis CPU an entry, and a verdict waits 17 ms on
+    average rather than 8.
 
-    A batch costs three round trips: its read, its apply scripts, and one transaction that
-    stores its verdicts and takes it off the stream (refreshing the drain flag now and then).
-    Since the verdicts and the acknowledgement go together, only an entry read before (by
-    this consumer, or a dead one) may have a verdict already, and only such entries have
-    their records read first.
+    A batch costs three round trips on a single Redis: its read, its apply scripts, and one
+    pipeline of a transaction per partition that stores its verdicts and counts and takes its
+    entries off the stream (refreshing the lease now and then). Since the verdicts and the
+    acknowledgement go together, only an entry read before (by this consumer, or a dead one)
+    may have a verdict already, and only batches with such entries have their records read
+    first. ``per_partition_transactions`` and ``per_partition_reads`` make each transaction
+    and each read keep to one partition's slot (a Redis Cluster): a round trip per partition
+    for the transactions, and polling every ``linger_ms`` rather than a blocking read.
 
     A batch that fails for a reason that passes with time (see :func:`is_transient`), or with
     one of ``out_of_time``, stays pending for the next drain; any other failure is tracked
     down to the entry that raises it, which is answered ``failed`` and kept in the dead letters.
     """
-    started = time.monotonic()
-    settled = 0
-    held_at: float | None = None  # when a batch last refreshed the drain flag
-    # The reads create the consumer group if it is missing (NOGROUP), so a drain sends no
-    # XGROUP CREATE of its own: one round trip less, and one command less that a full Redis
-    # refuses before the batch is even read.
-    batch = intake.read_own(client, consumer, DRAIN_BATCH) + intake.claim_stale(
-        client, consumer, DRAIN_BATCH
-    )
-    # Entries read before, by this consumer or a dead one, may have their verdicts stored (by
-    # code that stored them apart from the acknowledgement); new ones cannot (see _record).
-    delivered_before = True
-    while True:
-        if batch:
+    mine: set[int] = set(held)  # the partitions whose leases it holds, as it goes
+    ever = set(mine)  # and those it held at one time or another
+    try:
+        started = time.monotonic()
+        settled = 0
+        reader = _Reader(client, consumer, per_partition_reads)
+        refreshed = dict.fromkeys(mine, started)  # when each lease was last refreshed
+        seen = dict.fromkeys(mine, started)  # when each partition last had new entries
+        looked = started  # when the leases of the others were last read, to adopt one
+        # The reads create the consumer groups that are missing (NOGROUP), so a drain sends no
+        # XGROUP CREATE of its own: one round trip less, and one command less that a full Redis
+        # refuses before the batch is even read.
+        batch = reader.started(mine)
+        # Entries read before, by this consumer or a dead one, may have their verdicts stored (by
+        # code that stored them apart from the acknowledgement); new ones cannot (see _record).
+        delivered_before = True
+        while True:
+            if batch:
+                # Entries of several partitions, applied in the order they came (as one stream's).
+                batch.sort(key=intake.arrival)
+                now = time.monotonic()
+                due = {p for p in mine if (now - refreshed[p]) * 1000 >= FLAG_REFRESH_MS}
+                in_batch = {entry.partition for entry in batch}
+                _settle_entries(
+                    client,
+                    registry,
+                    batch,
+                    clock,
+                    idempotency_s,
+                    partitions,
+                    tokens,
+                    out_of_time,
+                    consumer,
+                    delivered_before=delivered_before,
+                    refresh=due & in_batch,
+                    per_partition_transactions=per_partition_transactions,
+                )
+                for p in due:
+                    refreshed[p] = now
+                if due - in_batch:
+                    # Held while others keep the drain busy: refreshed on their own (unless
+                    # another drain has them by now: a lease that lapsed under a stalled one).
+                    kept = intake.take(client, sorted(due - in_batch), consumer)
+                    mine.difference_update(due - in_batch - set(kept))
+                settled += len(batch)
+                if (time.monotonic() - started) * 1000 >= budget_ms or should_stop():
+                    back = intake.hand_back(client, sorted(mine), consumer)
+                    return Drained(settled, tuple(back), tuple(sorted(ever)))
+                if len(batch) < SMALL_BATCH:
+                    # A batch costs a few round trips whatever its size: under a steady trickle,
+                    # let entries gather a moment rather than settle them one or two at a time.
+                    time.sleep(linger_ms / 1000)
+            claimed: list[intake.Waiting] = []
             now = time.monotonic()
-            hold_flag = held_at is None or (now - held_at) * 1000 >= FLAG_REFRESH_MS
-            _settle_entries(
-                client,
-                registry,
-                batch,
-                clock,
-                idempotency_s,
-                tokens,
-                out_of_time,
-                delivered_before=delivered_before,
-                hold_flag=hold_flag,
-            )
-            if hold_flag:
-                held_at = now
-            settled += len(batch)
-            if (time.monotonic() - started) * 1000 >= budget_ms or should_stop():
-                return Drained(settled, more=True)
-            if len(batch) < SMALL_BATCH:
-                # A batch costs a few round trips whatever its size: under a steady trickle,
-                # let entries gather a moment rather than settle them one or two at a time.
-                time.sleep(linger_ms / 1000)
-        delivered_before = False
-        batch = intake.read_new(client, consumer, DRAIN_BATCH, block_ms=wait_ms or None)
-        if batch:
-            continue
-        intake.release_drain(client)
-        held_at = None
-        batch = intake.read_new(client, consumer, DRAIN_BATCH)
-        if not batch:
-            return Drained(settled, more=False)
-        intake.hold_drain(client)
-        held_at = time.monotonic()
+            if (now - looked) * 1000 >= ADOPT_EVERY_MS and len(mine) < partitions:
+                looked = now
+                adopted = _adopt(client, consumer, partitions, mine)
+                if adopted is not None:
+                    mine.add(adopted)
+                    ever.add(adopted)
+                    refreshed[adopted] = seen[adopted] = now
+                    claimed = reader.started([adopted])
+            fresh = reader.new(mine, 0 if claimed else wait_ms)
+            batch = claimed + fresh
+            delivered_before = bool(claimed)
+            now = time.monotonic()
+            busy = {entry.partition for entry in fresh}
+            for p in busy:
+                seen[p] = now
+            idle = sorted(p for p in mine - busy if (now - seen[p]) * 1000 >= wait_ms)
+            if idle:
+                intake.release(client, idle, consumer)
+                mine.difference_update(idle)
+                last = reader.new(idle, 0)
+                if last:
+                    # Entries came as it let go: take the lease again (unless another drain has it
+                    # by now; these entries are this consumer's to settle all the same).
+                    for p in intake.take(client, sorted({e.partition for e in last}), consumer):
+                        mine.add(p)
+                        refreshed[p] = seen[p] = now
+                    batch += last
+            if not batch:
+                if not mine:
+                    return Drained(settled, drained=tuple(sorted(ever)))
+                if per_partition_reads:
+                    time.sleep(linger_ms / 1000)  # polled, since no read waits for entries
+    except BaseException:
+        # Out of time, or Redis failing: the leases are handed back (asked for again) rather
+        # than left held for DRAIN_FLAG_MS, so that the task's retry or another drain adopting
+        # them takes them at once (or the sweep, once they lapse).
+        _hand_back_quietly(client, mine, consumer)
+        raise
+
+
+def _hand_back_quietly(client: redis.Redis, partitions: Collection[int], consumer: str) -> None:
+    try:
+        intake.hand_back(client, sorted(partitions), consumer)
+    except redis.RedisError:
+        pass  # the leases lapse on their own
+
+
+def _adopt(
+    client: redis.Redis, consumer: str, partitions: int, mine: Collection[int]
+) -> int | None:
+    """A partition not in ``mine`` whose drain was asked for and has not started, taken for
+    ``consumer`` (the one asked for longest ago); None if there is none."""
+    others = [p for p in range(partitions) if p not in mine]
+    leases = intake.leases(client, others)
+    adoptable = sorted((lease.ttl_ms, p) for p, lease in leases.items() if lease.adoptable)
+    for _, p in adoptable:
+        if intake.adopt(client, p, consumer):
+            return p
+    return None

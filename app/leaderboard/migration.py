@@ -191,9 +191,10 @@ def legacy_record(text: str) -> tuple[SubmissionRecord, int | None] | None:
 
 
 def migrate_records(
-    client: redis.Redis, now_ms: int, window_s: int, dry_run: bool = False
+    client: redis.Redis, now_ms: int, window_s: int, partitions: int, dry_run: bool = False
 ) -> RecordsMigrated:
-    """Rewrite every status record of the previous layout into the generations' hashes."""
+    """Rewrite every status record of the previous layout into the generations' hashes of its
+    ingest partition (of ``partitions``)."""
     report = RecordsMigrated()
     prefix = keys.legacy_submission_key("")
     found = cast(Iterable[str], client.scan_iter(match=f"{prefix}*", count=1000))
@@ -201,10 +202,10 @@ def migrate_records(
     for key in found:
         batch.append(key)
         if len(batch) == RECORD_BATCH:
-            _migrate_records(client, batch, prefix, now_ms, window_s, dry_run, report)
+            _migrate_records(client, batch, prefix, now_ms, window_s, partitions, dry_run, report)
             batch = []
     if batch:
-        _migrate_records(client, batch, prefix, now_ms, window_s, dry_run, report)
+        _migrate_records(client, batch, prefix, now_ms, window_s, partitions, dry_run, report)
     return report
 
 
@@ -214,6 +215,7 @@ def _migrate_records(
     prefix: str,
     now_ms: int,
     window_s: int,
+    partitions: int,
     dry_run: bool,
     report: RecordsMigrated,
 ) -> None:
@@ -229,9 +231,10 @@ def _migrate_records(
         record, written = parsed
         at_ms = written if written is not None else now_ms
         if dry_run:
-            kept = Generation.at(at_ms, window_s).expire_at_ms > now_ms
+            kept = Generation.at(at_ms, window_s, partitions).expire_at_ms > now_ms
         else:
-            kept = statuses.write(pipe, name[len(prefix) :], record, at_ms, now_ms, window_s)
+            sid = name[len(prefix) :]
+            kept = statuses.write(pipe, sid, record, at_ms, now_ms, window_s, partitions)
             # Deleted after its write, in the same pipeline: an interruption leaves it in one
             # layout or both, and a second run writes the same text again.
             pipe.delete(name)
@@ -251,10 +254,12 @@ def migrate_storage(
     now_ms: int,
     compaction: Compaction,
     owner: str,
+    partitions: int,
     dry_run: bool = False,
     on_family: Callable[[str, FamilyMigrated], None] = lambda family, report: None,
 ) -> tuple[dict[str, FamilyMigrated], RecordsMigrated]:
-    """Convert every family of ``registry`` that has a log, then the status records."""
+    """Convert every family of ``registry`` that has a log, then the status records (into
+    their partitions, of ``partitions``)."""
     families: dict[str, FamilyMigrated] = {}
     for game in registry:
         for variant in game.variants:
@@ -263,5 +268,5 @@ def migrate_storage(
             report = migrate_family(client, game, variant, now_ms, compaction, owner, dry_run)
             families[f"{game.slug}/{variant}"] = report
             on_family(f"{game.slug}/{variant}", report)
-    records = migrate_records(client, now_ms, compaction.window_s, dry_run)
+    records = migrate_records(client, now_ms, compaction.window_s, partitions, dry_run)
     return families, records

@@ -597,7 +597,11 @@ class OperatorStatus(Answer):
 
     queues: dict[str, Count] = Field(description="Messages waiting per broker queue.")
     ingest_stream: dict[str, Count] | None = Field(
-        default=None, description="Submissions on the ingest stream, by state."
+        default=None, description="Submissions on the ingest streams, by state, in total."
+    )
+    ingest_partitions: dict[str, dict[str, Count]] | None = Field(
+        default=None,
+        description="Submissions on each ingest partition's stream (by its number), by state.",
     )
     workers: list[dict[str, Any]]
     beat: dict[str, dict[str, Any]] = Field(description="The last run of each beat job.")

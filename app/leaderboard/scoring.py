@@ -95,18 +95,23 @@ def submit_score(
     tokens: TokenPolicy | None,
     now_ms: int,
     idempotency_s: int,
+    partitions: int,
     request_id: str | None,
-    request_drain: Callable[[], None],
+    request_drain: Callable[[int], None],
     counters: Sequence[Counter] = (),
     report_limits: Callable[[Counted], None] | None = None,
+    split: bool = False,
 ) -> Taken:
     """Queue a score (its rules already checked) for a worker; repeat an earlier answer for a
     retry of the same submission.
 
     ``claimed`` is the player the request proved, if any, by a key of ``key_generation``; a
     retry is known as such for ``idempotency_s`` seconds (at least) after the first request.
-    ``counters`` are the request's rate limits, counted in the same round trip as the score is
-    stored; ``report_limits`` is told how they stand.
+    The score goes to its ingest partition (of ``partitions``); ``request_drain`` is called with
+    the partition when this score asked for its drain. ``counters`` are the request's rate
+    limits, counted in the same round trip as the score is stored (with ``split``, a Redis
+    Cluster's, in a round trip of their own before it: see :func:`app.storage.intake.enqueue`);
+    ``report_limits`` is told how they stand.
     Raises :class:`TokenRefused` (also for a verified game's run that proves no score),
     :class:`RateLimited`, :class:`KeyRevoked` or :class:`SubmissionIdReused`; nothing is stored
     then.
@@ -149,7 +154,7 @@ def submit_score(
     record = SubmissionRecord(
         status="queued", fingerprint=fingerprint, game=game.slug, player_id=player_id
     )
-    now = Generation.at(now_ms, idempotency_s)
+    now = Generation.at(now_ms, idempotency_s, partitions)
     enqueued = intake.enqueue(
         client,
         submission_id,
@@ -158,6 +163,7 @@ def submit_score(
         now,
         key=(claimed, key_generation) if claimed else None,
         counters=counters,
+        split=split,
     )
     if report_limits is not None:
         report_limits(enqueued.limits)
@@ -166,7 +172,7 @@ def submit_score(
     if enqueued.revoked:
         raise KeyRevoked(claimed)
     if enqueued.schedule_drain:
-        request_drain()
+        request_drain(enqueued.partition)
     if enqueued.existing is None:
         return Taken(record, player_id, hand_key=True)
     existing = statuses.unpacked(enqueued.existing)
@@ -188,12 +194,15 @@ def follow_submission(
     wait: float,
     clock: Callable[[], int],
     idempotency_s: int,
+    partitions: int,
 ) -> Submission | None:
     """A submission's status (None if unknown); held up to ``wait`` s until it is final.
     ``clock`` tells the time of each read (a long-poll reads again as it waits)."""
 
     def read() -> SubmissionRecord | None:
-        return statuses.read(client, submission_id, Generation.at(clock(), idempotency_s))
+        return statuses.read(
+            client, submission_id, Generation.at(clock(), idempotency_s, partitions)
+        )
 
     record = read()
     if record is not None and record.status not in submissions.FINAL and wait > 0:

@@ -63,14 +63,16 @@ def write(
     at_ms: int,
     now_ms: int,
     window_s: int,
+    partitions: int,
 ) -> bool:
     """Queue on ``pipe`` the write of one record (of any status) as if written at ``at_ms``,
-    for an idempotency window of ``window_s``: seen from ``now_ms``, it lives as long as a
-    record written then has left (whether it is still found, and its place among other
-    records of the id, follow from the generation of ``at_ms``). For converting records of
-    another layout. False, and nothing queued, when such a record would have expired already.
+    for an idempotency window of ``window_s`` and records spread over ``partitions``: seen
+    from ``now_ms``, it lives as long as a record written then has left (whether it is still
+    found, and its place among other records of the id, follow from the generation of
+    ``at_ms``). For converting records of another layout. False, and nothing queued, when such a
+    record would have expired already.
     """
-    written = Generation.at(at_ms, window_s)
+    written = Generation.at(at_ms, window_s, partitions)
     written = replace(written, now_ms=now_ms)
     if written.ttl_ms <= 0:
         return False

@@ -17,14 +17,17 @@ PREFIX = "hs"
 #: Pub/sub channel on which workers announce verdicts (message: space-separated submission ids).
 VERDICT_CHANNEL = f"{PREFIX}:verdicts"
 
-#: Stream that audits every rejected submission with its reason.
-REJECTED_STREAM = f"{PREFIX}:rejected"
+#: Where the single-slot layout audited rejected submissions (a stream): only read, to convert
+#: such data (see :func:`rejected_stream`).
+LEGACY_REJECTED_STREAM = f"{PREFIX}:rejected"
 
-#: Hash of verdict counts: ``accepted`` and ``rejected:<code>`` -> count.
-VERDICT_COUNTS = f"{PREFIX}:counts:verdicts"
+#: Where the single-slot layout counted verdicts (a hash): only read, to convert such data (see
+#: :func:`verdict_counts`).
+LEGACY_VERDICT_COUNTS = f"{PREFIX}:counts:verdicts"
 
-#: Hash of submit-to-verdict latency: ``le:<seconds>`` bucket counts, ``sum`` and ``count``.
-LATENCY_HISTOGRAM = f"{PREFIX}:counts:latency"
+#: Where the single-slot layout kept the latency histogram (a hash): only read, to convert such
+#: data (see :func:`latency_histogram`).
+LEGACY_LATENCY_HISTOGRAM = f"{PREFIX}:counts:latency"
 
 #: Hash of beat job name -> JSON of its last run.
 BEAT_RUNS = f"{PREFIX}:beat:runs"
@@ -114,22 +117,25 @@ def worker_key(hostname: str) -> str:
 WORKER_PATTERN = f"{PREFIX}:worker:*"
 
 
-# The ingest stream and the submission records share the hash tag ``{ingest}``: the web creates
-# a record and appends its submission to the stream in one script, and a drain stores verdicts
-# and acknowledges their entries in one transaction.
+# The request slot, ``{ingest}``: what a score's request checks before it is stored (the key
+# generations, the rate-limit counters), names kept so that data carries over. The single-slot
+# layout kept the stream and the records here too (the ``LEGACY_*`` names below).
 _INGEST = f"{PREFIX}:{{ingest}}"
 
-#: Stream of submissions waiting for a worker (field ``p``: the queued submission as JSON).
-INGEST_STREAM = f"{_INGEST}:stream"
+#: Where the single-slot layout kept the ingest stream: only read, to convert such data (see
+#: :func:`ingest_stream`).
+LEGACY_INGEST_STREAM = f"{_INGEST}:stream"
 
-#: Consumer group of the workers that drain :data:`INGEST_STREAM`.
+#: Consumer group of the workers, on every partition's stream (:func:`ingest_stream`).
 INGEST_GROUP = "workers"
 
-#: Exists (with a TTL) while a drain of the ingest stream is scheduled or running.
-DRAIN_FLAG = f"{_INGEST}:drain"
+#: Where the single-slot layout kept its drain flag: only read, to convert such data (see
+#: :func:`drain_flag`).
+LEGACY_DRAIN_FLAG = f"{_INGEST}:drain"
 
-#: Stream of submissions that failed in the worker again and again (for an operator to read).
-DEAD_LETTERS = f"{_INGEST}:dead"
+#: Where the single-slot layout kept its dead letters: only read, to convert such data (see
+#: :func:`dead_letters`).
+LEGACY_DEAD_LETTERS = f"{_INGEST}:dead"
 
 
 #: Hash of player id -> the generation of key the player must show at least (players whose keys
@@ -211,15 +217,15 @@ PARTITION_SUBMISSIONS_PATTERN = f"{PREFIX}:{{ingest:*}}:subs:*"
 INGEST_STREAMS_PATTERN = f"{PREFIX}:{{ingest:*}}:stream"
 
 
-def submissions_key(generation: int, bucket: int) -> str:
-    """A hash of status records: submission id -> record, for the submissions whose id falls in
-    ``bucket`` and whose record was written in ``generation`` (see
-    :mod:`app.storage.submissions`); it expires with its generation."""
+def legacy_submissions_key(generation: int, bucket: int) -> str:
+    """Where the single-slot layout kept a hash of status records (see
+    :func:`partition_submissions_key`): only read, to convert such data."""
     return f"{_INGEST}:subs:{generation}:{bucket}"
 
 
-#: Matches every hash of status records (:func:`submissions_key`).
-SUBMISSIONS_PATTERN = f"{_INGEST}:subs:*"
+#: Matches every hash of status records of the single-slot layout
+#: (:func:`legacy_submissions_key`): only read, to convert such data.
+LEGACY_SUBMISSIONS_PATTERN = f"{_INGEST}:subs:*"
 
 
 def legacy_submission_key(submission_id: str) -> str:

@@ -15,16 +15,22 @@ from redis.exceptions import NoScriptError
 Call = tuple[Sequence[str], Sequence[str | int | float]]
 
 
+#: The libraries a script is prepended with: none, one (``app/lua/<library>.lua``) or several,
+#: in order.
+Library = str | tuple[str, ...] | None
+
+
 @cache
-def source(name: str, library: str | None = None) -> str:
-    """The text of ``app/lua/<name>.lua``, after ``app/lua/<library>.lua`` when one is named."""
+def source(name: str, library: Library = None) -> str:
+    """The text of ``app/lua/<name>.lua``, after that of each library named."""
     folder = resources.files("app").joinpath("lua")
-    text = folder.joinpath(f"{name}.lua").read_text()
-    return folder.joinpath(f"{library}.lua").read_text() + text if library else text
+    libraries = (library,) if isinstance(library, str) else library or ()
+    parts = [folder.joinpath(f"{part}.lua").read_text() for part in (*libraries, name)]
+    return "".join(parts)
 
 
 @cache
-def sha(name: str, library: str | None = None) -> str:
+def sha(name: str, library: Library = None) -> str:
     """The SHA1 digest by which Redis knows the script (of its text as redis-py sends it)."""
     return hashlib.sha1(source(name, library).encode()).hexdigest()
 
@@ -36,7 +42,7 @@ class BoundScript:
 
     __slots__ = ("client", "library", "name")
 
-    def __init__(self, client: redis.Redis, name: str, library: str | None) -> None:
+    def __init__(self, client: redis.Redis, name: str, library: Library) -> None:
         self.client, self.name, self.library = client, name, library
 
     def __call__(self, keys: Sequence[str] = (), args: Sequence[Any] = ()) -> Any:
@@ -48,13 +54,13 @@ class BoundScript:
             return self.client.evalsha(digest, len(keys), *keys, *args)
 
 
-def script(client: redis.Redis, name: str, library: str | None = None) -> BoundScript:
+def script(client: redis.Redis, name: str, library: Library = None) -> BoundScript:
     """The script ``app/lua/<name>.lua`` bound to ``client``."""
     return BoundScript(client, name, library)
 
 
 def run_each(
-    client: redis.Redis, name: str, calls: Sequence[Call], library: str | None = None
+    client: redis.Redis, name: str, calls: Sequence[Call], library: Library = None
 ) -> list[Any]:
     """Run the script once per call, pipelined in one round trip; the reply of each call, or
     the error it raised in its place.

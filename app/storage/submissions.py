@@ -3,8 +3,10 @@
 Records live for the idempotency window W (seconds) at least, a quarter longer at most, in
 hashes that expire whole, so that an expired record costs nothing and no key is spent per
 record: time is cut into generations of G = ceil(W / 4) seconds, and the record of a submission
-is a field (its id) of the hash :func:`app.storage.keys.submissions_key` of the generation it
-was written in and of one of :data:`BUCKETS` buckets (by the CRC-32 of its id). A hash expires
+is a field (its id) of the hash :func:`app.storage.keys.partition_submissions_key` of the
+submission's ingest partition (:func:`partition_of`), of the generation it was written in and of
+one of :data:`BUCKETS` buckets (by the CRC-32 of its id, so that a partition uses the buckets
+congruent to it and a record costs the same whatever the partitions). A hash expires
 at the end of its generation plus W, so a record is found for at least W after it was written
 by reading its bucket in the generations of the last W: the current one and ceil(W / G) before
 it, newest first, so that a verdict hides the queued record it replaced when a generation
@@ -29,7 +31,7 @@ import secrets
 import zlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import redis
@@ -78,6 +80,11 @@ def bucket(submission_id: str) -> int:
     return zlib.crc32(submission_id.encode()) % BUCKETS
 
 
+def partition_of(submission_id: str, partitions: int) -> int:
+    """The ingest partition of a submission: where its entry, its record and its counts go."""
+    return zlib.crc32(submission_id.encode()) % partitions
+
+
 @dataclass(frozen=True)
 class Generation:
     """A span of G seconds of the records' time, as seen at an instant: the records written in
@@ -87,13 +94,15 @@ class Generation:
     seconds: int  # G
     window_s: int  # W, the idempotency window
     now_ms: int  # the instant it is seen at (epoch ms, by the caller's clock)
+    partitions: int  # the ingest partitions the records are spread over
 
     @classmethod
-    def at(cls, now_ms: int, window_s: int) -> Generation:
-        """The generation of the instant ``now_ms``, for an idempotency window of ``window_s``."""
+    def at(cls, now_ms: int, window_s: int, partitions: int) -> Generation:
+        """The generation of the instant ``now_ms``, for an idempotency window of ``window_s``,
+        of records spread over ``partitions`` ingest partitions."""
         window_s = max(1, window_s)
         seconds = max(1, math.ceil(window_s / 4))
-        return cls(now_ms // 1000 // seconds, seconds, window_s, now_ms)
+        return cls(now_ms // 1000 // seconds, seconds, window_s, now_ms, partitions)
 
     @property
     def start_ms(self) -> int:
@@ -114,16 +123,22 @@ class Generation:
 
     def back(self, age: int) -> Generation:
         """The generation ``age`` before this one."""
-        return Generation(self.number - age, self.seconds, self.window_s, self.now_ms)
+        return replace(self, number=self.number - age)
 
     def readable(self) -> list[Generation]:
         """The generations a lookup made in this one reads, newest first: this one and those
         of the last W before it."""
         return [self.back(age) for age in range(math.ceil(self.window_s / self.seconds) + 1)]
 
+    def partition(self, submission_id: str) -> int:
+        """The ingest partition of a submission (see :func:`partition_of`)."""
+        return partition_of(submission_id, self.partitions)
+
     def key(self, submission_id: str) -> str:
         """The hash that holds (or would hold) a submission's record in this generation."""
-        return keys.submissions_key(self.number, bucket(submission_id))
+        return keys.partition_submissions_key(
+            self.partition(submission_id), self.number, bucket(submission_id)
+        )
 
 
 @dataclass(frozen=True)
@@ -137,8 +152,9 @@ class Found:
 def lookup_arguments(
     submission_ids: Sequence[str], now: Generation
 ) -> tuple[list[str], list[str | int]]:
-    """The keys and arguments with which a script finds records in the generations ``now``
-    reads: per bucket, its hash in each of them, newest first; then per id, its bucket's place."""
+    """The keys and arguments with which a script finds records (of submissions of one
+    partition) in the generations ``now`` reads: per bucket, its hash in each of them, newest
+    first; then per id, its bucket's place."""
     readable = now.readable()
     places: dict[int, int] = {}
     names: list[str] = []
@@ -147,9 +163,17 @@ def lookup_arguments(
         b = bucket(sid)
         if b not in places:
             places[b] = len(places)
-            names.extend(keys.submissions_key(g.number, b) for g in readable)
+            names.extend(g.key(sid) for g in readable)
         args += [sid, places[b]]
     return names, args
+
+
+def by_partition(submission_ids: Sequence[str], partitions: int) -> dict[int, list[str]]:
+    """Submission ids grouped by their partition, each group in the order given."""
+    groups: dict[int, list[str]] = {}
+    for sid in submission_ids:
+        groups.setdefault(partition_of(sid, partitions), []).append(sid)
+    return groups
 
 
 def found(value: str | None, age: int, now: Generation) -> Found | None:
@@ -158,12 +182,24 @@ def found(value: str | None, age: int, now: Generation) -> Found | None:
 
 
 def find(client: redis.Redis, submission_ids: Sequence[str], now: Generation) -> list[Found | None]:
-    """The records of submissions (None where unknown or expired), in one round trip."""
+    """The records of submissions (None where unknown or expired), in one round trip: a script
+    per partition, each on its partition's slot (pipelined when there are several)."""
     if not submission_ids:
         return []
-    names, args = lookup_arguments(submission_ids, now)
-    reply = scripts.script(client, "find_submissions")(keys=names, args=args)
-    return [found(reply[i], int(reply[i + 1]), now) for i in range(0, len(reply), 2)]
+    groups = by_partition(submission_ids, now.partitions)
+    calls = [lookup_arguments(ids, now) for ids in groups.values()]
+    if len(calls) == 1:
+        # A client's own command, not a pipeline: a request's rate-limit count rides with it.
+        replies = [scripts.script(client, "find_submissions")(keys=calls[0][0], args=calls[0][1])]
+    else:
+        replies = scripts.run_each(client, "find_submissions", calls)
+    records: dict[str, Found | None] = {}
+    for ids, reply in zip(groups.values(), replies, strict=True):
+        if isinstance(reply, Exception):
+            raise reply
+        for i, sid in enumerate(ids):
+            records[sid] = found(reply[2 * i], int(reply[2 * i + 1]), now)
+    return [records[sid] for sid in submission_ids]
 
 
 #: Upper bounds (seconds) of the submit-to-verdict latency histogram.
@@ -201,8 +237,9 @@ def settle(
         return
     pipe = client.pipeline(transaction=False)
     stored = store_verdicts(pipe, verdicts, now)
-    count_verdicts(pipe, verdicts, now_ms, announce)
-    failed = pipe.execute()[0] if stored else []
+    count_verdicts(pipe, verdicts, now_ms, now.partitions)
+    announce_verdicts(pipe, [verdict.submission_id for verdict in verdicts] + list(announce))
+    failed = [failure for reply in pipe.execute()[:stored] for failure in reply]
     if failed:
         raise redis.ResponseError(f"could not store {len(failed)} record(s): {failed[0]}")
 
@@ -210,45 +247,55 @@ def settle(
 def store_verdicts(
     pipe: redis.client.Pipeline, verdicts: Sequence[Verdict], now: Generation
 ) -> int:
-    """Queue on ``pipe`` the writes of the final records (in the generation ``now``), the part
-    of :func:`settle` in the ``{ingest}`` slot (a drain makes it one transaction with the
-    entries' acknowledgement); return how many commands it queued (0 or 1).
+    """Queue on ``pipe`` the writes of the final records (in the generation ``now``), one script
+    per partition, each on its partition's slot (a drain makes it one transaction with the
+    entries' acknowledgement); return how many commands it queued (one per partition).
 
-    One script writes them all, its reply the ``"<id>: <error>"`` of each write that failed (a
-    hash of the wrong type, say), so that one bad hash keeps no other record from being written.
+    A script's reply is the ``"<id>: <error>"`` of each write that failed (a hash of the wrong
+    type, say), so that one bad hash keeps no other record from being written.
     """
-    if not verdicts:
-        return 0
-    places: dict[str, int] = {}
-    args: list[str | int] = [now.ttl_ms]
+    groups: dict[int, list[Verdict]] = {}
     for verdict in verdicts:
-        key = now.key(verdict.submission_id)
-        place = places.setdefault(key, len(places) + 1)
-        args += [place, verdict.submission_id, verdict.value]
-    # EVAL with the text, not EVALSHA: inside a transaction, a script Redis does not know would
-    # fail at EXEC, after the rest of the transaction (the acknowledgement) had run.
-    pipe.eval(scripts.source("store_submissions"), len(places), *places, *args)
-    return 1
+        groups.setdefault(now.partition(verdict.submission_id), []).append(verdict)
+    for group in groups.values():
+        places: dict[str, int] = {}
+        args: list[str | int] = [now.ttl_ms]
+        for verdict in group:
+            key = now.key(verdict.submission_id)
+            place = places.setdefault(key, len(places) + 1)
+            args += [place, verdict.submission_id, verdict.value]
+        # EVAL with the text, not EVALSHA: inside a transaction, a script Redis does not know
+        # would fail at EXEC, after the rest of the transaction (the acknowledgement) had run.
+        pipe.eval(scripts.source("store_submissions"), len(places), *places, *args)
+    return len(groups)
+
+
+def rejected_stream_maxlen(partitions: int) -> int:
+    """How many rejections each partition's audit stream keeps (approximately): together about
+    :data:`REJECTED_STREAM_MAXLEN`."""
+    return max(1, REJECTED_STREAM_MAXLEN // partitions)
 
 
 def count_verdicts(
     pipe: redis.client.Pipeline,
     verdicts: Sequence[Verdict],
     now_ms: int,
-    announce: Sequence[str] = (),
+    partitions: int,
 ) -> None:
-    """Queue on ``pipe`` the rest of :func:`settle`, in other slots: the audit of rejections,
-    the counts, and the announcement that wakes long-polls (of ``announce`` too)."""
+    """Queue on ``pipe`` the audit of rejections and the counts of verdicts, each in the keys of
+    the submission's partition (so a drain puts them in that partition's transaction)."""
     # Counted per batch, not per submission: a few commands whatever the batch's size.
-    counts: Counter[str] = Counter()
-    latencies: Counter[str] = Counter()
-    latency_sum = 0.0
+    counts: dict[int, Counter[str]] = {}
+    latencies: dict[int, Counter[str]] = {}
+    latency_sums: Counter[int] = Counter()
+    maxlen = rejected_stream_maxlen(partitions)
     for verdict in verdicts:
+        p = partition_of(verdict.submission_id, partitions)
         record = verdict.fields
         if record["status"] == REJECTED:
-            counts[f"rejected:{record.get('code', 'unknown')}"] += 1
+            counts.setdefault(p, Counter())[f"rejected:{record.get('code', 'unknown')}"] += 1
             pipe.xadd(
-                keys.REJECTED_STREAM,
+                keys.rejected_stream(p),
                 {
                     "sid": verdict.submission_id,
                     "code": record.get("code", ""),
@@ -256,20 +303,50 @@ def count_verdicts(
                     "game": record.get("game") or "",
                     "player_id": record.get("player_id") or "",
                 },
-                maxlen=REJECTED_STREAM_MAXLEN,
+                maxlen=maxlen,
                 approximate=True,
             )
         else:
-            counts["accepted"] += 1
+            counts.setdefault(p, Counter())["accepted"] += 1
             latency = max(0, now_ms - record["achieved_at"]) / 1000
-            latencies[latency_bucket(latency)] += 1
-            latency_sum += latency
-    for name, count in counts.items():
-        pipe.hincrby(keys.VERDICT_COUNTS, name, count)
-    for bound, count in latencies.items():
-        pipe.hincrby(keys.LATENCY_HISTOGRAM, bound, count)
-    if latencies:
-        pipe.hincrbyfloat(keys.LATENCY_HISTOGRAM, "sum", latency_sum)
-    woken = [verdict.submission_id for verdict in verdicts] + list(announce)
-    if woken:
-        pipe.publish(keys.VERDICT_CHANNEL, " ".join(woken))
+            latencies.setdefault(p, Counter())[latency_bucket(latency)] += 1
+            latency_sums[p] += latency
+    for p, counted in counts.items():
+        for name, count in counted.items():
+            pipe.hincrby(keys.verdict_counts(p), name, count)
+    for p, observed in latencies.items():
+        for bound, count in observed.items():
+            pipe.hincrby(keys.latency_histogram(p), bound, count)
+        pipe.hincrbyfloat(keys.latency_histogram(p), "sum", latency_sums[p])
+
+
+def announce_verdicts(pipe: redis.client.Pipeline, submission_ids: Sequence[str]) -> None:
+    """Queue on ``pipe`` the announcement that wakes the long-polls of these submissions."""
+    if submission_ids:
+        pipe.publish(keys.VERDICT_CHANNEL, " ".join(submission_ids))
+
+
+def read_verdict_counts(client: redis.Redis, partitions: int) -> dict[str, int]:
+    """The verdict counts (``accepted``, ``rejected:<code>``) summed over every partition, in
+    one round trip."""
+    pipe = client.pipeline(transaction=False)
+    for p in range(partitions):
+        pipe.hgetall(keys.verdict_counts(p))
+    total: Counter[str] = Counter()
+    for stored in pipe.execute():
+        for name, count in stored.items():
+            total[name] += int(count)
+    return dict(total)
+
+
+def read_latency_histogram(client: redis.Redis, partitions: int) -> dict[str, float]:
+    """The latency histogram's fields (``le:<bound>``, ``sum``) summed over every partition, in
+    one round trip."""
+    pipe = client.pipeline(transaction=False)
+    for p in range(partitions):
+        pipe.hgetall(keys.latency_histogram(p))
+    total: dict[str, float] = {}
+    for stored in pipe.execute():
+        for name, value in stored.items():
+            total[name] = total.get(name, 0) + float(value)
+    return total

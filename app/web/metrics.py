@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from typing import cast
 
 import redis
 from celery import Celery
@@ -21,8 +20,12 @@ from prometheus_client.core import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from app.storage import intake, keys
-from app.storage.submissions import LATENCY_BUCKETS
+from app.storage import intake
+from app.storage.submissions import (
+    LATENCY_BUCKETS,
+    read_latency_histogram,
+    read_verdict_counts,
+)
 from app.web.api.openapi import documented
 from app.web.auth import check_operator
 from app.worker.status import live_workers, queue_depths
@@ -35,21 +38,22 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 class StoreCollector:
     """Metrics kept in Redis by the workers, so every web process reports the same numbers."""
 
-    def __init__(self, client: redis.Redis, celery_app: Celery) -> None:
+    def __init__(self, client: redis.Redis, celery_app: Celery, partitions: int) -> None:
         self.client = client
         self.celery_app = celery_app
+        self.partitions = partitions
 
     def collect(self) -> Iterator[Metric]:
         submissions = CounterMetricFamily(
             "hiscore_submissions", "Submissions settled by a worker.", labels=["verdict", "code"]
         )
-        counts = cast(dict[str, str], self.client.hgetall(keys.VERDICT_COUNTS))
+        counts = read_verdict_counts(self.client, self.partitions)
         for name, settled in counts.items():
             verdict, _, code = name.partition(":")
             submissions.add_metric([verdict, code], int(settled))
         yield submissions
 
-        raw = cast(dict[str, str], self.client.hgetall(keys.LATENCY_HISTOGRAM))
+        raw = read_latency_histogram(self.client, self.partitions)
         cumulative, buckets = 0, []
         for bound in (*LATENCY_BUCKETS, "+Inf"):
             cumulative += int(raw.get(f"le:{bound}", 0))
@@ -67,12 +71,22 @@ class StoreCollector:
         yield depth
         backlog = GaugeMetricFamily(
             "hiscore_ingest_backlog",
-            "Submissions on the ingest stream: waiting for a worker, or being processed.",
+            "Submissions on the ingest streams: waiting for a worker, or being processed.",
             labels=["state"],
         )
-        for state, count in intake.backlog(self.client).items():
+        partition_backlog = GaugeMetricFamily(
+            "hiscore_ingest_partition_backlog",
+            "Submissions on one ingest partition's stream, by state.",
+            labels=["partition", "state"],
+        )
+        found = intake.backlog(self.client, self.partitions)
+        for state, count in found.totals().items():
             backlog.add_metric([state], count)
+        for partition, counts in found.partitions.items():
+            for state, count in counts.items():
+                partition_backlog.add_metric([str(partition), state], count)
         yield backlog
+        yield partition_backlog
         yield GaugeMetricFamily(
             "hiscore_workers_alive",
             "Workers with a fresh heartbeat.",
@@ -110,7 +124,13 @@ def init_metrics(app: Flask) -> None:
         return response
 
     store = CollectorRegistry()
-    store.register(StoreCollector(app.extensions["hiscore.redis"], app.extensions["celery"]))
+    store.register(
+        StoreCollector(
+            app.extensions["hiscore.redis"],
+            app.extensions["celery"],
+            app.config["INGEST_PARTITIONS"],
+        )
+    )
 
     @documented(
         "meta",

@@ -10,6 +10,7 @@ from celery import Celery
 from kombu.exceptions import ChannelError
 
 from app.storage import keys
+from app.storage.submissions import read_verdict_counts
 from config import INGEST_QUEUE, MAINTENANCE_QUEUE
 
 #: Seconds between worker heartbeats, and how long one counts as alive.
@@ -48,10 +49,9 @@ def live_workers(client: redis.Redis) -> list[dict[str, Any]]:
     return sorted((json.loads(v) for v in values if v), key=lambda w: w["hostname"])
 
 
-def verdict_counts(client: redis.Redis) -> dict[str, Any]:
-    """Accepted submissions, and rejected ones by reason code."""
-    stored = cast(dict[str, str], client.hgetall(keys.VERDICT_COUNTS))
-    counts = {name: int(n) for name, n in stored.items()}
+def verdict_counts(client: redis.Redis, partitions: int) -> dict[str, Any]:
+    """Accepted submissions, and rejected ones by reason code, over every ingest partition."""
+    counts = read_verdict_counts(client, partitions)
     rejected = {
         name.split(":", 1)[1]: n for name, n in counts.items() if name.startswith("rejected:")
     }

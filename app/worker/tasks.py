@@ -54,29 +54,37 @@ def ingest(submission: Any) -> None:
         [submission],
         read_clock(),
         current_app.config["IDEMPOTENCY_WINDOW_SECONDS"],
+        current_app.config["INGEST_PARTITIONS"],
         get_token_policy(),
         out_of_time=_OUT_OF_TIME,
     )
 
 
-def request_drain() -> None:
-    """Send a drain task on behalf of a caller holding the drain flag; drop the flag if the
-    broker cannot take it, so that the next submission (or the sweep) tries again."""
+def request_drain(partition: int) -> None:
+    """Send a drain task of a partition on behalf of a caller that asked for its lease; drop
+    the lease asked for if the broker cannot take the task, so that the next submission (or
+    the sweep) tries again."""
     try:
         drain.apply_async(
-            retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
+            kwargs={"partition": partition},
+            retry_policy={"max_retries": 1, "interval_start": 0, "interval_step": 0.2},
         )
     except Exception as exc:  # the submission is stored: whatever the broker says, 202 stands
-        log.warning("could not schedule a drain of the ingest stream: %s", exc)
+        log.warning("could not schedule a drain of ingest partition %s: %s", partition, exc)
         try:
-            intake.release_drain(get_redis())
+            intake.withdraw(get_redis(), partition)
         except redis.RedisError:
-            pass  # the flag expires on its own
+            pass  # the lease expires on its own
 
 
-def _drain(hostname: str | None) -> int:
+def _consumer(hostname: str | None) -> str:
     # One consumer per worker process: a retried drain finds what it read before.
-    consumer = f"{hostname or 'worker'}:{os.getpid()}"
+    return f"{hostname or 'worker'}:{os.getpid()}"
+
+
+def _drain(consumer: str, held: list[int]) -> int:
+    if not held:
+        return 0  # another drain holds it: nothing to do here
     with graceful.draining():
         outcome = ingestion.drain(
             get_redis(),
@@ -84,18 +92,27 @@ def _drain(hostname: str | None) -> int:
             consumer,
             get_clock(),
             current_app.config["IDEMPOTENCY_WINDOW_SECONDS"],
+            current_app.config["INGEST_PARTITIONS"],
+            held,
             should_stop=graceful.stop_requested,
             tokens=get_token_policy(),
             out_of_time=_OUT_OF_TIME,
         )
-    if outcome.more:
-        request_drain()
+    if outcome.settled:
+        log.info(
+            "%s settled %s entries of ingest partitions %s",
+            consumer,
+            outcome.settled,
+            ",".join(map(str, outcome.drained)),
+        )
+    for partition in outcome.handed_back:
+        request_drain(partition)
     return outcome.settled
 
 
 def _retry_if_passing(task: Any, exc: redis.RedisError) -> None:
-    """Retry ``task`` (it holds the drain flag) after a Redis error that passes: out of memory,
-    read-only, loading, failing over. An unreachable Redis is retried by ``autoretry_for``."""
+    """Retry ``task`` after a Redis error that passes: out of memory, read-only, loading,
+    failing over. An unreachable Redis is retried by ``autoretry_for``."""
     if isinstance(exc, _REDIS_DOWN) or not ingestion.is_transient(exc):
         return
     backoff = min(30, 2 ** min(task.request.retries, 5))
@@ -103,10 +120,15 @@ def _retry_if_passing(task: Any, exc: redis.RedisError) -> None:
 
 
 @shared_task(name="hiscore.drain", bind=True, **_RETRY_WHILE_REDIS_IS_DOWN)
-def drain(self) -> int:
-    """Settle the submissions waiting on the ingest stream (the sender holds the drain flag)."""
+def drain(self, partition: int | None = None) -> int:
+    """Settle the submissions waiting on an ingest partition's stream, unless another drain
+    holds it (and those of others it adopts on the way). None, as a task of the previous
+    version sends it: every partition where entries wait and no drain runs."""
     try:
-        return _drain(self.request.hostname)
+        consumer = _consumer(self.request.hostname)
+        partitions = current_app.config["INGEST_PARTITIONS"]
+        held = ingestion.take_partitions(get_redis(), consumer, partitions, partition)
+        return _drain(consumer, held)
     except redis.RedisError as exc:
         _retry_if_passing(self, exc)
         raise
@@ -114,12 +136,11 @@ def drain(self) -> int:
 
 @shared_task(name="hiscore.sweep", bind=True, **_RETRY_WHILE_REDIS_IS_DOWN)
 def sweep(self) -> int:
-    """Beat's safety net: drain the ingest stream if entries wait and no drain is scheduled."""
-    client = get_redis()
-    waiting = intake.backlog(client)
-    if not any(waiting.values()) or not intake.claim_drain(client):
-        return 0
-    return _drain(self.request.hostname)
+    """Beat's safety net: drain every ingest partition where entries wait with no drain asked
+    for or running, in this process, as one drain."""
+    consumer = _consumer(self.request.hostname)
+    partitions = current_app.config["INGEST_PARTITIONS"]
+    return _drain(consumer, ingestion.sweep_partitions(get_redis(), consumer, partitions))
 
 
 def _operate(kind: str, families: list[list[str]], owner: str, record: bool) -> dict[str, Any]:

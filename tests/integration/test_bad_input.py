@@ -5,6 +5,7 @@ from __future__ import annotations
 import requests
 
 from tests.cases import BAD_SUBMISSIONS, GOOD, HOSTILE_BUT_VALID_NAMES, NOW
+from tests.conftest import rejections
 
 
 def test_every_bad_submission_is_refused_and_nothing_is_stored(live):
@@ -80,7 +81,7 @@ def test_the_worker_judges_messages_that_skipped_the_web(live):
         verdict = live.verdict(sid)
         assert verdict["status"] == "rejected", sid
         assert verdict["reason"], sid
-    rejected = [f["sid"] for _, f in live.data.xrange("hs:rejected")]
+    rejected = [f["sid"] for _, f in rejections(live.data)]
     assert sorted(rejected) == sorted(hostile)
     top = requests.get(live.url("/api/v1/games/guess-claimed/boards/10"), timeout=10).json()
     assert [(e["name"], e["score"]) for e in top["entries"]] == [("Eve", 1)]

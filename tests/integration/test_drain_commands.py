@@ -16,10 +16,18 @@ import redis
 
 from app.leaderboard import ingest
 from app.leaderboard.games import Registry, load_registry
-from app.storage import intake, keys
+from app.storage import intake
 from app.storage.embedded_redis import EmbeddedRedis
+from app.storage.submissions import partition_of
 from tests.cases import queued_payload
-from tests.conftest import enqueue
+from tests.conftest import (
+    PARTITIONS,
+    drain_waiting,
+    enqueue,
+    ids_in_partitions,
+    stream_length,
+    verdict_count,
+)
 from tests.processes import TEST_GAMES
 
 pytestmark = pytest.mark.integration
@@ -38,9 +46,23 @@ def registry() -> Registry:
     return load_registry(str(TEST_GAMES))
 
 
-def _enqueue(client: redis.Redis, prefix: str, count: int, now: int) -> None:
-    for i in range(count):
-        sid, player = f"{prefix}-{i:06d}", f"{prefix}-{i:018d}"
+def _enqueue(
+    client: redis.Redis, prefix: str, count: int, now: int, partition: int | None = None
+) -> None:
+    """``count`` submissions, spread over the partitions or all in ``partition``."""
+    if partition is None:
+        sids = [f"{prefix}-{i:06d}" for i in range(count)]
+    else:
+        sids = [f"{prefix}-{sid}" for sid in ids_in_partitions([partition] * count)]
+        sids = [sid for sid in sids if partition_of(sid, PARTITIONS) == partition]
+        n = 0
+        while len(sids) < count:  # the prefix moved some elsewhere: find others
+            n += 1
+            sid = f"{prefix}-more-{n}"
+            if partition_of(sid, PARTITIONS) == partition:
+                sids.append(sid)
+    for i, sid in enumerate(sids):
+        player = f"{prefix}-{i:018d}"
         enqueue(client, queued_payload(sid, player_id=player, received_at=now - 5), now, 60)
 
 
@@ -52,7 +74,9 @@ def _calls(client: redis.Redis) -> dict[str, int]:
 
 
 def _drain(client: redis.Redis, registry: Registry, now: int, consumer: str = "w:1") -> int:
-    return ingest.drain(client, registry, consumer, lambda: now, 60, wait_ms=0, linger_ms=0).settled
+    return drain_waiting(
+        client, registry, consumer, lambda: now, 60, wait_ms=0, linger_ms=0
+    ).settled
 
 
 def _during(client: redis.Redis, work) -> dict[str, int]:
@@ -67,51 +91,77 @@ def test_a_batch_of_new_entries_is_its_scripts_and_one_transaction(server, regis
     _enqueue(server, "warm", 1, now)
     assert _drain(server, registry, now) == 1  # loads the apply script
     monkeypatch.setattr(ingest, "DRAIN_BATCH", 10)
-    _enqueue(server, "sub", 40, now)
+    _enqueue(server, "sub", 40, now, partition=3)
 
     sent = _during(server, lambda: _drain(server, registry, now))
 
-    assert server.hget(keys.VERDICT_COUNTS, "accepted") == "41"
+    assert verdict_count(server, "accepted") == 41
     # One apply script an entry, and no SCRIPT EXISTS before; a new entry has no verdict yet,
-    # so no script looks for its record.
-    assert sent["evalsha"] == 40
+    # so no script looks for its record. Two more: the lease taken, then let go.
+    assert sent["evalsha"] == 40 + 2
     assert "script" not in sent
     # Verdicts, counts and acknowledgements: one transaction a batch, its records one script.
     assert sent["multi"] == sent["exec"] == sent["eval"] == 4
     assert sent["xack"] == sent["xdel"] == sent["publish"] == 4
-    # The drain flag now and then rather than each batch.
-    assert 1 <= sent["set"] <= 2
-    assert server.xlen(keys.INGEST_STREAM) == 0
+    # The lease refreshed now and then rather than each batch.
+    assert sent.get("set", 0) <= 2
+    assert stream_length(server) == 0
+
+
+def test_a_batch_of_several_partitions_is_one_transaction_each_and_one_announcement(
+    server, registry
+):
+    now = int(time.time() * 1000)
+    _enqueue(server, "warm", 1, now)
+    assert _drain(server, registry, now) == 1  # loads the apply script
+    for p in range(PARTITIONS):
+        _enqueue(server, f"p{p}", 3, now, partition=p)
+
+    sent = _during(server, lambda: _drain(server, registry, now))
+
+    # One batch of every partition's entries: each applied, then a transaction per partition;
+    # the leases taken and let go in a pipelined script call each.
+    assert sent["evalsha"] == 3 * PARTITIONS + 2 * PARTITIONS
+    assert sent["multi"] == sent["exec"] == sent["eval"] == PARTITIONS
+    assert sent["xack"] == sent["xdel"] == PARTITIONS
+    assert sent["publish"] == 1
+    # Its entries read with one XREADGROUP over every stream (and one the last look).
+    assert sent["xreadgroup"] <= 4
+    assert stream_length(server) == 0
 
 
 def test_entries_read_before_have_their_records_read_and_are_settled_once(
     server, registry, monkeypatch
 ):
     now = int(time.time() * 1000)
-    _enqueue(server, "sub", 6, now)
-    intake.ensure_group(server)
-    taken = intake.read_new(server, "dead:1", 3)  # read by a worker that died then
+    _enqueue(server, "sub", 6, now, partition=5)
+    intake.ensure_groups(server, [5])
+    taken = intake.read_new(server, "dead:1", [5], 3)  # read by a worker that died then
     # One of them had its verdict stored, as code that stored it apart from the
     # acknowledgement could leave it.
-    ingest.ingest_submissions(server, registry, [taken[0].payload], now, 60)
-    assert server.hget(keys.VERDICT_COUNTS, "accepted") == "1"
+    ingest.ingest_submissions(server, registry, [taken[0].payload], now, 60, PARTITIONS)
+    assert verdict_count(server, "accepted") == 1
     monkeypatch.setattr(intake, "CLAIM_IDLE_MS", 0)
 
     sent = _during(server, lambda: _drain(server, registry, now, "w:2"))
 
     # One script looks for the records of the three claimed entries, the others not; the
-    # settled one is not applied again.
-    assert sent["evalsha"] == 1 + 5
-    assert server.hget(keys.VERDICT_COUNTS, "accepted") == "6"  # nor counted twice
-    assert server.xlen(keys.INGEST_STREAM) == 0
-    assert intake.backlog(server) == {"waiting": 0, "in_progress": 0}
+    # settled one is not applied again. Four more: the lease taken, then let go, each sent
+    # twice since this server meets those scripts for the first time (NOSCRIPT, then loaded).
+    assert sent["evalsha"] == 1 + 5 + 2 * 2
+    assert verdict_count(server, "accepted") == 6  # nor counted twice
+    assert stream_length(server) == 0
+    assert intake.backlog(server, PARTITIONS).totals() == {"waiting": 0, "in_progress": 0}
 
 
-def test_the_transaction_of_a_batch_holds_keys_of_the_ingest_slot_only(server, registry):
-    # So that one node of a Redis Cluster can run it: the counts and the audit, elsewhere,
-    # come after it.
+def test_the_transaction_of_each_partition_holds_keys_of_its_slot_only(server, registry):
+    # So that one node of a Redis Cluster can run it: the announcement, cluster-wide, comes
+    # after them.
     now = int(time.time() * 1000)
-    _enqueue(server, "sub", 5, now)
+    for p in (1, 6):
+        _enqueue(server, f"p{p}", 3, now, partition=p)
+    (bad,) = ids_in_partitions([6])  # a rejection: audited in its partition's transaction
+    enqueue(server, queued_payload(bad, score=99, received_at=now - 5), now, 60)
     seen: list[str] = []
     with server.monitor() as monitor:
         done = threading.Event()
@@ -125,13 +175,22 @@ def test_the_transaction_of_a_batch_holds_keys_of_the_ingest_slot_only(server, r
 
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
-        assert _drain(server, registry, now) == 5
+        assert _drain(server, registry, now) == 7
         watcher.join(10)
-    start, end = seen.index("MULTI"), seen.index("EXEC")
-    inside = [command.split(" ") for command in seen[start + 1 : end]]
-    names = {command[0] for command in inside}
-    assert names == {"EVAL", "HSET", "PTTL", "XACK", "XDEL", "SET"}
-    # The script's own commands show the keys it touched, as the others do.
-    assert all(command[1].startswith("hs:{ingest}:") for command in inside if command[0] != "EVAL")
-    after = [command.split(" ", 1)[0] for command in seen[end + 1 :]]
-    assert after[:2] == ["HINCRBY", "HINCRBY"] and after[-1] == "PUBLISH"
+    transactions = []
+    while "MULTI" in seen:
+        start = seen.index("MULTI")
+        end = seen.index("EXEC", start)
+        transactions.append([command.split(" ") for command in seen[start + 1 : end]])
+        seen = seen[end + 1 :]
+    assert len(transactions) == 2
+    audits = 0
+    for inside in transactions:
+        names = {command[0] for command in inside}
+        assert {"EVAL", "HSET", "PTTL", "XACK", "XDEL", "HINCRBY"} <= names
+        audits += "XADD" in names
+        # The script's own commands show the keys it touched, as the others do.
+        slots = {command[1].split("}", 1)[0] for command in inside if command[0] != "EVAL"}
+        assert len(slots) == 1 and slots <= {"hs:{ingest:1", "hs:{ingest:6"}, slots
+    assert audits == 1
+    assert seen[-1].startswith("PUBLISH")

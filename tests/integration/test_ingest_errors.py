@@ -16,15 +16,22 @@ from typing import Any
 import pytest
 import redis
 
-from app.leaderboard import run_tokens
+from app.leaderboard import ingest, run_tokens
 from app.leaderboard.boards import Entry, apply_entries
 from app.leaderboard.games import Registry, load_registry
-from app.leaderboard.ingest import drain
 from app.leaderboard.run_tokens import TokenPolicy
 from app.storage import intake, keys
 from app.storage.embedded_redis import EmbeddedRedis
 from tests.cases import queued_payload
-from tests.conftest import enqueue, record_of
+from tests.conftest import (
+    PARTITIONS,
+    dead_letters,
+    drain_waiting,
+    enqueue,
+    record_of,
+    stream_length,
+    verdict_count,
+)
 from tests.processes import TEST_GAMES
 
 pytestmark = pytest.mark.integration
@@ -87,7 +94,7 @@ def _enqueue(client: redis.Redis, scores: list[dict[str, Any]]) -> list[str]:
 
 
 def _drain(client: redis.Redis, registry: Registry, now: int):
-    return drain(
+    return drain_waiting(
         client, registry, "it-worker:1", lambda: now, 60, wait_ms=0, tokens=TOKENS, linger_ms=0
     )
 
@@ -99,7 +106,7 @@ def _statuses(
 
 
 def _pending(client: redis.Redis) -> int:
-    return intake.backlog(client)["in_progress"]
+    return intake.backlog(client, PARTITIONS).in_progress
 
 
 def test_an_entry_the_apply_script_fails_on_is_set_aside_and_the_rest_of_its_batch_settles(
@@ -123,17 +130,20 @@ def test_an_entry_the_apply_script_fails_on_is_set_aside_and_the_rest_of_its_bat
     board = keys.ranking_key(GAME, VARIANT, "alltime", "all")
     ranked = {member.split(":", 1)[1] for member in data.zrange(board, 0, -1)}
     assert ranked == {s["player_id"] for i, s in enumerate(scores) if i != 9}
-    (dead,) = data.xrange(keys.DEAD_LETTERS)
+    (dead,) = dead_letters(data)
     assert json.loads(dead[1]["p"])["submission_id"] == ids[9]
     assert "WRONGTYPE" in dead[1]["error"]
-    assert data.xlen(keys.INGEST_STREAM) == 0 and _pending(data) == 0
+    assert stream_length(data) == 0 and _pending(data) == 0
 
 
 def test_out_of_memory_holds_every_entry_back_until_there_is_room(full_server, registry):
     client = full_server
     now = _now()
     ids = _enqueue(client, _scores(20, now - 5))
-    intake.ensure_group(client)  # as the first drain of a deployment did
+    intake.ensure_groups(client, range(PARTITIONS))  # as the first drains of a deployment did
+    # Taken before Redis fills up (once full, taking a lease is refused as well: the task is
+    # retried before it reads anything).
+    held = ingest.take_partitions(client, "it-worker:1", PARTITIONS, None)
     client.config_set("maxmemory", 1)  # below what any server uses: every write is refused
     try:
         for _ in range(2):  # and again: a retry finds the same entries, and blames none
@@ -141,10 +151,21 @@ def test_out_of_memory_holds_every_entry_back_until_there_is_room(full_server, r
             with pytest.raises(
                 redis.ResponseError, match=r"OOM command not allowed when used memory > 'maxmemory'"
             ):
-                _drain(client, registry, now)
+                ingest.drain(
+                    client,
+                    registry,
+                    "it-worker:1",
+                    lambda: now,
+                    60,
+                    PARTITIONS,
+                    held,
+                    wait_ms=0,
+                    tokens=TOKENS,
+                    linger_ms=0,
+                )
             assert _pending(client) == 20
             assert [s["status"] for s in _statuses(client, ids)] == ["queued"] * 20
-            assert not client.exists(keys.DEAD_LETTERS)
+            assert not dead_letters(client)
             assert client.xlen(keys.log_key(GAME, VARIANT)) == 0
     finally:
         client.config_set("maxmemory", 0)
@@ -153,9 +174,9 @@ def test_out_of_memory_holds_every_entry_back_until_there_is_room(full_server, r
 
     assert [s["status"] for s in _statuses(client, ids)] == ["accepted"] * 20
     assert client.xlen(keys.log_key(GAME, VARIANT)) == 20  # each applied once
-    assert client.hget(keys.VERDICT_COUNTS, "accepted") == "20"
-    assert not client.exists(keys.DEAD_LETTERS)
-    assert client.xlen(keys.INGEST_STREAM) == 0 and _pending(client) == 0
+    assert verdict_count(client, "accepted") == 20
+    assert not dead_letters(client)
+    assert stream_length(client) == 0 and _pending(client) == 0
 
 
 def test_verdicts_refused_after_the_batch_was_applied_leave_it_waiting_and_uncounted(
@@ -181,15 +202,15 @@ def test_verdicts_refused_after_the_batch_was_applied_leave_it_waiting_and_uncou
         client.config_set("maxmemory", 0)
     # Not one verdict stored, counted or announced, and not one entry taken off the stream.
     assert [s["status"] for s in _statuses(client, ids)] == ["queued"] * 3
-    assert _pending(client) == 3 and not client.exists(keys.VERDICT_COUNTS)
+    assert _pending(client) == 3 and verdict_count(client, "accepted") == 0
     monkeypatch.setattr(ingest, "judge_submissions", judge)
 
     assert _drain(client, registry, now).settled == 3
 
     assert [s["status"] for s in _statuses(client, ids)] == ["accepted"] * 3
-    assert client.hget(keys.VERDICT_COUNTS, "accepted") == "3"
+    assert verdict_count(client, "accepted") == 3
     assert client.xlen(keys.log_key(GAME, VARIANT)) == 3  # each applied once
-    assert client.xlen(keys.INGEST_STREAM) == 0 and _pending(client) == 0
+    assert stream_length(client) == 0 and _pending(client) == 0
 
 
 def test_a_score_at_the_edge_of_its_runs_memory_never_sends_redis_a_ttl_it_refuses(data, registry):
@@ -208,7 +229,7 @@ def test_a_score_at_the_edge_of_its_runs_memory_never_sends_redis_a_ttl_it_refus
     assert late["code"] == "token_expired" and "waited too long" in late["reason"]
     assert last["status"] == "accepted"
     assert data.xlen(keys.log_key(GAME, VARIANT)) == 1
-    assert not data.exists(keys.DEAD_LETTERS)
+    assert not dead_letters(data)
 
 
 def test_the_apply_script_remembers_a_run_for_at_least_a_millisecond(data, registry):

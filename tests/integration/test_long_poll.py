@@ -18,7 +18,7 @@ from app.leaderboard import statuses
 from app.leaderboard.records import SubmissionRecord
 from app.storage import keys
 from app.storage.embedded_redis import free_port
-from tests.conftest import WINDOW_S
+from tests.conftest import PARTITIONS, WINDOW_S
 from tests.processes import Process, wait_for
 
 WAITERS = 100
@@ -40,7 +40,7 @@ def store(client, ids: list[str], record: SubmissionRecord) -> None:
     """Store ``record`` as the status of each of ``ids``, as of now."""
     pipe = client.pipeline(transaction=False)
     for sid in ids:
-        statuses.write(pipe, sid, record, now_ms(), now_ms(), WINDOW_S)
+        statuses.write(pipe, sid, record, now_ms(), now_ms(), WINDOW_S, PARTITIONS)
     pipe.execute()
 
 

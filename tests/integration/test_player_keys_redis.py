@@ -7,8 +7,8 @@ import pytest
 import redis
 
 from app.leaderboard.players import PlayerProof, honoured_generation, revoke_keys, rotate_key
-from app.storage import intake, keys
-from tests.conftest import enqueue, record_of
+from app.storage import intake
+from tests.conftest import enqueue, record_of, stream_length
 
 pytestmark = pytest.mark.integration
 
@@ -28,11 +28,11 @@ def test_the_enqueue_script_refuses_a_revoked_key_and_stores_nothing(data):
     refused = _enqueue(data, "after-revocation", 0)
     assert refused.revoked and refused.existing is None and not refused.schedule_drain
     assert record_of(data, "after-revocation", window_s=60) is None
-    assert data.xlen(keys.INGEST_STREAM) == 1
+    assert stream_length(data) == 1
     # The next generation's key is honoured, and a score without a proven player always is.
     assert not _enqueue(data, "new-generation", 1).revoked
     assert not enqueue(data, {"submission_id": "anonymous"}, window_s=60).revoked
-    assert data.xlen(keys.INGEST_STREAM) == 3
+    assert stream_length(data) == 3
 
 
 def test_rotation_ends_the_key_shown_and_a_revoked_key_cannot_rotate(data):

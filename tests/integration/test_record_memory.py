@@ -18,15 +18,16 @@ from app.leaderboard import statuses
 from app.leaderboard.records import USUAL_REJECTIONS, BoardRef, SubmissionRecord
 from app.storage import keys, submissions
 from app.storage.embedded_redis import EmbeddedRedis
-from app.storage.submissions import BUCKETS, Generation
+from app.storage.submissions import BUCKETS
 from tests.cases import NOW
+from tests.conftest import PARTITIONS, generation_at
 
 pytestmark = pytest.mark.integration
 
 BUDGET = 150  # bytes a record
 W = 24 * 3600
-G_MS = Generation.at(NOW, W).seconds * 1000
-START = Generation.at(NOW, W).start_ms
+G_MS = generation_at(NOW, W).seconds * 1000
+START = generation_at(NOW, W).start_ms
 
 
 @pytest.fixture
@@ -84,13 +85,15 @@ def _bytes_per_record(client: redis.Redis, written: list[tuple[str, int]]) -> fl
     for start in range(0, len(written), 2_000):
         pipe = client.pipeline(transaction=False)
         for sid, at in written[start : start + 2_000]:
-            assert statuses.write(pipe, sid, record(rng, at), at, now, W)
+            assert statuses.write(pipe, sid, record(rng, at), at, now, W, PARTITIONS)
         pipe.execute()
     return (int(client.info("memory")["used_memory"]) - before) / len(written)
 
 
 def _encodings(client: redis.Redis) -> set[str]:
-    return {client.object("encoding", k) for k in client.scan_iter(keys.SUBMISSIONS_PATTERN)}
+    return {
+        client.object("encoding", k) for k in client.scan_iter(keys.PARTITION_SUBMISSIONS_PATTERN)
+    }
 
 
 def _ids(count: int, buckets: int) -> list[str]:

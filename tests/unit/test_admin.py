@@ -8,7 +8,7 @@ from app.clock import now_ms
 from app.leaderboard.boards import Entry, apply_entries
 from app.storage import keys
 from tests.cases import GOOD
-from tests.conftest import keyed
+from tests.conftest import PARTITIONS, ids_in_partitions, keyed
 
 TOKEN = "testing-operator-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -178,17 +178,23 @@ def test_removing_a_player_bans_them_from_every_variant(client, redis_client, wo
 
 
 def test_status_reports_queues_workers_beat_and_verdicts(client, redis_client, work):
-    client.post("/api/v1/games/guess-claimed/scores", json=GOOD)
-    client.post("/api/v1/games/guess-claimed/scores", json={**GOOD, "name": "B"})
+    first, second, other = ids_in_partitions([3, 3, 5])
+    for sid, name in ((first, "A"), (second, "B"), (other, "C")):
+        client.post(
+            "/api/v1/games/guess-claimed/scores",
+            json={**GOOD, "name": name, "submission_id": sid},
+        )
     before = client.get("/api/v1/admin/status", headers=AUTH).get_json()
-    # The first submission scheduled one drain, which both wait for on the stream.
-    assert before["queues"] == {"ingest": 1, "maintenance": 0}
-    assert before["ingest_stream"] == {"waiting": 2, "in_progress": 0}
+    # The first submission of each partition scheduled its drain; the second waits for it.
+    assert before["queues"] == {"ingest": 2, "maintenance": 0}
+    assert before["ingest_stream"] == {"waiting": 3, "in_progress": 0}
+    waiting = {p: counts["waiting"] for p, counts in before["ingest_partitions"].items()}
+    assert waiting == {str(p): {3: 2, 5: 1}.get(p, 0) for p in range(PARTITIONS)}
     assert before["workers"] == [] and before["beat"] == {}
     work()
     after = client.get("/api/v1/admin/status", headers=AUTH).get_json()
     assert after["ingest_stream"] == {"waiting": 0, "in_progress": 0}
-    assert after["submissions"] == {"accepted": 2, "rejected": {}}
+    assert after["submissions"] == {"accepted": 3, "rejected": {}}
 
 
 def test_readyz_needs_a_worker_heartbeat(client, redis_client):

@@ -2,8 +2,7 @@
 
 import pytest
 
-from app.storage import keys
-from tests.conftest import keyed
+from tests.conftest import any_lease, ids_in_partitions, keyed, stream_length
 
 GOOD = {"name": "Ann", "score": 4, "variant": "10", "duration_ms": 5000}
 
@@ -73,7 +72,7 @@ def test_with_redis_down_a_score_gets_503_and_nothing_is_stored(client, redis_cl
     assert redis_client.keys("*") == []
     # The retry, once Redis is back, is the one entry.
     assert submit(client, {**GOOD, "submission_id": "retry-me-later"}).status_code == 202
-    assert redis_client.xlen(keys.INGEST_STREAM) == 1
+    assert stream_length(redis_client) == 1
 
 
 def test_with_the_broker_down_a_stored_score_is_still_accepted(client, redis_client, monkeypatch):
@@ -90,11 +89,11 @@ def test_with_the_broker_down_a_stored_score_is_still_accepted(client, redis_cli
     resp = submit(client, {**GOOD, "submission_id": "stored-anyway"})
     # On the stream, which outlives the broker: the sweep or the next submission drains it.
     assert resp.status_code == 202
-    assert redis_client.xlen(keys.INGEST_STREAM) == 1
-    assert not redis_client.exists(keys.DRAIN_FLAG)  # so the next submission tries again
+    assert stream_length(redis_client) == 1
+    assert not any_lease(redis_client)  # so the next submission tries again
     monkeypatch.setattr(tasks.drain, "apply_async", lambda *a, **k: sent.append(1))
     submit(client, {**GOOD, "submission_id": "next-one-1"})
-    assert sent == [1] and redis_client.exists(keys.DRAIN_FLAG)
+    assert sent == [1] and any_lease(redis_client)
 
 
 def test_any_broker_error_leaves_a_stored_score_accepted(client, redis_client, monkeypatch):
@@ -107,18 +106,20 @@ def test_any_broker_error_leaves_a_stored_score_accepted(client, redis_client, m
 
     monkeypatch.setattr(tasks.drain, "apply_async", refused)
     assert submit(client, {**GOOD, "submission_id": "stored-twice-no"}).status_code == 202
-    assert redis_client.xlen(keys.INGEST_STREAM) == 1
+    assert stream_length(redis_client) == 1
 
 
-def test_one_drain_is_scheduled_for_many_waiting_submissions(client, redis_client, monkeypatch):
+def test_one_drain_per_partition_is_scheduled_for_many_waiting_submissions(
+    client, redis_client, monkeypatch
+):
     from app.worker import tasks
 
     sent = []
-    monkeypatch.setattr(tasks.drain, "apply_async", lambda *a, **k: sent.append(1))
-    for i in range(5):
-        submit(client, {**GOOD, "submission_id": f"one-drain-{i}"})
-    assert sent == [1]
-    assert redis_client.xlen(keys.INGEST_STREAM) == 5
+    monkeypatch.setattr(tasks.drain, "apply_async", lambda *a, **k: sent.append(k["kwargs"]))
+    for sid in ids_in_partitions([6, 6, 6, 1, 6]):
+        submit(client, {**GOOD, "submission_id": sid})
+    assert sent == [{"partition": 6}, {"partition": 1}]
+    assert stream_length(redis_client) == 5
 
 
 def test_sessions_issue_a_player_id_and_keep_it_in_a_cookie(client):

@@ -16,7 +16,7 @@ from app.leaderboard.stats import read_stats
 from app.leaderboard.windows import period_end_ms, period_of
 from app.storage import keys, operations
 from tests.cases import GOOD, NOW, noon_utc
-from tests.conftest import record_of
+from tests.conftest import record_of, stream_entries
 from tests.unit.test_boards import DAY, GUESS, entry
 
 # Ten years (3,652 days, leap days included) from the real now, to the second.
@@ -111,7 +111,7 @@ def test_the_web_takes_the_time_from_the_apps_clock(client, redis_client, work, 
 
     resp = client.post("/api/v1/games/guess-claimed/scores", json=GOOD)
     assert resp.status_code == 202
-    ((_, fields),) = redis_client.xrange(keys.INGEST_STREAM)
+    ((_, fields),) = stream_entries(redis_client)
     assert json.loads(fields["p"])["received_at"] == pinned
     work()  # by the app's clock too
 

@@ -19,6 +19,18 @@ def test_the_idempotency_window_is_a_day_unless_set(monkeypatch):
     assert create_app("testing").config["IDEMPOTENCY_WINDOW_SECONDS"] == 3600
 
 
+@pytest.mark.parametrize("value", ["0", "1025", "-3"])
+def test_ingest_partitions_are_8_unless_set_and_refused_outside_1_to_1024(monkeypatch, value):
+    monkeypatch.delenv("HISCORE_INGEST_PARTITIONS", raising=False)
+    assert create_app("testing").config["INGEST_PARTITIONS"] == 8
+    for good in ("1", "1024"):
+        monkeypatch.setenv("HISCORE_INGEST_PARTITIONS", good)
+        assert create_app("testing").config["INGEST_PARTITIONS"] == int(good)
+    monkeypatch.setenv("HISCORE_INGEST_PARTITIONS", value)
+    with pytest.raises(RuntimeError, match="HISCORE_INGEST_PARTITIONS"):
+        create_app("testing")
+
+
 def test_production_refuses_to_start_without_its_secrets(monkeypatch):
     monkeypatch.delenv("SECRET_KEY", raising=False)
     monkeypatch.delenv("REDIS_URL", raising=False)

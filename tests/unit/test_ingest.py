@@ -12,10 +12,17 @@ from app.leaderboard.ingest import ingest_submissions, is_transient
 from app.leaderboard.records import SubmissionRecord
 from app.leaderboard.run_tokens import TokenPolicy
 from app.storage import intake, keys
-from app.storage.submissions import Generation
 from app.worker import tasks
 from tests.cases import NOW, queued_payload
-from tests.conftest import record_of
+from tests.conftest import (
+    PARTITIONS,
+    dead_letters,
+    generation_at,
+    ids_in_partitions,
+    record_of,
+    rejections,
+    stream_length,
+)
 
 payload = queued_payload
 
@@ -27,14 +34,14 @@ def test_accepted_verdicts_carry_rank_and_time(redis_client, registry):
     pubsub = redis_client.pubsub()
     pubsub.subscribe(keys.VERDICT_CHANNEL)
     pubsub.get_message(timeout=1)
-    verdicts = ingest_submissions(redis_client, registry, [payload()], NOW, 60)
+    verdicts = ingest_submissions(redis_client, registry, [payload()], NOW, 60, PARTITIONS)
     assert [status["status"] for _, status in verdicts] == ["accepted"]
     record = _status(redis_client, "sub-00000001")
     assert record["rank"] == 1
     assert record["ranks"] == {"alltime": 1, "daily": 1, "weekly": 1}
     assert record["achieved_at"] == NOW - 5  # kept as epoch ms; shown as ISO 8601
     # Its hash lives to the end of its generation (a quarter of the window) plus the window.
-    assert 60 <= redis_client.ttl(Generation.at(NOW, 60).key("sub-00000001")) <= 75
+    assert 60 <= redis_client.ttl(generation_at(NOW, 60).key("sub-00000001")) <= 75
     assert pubsub.get_message(timeout=1)["data"] == "sub-00000001"
 
 
@@ -48,7 +55,7 @@ def test_garbage_is_rejected_with_a_reason_and_audited(redis_client, registry):
         None,
         payload("sub-good-one"),
     ]
-    verdicts = dict(ingest_submissions(redis_client, registry, messages, NOW, 60))
+    verdicts = dict(ingest_submissions(redis_client, registry, messages, NOW, 60, PARTITIONS))
     assert verdicts["sub-bad-score"]["code"] == "implausible"
     assert verdicts["sub-bad-game"]["code"] == "unknown_game"
     assert verdicts["sub-bad-shape"]["code"] == "invalid"
@@ -57,27 +64,28 @@ def test_garbage_is_rejected_with_a_reason_and_audited(redis_client, registry):
     }
     assert verdicts["sub-good-one"]["status"] == "accepted"
     assert len(verdicts) == 4  # messages without a usable id cannot be answered
-    audited = [fields["sid"] for _, fields in redis_client.xrange(keys.REJECTED_STREAM)]
-    assert audited == ["sub-bad-score", "sub-bad-game", "sub-bad-shape"]
+    audited = [fields["sid"] for _, fields in rejections(redis_client)]
+    # Each partition audits its own: in order within one, merged by stream id across them.
+    assert sorted(audited) == ["sub-bad-game", "sub-bad-score", "sub-bad-shape"]
     assert not any("etc" in key for key in redis_client.keys("*"))
 
 
 def test_running_a_batch_twice_changes_no_board(redis_client, registry):
     batch = [payload(f"sub-{i:08d}", player_id=f"{i:022d}", score=1 + i % 10) for i in range(30)]
     batch.append(payload("sub-rejected", score=99))
-    first = ingest_submissions(redis_client, registry, batch, NOW, 60)
+    first = ingest_submissions(redis_client, registry, batch, NOW, 60, PARTITIONS)
     assert len(first) == 31
     state = {k: redis_client.dump(k) for k in redis_client.keys("*")}
-    again = ingest_submissions(redis_client, registry, batch, NOW + 1000, 60)
+    again = ingest_submissions(redis_client, registry, batch, NOW + 1000, 60, PARTITIONS)
     assert again == []  # all settled: nothing is judged, applied, counted or audited again
     assert {k: redis_client.dump(k) for k in redis_client.keys("*")} == state
 
 
 def test_a_replay_after_its_record_expired_reports_the_logged_entry(redis_client, registry):
-    ingest_submissions(redis_client, registry, [payload("sub-once", score=4)], NOW, 60)
-    redis_client.delete(Generation.at(NOW, 60).key("sub-once"))  # the record's TTL ran out
+    ingest_submissions(redis_client, registry, [payload("sub-once", score=4)], NOW, 60, PARTITIONS)
+    redis_client.delete(generation_at(NOW, 60).key("sub-once"))  # the record's TTL ran out
     ((_, verdict),) = ingest_submissions(
-        redis_client, registry, [payload("sub-once", score=2, received_at=NOW)], NOW, 60
+        redis_client, registry, [payload("sub-once", score=2, received_at=NOW)], NOW, 60, PARTITIONS
     )
     assert verdict["status"] == "accepted"
     assert (verdict["score"], verdict["achieved_at"]) == (4, NOW - 5)
@@ -93,7 +101,7 @@ def test_a_run_cut_short_before_its_verdict_is_settled_on_the_rerun(redis_client
         redis_client, [Entry("sub-cut-short", game, "10", "p" * 22, "Ann", 3, NOW - 5)], NOW
     )
     ((_, verdict),) = ingest_submissions(
-        redis_client, registry, [payload("sub-cut-short")], NOW, 60
+        redis_client, registry, [payload("sub-cut-short")], NOW, 60, PARTITIONS
     )
     assert verdict["status"] == "accepted" and verdict["rank"] == 1
     assert redis_client.xlen(keys.log_key("guess-claimed", "10")) == 1
@@ -101,7 +109,7 @@ def test_a_run_cut_short_before_its_verdict_is_settled_on_the_rerun(redis_client
 
 def test_a_banned_player_is_rejected_and_nothing_is_logged(redis_client, registry):
     redis_client.sadd(keys.banned_key("guess-claimed", "10"), "p" * 22)
-    ((sid, verdict),) = ingest_submissions(redis_client, registry, [payload()], NOW, 60)
+    ((sid, verdict),) = ingest_submissions(redis_client, registry, [payload()], NOW, 60, PARTITIONS)
     assert verdict["status"] == "rejected" and verdict["code"] == "banned"
     assert redis_client.xlen(keys.log_key("guess-claimed", "10")) == 0
 
@@ -112,16 +120,35 @@ def test_a_banned_player_is_rejected_and_nothing_is_logged(redis_client, registr
 def _enqueue(client, *payloads):
     from app.storage import intake
 
-    now = Generation.at(NOW, 60)
+    now = generation_at(NOW, 60)
     for p in payloads:
         record = SubmissionRecord(status="queued", player_id=p["player_id"])
         intake.enqueue(client, p["submission_id"], record.packed(now.start_ms), p, now)
 
 
-def _drain(client, registry, consumer="w1:1", **kwargs):
-    from app.leaderboard.ingest import drain
+def _drain(client, registry, consumer="w1:1", partition=None, **kwargs):
+    """Drain as a task of ``partition`` would (None: every partition where entries wait)."""
+    held = ingest.take_partitions(client, consumer, PARTITIONS, partition)
+    return ingest.drain(
+        client,
+        registry,
+        consumer,
+        lambda: NOW,
+        60,
+        PARTITIONS,
+        held,
+        wait_ms=0,
+        linger_ms=0,
+        **kwargs,
+    )
 
-    return drain(client, registry, consumer, lambda: NOW, 60, wait_ms=0, linger_ms=0, **kwargs)
+
+def _leases(client):
+    return {
+        p: client.get(keys.drain_flag(p))
+        for p in range(PARTITIONS)
+        if client.exists(keys.drain_flag(p))
+    }
 
 
 def _status(client, sid):
@@ -131,37 +158,42 @@ def _status(client, sid):
 def test_a_drain_settles_everything_waiting_and_leaves_an_empty_stream(redis_client, registry):
     batch = [payload(f"sub-{i:08d}", player_id=f"{i:022d}") for i in range(1200)]
     _enqueue(redis_client, *batch)
-    assert redis_client.exists(keys.DRAIN_FLAG)
+    assert set(_leases(redis_client).values()) == {"q"}  # asked for, of every partition
+    assert len(_leases(redis_client)) == PARTITIONS
     # A budget no busy machine runs out of: stopping at the budget is the next test's subject.
     outcome = _drain(redis_client, registry, budget_ms=600_000)
     assert (outcome.settled, outcome.more) == (1200, False)
-    assert redis_client.xlen(keys.INGEST_STREAM) == 0
+    assert stream_length(redis_client) == 0
     assert redis_client.zcard(keys.ranking_key("guess-claimed", "10", "alltime", "all")) == 1200
-    assert not redis_client.exists(keys.DRAIN_FLAG)  # the next submission schedules a drain
+    assert _leases(redis_client) == {}  # the next submission of each schedules a drain
 
 
-def test_a_drain_out_of_time_keeps_the_flag_and_asks_for_another(redis_client, registry):
-    _enqueue(redis_client, *[payload(f"sub-{i:08d}", player_id=f"{i:022d}") for i in range(600)])
-    outcome = _drain(redis_client, registry, budget_ms=0)
-    assert (outcome.settled, outcome.more) == (500, True)
-    assert redis_client.exists(keys.DRAIN_FLAG)
-    assert _drain(redis_client, registry).settled == 100
+def test_a_drain_out_of_time_hands_its_partition_back_and_asks_for_another(redis_client, registry):
+    sids = ids_in_partitions([2] * 600)
+    _enqueue(redis_client, *[payload(sid, player_id=f"{i:022d}") for i, sid in enumerate(sids)])
+    outcome = _drain(redis_client, registry, partition=2, budget_ms=0)
+    assert (outcome.settled, outcome.handed_back) == (500, (2,))
+    assert _leases(redis_client) == {2: "q"}  # asked for again: the caller sends its drain
+    assert _drain(redis_client, registry, partition=2).settled == 100
+    assert _leases(redis_client) == {}
 
 
 def test_what_arrives_as_a_drain_stops_is_not_left_behind(redis_client, registry, monkeypatch):
     from app.storage import intake
 
-    release = intake.release_drain
-    late = payload("sub-late-one", player_id="l" * 22)
+    release = intake.release
+    first, second = ids_in_partitions([4, 4])
+    late = payload(second, player_id="l" * 22)
 
-    def release_while_a_submission_arrives(client):
-        _enqueue(client, late)  # finds the flag still set: schedules nothing
-        release(client)
+    def release_while_a_submission_arrives(client, partitions, consumer):
+        _enqueue(client, late)  # finds the lease still held: schedules nothing
+        release(client, partitions, consumer)
 
-    monkeypatch.setattr(intake, "release_drain", release_while_a_submission_arrives)
-    _enqueue(redis_client, payload("sub-first-one"))
-    assert _drain(redis_client, registry).settled == 2
-    assert _status(redis_client, "sub-late-one")["status"] == "accepted"
+    monkeypatch.setattr(intake, "release", release_while_a_submission_arrives)
+    _enqueue(redis_client, payload(first))
+    assert _drain(redis_client, registry, partition=4).settled == 2
+    assert _status(redis_client, second)["status"] == "accepted"
+    assert _leases(redis_client) == {}
 
 
 @pytest.mark.parametrize(
@@ -178,9 +210,9 @@ def test_what_arrives_as_a_drain_stops_is_not_left_behind(redis_client, registry
     ],
 )
 def test_a_stream_entry_is_read_as_json_loads_reads_it(redis_client, text):
-    intake.ensure_group(redis_client)
-    redis_client.xadd(keys.INGEST_STREAM, {"p": text})
-    (entry,) = intake.read_new(redis_client, "w1:1", 10)
+    intake.ensure_groups(redis_client, [0])
+    redis_client.xadd(keys.ingest_stream(0), {"p": text})
+    (entry,) = intake.read_new(redis_client, "w1:1", [0], 10)
     try:
         expected = json.loads(text)
     except ValueError:
@@ -195,13 +227,14 @@ def test_entries_of_a_dead_worker_are_claimed_by_the_next_drain(
     from app.storage import intake
 
     _enqueue(redis_client, payload("sub-orphan-1"), payload("sub-orphan-2", player_id="o" * 22))
-    intake.ensure_group(redis_client)
-    assert len(intake.read_new(redis_client, "dead:1", 10)) == 2  # read, then the worker died
+    everywhere = range(PARTITIONS)
+    intake.ensure_groups(redis_client, everywhere)
+    assert len(intake.read_new(redis_client, "dead:1", everywhere, 10)) == 2  # then it died
     assert _drain(redis_client, registry, "w2:2").settled == 0  # not idle long enough yet
     monkeypatch.setattr(intake, "CLAIM_IDLE_MS", 0)
     assert _drain(redis_client, registry, "w2:2").settled == 2
     assert _status(redis_client, "sub-orphan-2")["status"] == "accepted"
-    assert redis_client.xlen(keys.INGEST_STREAM) == 0
+    assert stream_length(redis_client) == 0
 
 
 def test_with_redis_down_mid_batch_the_entries_wait_for_the_retry(
@@ -248,9 +281,9 @@ def test_a_submission_that_breaks_the_worker_is_answered_and_kept_aside(
     assert _drain(redis_client, registry).settled == 4
     assert _status(redis_client, "sub-poison-1")["code"] == "failed"
     assert [_status(redis_client, p["submission_id"])["status"] for p in good] == ["accepted"] * 3
-    (dead,) = redis_client.xrange(keys.DEAD_LETTERS)
+    (dead,) = dead_letters(redis_client)
     assert json.loads(dead[1]["p"])["submission_id"] == "sub-poison-1"
-    assert redis_client.xlen(keys.INGEST_STREAM) == 0
+    assert stream_length(redis_client) == 0
 
 
 def test_the_worker_logs_each_verdict_with_the_request_that_brought_it(client, work):
@@ -372,7 +405,11 @@ def _poisoned_batch(client, size, poisoned):
 
 
 def _pending(client):
-    return intake.backlog(client)["in_progress"]
+    return intake.backlog(client, PARTITIONS).in_progress
+
+
+def _dead_count(client):
+    return len(dead_letters(client))
 
 
 def test_an_entry_the_apply_script_fails_on_is_answered_failed_and_its_neighbours_settle(
@@ -384,10 +421,10 @@ def test_an_entry_the_apply_script_fails_on_is_answered_failed_and_its_neighbour
     assert verdicts[3]["code"] == "failed"
     assert [v["status"] for i, v in enumerate(verdicts) if i != 3] == ["accepted"] * 6
     assert redis_client.zcard(keys.ranking_key("guess-claimed", "10", "alltime", "all")) == 6
-    (dead,) = redis_client.xrange(keys.DEAD_LETTERS)
+    (dead,) = dead_letters(redis_client)
     assert json.loads(dead[1]["p"])["submission_id"] == ids[3]
     assert "WRONGTYPE" in dead[1]["error"]
-    assert redis_client.xlen(keys.INGEST_STREAM) == 0 and _pending(redis_client) == 0
+    assert stream_length(redis_client) == 0 and _pending(redis_client) == 0
 
 
 def test_a_transient_error_while_looking_for_the_failing_entry_leaves_the_rest_waiting(
@@ -395,28 +432,30 @@ def test_a_transient_error_while_looking_for_the_failing_entry_leaves_the_rest_w
 ):
     real = ingest.apply_entries_each
     redis_back = False
+    # In one partition, so that the batch holds them in the order they came.
+    names = ids_in_partitions([1, 1, 1, 1])
+    first, poison, unlucky, _ = names
 
     def flaky(client, entries, now):
         sids = {e.submission_id for e in entries}
-        if "sub-poison-2" in sids:
+        if poison in sids:
             raise redis.ResponseError("WRONGTYPE Operation against a key holding the wrong kind")
-        if "sub-unlucky-3" in sids and not redis_back:
+        if unlucky in sids and not redis_back:
             raise redis.ConnectionError("Connection closed by server.")
         return real(client, entries, now)
 
     monkeypatch.setattr(ingest, "apply_entries_each", flaky)
-    names = ["sub-first-01", "sub-poison-2", "sub-unlucky-3", "sub-after-04"]
     _enqueue(redis_client, *[payload(sid, player_id=f"{i:022d}") for i, sid in enumerate(names)])
     with pytest.raises(redis.ConnectionError):
         _drain(redis_client, registry)
-    assert _status(redis_client, "sub-first-01")["status"] == "accepted"
-    assert _status(redis_client, "sub-poison-2")["code"] == "failed"
+    assert _status(redis_client, first)["status"] == "accepted"
+    assert _status(redis_client, poison)["code"] == "failed"
     assert [_status(redis_client, sid)["status"] for sid in names[2:]] == ["queued"] * 2
-    assert _pending(redis_client) == 2 and redis_client.xlen(keys.DEAD_LETTERS) == 1
+    assert _pending(redis_client) == 2 and _dead_count(redis_client) == 1
     redis_back = True
     assert _drain(redis_client, registry).settled == 2  # the same worker finds its own entries
     assert [_status(redis_client, sid)["status"] for sid in names[2:]] == ["accepted"] * 2
-    assert redis_client.xlen(keys.DEAD_LETTERS) == 1 and _pending(redis_client) == 0
+    assert _dead_count(redis_client) == 1 and _pending(redis_client) == 0
 
 
 def test_out_of_memory_leaves_the_batch_waiting_and_blames_no_entry(
@@ -433,7 +472,7 @@ def test_out_of_memory_leaves_the_batch_waiting_and_blames_no_entry(
         with pytest.raises(type(error)):
             _drain(redis_client, registry)
         assert _pending(redis_client) == 3
-        assert redis_client.xlen(keys.DEAD_LETTERS) == 0
+        assert _dead_count(redis_client) == 0
         assert _status(redis_client, "sub-oom-0001")["status"] == "queued"
     monkeypatch.setattr(ingest, "apply_entries_each", real)
     assert _drain(redis_client, registry).settled == 3
@@ -444,24 +483,26 @@ def test_an_entry_whose_failure_cannot_be_recorded_still_leaves_the_stream(
     redis_client, registry, caplog
 ):
     # The audit of rejections and the dead letters hold strings: every write to them fails.
-    redis_client.set(keys.REJECTED_STREAM, "x")
-    redis_client.set(keys.DEAD_LETTERS, "x")
+    for p in range(PARTITIONS):
+        redis_client.set(keys.rejected_stream(p), "x")
+        redis_client.set(keys.dead_letters(p), "x")
     ids = _poisoned_batch(redis_client, 3, poisoned=1)
     assert _drain(redis_client, registry, tokens=TOKENS).settled == 3
     assert [_status(redis_client, sid)["status"] for sid in (ids[0], ids[2])] == ["accepted"] * 2
-    assert redis_client.xlen(keys.INGEST_STREAM) == 0 and _pending(redis_client) == 0
+    assert stream_length(redis_client) == 0 and _pending(redis_client) == 0
     # What is left of it is the log line, for an operator to replay.
     (line,) = [r for r in caplog.records if "dropped" in r.getMessage()]
     assert ids[1] in line.getMessage()
 
 
 def test_a_failed_entry_is_dead_lettered_when_its_verdict_cannot_be_audited(redis_client, registry):
-    redis_client.set(keys.REJECTED_STREAM, "x")
+    for p in range(PARTITIONS):
+        redis_client.set(keys.rejected_stream(p), "x")
     ids = _poisoned_batch(redis_client, 3, poisoned=1)
     assert _drain(redis_client, registry, tokens=TOKENS).settled == 3
-    (dead,) = redis_client.xrange(keys.DEAD_LETTERS)
+    (dead,) = dead_letters(redis_client)
     assert json.loads(dead[1]["p"])["submission_id"] == ids[1]
-    assert redis_client.xlen(keys.INGEST_STREAM) == 0 and _pending(redis_client) == 0
+    assert stream_length(redis_client) == 0 and _pending(redis_client) == 0
 
 
 def test_a_drain_out_of_time_leaves_its_batch_waiting_and_blames_no_entry(
@@ -477,7 +518,7 @@ def test_a_drain_out_of_time_leaves_its_batch_waiting_and_blames_no_entry(
             with app.app_context(), pytest.raises(SoftTimeLimitExceeded):
                 tasks.drain.run()
         assert _pending(redis_client) == 2
-        assert redis_client.xlen(keys.DEAD_LETTERS) == 0
+        assert _dead_count(redis_client) == 0
         assert _status(redis_client, "sub-slow-0001")["status"] == "queued"
 
 
@@ -501,7 +542,7 @@ def test_a_drain_task_that_meets_a_full_redis_is_retried_and_settles_once_there_
     assert calls == [2, 2]  # the whole batch waited, then went through together
     # Settled by the app's clock and window.
     assert record_of(redis_client, "sub-full-0001")["status"] == "accepted"
-    assert _pending(redis_client) == 0 and redis_client.xlen(keys.DEAD_LETTERS) == 0
+    assert _pending(redis_client) == 0 and _dead_count(redis_client) == 0
 
 
 def test_a_drain_task_does_not_retry_an_error_the_same_entries_would_raise_again(
@@ -513,7 +554,8 @@ def test_a_drain_task_does_not_retry_an_error_the_same_entries_would_raise_again
         calls.append(args)
         raise redis.ResponseError("WRONGTYPE Operation against a key holding the wrong kind")
 
-    monkeypatch.setattr(intake, "read_own", broken)
+    _enqueue(redis_client, payload("sub-wrongtype"))
+    monkeypatch.setattr(intake, "read_started", broken)
     with app.app_context():
         result = tasks.drain.apply()
     assert result.failed() and isinstance(result.result, redis.ResponseError)

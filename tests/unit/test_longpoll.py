@@ -5,15 +5,15 @@ from app.leaderboard import statuses
 from app.leaderboard.records import SubmissionRecord
 from app.storage import submissions
 from app.storage.longpoll import VerdictWaiter
-from app.storage.submissions import Generation
 from tests.cases import NOW
+from tests.conftest import PARTITIONS, generation_at
 
-NOW_THEN = Generation.at(NOW, 60)
+NOW_THEN = generation_at(NOW, 60)
 
 
 def _queue(client, sid):
     pipe = client.pipeline(transaction=False)
-    statuses.write(pipe, sid, SubmissionRecord(status="queued"), NOW, NOW, 60)
+    statuses.write(pipe, sid, SubmissionRecord(status="queued"), NOW, NOW, 60, PARTITIONS)
     pipe.execute()
 
 

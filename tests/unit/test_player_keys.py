@@ -38,7 +38,7 @@ def test_after_revocation_the_old_key_is_refused_in_the_body(app, redis_client, 
     assert resp.mimetype == "application/problem+json"
     assert "player_key" in resp.get_json()["errors"]
     assert queued() == []
-    assert redis_client.keys(keys.SUBMISSIONS_PATTERN) == []  # no record either
+    assert redis_client.keys(keys.PARTITION_SUBMISSIONS_PATTERN) == []  # no record either
     assert fresh.post(SESSIONS, json=keyed(PLAYER)).status_code == 403
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from app.storage import keys
-from tests.conftest import keyed, record_of
+from tests.conftest import keyed, record_of, stream_length
 
 GOOD = {"name": "Ann", "score": 4, "variant": "10", "duration_ms": 5000}
 
@@ -21,13 +21,15 @@ def test_an_address_past_its_limit_gets_429_and_nothing_is_stored(limited, redis
     assert refused.mimetype == "application/problem+json"
     assert int(refused.headers["Retry-After"]) > 0
     assert refused.get_json()["status"] == 429
-    assert redis_client.xlen(keys.INGEST_STREAM) == 3
+    assert stream_length(redis_client) == 3
     # Besides the three accepted submissions, the only keys are the counters, all under the
     # prefix: the address's budget across the app and its count on this endpoint (the refused
     # request counted in both), and the player the cookie proved from the second score on.
     assert all(record_of(redis_client, a.get_json()["submission_id"]) for a in accepted)
-    stored = set(redis_client.keys(keys.SUBMISSIONS_PATTERN))
-    counters = set(redis_client.keys()) - stored - {keys.INGEST_STREAM, keys.DRAIN_FLAG}
+    stored = set(redis_client.keys(keys.PARTITION_SUBMISSIONS_PATTERN))
+    ingest = set(redis_client.keys(keys.INGEST_STREAMS_PATTERN))
+    ingest |= set(redis_client.keys(keys.drain_flag(0).replace(":0}", ":*}")))
+    counters = set(redis_client.keys()) - stored - ingest
     assert len(counters) == 3
     assert all(k.startswith(f"{keys.RATE_LIMIT_PREFIX}:") for k in counters)
     player = accepted[0].get_json()["player_id"]
@@ -200,7 +202,7 @@ def test_a_refused_score_is_still_counted_and_then_limited(limited, redis_client
     assert refused.get_json()["type"].endswith("/rate-limited")
     assert int(refused.headers["Retry-After"]) > 0
     assert post(client).status_code == 429  # a good one too: the budget is spent
-    assert redis_client.xlen(keys.INGEST_STREAM) == 0
+    assert stream_length(redis_client) == 0
 
 
 def test_a_refused_score_with_redis_gone_keeps_its_own_answer(limited, fake_server):
@@ -272,4 +274,4 @@ def test_reads_and_scores_work_after_redis_forgets_its_scripts(limited, redis_cl
     redis_client.script_flush()
     assert client.get("/api/v1/games/guess/boards/10").status_code == 200
     assert post(client).status_code == 202
-    assert redis_client.xlen(keys.INGEST_STREAM) == 2
+    assert stream_length(redis_client) == 2

@@ -15,13 +15,12 @@ from app.leaderboard.records import (
 )
 from app.leaderboard.validation import check_run
 from app.storage import keys, submissions
-from app.storage.submissions import Generation
 from tests.cases import GOOD, NOW
-from tests.conftest import keyed, record_of
+from tests.conftest import PARTITIONS, generation_at, keyed, record_of
 
 PLAYER = "pppppppppppppppppppppp"
 FINGERPRINT = submissions.fingerprint({**GOOD, "game": "guess-claimed"})
-BASE = Generation.at(NOW, 24 * 3600).start_ms
+BASE = generation_at(NOW, 24 * 3600).start_ms
 
 #: Redis keeps a hash compact (a listpack, a few bytes a field) while every value is at most
 #: this long (``hash-max-ziplist-value``); one longer value turns its whole hash into a table.
@@ -172,8 +171,8 @@ def test_the_usual_rejections_are_what_the_service_says():
 def test_a_banned_players_verdict_is_stored_as_its_code(redis_client, registry):
     redis_client.sadd(keys.banned_key("guess-claimed", "10"), "p" * 22)
     payload = {**_payload("sub-banned"), "fingerprint": FINGERPRINT}
-    ingest.ingest_submissions(redis_client, registry, [payload], NOW, 60)
-    text = redis_client.hget(Generation.at(NOW, 60).key("sub-banned"), "sub-banned")
+    ingest.ingest_submissions(redis_client, registry, [payload], NOW, 60, PARTITIONS)
+    text = redis_client.hget(generation_at(NOW, 60).key("sub-banned"), "sub-banned")
     assert text == f"r|{FINGERPRINT}|{'p' * 22}|banned"
 
 
@@ -276,10 +275,14 @@ def test_a_retry_of_a_rejected_submission_answers_its_verdict(app, redis_client,
 def test_a_converted_record_lives_as_if_written_when_it_was(redis_client):
     window = 24 * 3600
     pipe = redis_client.pipeline(transaction=False)
-    assert statuses.write(pipe, "sub-converted", accepted(), NOW - 3_600_000, NOW, window)
-    assert not statuses.write(pipe, "sub-too-old", accepted(), NOW - 2 * window * 1000, NOW, window)
+    assert statuses.write(
+        pipe, "sub-converted", accepted(), NOW - 3_600_000, NOW, window, PARTITIONS
+    )
+    assert not statuses.write(
+        pipe, "sub-too-old", accepted(), NOW - 2 * window * 1000, NOW, window, PARTITIONS
+    )
     pipe.execute()
     assert record_of(redis_client, "sub-converted", NOW) == as_read(accepted()).stored()
-    assert redis_client.keys(keys.SUBMISSIONS_PATTERN) == [
-        Generation.at(NOW - 3_600_000, window).key("sub-converted")
+    assert redis_client.keys(keys.PARTITION_SUBMISSIONS_PATTERN) == [
+        generation_at(NOW - 3_600_000, window).key("sub-converted")
     ]

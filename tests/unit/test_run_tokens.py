@@ -6,8 +6,8 @@ from app.leaderboard import run_tokens
 from app.leaderboard.ingest import ingest_submissions
 from app.leaderboard.run_tokens import TokenPolicy
 from app.storage import keys
-from app.storage.submissions import Generation
 from tests.cases import NOW, queued_payload
+from tests.conftest import PARTITIONS, generation_at, ids_in_partitions, stream_length
 
 SECRET = "testing-secret"
 
@@ -46,9 +46,13 @@ def test_a_session_for_a_variant_starts_a_run(client):
 def test_a_score_with_its_token_is_ranked_and_the_token_is_used_up(app, client, work, clock):
     session = start_run(client)
     clock.advance(1000)  # the run lasts as long as it claims
-    first = post(client, score(session))
+    # In one partition, so that they are applied in the order they came (between partitions
+    # the order is the one a batch reads them in, or the drains' of each).
+    first_id, again_id = ids_in_partitions([0, 0])
+    first = post(client, score(session, submission_id=first_id))
     assert first.status_code == 202
-    again = post(client, score(session, score=4))  # the same run, with a better claim
+    # The same run, with a better claim.
+    again = post(client, score(session, score=4, submission_id=again_id))
     assert again.status_code == 202  # only the worker knows what was used
     verdicts = dict(work())
     assert verdicts[first.get_json()["submission_id"]]["status"] == "accepted"
@@ -82,7 +86,7 @@ def test_a_token_that_does_not_vouch_for_the_score_is_refused_at_once(
     assert resp.status_code == 422
     assert resp.mimetype == "application/problem+json"
     assert any(message in text for text in resp.get_json()["errors"]["token"])
-    assert redis_client.xlen(keys.INGEST_STREAM) == 0
+    assert stream_length(redis_client) == 0
 
 
 def test_a_token_of_another_player_is_refused(app, client):
@@ -136,7 +140,9 @@ def _token(player="p" * 22, variant="10", issued_at=NOW - 60_000, game="guess-cl
 def test_the_worker_checks_tokens_again(redis_client, registry, fields, code):
     # A message that never went through the web (a hostile producer on the stream or broker).
     message = queued_payload("sub-hostile-1", received_at=NOW, **fields)
-    ((_, verdict),) = ingest_submissions(redis_client, registry, [message], NOW, 60, POLICY)
+    ((_, verdict),) = ingest_submissions(
+        redis_client, registry, [message], NOW, 60, PARTITIONS, POLICY
+    )
     assert verdict["status"] == "rejected" and verdict["code"] == code
     assert verdict["errors"]["token"]
     assert redis_client.xlen(keys.log_key("guess-claimed", "10")) == 0
@@ -146,27 +152,33 @@ def test_a_token_is_judged_as_of_the_score_not_of_a_late_worker(redis_client, re
     message = queued_payload("sub-late-run", received_at=NOW, token=_token())
     three_hours_later = NOW + 3 * 3600 * 1000
     ((_, verdict),) = ingest_submissions(
-        redis_client, registry, [message], three_hours_later, 60, POLICY
+        redis_client, registry, [message], three_hours_later, 60, PARTITIONS, POLICY
     )
     assert verdict["status"] == "accepted"
 
 
 def test_a_redelivered_submission_may_reuse_its_own_token(redis_client, registry):
     message = queued_payload("sub-redelivered", received_at=NOW, token=_token())
-    ingest_submissions(redis_client, registry, [message], NOW, 60, POLICY)
+    ingest_submissions(redis_client, registry, [message], NOW, 60, PARTITIONS, POLICY)
     # As if cut short before its verdict was stored.
-    redis_client.delete(Generation.at(NOW, 60).key("sub-redelivered"))
-    ((_, verdict),) = ingest_submissions(redis_client, registry, [message], NOW, 60, POLICY)
+    redis_client.delete(generation_at(NOW, 60).key("sub-redelivered"))
+    ((_, verdict),) = ingest_submissions(
+        redis_client, registry, [message], NOW, 60, PARTITIONS, POLICY
+    )
     assert verdict["status"] == "accepted"
     other = queued_payload("sub-thief-0001", received_at=NOW, token=_token())
-    ((_, stolen),) = ingest_submissions(redis_client, registry, [other], NOW, 60, POLICY)
+    ((_, stolen),) = ingest_submissions(
+        redis_client, registry, [other], NOW, 60, PARTITIONS, POLICY
+    )
     assert stolen["code"] == "token_reused"
 
 
 def test_a_score_that_waited_past_its_runs_memory_is_refused(redis_client, registry):
     message = queued_payload("sub-waited-long", received_at=NOW, token=_token())
     much_later = NOW + 2 * 7200 * 1000
-    ((_, verdict),) = ingest_submissions(redis_client, registry, [message], much_later, 60, POLICY)
+    ((_, verdict),) = ingest_submissions(
+        redis_client, registry, [message], much_later, 60, PARTITIONS, POLICY
+    )
     assert verdict["code"] == "token_expired" and "waited too long" in verdict["reason"]
     # Within that time the run's use is remembered: the key outlives the token's own life.
     ingest_submissions(
@@ -175,6 +187,7 @@ def test_a_score_that_waited_past_its_runs_memory_is_refused(redis_client, regis
         [queued_payload("sub-in-time", received_at=NOW, token=_token())],
         NOW,
         60,
+        PARTITIONS,
         POLICY,
     )
     (key,) = redis_client.keys("*:run:*")
@@ -279,7 +292,9 @@ def test_a_score_checked_1ms_before_its_run_is_forgotten_keeps_the_use_for_that_
     seen = _spy_on_applied_entries(monkeypatch)
     message = queued_payload("sub-last-ms-1", received_at=NOW, token=_token(issued_at=issued_at))
     now = _forgotten_at(issued_at) - 1
-    ((_, verdict),) = ingest_submissions(redis_client, registry, [message], now, 60, POLICY)
+    ((_, verdict),) = ingest_submissions(
+        redis_client, registry, [message], now, 60, PARTITIONS, POLICY
+    )
     assert verdict["status"] == "accepted"
     assert [e.run_ttl_ms for e in seen] == [1]  # the key itself is gone a moment later
     assert redis_client.xlen(keys.log_key("guess-claimed", "10")) == 1
@@ -295,7 +310,9 @@ def test_a_score_checked_once_its_run_may_be_forgotten_is_refused(
     seen = _spy_on_applied_entries(monkeypatch)
     message = queued_payload("sub-forgotten-1", received_at=NOW, token=_token(issued_at=issued_at))
     now = _forgotten_at(issued_at) + after_ms
-    ((_, verdict),) = ingest_submissions(redis_client, registry, [message], now, 60, POLICY)
+    ((_, verdict),) = ingest_submissions(
+        redis_client, registry, [message], now, 60, PARTITIONS, POLICY
+    )
     assert verdict["code"] == "token_expired" and "waited too long" in verdict["reason"]
     assert seen == []  # nothing reached the boards, with no TTL to give
     assert not redis_client.exists(keys.run_key("guess-claimed", "10", RUN))
@@ -316,6 +333,8 @@ def test_a_token_issued_after_the_score_arrived_is_remembered_until_its_own_end(
         duration_ms=None,
         token=_token(issued_at=issued_at, game="untimed", variant="default"),
     )
-    ((_, verdict),) = ingest_submissions(redis_client, registry, [message], NOW, 60, POLICY)
+    ((_, verdict),) = ingest_submissions(
+        redis_client, registry, [message], NOW, 60, PARTITIONS, POLICY
+    )
     assert verdict["status"] == "accepted"
     assert [e.run_ttl_ms for e in seen] == [_forgotten_at(issued_at) - NOW]

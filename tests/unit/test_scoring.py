@@ -4,9 +4,9 @@ import pytest
 
 from app.leaderboard import operator_tasks, scoring
 from app.leaderboard.schemas import ScoreIn
-from app.storage import keys, operations
+from app.storage import operations
 from tests.cases import GOOD, NOW
-from tests.conftest import record_of
+from tests.conftest import PARTITIONS, record_of, stream_length
 
 
 def _submit(redis_client, registry, drains, **changes):
@@ -19,8 +19,9 @@ def _submit(redis_client, registry, drains, **changes):
         tokens=None,
         now_ms=NOW,
         idempotency_s=60,
+        partitions=PARTITIONS,
         request_id=None,
-        request_drain=lambda: drains.append(1),
+        request_drain=lambda partition: drains.append(1),
     )
 
 
@@ -34,7 +35,7 @@ def test_a_score_is_queued_and_one_drain_requested(redis_client, registry):
     assert taken.hand_key and not again.hand_key  # a mere repeat does not get the key
     assert again.player_id == taken.player_id
     assert drains == [1]  # the first took the drain flag; the repeat enqueued nothing
-    assert redis_client.xlen(keys.INGEST_STREAM) == 1
+    assert stream_length(redis_client) == 1
 
 
 def test_a_reused_id_for_another_player_is_refused(redis_client, registry):

@@ -11,7 +11,7 @@ from app.leaderboard.ingest import ingest_submissions
 from app.leaderboard.run_tokens import TokenPolicy
 from app.leaderboard.verifiers import Proven, Run, Unproven, guess
 from app.storage import keys
-from tests.conftest import keyed
+from tests.conftest import PARTITIONS, keyed, stream_entries
 
 SESSIONS = "/api/v1/games/guess/sessions"
 SCORES = "/api/v1/games/guess/scores"
@@ -83,7 +83,7 @@ def test_a_run_is_ranked_at_the_guesses_the_service_answered(
     assert "computed by the service" in claimed.get_json()["errors"]["score"][0]
     sent = client.post(SCORES, json=only_the_run(session))
     assert sent.status_code == 202
-    ((_, waiting),) = redis_client.xrange(keys.INGEST_STREAM)
+    ((_, waiting),) = stream_entries(redis_client)
     sent_on = json.loads(waiting["p"])
     # The score is the guesses answered, the time measured from the start to the win.
     assert (sent_on["score"], sent_on["duration_ms"]) == (guesses, guesses * 1000)
@@ -175,9 +175,13 @@ def test_the_worker_replays_the_run_and_refuses_a_score_it_does_not_prove(
     tampered = {**honest, "submission_id": "tampered-run-1", "score": 1}
     with app.app_context():
         policy = get_token_policy()
-    verdicts = dict(ingest_submissions(redis_client, registry, [tampered], clock.now, 60, policy))
+    verdicts = dict(
+        ingest_submissions(redis_client, registry, [tampered], clock.now, 60, PARTITIONS, policy)
+    )
     assert verdicts["tampered-run-1"]["code"] == "run_mismatch"
-    verdicts = dict(ingest_submissions(redis_client, registry, [honest], clock.now, 60, policy))
+    verdicts = dict(
+        ingest_submissions(redis_client, registry, [honest], clock.now, 60, PARTITIONS, policy)
+    )
     assert verdicts["honest-run-1"]["status"] == "accepted"
     assert verdicts["honest-run-1"]["score"] == guesses
 
@@ -190,7 +194,7 @@ def test_the_worker_refuses_a_run_whose_moves_are_gone(app, client, clock, redis
     redis_client.delete(keys.run_state_key("guess", "100", session["run_id"]))
     policy = TokenPolicy("testing-secret", required=False, max_age_s=7200)
     ((_, verdict),) = ingest_submissions(
-        redis_client, load_registry(), [message], clock.now, 60, policy
+        redis_client, load_registry(), [message], clock.now, 60, PARTITIONS, policy
     )
     assert verdict["code"] == "run_missing"
 

@@ -183,15 +183,19 @@ def revoke_sessions(player_id: str) -> Response:
     operation_id="operator_status",
 )
 def status() -> Response:
-    """Queue depths (broker messages, and submissions on the ingest stream), live workers, the
+    """Queue depths (broker messages, and submissions on the ingest streams, in total and per
+    partition), live workers, the
     last run of each beat job, and verdict counts."""
     client = get_redis()
+    partitions = current_app.config["INGEST_PARTITIONS"]
+    backlog = intake.backlog(client, partitions)
     body = OperatorStatus(
         queues=queue_depths(current_app.extensions["celery"]),
-        ingest_stream=intake.backlog(client),
+        ingest_stream=backlog.totals(),
+        ingest_partitions={str(p): counts for p, counts in backlog.partitions.items()},
         workers=live_workers(client),
         beat=read_beat_runs(client),
-        submissions=VerdictCounts.model_validate(verdict_counts(client)),
+        submissions=VerdictCounts.model_validate(verdict_counts(client, partitions)),
     )
     response = jsonify(body.model_dump(mode="json"))
     response.headers["Cache-Control"] = "no-store"

@@ -225,6 +225,7 @@ def submit_score(game_slug: str) -> tuple[Response, int]:
             tokens=get_token_policy(),
             now_ms=read_clock(),
             idempotency_s=current_app.config["IDEMPOTENCY_WINDOW_SECONDS"],
+            partitions=current_app.config["INGEST_PARTITIONS"],
             request_id=current_request_id(),
             request_drain=request_drain,
             counters=rate_limits.take_pending(),
@@ -283,6 +284,7 @@ def submission_status(submission_id: str) -> Response:
             query.wait,
             get_clock(),
             current_app.config["IDEMPOTENCY_WINDOW_SECONDS"],
+            current_app.config["INGEST_PARTITIONS"],
         )
     if answer is None:
         raise Problem(404, "Not Found", "There is no such submission.", kind="unknown-submission")
