@@ -17,13 +17,16 @@ with its rate limits counted in the script as the web counts a score's and a run
 own signed with the workers' secret, issued long enough before to cover its claimed play time;
 the drain each enqueue asked for is held back until the stream holds all N, and the AOF is
 rewritten again (so that no rewrite forks during the window unless the drains' writes double
-it). Then the clock starts, the drain flag is set and a drain task sent, as the web does for
-the first submission it finds no drain for, and the harness polls the verdict counts until N
-are settled (every 10 ms, one ``HGETALL``). Figures of the window from the drains' start to the
+it). The submissions spread over the ingest partitions by their ids (the configuration's
+count, 8 by default; ``--partitions``). Then the clock starts, each partition's lease is asked
+for and a drain task of it sent, as the web does for the first submission that finds a
+partition with no lease, and the harness polls the verdict counts until N are settled (every
+10 ms, a pipelined ``HGETALL`` per partition). Figures of the window from the drains' start to the
 last verdict: entries per second; each component's CPU per entry (the workers' processes, from
 /proc; Redis's from ``INFO cpu``, and its time in scripts from ``INFO commandstats``, reset at
 the start); the round trips the workers made to the data Redis per batch, by kind; entries per
-batch (an acknowledgement is one batch's) and the streams a batch acknowledges; the cores the
+batch (an acknowledgement is one batch's) and the streams a batch acknowledges; the drains that
+settled entries, with the partitions each held (from their log lines); the cores the
 machine was busy and how much of that was no process of the run's. Every entry must be settled,
 accepted and off the stream, and its record final, or the run is suspect. The fill gives the
 web's side in Redis too: Redis's CPU and script time per submission enqueued. Once a run, before
@@ -64,7 +67,7 @@ from app.extensions import get_registry, get_token_policy
 from app.leaderboard import run_tokens, scoring, statuses
 from app.leaderboard.players import player_key
 from app.leaderboard.schemas import ScoreIn
-from app.storage import intake, rate_limits, submissions
+from app.storage import intake, keys, rate_limits, submissions
 from app.storage.embedded_redis import EmbeddedRedis
 from app.storage.submissions import Generation
 from app.worker.tasks import request_drain
@@ -111,6 +114,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="counts of drain processes, comma-separated (default 1,2,4)",
     )
     p.add_argument("--rounds", type=int, help="runs of each count (default 2, quick 1)")
+    p.add_argument(
+        "--partitions", type=int, help="HISCORE_INGEST_PARTITIONS (default: the configuration's)"
+    )
     p.add_argument(
         "--profile",
         action="store_true",
@@ -300,6 +306,7 @@ def fill_range(app: Flask, client: redis.Redis, indices: range, tag: str) -> lis
         assert game is not None
         tokens = get_token_policy()
         idempotency_s = app.config["IDEMPOTENCY_WINDOW_SECONDS"]
+        partitions = app.config["INGEST_PARTITIONS"]
     secret = app.config["SECRET_KEY"]
     # Issued as if each run had started before the longest claimed play time, so every token
     # is old enough for its score when it arrives; the worker checks it as of that arrival.
@@ -339,8 +346,9 @@ def fill_range(app: Flask, client: redis.Redis, indices: range, tag: str) -> lis
             tokens=tokens,
             now_ms=now_ms(),
             idempotency_s=idempotency_s,
+            partitions=partitions,
             request_id=secrets.token_hex(16),
-            request_drain=lambda: None,
+            request_drain=lambda partition: None,
             counters=counters,
         )
         ids.append(sid)
@@ -397,13 +405,20 @@ def request_slot(app: Flask, client: redis.Redis, calls: int) -> dict[str, dict[
 
 
 def start_drains(app: Flask, client: redis.Redis) -> int:
-    """Ask for the drains the web would have asked for while the stream filled: set the drain
-    flag and send a drain task, as the enqueue that finds no flag does. Returns the tasks
-    sent."""
+    """Ask for the drains the web would have asked for while the streams filled: each
+    partition's lease asked for and a drain task of it sent, as the enqueue that finds a
+    partition with no lease does. Returns the tasks sent."""
+    partitions = range(app.config["INGEST_PARTITIONS"])
+    # The fill's own requests are there or expired; none is held (no drain ran): ask anew.
+    pipe = client.pipeline(transaction=False)
+    for p in partitions:
+        pipe.delete(keys.drain_flag(p))
+    pipe.execute()
+    asked = intake.ask_drains(client, partitions)
     with app.app_context():
-        intake.hold_drain(client)
-        request_drain()
-    return 1
+        for p in asked:
+            request_drain(p)
+    return len(asked)
 
 
 def settled(client: redis.Redis) -> int:
@@ -459,9 +474,11 @@ def harness_cpu() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def check_records(client: redis.Redis, ids: list[str], idempotency_s: int) -> dict[str, int]:
+def check_records(
+    client: redis.Redis, ids: list[str], idempotency_s: int, partitions: int
+) -> dict[str, int]:
     """The records of ``ids`` by status (``missing`` where none)."""
-    now = Generation.at(now_ms(), idempotency_s)
+    now = Generation.at(now_ms(), idempotency_s, partitions)
     found: dict[str, int] = {}
     for start in range(0, len(ids), READ_CHUNK):
         for record in statuses.read_many(client, ids[start : start + READ_CHUNK], now):
@@ -471,6 +488,16 @@ def check_records(client: redis.Redis, ids: list[str], idempotency_s: int) -> di
 
 
 _DRAIN_RECEIVED = re.compile(r"Task hiscore\.drain\[[^\]]*\] received")
+#: The line a drain that settled entries logs as it ends: its consumer, count and partitions.
+_DRAIN_SETTLED = re.compile(r"(\S+) settled (\d+) entries of ingest partitions ([\d,]+)")
+
+
+def drains_logged(text: str) -> list[dict[str, Any]]:
+    """The drains that settled entries, as their log lines say, in order."""
+    return [
+        {"consumer": m[1], "settled": int(m[2]), "partitions": [int(p) for p in m[3].split(",")]}
+        for m in _DRAIN_SETTLED.finditer(text)
+    ]
 
 
 def run_once(
@@ -486,6 +513,7 @@ def run_once(
     assert bench.app is not None
     app = bench.app
     idempotency_s = app.config["IDEMPOTENCY_WINDOW_SECONDS"]
+    partitions = app.config["INGEST_PARTITIONS"]
     bench.stop_workers()
     client.flushall()
     rewrite_aof(client)
@@ -506,11 +534,13 @@ def run_once(
             for name, stat in sorted(fill_stats.items(), key=lambda i: -i[1]["usec"])
         },
     }
-    backlog_before = intake.backlog(client)
+    backlog_before = intake.backlog(client, partitions)
     # The AOF rewritten now holds the fill as its base: the drains' writes must double it
     # before Redis forks to rewrite it again, which then shows as a fork in the window.
     rewrite_aof(client)
-    logged_before = len(_DRAIN_RECEIVED.findall(bench.logs_text()))
+    logs_before = bench.logs_text()
+    logged_before = len(_DRAIN_RECEIVED.findall(logs_before))
+    settled_before = len(drains_logged(logs_before))
     client.config_resetstat()
     counts_before = counted_worker.read_counts(bench.counts_dir)
     cpu = {
@@ -546,10 +576,12 @@ def run_once(
     time.sleep(3 * counted_worker.FLUSH_EVERY_S + 0.2)
     counts_after = counted_worker.read_counts(bench.counts_dir)
     trips = counted_worker.counts_between(counts_before, counts_after)
-    drains_received = len(_DRAIN_RECEIVED.findall(bench.logs_text())) - logged_before
+    logs_after = bench.logs_text()
+    drains_received = len(_DRAIN_RECEIVED.findall(logs_after)) - logged_before
+    drains = drains_logged(logs_after)[settled_before:]
     verdicts = ingest.verdicts(client)
-    records = check_records(client, ids, idempotency_s)
-    backlog_after = intake.backlog(client)
+    records = check_records(client, ids, idempotency_s, partitions)
+    backlog_after = intake.backlog(client, partitions)
     delta = {name: used[name] - cpu[name] for name in cpu}
     ours = delta["workers"] + delta["redis"] + delta["harness"]
     if sampled is not None:
@@ -563,11 +595,15 @@ def run_once(
         "fill_rate": entries / fill_s if fill_s else None,
         # Redis's side of the web's enqueue (and the workers' idle heartbeats meanwhile).
         "fill_redis": fill_redis,
-        "backlog_before": backlog_before,
+        "partitions": partitions,
+        "backlog_before": backlog_before.totals(),
+        "backlog_before_by_partition": backlog_before.partitions,
         "window_s": window,
         "rate": entries / window,
         "drain_tasks_sent": sent,
         "drain_tasks_received": drains_received,
+        # Each drain that settled entries: how many, and the partitions it held.
+        "drains": drains,
         "cpu_s": {name: round(v, 3) for name, v in delta.items()},
         "cpu_ms_per_entry": {
             "workers": delta["workers"] * 1000 / entries,
@@ -583,7 +619,7 @@ def run_once(
         **batches(trips),
         "verdicts": verdicts,
         "records": records,
-        "backlog_after": backlog_after,
+        "backlog_after": backlog_after.totals(),
     }
     if sampled is not None:
         out["profile"] = sampled
@@ -761,6 +797,8 @@ def main(argv: list[str] | None = None) -> int:
     date = datetime.now(UTC)
     run_dir = Path(tempfile.mkdtemp(prefix="hiscore-scaling-"))
     config = configurations.production()
+    if args.partitions is not None:
+        config.env["HISCORE_INGEST_PARTITIONS"] = str(args.partitions)
     bench = Bench(run_dir, config)
     runs: list[dict[str, Any]] = []
     load_before = os.getloadavg()

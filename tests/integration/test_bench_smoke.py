@@ -191,7 +191,13 @@ def test_a_quick_scaling_run_settles_every_entry_with_each_count_of_drain_proces
         assert r["records"] == {"accepted": entries}
         assert r["backlog_after"] == {"waiting": 0, "in_progress": 0}
         assert r["round_trips"]["acked"] == entries
-        assert r["rate"] > 0 and r["window_s"] > 0 and r["drain_tasks_sent"] >= 1
+        # Spread over every partition, each asked to be drained as the web asks.
+        assert r["partitions"] == 8 == r["drain_tasks_sent"]
+        assert sum(b["waiting"] for b in r["backlog_before_by_partition"].values()) == entries
+        assert all(b["waiting"] > 0 for b in r["backlog_before_by_partition"].values())
+        assert sum(d["settled"] for d in r["drains"]) == entries
+        assert len({d["consumer"] for d in r["drains"]}) <= r["processes"]
+        assert r["rate"] > 0 and r["window_s"] > 0
         assert r["cpu_ms_per_entry"]["workers"] > 0 and r["cpu_ms_per_entry"]["redis"] > 0
         assert r["redis_script_ms_per_entry"] > 0 and r["commandstats"]
         assert r["fill_redis"]["script_us_per_entry"] > 0
