@@ -9,7 +9,9 @@ scripts named by their file in ``app/lua/`` rather than their digest. Only round
 touch a key of hiscore's (``hs:``) are counted, heartbeats apart; the broker's are kombu's
 business and go through other paths too. Each process (the pool's children are forked, so they
 inherit the wrapping) rewrites ``$HISCORE_BENCH_COUNTS/<pid>.json`` with its counts every
-:data:`FLUSH_EVERY_S` seconds while they change, for the benchmark to read from outside.
+:data:`FLUSH_EVERY_S` seconds while they change, for the benchmark to read from outside, with
+the seconds each kind took from the send to the last reply read: the time a process waits on
+Redis (Redis's own work, its queue, and redis-py's packing and parsing).
 
 The wrapping costs a few microseconds a round trip, against milliseconds of work in a batch.
 """
@@ -101,6 +103,7 @@ class Counts:
         self.pid = 0
         self.lock = threading.Lock()
         self.trips: dict[str, int] = {}
+        self.seconds: dict[str, float] = {}
         self.acked = self.streams = self.heartbeats = 0
         self._changed = False
         # A lock held by this process's writer thread when the pool forked would stay held in
@@ -111,8 +114,8 @@ class Counts:
         self.lock = threading.Lock()
         self.pid = 0
 
-    def add(self, commands: Iterable[Sequence[Any]]) -> None:
-        """Count one round trip."""
+    def add(self, commands: Iterable[Sequence[Any]], seconds: float = 0.0) -> None:
+        """Count one round trip, which took ``seconds``."""
         seen = signature(commands)
         if seen is None:
             return
@@ -124,13 +127,15 @@ class Counts:
                 self.heartbeats += 1
             else:
                 self.trips[what] = self.trips.get(what, 0) + 1
+                self.seconds[what] = self.seconds.get(what, 0.0) + seconds
                 self.acked += acked
                 self.streams += streams
             self._changed = True
 
     def _start(self) -> None:
         self.pid = os.getpid()
-        self.trips, self.acked, self.streams, self.heartbeats = {}, 0, 0, 0
+        self.trips, self.seconds = {}, {}
+        self.acked, self.streams, self.heartbeats = 0, 0, 0
         threading.Thread(target=self._flush_forever, daemon=True).start()
 
     def _flush_forever(self) -> None:
@@ -143,6 +148,7 @@ class Counts:
                 self._changed = False
                 document = {
                     "trips": dict(self.trips),
+                    "seconds": dict(self.seconds),
                     "acked": self.acked,
                     "streams": self.streams,
                     "heartbeats": self.heartbeats,
@@ -160,16 +166,25 @@ def install(counts: Counts) -> None:
     transaction = redis.client.Pipeline._execute_transaction
 
     def send_single(self: Any, conn: Any, command_name: Any, *args: Any, **options: Any) -> Any:
-        counts.add((args,))
-        return single(self, conn, command_name, *args, **options)
+        started = time.perf_counter()
+        try:
+            return single(self, conn, command_name, *args, **options)
+        finally:
+            counts.add((args,), time.perf_counter() - started)
 
     def send_pipeline(self: Any, connection: Any, commands: Any, raise_on_error: Any) -> Any:
-        counts.add(command for command, _ in commands)
-        return pipelined(self, connection, commands, raise_on_error)
+        started = time.perf_counter()
+        try:
+            return pipelined(self, connection, commands, raise_on_error)
+        finally:
+            counts.add((command for command, _ in commands), time.perf_counter() - started)
 
     def send_transaction(self: Any, connection: Any, commands: Any, raise_on_error: Any) -> Any:
-        counts.add(command for command, _ in commands)
-        return transaction(self, connection, commands, raise_on_error)
+        started = time.perf_counter()
+        try:
+            return transaction(self, connection, commands, raise_on_error)
+        finally:
+            counts.add((command for command, _ in commands), time.perf_counter() - started)
 
     redis.client.Redis._send_command_parse_response = send_single  # type: ignore[method-assign]
     redis.client.Pipeline._execute_pipeline = send_pipeline  # type: ignore[method-assign]
@@ -179,6 +194,7 @@ def install(counts: Counts) -> None:
 def read_counts(directory: Path) -> dict[str, Any]:
     """The counts every process has written to ``directory`` so far, summed."""
     trips: dict[str, int] = {}
+    seconds: dict[str, float] = {}
     acked = streams = heartbeats = 0
     for path in directory.glob("*.json"):
         try:
@@ -187,10 +203,18 @@ def read_counts(directory: Path) -> dict[str, Any]:
             continue  # replaced as it was read: the next read has it
         for what, n in document["trips"].items():
             trips[what] = trips.get(what, 0) + n
+        for what, took in document["seconds"].items():
+            seconds[what] = seconds.get(what, 0.0) + took
         acked += document["acked"]
         streams += document["streams"]
         heartbeats += document["heartbeats"]
-    return {"trips": trips, "acked": acked, "streams": streams, "heartbeats": heartbeats}
+    return {
+        "trips": trips,
+        "seconds": seconds,
+        "acked": acked,
+        "streams": streams,
+        "heartbeats": heartbeats,
+    }
 
 
 def counts_between(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
@@ -200,8 +224,14 @@ def counts_between(before: dict[str, Any], after: dict[str, Any]) -> dict[str, A
         for what, n in after["trips"].items()
         if n != before["trips"].get(what, 0)
     }
+    seconds = {
+        what: took - before["seconds"].get(what, 0.0)
+        for what, took in after["seconds"].items()
+        if what in trips
+    }
     return {
         "trips": dict(sorted(trips.items(), key=lambda item: -item[1])),
+        "seconds": seconds,
         "acked": after["acked"] - before["acked"],
         "streams": after["streams"] - before["streams"],
         "heartbeats": after["heartbeats"] - before["heartbeats"],

@@ -489,7 +489,7 @@ def check_records(
 
 _DRAIN_RECEIVED = re.compile(r"Task hiscore\.drain\[[^\]]*\] received")
 #: The line a drain that settled entries logs as it ends: its consumer, count and partitions.
-_DRAIN_SETTLED = re.compile(r"(\S+) settled (\d+) entries of ingest partitions ([\d,]+)")
+_DRAIN_SETTLED = re.compile(r"([\w.@:-]+) settled (\d+) entries of ingest partitions ([\d,]+)")
 
 
 def drains_logged(text: str) -> list[dict[str, Any]]:
@@ -549,10 +549,18 @@ def run_once(
         "harness": harness_cpu(),
         "machine": machine_busy_seconds(),
     }
+    # CONFIG RESETSTAT leaves total_forks as it is: the window's are a difference.
+    forks_before = int(info(client, "stats").get("total_forks", 0))
     pools = bench.pool_processes()
     profiler = (
         profile.Profiler(
-            pools[0] if pools else None, expected_s / 2, profile_output, delay=expected_s / 4
+            pools[0] if pools else None,
+            expected_s / 2,
+            profile_output,
+            delay=expected_s / 4,
+            # Wall-clock shares: where a drain waits matters as much as where it computes.
+            idle=True,
+            drop="_flush_forever",  # bench.counted_worker's writer thread, asleep
         )
         if profile_output is not None
         else None
@@ -568,7 +576,7 @@ def run_once(
             "machine": machine_busy_seconds(),
         }
         stats = commandstats(client)
-        forks = int(info(client, "stats").get("total_forks", 0))
+        forks = int(info(client, "stats").get("total_forks", 0)) - forks_before
         sampled = profiler.finish() if profiler is not None else None
     window = t1 - t0
     # The workers' counts reach their files within counted_worker.FLUSH_EVERY_S; the drains
@@ -617,6 +625,9 @@ def run_once(
         "redis_script_ms_per_entry": script_usec(stats) / 1000 / entries,
         "round_trips": trips,
         **batches(trips),
+        # Each drain process's wall-clock time per entry: its CPU, its waits on Redis, and the
+        # rest (waiting for a core, for a task, or sleeping).
+        "process_ms_per_entry": processes * window * 1000 / entries,
         "verdicts": verdicts,
         "records": records,
         "backlog_after": backlog_after.totals(),
@@ -631,8 +642,16 @@ def batches(trips: dict[str, Any]) -> dict[str, Any]:
     of every kind per batch."""
     count = sum(n for what, n in trips["trips"].items() if "XACK" in what.split())
     total = sum(trips["trips"].values())
+    waited = trips.get("seconds", {})
+    acked = trips["acked"]
     return {
         "batches": count,
+        # Time the drain processes waited on Redis, per entry: each round trip from its send
+        # to its last reply (Redis's work for it, what Redis did first, redis-py's own).
+        "redis_wait_ms_per_entry": sum(waited.values()) * 1000 / acked if acked else None,
+        "redis_wait_ms_per_batch_by_kind": {what: t * 1000 / count for what, t in waited.items()}
+        if count
+        else {},
         "batch_size": trips["acked"] / count if count else None,
         # Streams (partitions) a batch's acknowledgement covers: its transactions.
         "streams_per_batch": trips["streams"] / count if count else None,
@@ -680,6 +699,8 @@ def summary(runs: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
             "redis_script_ms_per_entry": mean(r["redis_script_ms_per_entry"] for r in mine),
             "round_trips_per_batch": _mean_of(r["round_trips_per_batch"] for r in mine),
             "batch_size": _mean_of(r["batch_size"] for r in mine),
+            "redis_wait_ms_per_entry": _mean_of(r["redis_wait_ms_per_entry"] for r in mine),
+            "process_ms_per_entry": mean(r["process_ms_per_entry"] for r in mine),
             "streams_per_batch": _mean_of(r["streams_per_batch"] for r in mine),
             "round_trips_per_batch_by_kind": {
                 what: sum(ns) / len(mine) for what, ns in kinds.items()
@@ -722,11 +743,19 @@ def figures(by_k: dict[int, dict[str, Any]]) -> list[Figure]:
         of = f", {k} process{'es' if k > 1 else ''}"
         lines += [
             Figure(f"  worker CPU ms per entry{of}", s["worker_cpu_ms_per_entry"]),
+            Figure(
+                f"  a drain process's ms per entry: wall / waiting on Redis{of}",
+                f"{s['process_ms_per_entry']:.3f} / {_or_dash(s['redis_wait_ms_per_entry'])}",
+            ),
             Figure(f"  Redis CPU ms per entry (in scripts){of}", _pair(s)),
             Figure(f"  round trips per batch{of}", s["round_trips_per_batch"]),
             Figure(f"  entries per batch (streams per batch){of}", _batch(s)),
         ]
     return lines
+
+
+def _or_dash(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
 
 
 def _batch(s: dict[str, Any]) -> str:
@@ -757,10 +786,14 @@ def components(by_k: dict[int, dict[str, Any]], runs: list[dict[str, Any]]) -> s
             + f"); {s['cores_busy']:.2f} cores busy, {s['other_cores']:.2f} of them other "
             f"processes'; {s['drain_tasks_received']:.0f} drain tasks received a run"
         )
-        lines.append("  round trips per batch, by the commands they carried:")
-        for what, n in sorted(s["round_trips_per_batch_by_kind"].items(), key=lambda i: -i[1]):
-            lines.append(f"    {n:6.2f}  {what}")
         last = [r for r in runs if r["processes"] == k and "profile" not in r][-1]
+        waits = last["redis_wait_ms_per_batch_by_kind"]
+        lines.append(
+            "  round trips per batch, by the commands they carried (ms waited on them per "
+            "batch, last round):"
+        )
+        for what, n in sorted(s["round_trips_per_batch_by_kind"].items(), key=lambda i: -i[1]):
+            lines.append(f"    {n:6.2f}  ({waits.get(what, 0.0):7.2f} ms)  {what}")
         busiest = sorted(last["commandstats"].items(), key=lambda i: -i[1]["usec"])[:6]
         lines.append(
             "  Redis's time per entry (µs) in its busiest commands, last round (a script's "

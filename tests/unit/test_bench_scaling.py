@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import redis
 import redis.client
 
@@ -44,13 +45,20 @@ def test_the_brokers_round_trips_are_not_counted_and_heartbeats_apart():
 def test_each_process_writes_its_counts_and_they_add_up(tmp_path, monkeypatch):
     monkeypatch.setattr(counted_worker, "FLUSH_EVERY_S", 0.01)
     counts = Counts(tmp_path)
-    counts.add([("XREADGROUP", "GROUP", "workers", "c", "STREAMS", "hs:s", ">")])
-    counts.add([("XACK", "hs:s", "workers", "1-0", "2-0")])
-    counts.add([("SET", keys.worker_key("w"), "{}")])
+    counts.add([("XREADGROUP", "GROUP", "workers", "c", "STREAMS", "hs:s", ">")], 0.5)
+    counts.add([("XACK", "hs:s", "workers", "1-0", "2-0")], 0.25)
+    counts.add([("SET", keys.worker_key("w"), "{}")], 1.0)
+    other = {"trips": {"XREADGROUP": 2}, "seconds": {"XREADGROUP": 2.0}}
     (tmp_path / "1.json").write_text(
-        json.dumps({"trips": {"XREADGROUP": 2}, "acked": 0, "streams": 0, "heartbeats": 1})
+        json.dumps({**other, "acked": 0, "streams": 0, "heartbeats": 1})
     )
-    before = {"trips": {"XREADGROUP": 1}, "acked": 0, "streams": 0, "heartbeats": 0}
+    before = {
+        "trips": {"XREADGROUP": 1},
+        "seconds": {"XREADGROUP": 1.0},
+        "acked": 0,
+        "streams": 0,
+        "heartbeats": 0,
+    }
 
     def written() -> bool:
         return read_counts(tmp_path)["acked"] == 2
@@ -58,6 +66,7 @@ def test_each_process_writes_its_counts_and_they_add_up(tmp_path, monkeypatch):
     scaling.wait_until(written, 5, "the counts to be written", every=0.01)
     assert counts_between(before, read_counts(tmp_path)) == {
         "trips": {"XREADGROUP": 2, "XACK": 1},
+        "seconds": {"XREADGROUP": 1.5, "XACK": 0.25},  # a heartbeat's time is not a drain's
         "acked": 2,
         "streams": 1,
         "heartbeats": 2,
@@ -69,7 +78,8 @@ def test_the_wrapped_senders_count_a_pipeline_as_one_round_trip(monkeypatch):
         def __init__(self) -> None:
             self.seen: list[list[tuple]] = []
 
-        def add(self, commands):
+        def add(self, commands, seconds=0.0):
+            assert seconds >= 0
             self.seen.append([tuple(c) for c in commands])
 
     # Stand-ins for the wire; monkeypatch puts redis-py's own back, over the wrappers, after.
@@ -95,6 +105,7 @@ def test_the_wrapped_senders_count_a_pipeline_as_one_round_trip(monkeypatch):
 def test_a_batch_is_an_acknowledging_round_trip_and_carries_the_others_cost():
     trips = {
         "trips": {"XREADGROUP": 30, "apply_entry": 20, "MULTI XACK XDEL EXEC": 20, "DEL": 2},
+        "seconds": {"XREADGROUP": 0.1, "apply_entry": 2.0, "MULTI XACK XDEL EXEC": 0.4},
         "acked": 10_000,
         "streams": 40,
         "heartbeats": 3,
@@ -105,6 +116,8 @@ def test_a_batch_is_an_acknowledging_round_trip_and_carries_the_others_cost():
     assert found["streams_per_batch"] == 2  # two partitions' transactions in each
     assert found["round_trips_per_batch"] == 72 / 20
     assert found["round_trips_per_batch_by_kind"]["XREADGROUP"] == 1.5
+    assert found["redis_wait_ms_per_entry"] == pytest.approx(2.5 * 1000 / 10_000)
+    assert found["redis_wait_ms_per_batch_by_kind"]["apply_entry"] == pytest.approx(100)
     idle = scaling.batches({"trips": {"XREADGROUP": 3}, "acked": 0, "streams": 0})
     assert idle["batch_size"] is None and idle["round_trips_per_batch"] is None
 
@@ -143,6 +156,9 @@ def test_each_count_of_processes_is_the_mean_of_its_rounds_against_one_process()
                     "round_trips_per_batch": 3.0,
                     "batch_size": 500.0,
                     "streams_per_batch": 1.0,
+                    "redis_wait_ms_per_entry": 0.1,
+                    "redis_wait_ms_per_batch_by_kind": {"XREADGROUP": 2.0},
+                    "process_ms_per_entry": 0.4,
                     "round_trips_per_batch_by_kind": {"XREADGROUP": 1.0},
                     "cores_busy": 1.0,
                     "other_cores": 0.0,
