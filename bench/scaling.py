@@ -268,29 +268,38 @@ def client_address(i: int) -> str:
 
 def fill(app: Flask, url: str, count: int, tag: str) -> list[str]:
     """Enqueue ``count`` submissions as the web does, in :data:`FILL_PROCESSES` processes
-    forked from this one; return their ids. See :func:`fill_range`."""
+    forked from this one, each a range of them; return their ids. See :func:`fill_range`."""
     share = -(-count // FILL_PROCESSES)
-    ranges = [(start, min(count, start + share)) for start in range(0, count, share)]
-    global _FILL_APP
-    _FILL_APP = app
-    try:
-        with multiprocessing.get_context("fork").Pool(len(ranges)) as pool:
-            parts = pool.starmap(_fill_part, [(url, start, end, tag) for start, end in ranges])
-    finally:
-        _FILL_APP = None
-    return [sid for part in parts for sid in part]
+    ranges = [range(start, min(count, start + share)) for start in range(0, count, share)]
+    # Plain processes, no pool: a pool's queues hold locks that a worker stopped at the wrong
+    # moment leaves held, and the pool then waits forever for its other worker.
+    context = multiprocessing.get_context("fork")
+    parts = [context.Process(target=_fill_part, args=(app, url, r, tag)) for r in ranges]
+    for part in parts:
+        part.start()
+    for part in parts:
+        part.join()
+    failed = [part.exitcode for part in parts if part.exitcode != 0]
+    if failed:
+        raise RuntimeError(f"filling the stream failed: exit status {failed}")
+    return [submission_id(tag, i) for i in range(count)]
 
 
 #: Processes that fill the stream: as many as the machine's cores, with the workers idle.
 FILL_PROCESSES = max(1, os.cpu_count() or 1)
-_FILL_APP: Flask | None = None
 
 
-def _fill_part(url: str, start: int, end: int, tag: str) -> list[str]:
-    assert _FILL_APP is not None
+def submission_id(tag: str, i: int) -> str:
+    """The id of the ``i``-th submission of the run ``tag``."""
+    return f"scale-{tag}-{i:08d}"
+
+
+def _fill_part(app: Flask, url: str, indices: range, tag: str) -> None:
+    # The harness's own handler (stop every process, then exit) is not this child's.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     client = redis.Redis.from_url(url, decode_responses=True)
     try:
-        return fill_range(_FILL_APP, client, range(start, end), tag)
+        fill_range(app, client, indices, tag)
     finally:
         client.close()
 
@@ -327,7 +336,7 @@ def fill_range(app: Flask, client: redis.Redis, indices: range, tag: str) -> lis
             duration_ms=claim["duration_ms"],
             token=token,
         )
-        sid = f"scale-{tag}-{i:08d}"
+        sid = submission_id(tag, i)
         # The score's request as the web sees it, for its rate limits: the address's, the
         # scores' and the proven player's counters.
         with app.test_request_context(
