@@ -6,7 +6,8 @@ the benchmarks used to run), and the tutorial-design baseline app under the same
 settings, all on loopback; drives them from outside with wrk and an open-loop client; prints
 every figure beside its baseline from the same run, and where a web worker's CPU went, and
 writes the same as JSON to ``bench/results/``. Every process is stopped at the end, whatever
-happens. ``--long-run`` runs the long-run memory benchmark (:mod:`bench.longrun`) instead.
+happens. ``--long-run`` runs the long-run memory benchmark (:mod:`bench.longrun`) instead, and
+``--scaling`` the drain processes' scaling benchmark (:mod:`bench.scaling`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from app.clock import now_ms
 from app.leaderboard.games import Registry, load_registry
 from app.storage import keys
 from app.storage.connection import connect
-from bench import configurations, games, ingest, longrun, profile, reads, seed, storage
+from bench import configurations, games, ingest, longrun, profile, reads, scaling, seed, storage
 from bench.baseline_app import list_key
 from bench.load import WrkRun, ensure_wrk
 from bench.processes import Stack, http_get_headers, machine_busy_seconds, wait_until
@@ -84,6 +85,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="run the long-run memory benchmark instead (bench/longrun.py: its own flags, "
         "--quick among them, follow)",
+    )
+    p.add_argument(
+        "--scaling",
+        action="store_true",
+        help="run the scaling benchmark instead: entries settled per second by 1, 2 and 4 drain "
+        "processes (bench/scaling.py: its own flags, --quick among them, follow)",
     )
     args = p.parse_args(argv)
     quick = args.quick
@@ -690,10 +697,13 @@ def problems(
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks; print the table; write the JSON. Exit status 1 if a figure is
     suspect (see :func:`problems`). With ``--long-run``, the long-run memory benchmark
-    (:mod:`bench.longrun`) runs instead, given the other arguments."""
+    (:mod:`bench.longrun`) runs instead, given the other arguments; with ``--scaling``, the
+    scaling benchmark (:mod:`bench.scaling`)."""
     given = sys.argv[1:] if argv is None else argv
     if "--long-run" in given:
         return longrun.main([arg for arg in given if arg != "--long-run"])
+    if "--scaling" in given:
+        return scaling.main([arg for arg in given if arg != "--scaling"])
     args = parse_args(argv)
     # A plain kill (a supervisor, a test's timeout) still stops every process of the run.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

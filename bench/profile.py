@@ -107,9 +107,21 @@ def summarize(raw: str, top: int = TOP_INCLUSIVE, top_self: int = TOP_SELF) -> d
 
 class Profiler:
     """py-spy recording one process for ``seconds``, from ``delay`` seconds on, in the
-    background; a context manager that stops it if it is still running on the way out."""
+    background; a context manager that stops it if it is still running on the way out.
 
-    def __init__(self, pid: int | None, seconds: float, output: Path, delay: float = 0) -> None:
+    With ``idle``, every sample counts, a thread waiting (on a socket, a sleep) as much as one
+    running, so the shares are of the wall-clock time; stacks with a frame named in ``drop``
+    (a helper thread's) are left out of the summary."""
+
+    def __init__(
+        self,
+        pid: int | None,
+        seconds: float,
+        output: Path,
+        delay: float = 0,
+        idle: bool = False,
+        drop: str | None = None,
+    ) -> None:
         self.pid = pid
         self.seconds = max(1, round(seconds))
         self.delay = delay
@@ -117,6 +129,8 @@ class Profiler:
         self.popen: subprocess.Popen[str] | None = None
         self._launch = threading.Timer(delay, self._start)
         self.unavailable: str | None = None
+        self.idle = idle
+        self.drop = drop
         binary = py_spy()
         if binary is None:
             self.unavailable = "py-spy is not installed (pip install -e '.[test]')"
@@ -131,6 +145,7 @@ class Profiler:
                 f"--duration={self.seconds}",
                 f"--rate={RATE_HZ}",
                 "--nonblocking",
+                *(["--idle"] if idle else []),
                 f"--output={output}",
             ]
 
@@ -177,6 +192,8 @@ class Profiler:
         raw = self.output.read_text() if self.output.exists() else ""
         if self.popen.returncode != 0 or not raw.strip():
             return {"available": False, "reason": f"py-spy could not sample: {_why(said, self)}"}
+        if self.drop:
+            raw = "\n".join(line for line in raw.splitlines() if self.drop not in line)
         summary = summarize(raw)
         # Stacks read while the worker changed them (it is never paused) are py-spy's errors.
         counted = re.search(r"Samples: (\d+) Errors: (\d+)", said)
@@ -188,6 +205,7 @@ class Profiler:
             "seconds": self.seconds,
             "asked": RATE_HZ * self.seconds,
             "unreadable": int(counted.group(2)) if counted else None,
+            "idle_included": self.idle,
             "profiler_cpu_s": round(cpu_s, 2),
             **summary,
         }
@@ -217,7 +235,12 @@ def render(profile: dict[str, Any], what: str) -> str:
     head = (
         f"{what}\n(py-spy at {profile['rate_hz']} Hz for {profile['seconds']} s from "
         f"{profile.get('from_s', 0):.3g} s into the run: of "
-        f"{profile['asked']:,} samples, {profile['samples']:,} found the worker running or ready"
+        f"{profile['asked']:,} samples, {profile['samples']:,} "
+        + (
+            "kept, running or waiting (idle ones included)"
+            if profile.get("idle_included")
+            else "found the worker running or ready"
+        )
         + (f", {unreadable:,} unreadable" if unreadable else "")
         + f"; py-spy itself took {profile['profiler_cpu_s']:.1f} CPU s)"
     )

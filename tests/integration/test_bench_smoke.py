@@ -163,3 +163,57 @@ def test_a_quick_long_run_measures_each_day_and_keeps_memory_within_its_bound(tm
     said = run.stdout
     assert "previous layout bytes = " in said and "corrected used_memory = " in said
     assert "█" in said
+
+
+@pytest.mark.timeout(300)
+def test_a_quick_scaling_run_settles_every_entry_with_each_count_of_drain_processes(tmp_path):
+    output = tmp_path / "scaling.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "--scaling", "--quick", "--output", str(output)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    report = json.loads(output.read_text())
+    details = report["details"]
+    assert report["settings"]["quick"] and details["warnings"] == []
+    assert report["configuration"]["name"] == "production"
+    assert report["configuration"]["env"]["HISCORE_RUN_TOKENS_REQUIRED"] == "1"
+    entries = report["settings"]["entries"]
+    runs = details["runs"]
+    assert [r["processes"] for r in runs] == [1, 2, 4]
+    for r in runs:
+        # Every entry pre-filled, then settled: accepted, its record final, off the stream.
+        assert r["backlog_before"]["waiting"] == entries
+        assert r["verdicts"] == {"accepted": entries}
+        assert r["records"] == {"accepted": entries}
+        assert r["backlog_after"] == {"waiting": 0, "in_progress": 0}
+        assert r["round_trips"]["acked"] == entries
+        # Spread over every partition, each asked to be drained as the web asks.
+        assert r["partitions"] == 8 == r["drain_tasks_sent"]
+        assert sum(b["waiting"] for b in r["backlog_before_by_partition"].values()) == entries
+        assert all(b["waiting"] > 0 for b in r["backlog_before_by_partition"].values())
+        assert sum(d["settled"] for d in r["drains"]) == entries
+        assert len({d["consumer"] for d in r["drains"]}) <= r["processes"]
+        assert r["rate"] > 0 and r["window_s"] > 0
+        assert r["cpu_ms_per_entry"]["workers"] > 0 and r["cpu_ms_per_entry"]["redis"] > 0
+        assert r["redis_script_ms_per_entry"] > 0 and r["commandstats"]
+        assert r["fill_redis"]["script_us_per_entry"] > 0
+        assert r["batches"] >= 1 and 0 < r["batch_size"] <= 500
+        assert r["round_trips_per_batch"] >= 2  # at least its read and its acknowledgement
+        assert any("apply_entry" in what for what in r["round_trips_per_batch_by_kind"])
+    by_k = details["by_processes"]
+    assert set(by_k) == {"1", "2", "4"} and by_k["1"]["speedup"] == 1
+    figures = {f["name"]: f for f in report["figures"]}
+    two = figures["entries settled per second, 2 drain processes"]
+    assert two["target"] == "≥ 1.7" and two["ratio"] == pytest.approx(by_k["2"]["speedup"])
+    assert two["met"] in (True, False)  # a quick run's figures are not judged
+    for words in ("round trips per batch", "busiest commands", "The request slot"):
+        assert words in run.stdout
+    # What counting a request's limits costs the request slot, for each kind of request.
+    slot = details["request_slot"]
+    counters = {what: c["counters"] for what, c in slot.items()}
+    assert counters == {"score": 3, "session": 2, "read": 1}
+    assert all(c["script_us_per_request"] > 0 for c in slot.values())
