@@ -52,7 +52,7 @@ from app.leaderboard.rebuild import SLICE, readable_boards, rebuild_family
 from app.leaderboard.records import SubmissionRecord
 from app.leaderboard.windows import bucket_ms, period_of
 from app.storage import intake, keys, operations, scripts
-from app.storage.connection import DataClient
+from app.storage.connection import DataClient, is_cluster
 from app.storage.submissions import BUCKETS, SUBMISSION_ID, Generation, partition_of
 
 #: The field of a rows hash that held the time of the board's last change.
@@ -286,7 +286,7 @@ class IngestMoved:
 
 def _one_node(client: DataClient) -> bool:
     """Whether a transaction may hold keys of several slots: on a single Redis, not a cluster."""
-    return not isinstance(client, redis.RedisCluster)
+    return not is_cluster(client)
 
 
 def _entry_partition(fields: dict[str, str], partitions: int) -> int:
