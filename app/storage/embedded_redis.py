@@ -51,9 +51,12 @@ class EmbeddedRedis:
         data_dir: str | os.PathLike[str],
         port: int | None = None,
         settings: Sequence[str] = (),
+        appendfsync: str = "everysec",
     ) -> None:
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
+        # "everysec" (production's) or "always": see start() for what each keeps of a kill.
+        self.appendfsync = appendfsync
         # More of redis-server's own arguments (``--cluster-enabled yes``, ...), after ours.
         self.settings = list(settings)
         self.process: subprocess.Popen[bytes] | None = None
@@ -73,12 +76,15 @@ class EmbeddedRedis:
             "127.0.0.1",
             "--dir",
             str(self.data_dir.resolve()),
-            # Every write reaches the AOF file before its reply is sent, so a killed server
-            # loses nothing it acknowledged; the disk is synced once a second.
+            # With "everysec" a write usually reaches the AOF file before its reply is sent,
+            # but not while the second's fsync is still running: Redis then holds its writes
+            # back (up to 2 s) and answers all the same, so a server killed while its disk is
+            # slow loses writes it acknowledged. "always" writes and syncs before it answers:
+            # a kill loses nothing acknowledged, for an fsync per turn of its event loop.
             "--appendonly",
             "yes",
             "--appendfsync",
-            "everysec",
+            self.appendfsync,
             "--save",
             "",
             "--logfile",
