@@ -1,13 +1,14 @@
 """Leaderboards in Redis: apply accepted entries in batches, read pages and a player's rank.
 
 A board is (game, variant, window, period). Its cache is a sorted set whose members are
-``<achieved ms>:<player id>`` scored by the game's sort key, so ascending order is rank order
-and equal scores rank the earlier achievement first; beside it a small meta hash keeps its last
-change, the sum of its scores and its counts of entries. A family (game and variant) keeps one
-record per player, shared by all its boards: the name to show and where the player's row is on
-each board (:class:`PlayerRecord`). Every accepted entry is first appended to the family's log
-stream, from which the caches can always be rebuilt. Plain functions over a redis client:
-nothing here knows Flask or Celery.
+``<subscore key><achieved ms>:<player id>`` scored by the game's sort key, so ascending order is
+rank order: equal scores rank the better subscore first (the key is empty for a game without
+subscores: :func:`subscore_key`), then the earlier achievement. Beside it a small meta hash
+keeps its last change, the sum of its scores and its counts of entries. A family (game and
+variant) keeps one record per player, shared by all its boards: the name to show and where the
+player's row is on each board (:class:`PlayerRecord`). Every accepted entry is first appended
+to the family's log stream, from which the caches can always be rebuilt. Plain functions over a
+redis client: nothing here knows Flask or Celery.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from app.leaderboard.games import Game
 from app.leaderboard.windows import (
     ALLTIME_PERIOD,
     DAY_MS,
-    WINDOWS,
+    NoPeriod,
     Window,
     bucket_ms,
     oldest_readable,
@@ -37,6 +38,39 @@ from app.storage.topology import NO_WAIT, Replication
 
 # Wide enough for any epoch-ms until the year 2286, so members sort by time as text.
 _AT_WIDTH = 13
+
+#: Added to a signed subscore to make it a whole number from 0 that sorts as text once written
+#: with :data:`SUB_WIDTH` digits; a total beyond either end (more than 9e15) is held there.
+SUB_OFFSET = 2**53
+SUB_WIDTH = 17
+
+
+def subscore_key(game: Game, subscore: int | None) -> str:
+    """The text a row's subscore puts at the head of its ranking member: empty for a game
+    without subscores, else ``sub_sign * subscore + SUB_OFFSET`` in 17 digits, so that members
+    of equal scores sort by subscore as text."""
+    if not game.sub_sign:
+        return ""
+    value = min(max(game.sub_sign * (subscore or 0) + SUB_OFFSET, 0), 2 * SUB_OFFSET)
+    return f"{value:0{SUB_WIDTH}d}"
+
+
+def subscore_of_key(game: Game, key: str) -> int | None:
+    """The subscore a member's key stands for (None for a game without subscores)."""
+    if not key:
+        return None
+    return game.sub_sign * (int(key) - SUB_OFFSET)
+
+
+def ranking_member(sub_key: str, at: int, player_id: str) -> str:
+    """A board's member for a row: ``<subscore key><achieved ms, 13 digits>:<player id>``."""
+    return f"{sub_key}{at:0{_AT_WIDTH}d}:{player_id}"
+
+
+def split_member(member: str) -> tuple[str, int, str]:
+    """A ranking member's (subscore key, achieved ms, player id)."""
+    head, player_id = member.split(":", 1)
+    return head[:-_AT_WIDTH], int(head[-_AT_WIDTH:]), player_id
 
 
 def script(client: DataClient, name: str) -> scripts.BoundScript:
@@ -69,19 +103,29 @@ class Board:
         return keys.players_key(self.game.slug, self.variant)
 
     @property
+    def values_key(self) -> str:
+        """The sorted set of this board's distinct values (a game with dense ties)."""
+        return keys.values_key(self.game.slug, self.variant, self.window, self.period)
+
+    @property
+    def value_counts_key(self) -> str:
+        """The rows per distinct value of this board (a game with dense ties)."""
+        return keys.value_counts_key(self.game.slug, self.variant, self.window, self.period)
+
+    @property
     def tag(self) -> tuple[str, int]:
         """The tag that names this board in a player's record, and its period's start ms."""
-        return period_tag(self.window, self.period)
+        return period_tag(self.window, self.period, self.game.season)
 
     def expire_at(self) -> int:
         """Epoch ms at which this board stops being readable (0: never)."""
-        end = period_end_ms(self.window, self.period)
+        end = period_end_ms(self.window, self.period, self.game.season)
         keep = self.game.window_retention_ms(self.window)
         return end + keep if end is not None and keep is not None else 0
 
     def achieved_range(self) -> tuple[int, int]:
         """The achieved ms that belong on this board: ``[start, end)``, ``(0, 0)`` for all."""
-        return period_range(self.window, self.period)
+        return period_range(self.window, self.period, self.game.season)
 
 
 @dataclass(frozen=True)
@@ -97,13 +141,24 @@ class Entry:
     achieved_at: int  # epoch ms
     run_id: str | None = None  # the run token's id, used up by this entry
     run_ttl_ms: int = 0  # how long to remember that use (at least 1 ms reaches Redis)
+    subscore: int | None = None  # a game with subscores: its entries' second sort key
+    metadata: str | None = None  # the JSON object the entry carries, as compact text
 
     def boards(self) -> list[Board]:
-        """The boards this entry belongs to: all-time and the current daily and weekly."""
-        return [
-            Board(self.game, self.variant, window, period_of(window, self.achieved_at))
-            for window in WINDOWS
-        ]
+        """The boards this entry belongs to: one period of each of its game's windows (none of
+        the season window before the first season starts)."""
+        return entry_boards(self.game, self.variant, self.achieved_at)
+
+
+def entry_boards(game: Game, variant: str, at: int) -> list[Board]:
+    """The boards an entry of ``game`` achieved at ``at`` belongs to, in the game's order."""
+    boards = []
+    for window in game.windows:
+        try:
+            boards.append(Board(game, variant, window, period_of(window, at, game.season)))
+        except NoPeriod:
+            continue
+    return boards
 
 
 @dataclass(frozen=True)
@@ -129,6 +184,7 @@ class Row:
     name: str
     score: int | float
     achieved_at: int  # epoch ms
+    subscore: int | None = None
 
 
 @dataclass(frozen=True)
@@ -169,26 +225,40 @@ def score_of_sort(game: Game, sort: str | float) -> int | float:
     return int(score) if game.integer else score + 0.0  # + 0.0: no -0.0
 
 
+#: The windows whose periods end, in the order a record lists their tags.
+_ENDING: tuple[Window, ...] = ("daily", "weekly", "monthly", "season")
+
+
 @dataclass(frozen=True)
 class Horizon:
-    """The oldest daily and weekly periods (by index) still readable: the scripts drop the
-    tags of older ones from a player's record when they next write it."""
+    """The oldest daily, weekly, monthly and season periods (by index) still readable: the
+    scripts drop the tags of older ones from a player's record when they next write it."""
 
     day: int
     week: int
+    month: int = 0
+    season: int = 0
 
     @classmethod
     def of(cls, game: Game, now_ms: int) -> Horizon:
-        """The horizon of a game's boards at ``now_ms``."""
-        return cls(
-            oldest_readable("daily", game.daily_retention_days * DAY_MS, now_ms),
-            oldest_readable("weekly", game.weekly_retention_days * DAY_MS, now_ms),
-        )
+        """The horizon of a game's boards at ``now_ms`` (0 for a window it does not have)."""
+        oldest = [
+            oldest_readable(window, game.window_retention_ms(window) or 0, now_ms, game.season)
+            if window in game.windows or window in ("daily", "weekly")
+            else 0
+            for window in _ENDING
+        ]
+        return cls(*oldest)
+
+    def args(self) -> list[int]:
+        """The oldest index of each kind of period, as the scripts take them (d, w, m, s)."""
+        return [self.day, self.week, self.month, self.season]
 
 
 def tag_order(tag: str) -> tuple[int, int]:
-    """Where a tag goes in a record: all-time first, then days, then weeks, in time order."""
-    return {"a": 0, "d": 1}.get(tag[0], 2), int(tag[1:] or 0)
+    """Where a tag goes in a record: all-time first, then days, weeks, months and seasons, each
+    in time order."""
+    return "adwms".index(tag[0]), int(tag[1:] or 0)
 
 
 @dataclass(frozen=True)
@@ -198,26 +268,48 @@ class PlayerRecord:
     ``name`` is the name of the player's latest entry (the greatest achieved ms, ``name_at``;
     of two entries achieved at the same ms, the greater name), so it does not depend on the
     order entries arrive in. ``tags`` maps the tag of each board the player has a row on
-    (``a``, ``d<day>``, ``w<week>``: see :func:`app.leaderboard.windows.period_tag`) to that
-    row's achieved ms less the start of the board's period. The name comes last: it may hold
-    ``|``. ``app/lua/board_lib.lua`` reads and writes the same text.
+    (``a``, ``d<day>``, ``w<week>``, ``m<month>``, ``s<season>``: see
+    :func:`app.leaderboard.windows.period_tag`) to that row's achieved ms less the start of
+    the board's period, written ``<tag>=<rel>``, or ``<tag>=<rel>,<subscore key>`` in a game
+    with subscores (``subs``). The name comes last: it may hold ``|``.
+    ``app/lua/board_lib.lua`` reads and writes the same text.
     """
 
     name_at: int
     name: str
     tags: Mapping[str, int] = field(default_factory=dict)
+    subs: Mapping[str, str] = field(default_factory=dict)
 
     def encode(self) -> str:
         """The record's text."""
-        tags = ";".join(f"{tag}={self.tags[tag]}" for tag in sorted(self.tags, key=tag_order))
+        tags = ";".join(
+            f"{tag}={self.tags[tag]}" + (f",{self.subs[tag]}" if tag in self.subs else "")
+            for tag in sorted(self.tags, key=tag_order)
+        )
         return f"{self.name_at}|{tags}|{self.name}"
 
     @classmethod
     def decode(cls, text: str) -> PlayerRecord:
         """The record a text holds."""
         name_at, tags, name = text.split("|", 2)
-        pairs = (tag.split("=") for tag in tags.split(";") if tag)
-        return cls(int(name_at), name, {tag: int(rel) for tag, rel in pairs})
+        rels: dict[str, int] = {}
+        subs: dict[str, str] = {}
+        for part in tags.split(";"):
+            if part:
+                tag, spot = part.split("=")
+                rel, _, sub = spot.partition(",")
+                rels[tag] = int(rel)
+                if sub:
+                    subs[tag] = sub
+        return cls(int(name_at), name, rels, subs)
+
+    def member(self, board: Board, player_id: str) -> str | None:
+        """The ranking member of the player's row on ``board``, if the record names one."""
+        tag, start = board.tag
+        rel = self.tags.get(tag)
+        if rel is None:
+            return None
+        return ranking_member(self.subs.get(tag, ""), start + rel, player_id)
 
 
 def apply_entries(client: DataClient, entries: Sequence[Entry], now_ms: int) -> list[Applied]:

@@ -18,6 +18,20 @@ Games are data. The built-in table holds the demo's guessing game; a TOML file n
 
 A variant may also be a table of overrides: ``[games.guess.variants.10] score_max = 10``.
 
+How boards rank and show scores is set per game too (every setting is optional)::
+
+    keep = "best"              # "best", "latest" (the last achieved) or "sum" (a total;
+                               # needs integer = true, so that totals are exact)
+    subscore_order = "higher"  # a second whole number ("subscore") breaks ties of the score
+    metadata_max_bytes = 256   # a JSON object ("metadata") of at most this many bytes
+    windows = ["alltime", "daily", "weekly", "monthly", "season"]
+    season = { every = "14d", starts_at = "2026-01-05T00:00:00Z" }
+    ties = "competition"       # "unique" (1, 2, 3), "dense" (1, 1, 2), "competition" (1, 1, 3)
+    format = "decimal:1"       # "integer", "time_ms" (m:ss.mmm) or "decimal:N" (the score
+    unit = "m"                 # counts tenths, hundredths...); unit follows a shown score
+    monthly_retention_days = 93
+    season_retention_days = 90
+
 A game may declare a verifier: then the service computes its scores, and refuses a claimed one.
 A verifier is an object named by ``"module:attribute"`` that implements
 :class:`app.leaderboard.verifiers.Verifier`: ``start(variant)`` draws the secret state of a new
@@ -41,7 +55,24 @@ import re
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from datetime import datetime
+from typing import Any, Literal, cast, get_args
+
+from app.leaderboard.windows import DAY_MS, DEFAULT_WINDOWS, WINDOWS, Season, Window
+
+Keep = Literal["best", "latest", "sum"]
+Ties = Literal["unique", "dense", "competition"]
+Order = Literal["lower", "higher"]
+
+#: The largest subscore an entry may carry, either sign: a total of a million of them is still
+#: exact in a double (and in the 17 digits a ranking member gives it).
+SUBSCORE_LIMIT = 10**9
+
+#: The most bytes of metadata a game may allow per entry.
+METADATA_LIMIT = 4096
+
+FORMAT = re.compile(r"^(integer|time_ms|decimal:[1-6])$")
+_EVERY = re.compile(r"^([1-9][0-9]?)d$")
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 VARIANT = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
@@ -73,6 +104,17 @@ class Game:
     description: str = ""
     #: ``"module:attribute"`` of the game's verifier, or None: its scores are claimed.
     verifier: str | None = None
+    keep: Keep = "best"
+    #: Which subscores rank first, or None: the game's entries carry none.
+    subscore_order: Order | None = None
+    metadata_max_bytes: int = 0
+    windows: tuple[Window, ...] = DEFAULT_WINDOWS
+    season: Season | None = None
+    ties: Ties = "unique"
+    format: str = "integer"
+    unit: str = ""
+    monthly_retention_days: int = 93
+    season_retention_days: int = 90
 
     def __hash__(self) -> int:
         return hash(self.slug)
@@ -92,10 +134,20 @@ class Game:
         """Whether the service computes this game's scores (it declares a verifier)."""
         return self.verifier is not None
 
+    @property
+    def sub_sign(self) -> int:
+        """Multiplies a subscore into the order its rows rank in (0: the game has none)."""
+        return {"lower": 1, "higher": -1, None: 0}[self.subscore_order]
+
     def window_retention_ms(self, window: str) -> int | None:
         """How long a finished period of ``window`` stays readable, or None to keep it."""
-        days = {"daily": self.daily_retention_days, "weekly": self.weekly_retention_days}
-        return days[window] * 86_400_000 if window in days else None
+        days = {
+            "daily": self.daily_retention_days,
+            "weekly": self.weekly_retention_days,
+            "monthly": self.monthly_retention_days,
+            "season": self.season_retention_days,
+        }
+        return days[window] * DAY_MS if window in days else None
 
 
 @dataclass(frozen=True)
@@ -151,6 +203,16 @@ _GAME_FIELDS = frozenset(
         "min_ms_per_point",
         "duration_required",
         "verifier",
+        "keep",
+        "subscore_order",
+        "metadata_max_bytes",
+        "windows",
+        "season",
+        "ties",
+        "format",
+        "unit",
+        "monthly_retention_days",
+        "season_retention_days",
     }
 )
 _VARIANT_FIELDS = frozenset({"score_min", "score_max"})
@@ -193,12 +255,32 @@ def game_from_table(slug: str, table: Mapping[str, Any]) -> Game:
     verifier = table.get("verifier")
     if verifier is not None and not (isinstance(verifier, str) and VERIFIER.match(verifier)):
         raise ValueError(f"game {slug}: verifier must be 'module:attribute'")
+    integer = bool(table.get("integer", True))
+    keep = _choice(slug, table, "keep", Keep, "best")
+    if keep == "sum" and not integer:
+        raise ValueError(f"game {slug}: keep = 'sum' needs integer = true (totals stay exact)")
+    windows = _windows(slug, table.get("windows", list(DEFAULT_WINDOWS)))
+    season = _season(slug, table.get("season"))
+    if ("season" in windows) != (season is not None):
+        raise ValueError(f"game {slug}: the season window and a [season] table go together")
+    metadata_max_bytes = int(table.get("metadata_max_bytes", 0))
+    if not 0 <= metadata_max_bytes <= METADATA_LIMIT:
+        raise ValueError(f"game {slug}: metadata_max_bytes must be 0 to {METADATA_LIMIT}")
+    score_format = str(table.get("format", "integer"))
+    if not FORMAT.match(score_format):
+        raise ValueError(f"game {slug}: format must be integer, time_ms or decimal:1 to 6")
+    unit = str(table.get("unit", ""))
+    if len(unit) > 8:
+        raise ValueError(f"game {slug}: unit must be at most 8 characters")
+    subscore_order = table.get("subscore_order")
+    if subscore_order not in (None, "lower", "higher"):
+        raise ValueError(f"game {slug}: subscore_order must be 'lower' or 'higher'")
     return Game(
         slug=slug,
         title=str(table.get("title", slug)),
         description=str(table.get("description", "")),
         lower_is_better=order == "lower",
-        integer=bool(table.get("integer", True)),
+        integer=integer,
         variants=variants,
         retention_days=int(table.get("retention_days", 365)),
         daily_retention_days=int(table.get("daily_retention_days", 7)),
@@ -206,7 +288,52 @@ def game_from_table(slug: str, table: Mapping[str, Any]) -> Game:
         min_ms_per_point=int(table.get("min_ms_per_point", 0)),
         duration_required=bool(table.get("duration_required", False)),
         verifier=verifier,
+        keep=keep,
+        subscore_order=cast(Order | None, subscore_order),
+        metadata_max_bytes=metadata_max_bytes,
+        windows=windows,
+        season=season,
+        ties=_choice(slug, table, "ties", Ties, "unique"),
+        format=score_format,
+        unit=unit,
+        monthly_retention_days=int(table.get("monthly_retention_days", 93)),
+        season_retention_days=int(table.get("season_retention_days", 90)),
     )
+
+
+def _choice(slug: str, table: Mapping[str, Any], name: str, kind: Any, default: str) -> Any:
+    value = table.get(name, default)
+    allowed = get_args(kind)
+    if value not in allowed:
+        raise ValueError(f"game {slug}: {name} must be one of {', '.join(allowed)}")
+    return value
+
+
+def _windows(slug: str, names: Any) -> tuple[Window, ...]:
+    if not isinstance(names, list) or any(name not in WINDOWS for name in names):
+        raise ValueError(f"game {slug}: windows must be a list of {', '.join(WINDOWS)}")
+    if "alltime" not in names:
+        raise ValueError(f"game {slug}: windows must include alltime")
+    return tuple(window for window in WINDOWS if window in names)
+
+
+def _season(slug: str, table: Any) -> Season | None:
+    if table is None:
+        return None
+    if not isinstance(table, Mapping) or set(table) != {"every", "starts_at"}:
+        raise ValueError(f"game {slug}: season needs every (1d to 90d) and starts_at, only")
+    every = _EVERY.match(str(table["every"]))
+    if not every or int(every[1]) > 90:
+        raise ValueError(f"game {slug}: season every must be 1d to 90d")
+    starts_at = table["starts_at"]
+    if isinstance(starts_at, str):
+        try:
+            starts_at = datetime.fromisoformat(starts_at)
+        except ValueError:
+            raise ValueError(f"game {slug}: season starts_at must be an ISO time") from None
+    if not isinstance(starts_at, datetime) or starts_at.tzinfo is None:
+        raise ValueError(f"game {slug}: season starts_at must be an ISO time with its offset")
+    return Season(int(every[1]) * DAY_MS, int(starts_at.timestamp() * 1000))
 
 
 def load_registry(games_file: str | None = None) -> Registry:

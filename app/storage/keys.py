@@ -88,6 +88,25 @@ def players_key(game: str, variant: str) -> str:
     return f"{_family(game, variant)}:players"
 
 
+def entry_metadata_key(game: str, variant: str) -> str:
+    """Hash of a family's entry metadata: ``<achieved ms, 13 digits>:<player id>`` -> the JSON
+    object the entry carried (of a player's two entries at one ms, the greater text), for the
+    games that allow metadata."""
+    return f"{_family(game, variant)}:emeta"
+
+
+def values_key(game: str, variant: str, window: str, period: str) -> str:
+    """Sorted set of the distinct values (score, subscore) of one board's rows, for a game whose
+    ties are dense: member ``<sort, %.17g>|<subscore key>``, score the sort key; beside it
+    :func:`value_counts_key` counts the rows holding each."""
+    return f"{_family(game, variant)}:val:{window}:{period}"
+
+
+def value_counts_key(game: str, variant: str, window: str, period: str) -> str:
+    """Hash of one board's distinct values (the members of :func:`values_key`) -> rows."""
+    return f"{_family(game, variant)}:valn:{window}:{period}"
+
+
 def meta_key(game: str, variant: str, window: str, period: str) -> str:
     """Hash of one board's figures: ``updated`` (ms of its last change), ``sum`` (of its rows'
     scores), ``n`` (entries achieved in its period) and ``t:<bucket start ms>`` (entries per

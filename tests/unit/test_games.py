@@ -1,6 +1,7 @@
 import pytest
 
 from app.leaderboard.games import game_from_table, load_registry
+from app.leaderboard.windows import DAY_MS, Season
 
 
 def test_guess_is_built_in_with_its_variants():
@@ -50,8 +51,71 @@ def test_variant_tables_override_bounds():
         ("g", {"score_min": 10, "score_max": 1}),
         ("g", {"retension_days": 3}),  # a typo is an error, not a silent default
         ("g", {"variants": {"a": {"score_maxx": 3}}}),
+        ("g", {"keep": "max"}),
+        ("g", {"keep": "sum", "integer": False}),  # a float total would depend on order
+        ("g", {"windows": ["daily"]}),  # every game has its all-time board
+        ("g", {"windows": ["alltime", "yearly"]}),
+        ("g", {"windows": ["alltime", "season"]}),  # a season window needs its schedule
+        ("g", {"season": {"every": "7d", "starts_at": "2026-01-05T00:00:00Z"}}),
+        (
+            "g",
+            {
+                "windows": ["alltime", "season"],
+                "season": {"every": "91d", "starts_at": "2026-01-05T00:00:00Z"},
+            },
+        ),
+        (
+            "g",
+            {
+                "windows": ["alltime", "season"],
+                "season": {"every": "7d", "starts_at": "2026-01-05"},
+            },
+        ),
+        ("g", {"ties": "shared"}),
+        ("g", {"format": "decimal:9"}),
+        ("g", {"subscore_order": "up"}),
+        ("g", {"metadata_max_bytes": 5000}),
     ],
 )
 def test_wrong_game_tables_are_refused(slug, table):
     with pytest.raises(ValueError):
         game_from_table(slug, table)
+
+
+def test_board_settings_are_read_from_the_table():
+    game = game_from_table(
+        "throw",
+        {
+            "keep": "sum",
+            "subscore_order": "higher",
+            "metadata_max_bytes": 200,
+            "windows": ["season", "alltime", "monthly"],
+            "season": {"every": "14d", "starts_at": "2026-01-05T00:00:00Z"},
+            "ties": "competition",
+            "format": "decimal:1",
+            "unit": "m",
+        },
+    )
+    assert (game.keep, game.subscore_order, game.sub_sign) == ("sum", "higher", -1)
+    assert game.windows == ("alltime", "monthly", "season")  # in the canonical order
+    assert game.season == Season(14 * DAY_MS, 1767571200000)
+    assert (game.ties, game.format, game.unit, game.metadata_max_bytes) == (
+        "competition",
+        "decimal:1",
+        "m",
+        200,
+    )
+    assert game.window_retention_ms("monthly") == 93 * DAY_MS
+    assert game.window_retention_ms("season") == 90 * DAY_MS
+
+
+def test_guess_keeps_the_boards_it_always_had():
+    guess = load_registry().get("guess")
+    assert guess is not None
+    assert (guess.keep, guess.ties, guess.sub_sign, guess.metadata_max_bytes) == (
+        "best",
+        "unique",
+        0,
+        0,
+    )
+    assert guess.windows == ("alltime", "daily", "weekly")

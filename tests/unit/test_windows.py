@@ -3,14 +3,20 @@ from datetime import UTC, datetime
 import pytest
 
 from app.leaderboard.windows import (
+    DAY_MS,
+    NoPeriod,
+    Season,
     day_index,
     day_start_ms,
+    month_index,
+    month_start_ms,
     normalize_period,
     oldest_readable,
     period_end_ms,
     period_of,
     period_range,
     period_tag,
+    readable_indexes,
     week_index,
     week_start_ms,
 )
@@ -116,3 +122,48 @@ def test_the_oldest_readable_period_is_the_first_whose_retention_runs_past_now(i
             i: period_end_ms(window, period_of(window, start_of(i))) for i in (oldest - 1, oldest)
         }
         assert ends[oldest] + keep > instant >= ends[oldest - 1] + keep
+
+
+@pytest.mark.parametrize(
+    ("instant", "label", "start", "end"),
+    [
+        (ms(2026, 12, 1), "2026-12", ms(2026, 12, 1), ms(2027, 1, 1)),
+        (ms(2026, 12, 31, 23, 59), "2026-12", ms(2026, 12, 1), ms(2027, 1, 1)),
+        (ms(2028, 2, 29, 12), "2028-02", ms(2028, 2, 1), ms(2028, 3, 1)),
+    ],
+)
+def test_monthly_periods_are_utc_calendar_months(instant, label, start, end):
+    assert period_of("monthly", instant) == label
+    assert period_range("monthly", label) == (start, end)
+    tag, begins = period_tag("monthly", label)
+    assert begins == start and tag == f"m{month_index(instant)}"
+    assert month_start_ms(month_index(instant)) == start
+
+
+SEASON = Season(every_ms=14 * DAY_MS, starts_at_ms=ms(2026, 1, 5))
+
+
+def test_seasons_follow_the_games_schedule_from_its_start():
+    assert period_of("season", ms(2026, 1, 5), SEASON) == "S1"
+    assert period_of("season", ms(2026, 1, 18, 23, 59), SEASON) == "S1"
+    assert period_of("season", ms(2026, 1, 19), SEASON) == "S2"
+    assert period_range("season", "S2", SEASON) == (ms(2026, 1, 19), ms(2026, 2, 2))
+    assert period_tag("season", "S2", SEASON) == ("s2", ms(2026, 1, 19))
+    with pytest.raises(NoPeriod):
+        period_of("season", ms(2026, 1, 4), SEASON)
+    with pytest.raises(ValueError):
+        period_of("season", ms(2026, 1, 6))  # a game without a schedule has no seasons
+    for bad in ("S0", "2026-12", "S01"):
+        with pytest.raises(ValueError):
+            normalize_period("season", bad, SEASON)
+
+
+def test_readable_periods_run_from_the_current_back_to_the_retention():
+    now = ms(2026, 12, 2, 12)
+    assert list(readable_indexes("monthly", 62 * DAY_MS, now)) == [
+        month_index(ms(2026, m, 1)) for m in (12, 11, 10)
+    ]
+    # S1 ended 2026-01-19; a season stays readable 30 days after its end.
+    assert list(readable_indexes("season", 30 * DAY_MS, ms(2026, 2, 17), SEASON)) == [4, 3, 2, 1]
+    assert list(readable_indexes("season", 30 * DAY_MS, ms(2026, 2, 19), SEASON)) == [4, 3, 2]
+    assert list(readable_indexes("season", 30 * DAY_MS, ms(2025, 12, 1), SEASON)) == []
