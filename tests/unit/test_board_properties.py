@@ -18,7 +18,7 @@ from app.leaderboard import rebuild
 from app.leaderboard.boards import Board, Entry, PlayerRecord, apply_entries, read_page
 from app.leaderboard.games import Registry, game_from_table, load_registry
 from app.leaderboard.rebuild import rebuild_family
-from app.leaderboard.windows import WINDOWS, bucket_ms, period_of
+from app.leaderboard.windows import bucket_ms, period_of
 from app.storage import keys
 
 REGISTRY = Registry(
@@ -116,7 +116,7 @@ def model(game, entries) -> dict:
     earlier achievement), ranked by score, then by time, then by player id."""
     best: dict[tuple[str, str], dict[str, Entry]] = {}
     for entry in entries:
-        for window in WINDOWS:
+        for window in game.windows:
             rows = best.setdefault((window, period_of(window, entry.achieved_at)), {})
             old = rows.get(entry.player_id)
             key = (game.sign * entry.score, entry.achieved_at)
@@ -138,11 +138,11 @@ def model_names(entries) -> dict[str, tuple[int, str]]:
     return latest
 
 
-def model_counts(entries) -> dict[tuple[str, str], dict[str, str]]:
+def model_counts(game, entries) -> dict[tuple[str, str], dict[str, str]]:
     """Each board's ``n`` and ``t:<bucket>``: every entry achieved in its period, counted."""
     counts: dict[tuple[str, str], dict[str, int]] = {}
     for e in entries:
-        for window in WINDOWS:
+        for window in game.windows:
             board = counts.setdefault((window, period_of(window, e.achieved_at)), {})
             bucket = f"t:{e.achieved_at - e.achieved_at % bucket_ms(window)}"
             for name in ("n", bucket):
@@ -192,7 +192,7 @@ def test_the_boards_are_what_a_plain_model_computes(game, data):
     r = fresh_redis()
     apply_one_by_one(r, entries)
     expected = model(game, entries)
-    names, counts = model_names(entries), model_counts(entries)
+    names, counts = model_names(entries), model_counts(game, entries)
     variant = VARIANT[game.slug]
     players = keys.players_key(game.slug, variant)
     state = boards_of(r, game)
