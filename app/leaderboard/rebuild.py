@@ -693,11 +693,12 @@ def prune_family(
     cutoff = now_ms - game.retention_days * 86_400_000
     prune = script(client, "prune_log")
     log, applied = keys.log_key(game.slug, variant), keys.applied_key(game.slug, variant)
+    emeta = keys.entry_metadata_key(game.slug, variant)
     total = client.xlen(log)
     position, read, deleted = "-", 0, 0
     while True:
         start = "-" if position == "-" else f"({position}"
-        position, got, gone = prune(keys=[log, applied], args=[start, SLICE, cutoff])
+        position, got, gone = prune(keys=[log, applied, emeta], args=[start, SLICE, cutoff])
         read, deleted = read + got, deleted + gone
         progress(read, max(total, read))
         if got < SLICE:
