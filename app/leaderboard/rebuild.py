@@ -169,7 +169,7 @@ class FamilyBuild:
             for copy in copies:
                 if copy.best:
                     # The text the scripts write (board_lib.lua's num).
-                    total = sign * sum(row[0] for row in copy.best.values())
+                    total = sign * sum(row[0] for row in copy.best.values()) + 0.0  # no -0
                     sender.pipe.hset(copy.meta, "sum", f"{total:.17g}")
                     copy.send_values(sender)
             self._write_records(copies, names, sender)
@@ -374,7 +374,7 @@ class FamilyBuild:
 
 
 #: A row as a rebuild keeps it: (sort key, subscore key, achieved ms, member), and for a game
-#: that keeps a sum also (total score, total subscore). Tuples compare as rows rank.
+#: that keeps a sum also the total of its subscores. Tuples compare as rows rank.
 _Row = tuple[Any, ...]
 
 
@@ -451,7 +451,6 @@ class _Pass:
         self, game: Game, variant: str, banned: set[str], boards: list[tuple[Board, _Copy]]
     ) -> None:
         self.game, self.variant, self.banned = game, variant, banned
-        self.number: Callable[[str], float] = int if game.integer else float
         self.names: dict[str, tuple[int, str]] = {}
         self.by_tag = {board.tag[0]: copy for board, copy in boards}
         # The copies of the boards of an entry's periods, and the span of achieved ms that
@@ -476,8 +475,7 @@ class _Pass:
 
     def take(self, entries: list[Any]) -> None:
         """Take in a slice of the log, as XRANGE answers it."""
-        banned, names = self.banned, self.names
-        sign, number = self.game.sign, self.number
+        banned, names, sign = self.banned, self.names, self.game.sign
         keep, subscored = self.game.keep, bool(self.game.sub_sign)
         for _, flat in entries:
             sub_text: str | None = None
@@ -494,14 +492,14 @@ class _Pass:
             at = int(at_text)
             if not self.span[0] <= at < self.span[1]:
                 self._aim(at)
-            score = number(score_text)
+            # A double, as the scripts compute it: -1 * 0 is -0, whose value text is "-0".
+            sort = sign * float(score_text)
             sub = int(sub_text) if subscored and sub_text else 0
             if keep == "sum":
-                self._add(pid, score, sub, at)
+                self._add(pid, sort, sub, at)
             else:
                 key = subscore_key(self.game, sub) if subscored else ""
-                row = (sign * score, key, at, ranking_member(key, at, pid))
-                self._offer(pid, row, keep == "latest")
+                self._offer(pid, (sort, key, at, ranking_member(key, at, pid)), keep == "latest")
             named = (at, name)
             known = names.setdefault(pid, named)
             if known is not named and named > known:
@@ -523,27 +521,21 @@ class _Pass:
                     gone.append(old[3])  # sent already: to be taken off
                 best[pid] = fresh[pid] = row
 
-    def _add(self, pid: str, score: float, sub: int, at: int) -> None:
+    def _add(self, pid: str, sort: float, sub: int, at: int) -> None:
         """Add an entry to the player's total on each target board (keep sum)."""
         game = self.game
         subscored = bool(game.sub_sign)
         for best, fresh, gone in self.targets:
             old = best.get(pid)
             if old is None:
-                total, sub_total, last = score, sub, at
+                total, sub_total, last = sort, sub, at
             else:
-                total, sub_total, last = old[4] + score, old[5] + sub, max(old[2], at)
+                # Summed as doubles, as the scripts sum the sort keys (exact for whole scores).
+                total, sub_total, last = old[0] + sort, old[4] + sub, max(old[2], at)
                 if pid not in fresh:
                     gone.append(old[3])
             key = subscore_key(game, sub_total) if subscored else ""
-            best[pid] = fresh[pid] = (
-                game.sign * total,
-                key,
-                last,
-                ranking_member(key, last, pid),
-                total,
-                sub_total,
-            )
+            best[pid] = fresh[pid] = (total, key, last, ranking_member(key, last, pid), sub_total)
 
 
 #: The fields a rebuild reads of a log entry, in the order the apply script writes them (after
