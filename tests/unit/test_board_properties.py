@@ -138,11 +138,11 @@ def model_names(entries) -> dict[str, tuple[int, str]]:
     return latest
 
 
-def model_counts(game, entries) -> dict[tuple[str, str], dict[str, str]]:
+def model_counts(entries) -> dict[tuple[str, str], dict[str, str]]:
     """Each board's ``n`` and ``t:<bucket>``: every entry achieved in its period, counted."""
     counts: dict[tuple[str, str], dict[str, int]] = {}
     for e in entries:
-        for window in game.windows:
+        for window in e.game.windows:
             board = counts.setdefault((window, period_of(window, e.achieved_at)), {})
             bucket = f"t:{e.achieved_at - e.achieved_at % bucket_ms(window)}"
             for name in ("n", bucket):
@@ -192,7 +192,7 @@ def test_the_boards_are_what_a_plain_model_computes(game, data):
     r = fresh_redis()
     apply_one_by_one(r, entries)
     expected = model(game, entries)
-    names, counts = model_names(entries), model_counts(game, entries)
+    names, counts = model_names(entries), model_counts(entries)
     variant = VARIANT[game.slug]
     players = keys.players_key(game.slug, variant)
     state = boards_of(r, game)
