@@ -28,6 +28,7 @@ from app.leaderboard.boards import (
     Board,
     Horizon,
     PlayerRecord,
+    board_keys,
     entry_boards,
     ranking_member,
     script,
@@ -79,8 +80,9 @@ def readable_boards(game: Game, variant: str, now_ms: int) -> list[Board]:
 
 def value_member(sort: float, sub_key: str) -> str:
     """A row's member in its board's values zset (dense ties): ``<sort, %.17g>|<subscore key>``,
-    the text the scripts write for the same double."""
-    return f"{sort:.17g}|{sub_key}"
+    the text the scripts write for the same double (0 for -0 too, as servers answer -0 either
+    way)."""
+    return f"{sort + 0.0:.17g}|{sub_key}"  # + 0.0: -0 is written 0
 
 
 @dataclass
@@ -126,14 +128,8 @@ class FamilyBuild:
     def _dense(self) -> bool:
         return self.game.ties == "dense"
 
-    def _live(self, board: Board) -> tuple[str, ...]:
-        """The keys of a board: ranking and meta, then values and counts when ties are dense."""
-        if self._dense:
-            return board.ranking_key, board.meta_key, board.values_key, board.value_counts_key
-        return board.ranking_key, board.meta_key
-
     def _built(self, board: Board) -> tuple[str, ...]:
-        return tuple(keys.build_key(key) for key in self._live(board))
+        return tuple(keys.build_key(key) for key in board_keys(board))
 
     def _copy(self, board: Board) -> _Copy:
         built = self._built(board)
@@ -263,7 +259,7 @@ class FamilyBuild:
                     self.game.sign,
                     self.game.keep,
                     self.game.sub_sign,
-                    "0",
+                    "1" if self._dense else "0",
                     *per_board,
                 ],
             )
@@ -274,14 +270,14 @@ class FamilyBuild:
 
     def swap(self) -> bool:
         """Swap every copy in at once if they have seen the whole log; False if it grew."""
-        board_keys: list[str] = []
+        written: list[str] = []
         per_board: list[str | int] = []
         for board in self.boards:
-            board_keys += [*self._built(board), *self._live(board)]
+            written += [*self._built(board), *board_keys(board)]
             per_board += (board.expire_at(), *board.tag)
         return bool(
             script(self.client, "swap_boards")(
-                keys=[self._log, self._banned, self._built_players, self._players, *board_keys],
+                keys=[self._log, self._banned, self._built_players, self._players, *written],
                 args=[
                     self.position,
                     self.now_ms,
@@ -349,7 +345,7 @@ class FamilyBuild:
 
     def _same_values(self, board: Board, step: int) -> bool:
         """Whether a board's values zset and counts hash equal their copies (dense ties)."""
-        live_v, live_c = self._live(board)[2:]
+        live_v, live_c = board.values_key, board.value_counts_key
         built_v, built_c = self._built(board)[2:]
         pipe = self.client.pipeline(transaction=False)
         for key in (live_v, built_v):

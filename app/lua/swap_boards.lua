@@ -10,21 +10,6 @@
 -- period start ms) per board. Returns 1 when swapped, 0 when the log has grown since (read
 -- on).
 
--- The subscore key at the head of a ranking member ('' in a game without subscores).
-local function sub_key_of(m)
-  local head = string.match(m, '^(%d+):')
-  return string.sub(head, 1, #head - 13)
-end
-
--- One row fewer holds the value (sort, subscore key): a value no row holds leaves the zset.
-local function drop_value(vkey, ckey, sort, sub_key)
-  local value = num(sort) .. '|' .. sub_key
-  if redis.call('HINCRBY', ckey, value, -1) <= 0 then
-    redis.call('HDEL', ckey, value)
-    redis.call('ZREM', vkey, value)
-  end
-end
-
 local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
 local head = newest[1] and newest[1][1] or '-'
 if head ~= ARGV[1] then
@@ -49,12 +34,13 @@ for _, pid in ipairs(redis.call('SMEMBERS', KEYS[2])) do
   local rec = parse_record(redis.call('HGET', built_players, pid))
   if rec then
     for i = 0, boards - 1 do
-      local m, sort = row_of(built(i, 1), pid, rec, kinds[i], indexes[i], ARGV[7 + 3 * i])
+      local start = ARGV[7 + 3 * i]
+      local m, sort, _, sub = row_of(built(i, 1), pid, rec, kinds[i], indexes[i], start)
       if m then
         redis.call('ZREM', built(i, 1), m)
         move_sum(built(i, 2), -sign * sort, now)
         if dense then
-          drop_value(built(i, 3), built(i, 4), sort, sub_key_of(m))
+          count_value({built(i, 3), built(i, 4)}, sort, sub, -1)
         end
       end
     end
