@@ -449,6 +449,7 @@ class _Pass:
         self, game: Game, variant: str, banned: set[str], boards: list[tuple[Board, _Copy]]
     ) -> None:
         self.game, self.variant, self.banned = game, variant, banned
+        self.number: Callable[[str], float] = int if game.integer else float
         self.names: dict[str, tuple[int, str]] = {}
         self.by_tag = {board.tag[0]: copy for board, copy in boards}
         # The copies of the boards of an entry's periods, and the span of achieved ms that
@@ -473,8 +474,9 @@ class _Pass:
 
     def take(self, entries: list[Any]) -> None:
         """Take in a slice of the log, as XRANGE answers it."""
-        banned, names, sign = self.banned, self.names, self.game.sign
+        banned, names, sign, number = self.banned, self.names, self.game.sign, self.number
         keep, subscored = self.game.keep, bool(self.game.sub_sign)
+        latest = keep == "latest"
         for _, flat in entries:
             sub_text: str | None = None
             if flat[2:10:2] == _LOGGED:  # as the apply script writes an entry
@@ -490,34 +492,30 @@ class _Pass:
             at = int(at_text)
             if not self.span[0] <= at < self.span[1]:
                 self._aim(at)
-            # A double, as the scripts compute it: -1 * 0 is -0, whose value text is "-0".
-            sort = sign * float(score_text)
+            sort = sign * number(score_text)
             sub = int(sub_text) if subscored and sub_text else 0
             if keep == "sum":
                 self._add(pid, sort, sub, at)
             else:
                 key = subscore_key(self.game, sub) if subscored else ""
-                self._offer(pid, (sort, key, at, ranking_member(key, at, pid)), keep == "latest")
+                # ranking_member's text, written here: this loop runs once per logged entry.
+                row = (sort, key, at, f"{key}{at:013d}:{pid}")
+                for best, fresh, gone in self.targets:
+                    old = best.setdefault(pid, row)
+                    if old is row:  # the player's first row on the board
+                        fresh[pid] = row
+                    elif (
+                        (at > old[2] or (at == old[2] and row[:2] < old[:2]))
+                        if latest
+                        else row < old
+                    ):
+                        if pid not in fresh:
+                            gone.append(old[3])  # sent already: to be taken off
+                        best[pid] = fresh[pid] = row
             named = (at, name)
             known = names.setdefault(pid, named)
             if known is not named and named > known:
                 names[pid] = named
-
-    def _offer(self, pid: str, row: _Row, latest: bool) -> None:
-        """Make ``row`` the player's row on each target board where it ranks before theirs
-        (keep best) or is later than theirs (keep latest)."""
-        for best, fresh, gone in self.targets:
-            old = best.setdefault(pid, row)
-            if old is row:  # the player's first row on the board
-                fresh[pid] = row
-            elif (
-                (row[2] > old[2] or (row[2] == old[2] and row[:2] < old[:2]))
-                if latest
-                else (row < old)
-            ):
-                if pid not in fresh:
-                    gone.append(old[3])  # sent already: to be taken off
-                best[pid] = fresh[pid] = row
 
     def _add(self, pid: str, sort: float, sub: int, at: int) -> None:
         """Add an entry to the player's total on each target board (keep sum)."""
@@ -528,7 +526,6 @@ class _Pass:
             if old is None:
                 total, sub_total, last = sort, sub, at
             else:
-                # Summed as doubles, as the scripts sum the sort keys (exact for whole scores).
                 total, sub_total, last = old[0] + sort, old[4] + sub, max(old[2], at)
                 if pid not in fresh:
                     gone.append(old[3])
