@@ -1,8 +1,9 @@
 """Rebuild a family's boards from its log, check them against it, and prune it.
 
-A rebuild reads the log once, in slices, and works out here each player's best row on every
-readable board of a game variant and each player's record; it writes them into copies of the
-boards and of the players hash with commands of many members each, then replays in Lua (in
+A rebuild reads the log once, in slices, and works out here each player's row (as the game
+keeps it: the best, the latest or the sum) on every readable board of a game variant, each
+player's record and, for dense ties, each board's distinct values; it writes them into copies
+of the boards and of the players hash with commands of many members each, then replays in Lua (in
 short slices, so Redis is never blocked for long) the entries appended meanwhile, and swaps all
 copies in with one atomic script that first checks the copies have seen the log's newest entry;
 if entries arrived meanwhile it reads on and tries again. Readers see the old boards until the
@@ -82,7 +83,7 @@ def value_member(sort: float, sub_key: str) -> str:
     """A row's member in its board's values zset (dense ties): ``<sort, %.17g>|<subscore key>``,
     the text the scripts write for the same double (0 for -0 too, as servers answer -0 either
     way)."""
-    return f"{sort + 0.0:.17g}|{sub_key}"  # + 0.0: -0 is written 0
+    return f"{sort + 0.0:.17g}|{sub_key}"
 
 
 @dataclass
