@@ -226,6 +226,11 @@ end
 -- scored by the sort, and the counts hash of its rows per value. vkeys is nil for a game
 -- whose ties are not dense.
 local function value_of(sort, sub)
+  if sort == 0 then
+    -- -0 (a zero of a higher-is-better game) is written 0: some servers answer its ZSCORE
+    -- "-0", others "0", and the text must be the same when a row leaves as when it came.
+    sort = 0
+  end
   return string.format('%.17g', sort) .. '|' .. sub
 end
 
