@@ -26,11 +26,13 @@ from app.leaderboard.windows import (
     NoPeriod,
     Window,
     bucket_ms,
+    index_start_ms,
     oldest_readable,
     period_end_ms,
     period_of,
     period_range,
     period_tag,
+    readable_indexes,
 )
 from app.storage import keys, scripts, topology
 from app.storage.connection import DataClient
@@ -126,6 +128,50 @@ class Board:
     def achieved_range(self) -> tuple[int, int]:
         """The achieved ms that belong on this board: ``[start, end)``, ``(0, 0)`` for all."""
         return period_range(self.window, self.period, self.game.season)
+
+
+def current_period(game: Game, window: Window, now_ms: int) -> str:
+    """The label of the period of ``window`` that holds ``now_ms``; before the game's first
+    season, the first season's (its board is empty until it begins)."""
+    try:
+        return period_of(window, now_ms, game.season)
+    except NoPeriod:
+        return "S1"
+
+
+def current_end_ms(game: Game, window: Window, now_ms: int) -> int | None:
+    """When the current period of ``window`` ends (None for all-time); before the game's first
+    season, when the first season starts."""
+    if window == "alltime":
+        return None
+    if window == "season" and game.season is not None and game.season.index(now_ms) is None:
+        return game.season.starts_at_ms
+    return period_end_ms(window, current_period(game, window, now_ms), game.season)
+
+
+@dataclass(frozen=True)
+class Period:
+    """One period of a window: its label and epoch ms ``[starts_at, ends_at)`` (None for
+    all-time's)."""
+
+    label: str
+    starts_at: int | None
+    ends_at: int | None
+
+
+def readable_periods(game: Game, window: Window, now_ms: int) -> list[Period]:
+    """The periods of ``window`` whose boards are readable at ``now_ms``, newest first: the
+    current one (none of the season window before the first season) back to the oldest still
+    within its retention."""
+    if window == "alltime":
+        return [Period(ALLTIME_PERIOD, None, None)]
+    keep = game.window_retention_ms(window) or 0
+    periods = []
+    for index in readable_indexes(window, keep, now_ms, game.season):
+        start = index_start_ms(window, index, game.season)
+        end = index_start_ms(window, index + 1, game.season)
+        periods.append(Period(period_of(window, start, game.season), start, end))
+    return periods
 
 
 @dataclass(frozen=True)

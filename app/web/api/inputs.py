@@ -79,6 +79,21 @@ def parse_body(model: type[M], data: Any) -> M:
         ) from None
 
 
+def parse_read_body(model: type[M], data: Any) -> M:
+    """Validate the JSON document of a read that takes a body (a lookup) against ``model``:
+    400 with per-field errors, as a query's."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise Problem(
+            400,
+            "Invalid query",
+            "Some fields of the body are wrong.",
+            kind="invalid-query",
+            errors=field_errors(exc),
+        ) from None
+
+
 def parse_query(model: type[M]) -> M:
     """Validate the query string against ``model`` (400 with per-parameter errors)."""
     try:
@@ -121,12 +136,25 @@ def require_body_variant(game: Game, variant: str) -> str:
     return game.variants[variant].name
 
 
-def require_period(window: str, period: str | None, default: str) -> str:
-    """A period label of ``window`` (``default`` when absent; 400 if malformed)."""
+def require_window(game: Game, window: str) -> None:
+    """Refuse a window the game does not have (400 naming ``window``)."""
+    if window not in game.windows:
+        message = f"is not a window of {game.slug} (it has {', '.join(game.windows)})"
+        raise Problem(
+            400,
+            "Invalid query",
+            f"{game.slug} has no {window} boards.",
+            kind="invalid-query",
+            errors={"window": [message]},
+        )
+
+
+def require_period(game: Game, window: str, period: str | None, default: str) -> str:
+    """A period label of ``window`` of ``game`` (``default`` when absent; 400 if malformed)."""
     if period is None:
         return default
     try:
-        return normalize_period(window, period)
+        return normalize_period(window, period, game.season)
     except ValueError as exc:
         raise Problem(
             400, "Invalid query", str(exc), kind="invalid-query", errors={"period": [str(exc)]}
