@@ -16,7 +16,7 @@ class Spot:
     """A row to lay on a board by hand."""
 
     n: int  # the player's number
-    score: int
+    score: float
     at: int
     sub: int | None = None
     metadata: str | None = None
