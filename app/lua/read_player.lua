@@ -8,7 +8,11 @@
 local total = redis.call('ZCARD', KEYS[1])
 local updated = redis.call('HGET', KEYS[3], 'updated')
 local text = redis.call('HGET', KEYS[2], ARGV[1])
-local mine = text and member_in(text, ARGV[3], ARGV[4], ARGV[1])
+local rel, sub
+if text then
+  rel, sub = tag_in(text, ARGV[3])
+end
+local mine = rel and member(tonumber(ARGV[4]) + rel, ARGV[1], sub)
 local rank = mine and redis.call('ZRANK', KEYS[1], mine)
 if not rank then
   return {total, updated, -1, 0, 0}

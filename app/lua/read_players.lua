@@ -12,7 +12,11 @@ end
 local texts = records_of(KEYS[2], pids)
 local found = {}
 for i, pid in ipairs(pids) do
-  local m = texts[i] and member_in(texts[i], ARGV[1], ARGV[2], pid)
+  local rel, sub
+  if texts[i] then
+    rel, sub = tag_in(texts[i], ARGV[1])
+  end
+  local m = rel and member(tonumber(ARGV[2]) + rel, pid, sub)
   local place = m and redis.call('ZRANK', KEYS[1], m)
   if place then
     found[#found + 1] = {place, m, texts[i]}

@@ -136,21 +136,18 @@ def require_body_variant(game: Game, variant: str) -> str:
     return game.variants[variant].name
 
 
-def require_window(game: Game, window: str) -> None:
-    """Refuse a window the game does not have (400 naming ``window``)."""
+def require_window(game: Game, window: str) -> str:
+    """A window the game has (400 otherwise)."""
     if window not in game.windows:
-        message = f"is not a window of {game.slug} (it has {', '.join(game.windows)})"
+        why = f"{game.slug} has no {window} boards (it has {', '.join(game.windows)})"
         raise Problem(
-            400,
-            "Invalid query",
-            f"{game.slug} has no {window} boards.",
-            kind="invalid-query",
-            errors={"window": [message]},
+            400, "Invalid query", why + ".", kind="invalid-query", errors={"window": [why]}
         )
+    return window
 
 
 def require_period(game: Game, window: str, period: str | None, default: str) -> str:
-    """A period label of ``window`` of ``game`` (``default`` when absent; 400 if malformed)."""
+    """A period label of ``window`` (``default`` when absent; 400 if malformed)."""
     if period is None:
         return default
     try:
