@@ -57,7 +57,7 @@ def expected(game: Game, spots: Sequence[Spot]) -> list[tuple[str, int, float]]:
     def value(spot: Spot) -> tuple[int, int]:
         return (game.sign * spot.score, game.sub_sign * (spot.sub or 0))
 
-    ordered = sorted(spots, key=lambda s: (*value(s), s.at))
+    ordered = sorted(spots, key=lambda s: (*value(s), s.at, s.player_id))
     values = sorted({value(s) for s in spots})
     total = len(ordered)
     shown = []

@@ -5,21 +5,39 @@ from __future__ import annotations
 
 import json
 import random
+from datetime import UTC, datetime
 
 import pytest
 
-from app.leaderboard.boards import Board, PlayerRecord, read_page, read_players, read_standing
+from app.leaderboard.boards import (
+    Board,
+    Entry,
+    PlayerRecord,
+    apply_entries,
+    read_page,
+    read_players,
+    read_standing,
+)
 from app.leaderboard.games import Game, game_from_table
 from tests.hand_boards import Spot, expected, lay
+
+T0 = int(datetime(2036, 11, 19, 12, tzinfo=UTC).timestamp() * 1000)
+pytestmark = pytest.mark.usefixtures("clock")
+
+
+@pytest.fixture
+def instant() -> int:
+    return T0
+
 
 TIES = ("unique", "competition", "dense")
 
 
-def rich_game(ties: str = "unique", subscore: bool = True, **settings) -> Game:
+def rich_game(ties: str = "unique", subscore: bool = True, slug="rich", **settings) -> Game:
     table = {"order": "higher", "ties": ties, "metadata_max_bytes": 256, **settings}
     if subscore:
         table["subscore_order"] = "lower"
-    return game_from_table("rich", table)
+    return game_from_table(slug, table)
 
 
 def ranks_of(rows) -> list[tuple[str, int]]:
@@ -218,3 +236,74 @@ def test_a_lookup_of_a_hundred_players_is_one_script_call(redis_client, monkeypa
     in_board_order = [(pid, rank) for pid, rank, _ in expected(game, spots) if pid in wanted]
     assert [(row.player_id, row.rank) for row in lookup.rows] == in_board_order
     assert len(lookup.missing) == 50
+
+
+def keep_rows(game: Game, entries: list[Entry]) -> list[Spot]:
+    """Each player's row by the game's keep rule, worked out here: ``best`` the entry of the
+    least (sort, sub_sign * subscore, at), ``latest`` the greatest at (then the least sort and
+    subscore), ``sum`` the totals at the greatest at. A row shows the metadata of its entry's
+    (at, player): of two at one ms, the greater text."""
+    by_player: dict[str, list[Entry]] = {}
+    for entry in entries:
+        by_player.setdefault(entry.player_id, []).append(entry)
+
+    def value(e: Entry) -> tuple[float, int, int]:
+        return (game.sign * e.score, game.sub_sign * (e.subscore or 0), e.achieved_at)
+
+    rows = []
+    for player_id, mine in by_player.items():
+        n = int(player_id.rsplit("-", 1)[1])
+        if game.keep == "sum":
+            at = max(e.achieved_at for e in mine)
+            score, sub = sum(e.score for e in mine), sum(e.subscore or 0 for e in mine)
+        else:
+            if game.keep == "best":
+                kept = min(mine, key=value)
+            else:
+                kept = min(mine, key=lambda e: (-e.achieved_at, *value(e)[:2]))
+            at, score, sub = kept.achieved_at, kept.score, kept.subscore or 0
+        texts = [e.metadata or "" for e in mine if e.achieved_at == at]
+        rows.append(Spot(n, score, at, sub if game.sub_sign else None, max(texts) or None))
+    return rows
+
+
+@pytest.mark.parametrize("keep", ["best", "latest", "sum"])
+@pytest.mark.parametrize("ties", TIES)
+@pytest.mark.parametrize("subscore", [False, True])
+def test_reads_of_applied_entries_rank_by_the_keep_rule_and_ties(
+    redis_client, keep, ties, subscore
+):
+    game = rich_game(ties, subscore, keep=keep, slug=f"g-{keep}-{ties}-{int(subscore)}")
+    board = Board(game, "default")
+    rng = random.Random(f"{keep}{ties}{subscore}")
+    entries = [
+        Entry(
+            submission_id=f"sub-{keep}-{ties}-{i:05d}",
+            game=game,
+            variant="default",
+            player_id=Spot(rng.randrange(15), 0, 0).player_id,
+            name="P",
+            score=rng.choice([1, 2, 2, 3]),
+            achieved_at=T0 - rng.randrange(4) * 1000,
+            subscore=rng.choice([0, 5]) if subscore else None,
+            metadata=rng.choice([None, '{"a":1}', '{"b":2}']),
+        )
+        for i in range(60)
+    ]
+    apply_entries(redis_client, entries, T0)
+    spots = keep_rows(game, entries)
+    want = expected(game, spots)
+    page = read_page(redis_client, board, 0, 100, metadata=True)
+    assert [(row.player_id, row.rank) for row in page.rows] == [(p, r) for p, r, _ in want]
+    kept = {spot.player_id: spot for spot in spots}
+    for row in page.rows:
+        spot = kept[row.player_id]
+        assert (row.score, row.subscore, row.achieved_at) == (spot.score, spot.sub, spot.at)
+        assert row.metadata == spot.metadata
+    for pid, rank, share in want:
+        standing = read_standing(redis_client, board, pid)
+        assert (standing.row.rank, standing.percentile) == (rank, share)
+    lookup = read_players(redis_client, board, [p for p, _, _ in want][::-2])
+    assert [(row.player_id, row.rank) for row in lookup.rows] == [
+        (p, r) for p, r, _ in want[::-1][::2][::-1]
+    ]
