@@ -26,12 +26,6 @@ local function player_of(m)
   return string.match(m, '^%d+:(.*)$')
 end
 
--- A member's subscore key ('' if none) and achieved ms.
-local function parts_of(m)
-  local head = string.match(m, '^(%d+):')
-  return string.sub(head, 1, -14), tonumber(string.sub(head, -13))
-end
-
 -- The subscore key of a signed subscore total (already multiplied by sub_sign), held within
 -- its range.
 local function sub_key(value)
@@ -335,23 +329,6 @@ local function records_of(players, pids)
   return found
 end
 
--- ZRANGE WITHSCORES of a board as flat {member, sort, name or false, ...}.
-local function rows_of(zkey, players, first, last)
-  local ranked = redis.call('ZRANGE', zkey, first, last, 'WITHSCORES')
-  local pids = {}
-  for i = 1, #ranked, 2 do
-    pids[#pids + 1] = player_of(ranked[i])
-  end
-  local texts = records_of(players, pids)
-  local rows = {}
-  for i = 1, #pids do
-    rows[#rows + 1] = ranked[2 * i - 1]
-    rows[#rows + 1] = ranked[2 * i]
-    rows[#rows + 1] = texts[i] and name_in(texts[i]) or false
-  end
-  return rows
-end
-
 -- The fields of a log entry as a table.
 local function fields(flat)
   local t = {}
@@ -442,7 +419,7 @@ end
 local function shown_rows(zkey, players, vkey, ekey, ties, with_meta, first, ranked)
   local pids, fields = {}, {}
   for i = 1, #ranked, 2 do
-    pids[#pids + 1] = string.match(ranked[i], ':(.*)$')
+    pids[#pids + 1] = player_of(ranked[i])
     fields[#fields + 1] = entry_field_of(ranked[i])
   end
   local texts = records_of(players, pids)
