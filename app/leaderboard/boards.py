@@ -217,7 +217,7 @@ class Applied:
     banned: bool  # the player is banned from this game: nothing was applied
     score: int | float | None  # as logged when first applied (a replay may claim another)
     achieved_at: int | None  # epoch ms, as logged
-    ranks: dict[str, int | None]  # window -> the player's rank on that board afterwards
+    ranks: dict[str, int | None]  # window -> the rank the board shows the player afterwards
     improved: dict[str, bool]  # window -> whether this entry became the player's best
     run_reused: bool = False  # its run token was used by another submission: nothing applied
 
@@ -441,7 +441,7 @@ def apply_entries_each(
                     *family.rule,
                     "" if entry.subscore is None or not entry.game.sub_sign else entry.subscore,
                     entry.metadata or "",
-                    family.dense,
+                    entry.game.ties,
                     *per_board,
                 ],
             )
@@ -499,7 +499,6 @@ class _Family:
     horizon: Horizon
     windows: tuple[Window, ...]
     rule: tuple[str, int]  # keep, sub_sign
-    dense: str  # "1" when ties are dense: the boards count their distinct values
 
     @classmethod
     def of(cls, entry: Entry, now_ms: int) -> _Family:
@@ -518,7 +517,6 @@ class _Family:
             Horizon.of(game, now_ms),
             tuple(board.window for board in boards),
             (game.keep, game.sub_sign),
-            "1" if game.ties == "dense" else "0",
         )
 
 
