@@ -28,7 +28,7 @@ def epoch_ms(iso: str) -> int:
 
 def kept_row(game: Game, entries: list[dict[str, Any]]) -> dict[str, Any]:
     """A player's row on one board, by the game's keep rule: the best entry (score, then
-    subscore, then time), or the sums of the scores and subscores at the latest entry. It shows
+    subscore, then time), the latest (of two at one ms, the better), or the sums of the scores and subscores at the latest entry. It shows
     the metadata of its (time, player): of two entries at one ms, the greater compact text."""
     if game.keep == "sum":
         at = max(e["achieved_at"] for e in entries)
@@ -36,7 +36,12 @@ def kept_row(game: Game, entries: list[dict[str, Any]]) -> dict[str, Any]:
     else:
         best = min(
             entries,
-            key=lambda e: (game.sign * e["score"], game.sub_sign * e["subscore"], e["achieved_at"]),
+            key=lambda e: (
+                -e["achieved_at"] if game.keep == "latest" else 0,
+                game.sign * e["score"],
+                game.sub_sign * e["subscore"],
+                e["achieved_at"],
+            ),
         )
         at, score, sub = best["achieved_at"], best["score"], best["subscore"]
     text = max(e["metadata_text"] for e in entries if e["achieved_at"] == at)
@@ -84,7 +89,7 @@ def read_board(live, game: Game, window: str, period: str) -> list[tuple]:
     ]
 
 
-@pytest.mark.parametrize("slug", ["rich", "tally"])
+@pytest.mark.parametrize("slug", ["rich", "tally", "recent"])
 def test_a_rich_game_over_http(live, slug):
     game = REGISTRY.get(slug)
     api = f"/api/v1/games/{slug}"
