@@ -57,6 +57,10 @@ class BadRequest:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+#: A good body for the test game ``tally`` (a sum with a subscore and metadata).
+TALLY = {"name": "Ann", "score": 12, "variant": "default", "subscore": 1, "metadata": {"p": "d"}}
+
+
 def _bad(id: str, body: object, status: int = 422, *fields: str, **kw) -> BadRequest:
     raw = body if isinstance(body, bytes) else _json(body)
     return BadRequest(id, raw, status, frozenset(fields), **kw)
@@ -114,6 +118,15 @@ BAD_SUBMISSIONS: list[BadRequest] = [
     _bad("name-of-1000-chars", {**GOOD, "name": "n" * 1000}, 422, "name"),
     _bad("name-of-spaces", {**GOOD, "name": "    "}, 422, "name"),
     _bad("bad-idempotency-key", GOOD, 422, "Idempotency-Key", headers={"Idempotency-Key": "a b"}),
+    _bad("subscore-on-a-game-without-one", {**GOOD, "subscore": 3}, 422, "subscore"),
+    _bad("metadata-on-a-game-without-any", {**GOOD, "metadata": {"a": 1}}, 422, "metadata"),
+    _bad("metadata-not-an-object", {**TALLY, "metadata": ["dart"]}, 422, "metadata", game="tally"),
+    _bad("metadata-as-text", {**TALLY, "metadata": "{}"}, 422, "metadata", game="tally"),
+    _bad(
+        "oversized-metadata", {**TALLY, "metadata": {"p": "x" * 60}}, 422, "metadata", game="tally"
+    ),
+    _bad("fractional-subscore", {**TALLY, "subscore": 1.5}, 422, "subscore", game="tally"),
+    _bad("huge-subscore", {**TALLY, "subscore": 10**10}, 422, "subscore", game="tally"),
 ]
 
 #: Names that are fine to show but must never become part of a Redis key.

@@ -40,18 +40,19 @@ from app.storage.topology import NO_WAIT, Replication
 _AT_WIDTH = 13
 
 #: Added to a signed subscore to make it a whole number from 0 that sorts as text once written
-#: with :data:`SUB_WIDTH` digits; a total beyond either end (more than 9e15) is held there.
-SUB_OFFSET = 2**53
-SUB_WIDTH = 17
+#: with :data:`SUB_WIDTH` digits and that a double (a Lua number) holds exactly; a total beyond
+#: either end (beyond 4.5e15) is held there.
+SUB_OFFSET = 2**52
+SUB_WIDTH = 16
 
 
 def subscore_key(game: Game, subscore: int | None) -> str:
     """The text a row's subscore puts at the head of its ranking member: empty for a game
-    without subscores, else ``sub_sign * subscore + SUB_OFFSET`` in 17 digits, so that members
+    without subscores, else ``sub_sign * subscore + SUB_OFFSET`` in 16 digits, so that members
     of equal scores sort by subscore as text."""
     if not game.sub_sign:
         return ""
-    value = min(max(game.sub_sign * (subscore or 0) + SUB_OFFSET, 0), 2 * SUB_OFFSET)
+    value = min(max(game.sub_sign * (subscore or 0) + SUB_OFFSET, 0), 2 * SUB_OFFSET - 1)
     return f"{value:0{SUB_WIDTH}d}"
 
 
@@ -148,6 +149,15 @@ class Entry:
         """The boards this entry belongs to: one period of each of its game's windows (none of
         the season window before the first season starts)."""
         return entry_boards(self.game, self.variant, self.achieved_at)
+
+
+def current_period(game: Game, window: Window, now_ms: int) -> str:
+    """The period of ``window`` a read names when it names none: the one under way (before a
+    game's first season, that season, whose board is empty until it starts)."""
+    try:
+        return period_of(window, now_ms, game.season)
+    except NoPeriod:
+        return "S1"
 
 
 def entry_boards(game: Game, variant: str, at: int) -> list[Board]:
@@ -363,6 +373,7 @@ def apply_entries_each(
                     *family.keys_before,
                     keys.run_key(*where[:2], entry.run_id or "-"),
                     family.players,
+                    family.metadata,
                     *family.keys,
                 ],
                 [
@@ -375,8 +386,11 @@ def apply_entries_each(
                     now_ms,
                     entry.run_id or "",
                     entry.run_ttl_ms,
-                    family.horizon.day,
-                    family.horizon.week,
+                    *family.horizon.args(),
+                    *family.rule,
+                    "" if entry.subscore is None or not entry.game.sub_sign else entry.subscore,
+                    entry.metadata or "",
+                    family.dense,
                     *per_board,
                 ],
             )
@@ -428,15 +442,18 @@ class _Family:
 
     keys_before: tuple[str, str, str]  # log, applied ids, banned (the run's key comes next)
     players: str
-    keys: tuple[str, ...]  # (ranking, meta) per board
+    metadata: str
+    keys: tuple[str, ...]  # (ranking, meta[, values, value counts]) per board
     boards: tuple[tuple[str, int, int, int], ...]  # (tag, period start, expire-at, bucket ms)
     horizon: Horizon
     windows: tuple[Window, ...]
+    rule: tuple[str, int]  # keep, sub_sign
+    dense: str  # "1" when ties are dense: the boards count their distinct values
 
     @classmethod
     def of(cls, entry: Entry, now_ms: int) -> _Family:
         boards = entry.boards()
-        slug, variant = entry.game.slug, entry.variant
+        game, slug, variant = entry.game, entry.game.slug, entry.variant
         return cls(
             (
                 keys.log_key(slug, variant),
@@ -444,11 +461,22 @@ class _Family:
                 keys.banned_key(slug, variant),
             ),
             keys.players_key(slug, variant),
-            tuple(key for board in boards for key in (board.ranking_key, board.meta_key)),
+            keys.entry_metadata_key(slug, variant),
+            tuple(key for board in boards for key in board_keys(board)),
             tuple((*board.tag, board.expire_at(), bucket_ms(board.window)) for board in boards),
-            Horizon.of(entry.game, now_ms),
+            Horizon.of(game, now_ms),
             tuple(board.window for board in boards),
+            (game.keep, game.sub_sign),
+            "1" if game.ties == "dense" else "0",
         )
+
+
+def board_keys(board: Board) -> tuple[str, ...]:
+    """The keys a script that writes a board is given for it: its ranking and meta, and its
+    values and value counts when the game's ties are dense."""
+    if board.game.ties == "dense":
+        return board.ranking_key, board.meta_key, board.values_key, board.value_counts_key
+    return board.ranking_key, board.meta_key
 
 
 def _rows(game: Game, first_rank: int, flat: Sequence[str]) -> list[Row]:
@@ -459,8 +487,17 @@ def _rows(game: Game, first_rank: int, flat: Sequence[str]) -> list[Row]:
         member, sort, name = flat[i : i + 3]
         if not name:
             continue
-        at, player_id = member.split(":", 1)
-        rows.append(Row(first_rank + i // 3, player_id, name, score_of_sort(game, sort), int(at)))
+        sub, at, player_id = split_member(member)
+        rows.append(
+            Row(
+                first_rank + i // 3,
+                player_id,
+                name,
+                score_of_sort(game, sort),
+                at,
+                subscore_of_key(game, sub),
+            )
+        )
     return rows
 
 

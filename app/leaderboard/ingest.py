@@ -25,7 +25,7 @@ from app.leaderboard.games import Game, Registry
 from app.leaderboard.records import BoardRef, SubmissionRecord
 from app.leaderboard.run_tokens import RunToken, TokenPolicy, use_ttl_ms
 from app.leaderboard.schemas import QueuedSubmission
-from app.leaderboard.validation import Rejection, validate_queued
+from app.leaderboard.validation import Rejection, metadata_text, validate_queued
 from app.leaderboard.verified_runs import replay_runs
 from app.log_context import bind, unbind
 from app.storage import intake, submissions
@@ -290,6 +290,8 @@ def judge_submissions(
                 achieved_at=sub.received_at,
                 run_id=run.run_id if run else None,
                 run_ttl_ms=run_ttl_ms,
+                subscore=sub.subscore,
+                metadata=None if sub.metadata is None else metadata_text(sub.metadata),
             )
         )
         fingerprints.append(sub.fingerprint)

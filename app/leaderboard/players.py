@@ -9,7 +9,7 @@ from typing import cast
 
 from itsdangerous import BadSignature, Signer
 
-from app.leaderboard.boards import script
+from app.leaderboard.boards import board_keys, script
 from app.leaderboard.games import Game
 from app.leaderboard.rebuild import readable_boards
 from app.leaderboard.schemas import PLAYER_ID_PATTERN
@@ -29,12 +29,12 @@ def remove_player(client: DataClient, game: Game, player_id: str, now_ms: int) -
     removed = 0
     for variant in game.variants:
         boards = readable_boards(game, variant, now_ms)
-        board_keys = [key for b in boards for key in (b.ranking_key, b.meta_key)]
+        written = [key for b in boards for key in board_keys(b)]
         tags = [part for b in boards for part in b.tag]
         removed += remove(
             keys=[keys.banned_key(game.slug, variant), keys.players_key(game.slug, variant)]
-            + board_keys,
-            args=[player_id, game.sign, now_ms, *tags],
+            + written,
+            args=[player_id, game.sign, now_ms, "1" if game.ties == "dense" else "0", *tags],
         )
     return removed
 

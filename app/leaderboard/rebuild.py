@@ -225,10 +225,12 @@ class FamilyBuild:
                 args=[
                     start,
                     SLICE,
-                    self.game.sign,
                     self.now_ms,
-                    horizon.day,
-                    horizon.week,
+                    *horizon.args(),
+                    self.game.sign,
+                    self.game.keep,
+                    self.game.sub_sign,
+                    "0",
                     *per_board,
                 ],
             )

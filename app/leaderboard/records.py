@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Any, ClassVar, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
@@ -287,7 +288,7 @@ def pack(record: SubmissionRecord, base_ms: int) -> str:
             record.board.variant if record.board else "",
             _number(record.score),
             "" if at is None else str(at - base_ms),
-            ",".join(_number(ranks.get(window)) for window in WINDOWS),
+            _ranks_text(ranks),
             _PERSONAL_BEST[record.personal_best],
         ]
     elif record.status == "rejected":
@@ -296,6 +297,15 @@ def pack(record: SubmissionRecord, base_ms: int) -> str:
     else:
         fields.append(player_id)
     return "|".join(fields).rstrip("|")
+
+
+def _ranks_text(ranks: Mapping[str, int | None]) -> str:
+    """A verdict's ranks by position in WINDOWS, up to the last window it has: ``-`` for a
+    window its game does not have, empty for a board it is not ranked on."""
+    last = max((WINDOWS.index(cast(Window, w)) for w in ranks), default=0)
+    return ",".join(
+        _number(ranks[window]) if window in ranks else "-" for window in WINDOWS[: last + 1]
+    )
 
 
 def _accepted_fields(parts: list[str], base_ms: int) -> dict[str, Any]:
@@ -307,7 +317,7 @@ def _accepted_fields(parts: list[str], base_ms: int) -> dict[str, Any]:
         "board": {"game": game, "variant": variant, "window": "alltime"} if game else None,
         "score": _read_number(score),
         "achieved_at": base_ms + int(at) if at else None,
-        "ranks": {w: int(r) if r else None for w, r in by_window.items()} or None,
+        "ranks": {w: int(r) if r else None for w, r in by_window.items() if r != "-"} or None,
         "rank": int(by_window["alltime"]) if by_window.get("alltime") else None,
         "personal_best": _PERSONAL_BEST_READ[best],
     }

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 import unicodedata
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import icu
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from app.leaderboard.games import SUBSCORE_LIMIT
 from app.leaderboard.windows import Window
 from app.storage.keys import PLAYER_ID_PATTERN, SUBMISSION_ID_PATTERN
 
@@ -105,6 +106,7 @@ else:
         Field(description="A variant of the game: its name, or the integer that is its name."),
     ]
 DurationMs = Annotated[int, Field(ge=0, le=24 * 3600 * 1000)]
+Subscore = Annotated[int, Field(ge=-SUBSCORE_LIMIT, le=SUBSCORE_LIMIT)]
 
 
 class ScoreIn(BaseModel):
@@ -123,6 +125,9 @@ class ScoreIn(BaseModel):
     duration_ms: DurationMs | None = None
     token: Annotated[str, StringConstraints(max_length=1024)] | None = None
     submission_id: SubmissionId | None = None
+    # Only for a game that declares subscore_order / metadata_max_bytes (checked per game).
+    subscore: Subscore | None = None
+    metadata: dict[str, Any] | None = None
 
 
 class QueuedSubmission(ScoreIn):

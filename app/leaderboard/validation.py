@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,6 +71,36 @@ def check_rules(
             f"{duration_ms} ms is faster than a person can play a score of {score:g}"
             f" (at least {score * game.min_ms_per_point:g} ms)"
         ]
+    return errors
+
+
+def metadata_text(metadata: Mapping[str, Any]) -> str:
+    """The text an entry's metadata is kept as: compact JSON, UTF-8 as sent (ValueError for
+    what JSON cannot hold, such as NaN)."""
+    return json.dumps(metadata, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def check_extras(
+    game: Game, subscore: int | None, metadata: Mapping[str, Any] | None
+) -> dict[str, list[str]]:
+    """What is wrong with the subscore and metadata an entry carries, for this game."""
+    errors: dict[str, list[str]] = {}
+    if subscore is not None and not game.sub_sign:
+        errors["subscore"] = [f"{game.slug} has no subscore"]
+    if metadata is not None:
+        if not game.metadata_max_bytes:
+            errors["metadata"] = [f"{game.slug} takes no metadata"]
+        else:
+            try:
+                size = len(metadata_text(metadata).encode())
+            except ValueError:
+                errors["metadata"] = ["must hold only what JSON can (no NaN or Infinity)"]
+            else:
+                if size > game.metadata_max_bytes:
+                    errors["metadata"] = [
+                        f"is {size} bytes as compact JSON, more than the"
+                        f" {game.metadata_max_bytes} {game.slug} takes"
+                    ]
     return errors
 
 
@@ -150,12 +182,15 @@ def validate_queued(
             errors["token"] = [f"is required: a {game.slug} run is proven by its token"]
     else:
         errors = check_rules(game, sub.variant, sub.score, sub.duration_ms)
+    errors.update(check_extras(game, sub.subscore, sub.metadata))
     if errors:
         code = (
             "unknown_variant"
             if "variant" in errors
             else "token_missing"
             if "token" in errors
+            else "invalid"
+            if "subscore" in errors or "metadata" in errors
             else "implausible"
         )
         return Rejection(code, "the score breaks the rules of the game", errors)

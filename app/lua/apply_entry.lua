@@ -2,11 +2,14 @@
 --
 -- KEYS[1] log stream, KEYS[2] applied hash (submission id -> log id), KEYS[3] banned set,
 -- KEYS[4] the run token's key (submission id that used it; unused without a token),
--- KEYS[5] the family's players hash, then one (ranking zset, meta hash) pair per window board
--- the entry belongs to.
+-- KEYS[5] the family's players hash, KEYS[6] its entry metadata hash, then per window board
+-- the entry belongs to: its ranking zset and meta hash (and, when ties are dense, its values
+-- zset and value counts hash).
 -- ARGV: submission id, player id, name, score, sign (1 lower-is-better, -1 higher),
 --       achieved ms (13 digits), now ms, run id ('' for none), ms to keep the run's key (>= 1),
---       the oldest readable day and week (tags of older ones are dropped from the record),
+--       the oldest readable day, week, month and season (tags of older ones are dropped from
+--       the record), keep ('best', 'latest' or 'sum'), sub_sign (0: no subscores), the
+--       subscore ('' for none), the metadata's JSON ('' for none), '1' when ties are dense,
 --       then per board: its tag, its period's start ms, its expire-at ms (0: never) and the
 --       start ms of the entry's time bucket on it.
 -- Returns {-1} for a banned player, {-2} for a run token another submission used, else
@@ -19,8 +22,12 @@ local sign, at, now = tonumber(ARGV[5]), ARGV[6], ARGV[7]
 -- Redis refuses a PX below 1 ms ("invalid expire time"); the worker never asks for one, and a
 -- caller that did gets the shortest memory rather than a failed entry.
 local run, run_ttl = ARGV[8], math.max(1, tonumber(ARGV[9]) or 0)
-local oldest_day, oldest_week = tonumber(ARGV[10]), tonumber(ARGV[11])
-local players = KEYS[5]
+local oldest = horizon_of(ARGV, 10)
+local rule = {sign = sign, keep = ARGV[14], sub_sign = tonumber(ARGV[15])}
+local sub, meta, dense = ARGV[16], ARGV[17], ARGV[18] == '1'
+local players, emeta = KEYS[5], KEYS[6]
+local FIRST_BOARD_ARG, FIRST_BOARD_KEY = 19, 7
+local stride = dense and 4 or 2
 
 if redis.call('SISMEMBER', KEYS[3], pid) == 1 then
   return {-1}
@@ -36,9 +43,16 @@ if fresh and run ~= '' then
   redis.call('SET', KEYS[4], sid, 'PX', run_ttl)
 end
 if fresh then
-  logged_id = redis.call('XADD', KEYS[1], '*',
-    'sid', sid, 'pid', pid, 'name', name, 'score', score, 'at', at)
+  local logged = {'sid', sid, 'pid', pid, 'name', name, 'score', score, 'at', at}
+  if sub ~= '' then
+    logged[#logged + 1], logged[#logged + 2] = 'sub', sub
+  end
+  if meta ~= '' then
+    logged[#logged + 1], logged[#logged + 2] = 'meta', meta
+  end
+  logged_id = redis.call('XADD', KEYS[1], '*', unpack(logged))
   redis.call('HSET', KEYS[2], sid, logged_id)
+  keep_metadata(emeta, at, pid, meta)
 else
   local logged = redis.call('XRANGE', KEYS[1], logged_id, logged_id)
   if logged[1] then
@@ -62,35 +76,42 @@ end
 local text = redis.call('HGET', players, pid)
 local rec = parse_record(text) or new_record()
 local result = {fresh and 1 or 0, score, at}
-for i = 0, (#KEYS - 5) / 2 - 1 do
-  local zkey, mkey = KEYS[6 + 2 * i], KEYS[7 + 2 * i]
-  local kind, index = slot_of(ARGV[12 + 4 * i])
-  local start = ARGV[13 + 4 * i]
+local e = entry_of(rule, score, at, sub)
+for i = 0, (#KEYS - FIRST_BOARD_KEY + 1) / stride - 1 do
+  local k = FIRST_BOARD_KEY + stride * i
+  local zkey, mkey = KEYS[k], KEYS[k + 1]
+  local vkeys = dense and {KEYS[k + 2], KEYS[k + 3]} or nil
+  local a = FIRST_BOARD_ARG + 4 * i
+  local kind, index = slot_of(ARGV[a])
+  local start = ARGV[a + 1]
   local improved, mine = 0, nil
   if fresh then
     local gain
-    improved, mine, gain = offer(zkey, pid, rec, kind, index, start, score, sign, at)
-    local counted = count_entry(mkey, 't:' .. ARGV[15 + 4 * i], gain, now)
-    local expire_at = tonumber(ARGV[14 + 4 * i])
+    improved, mine, gain = place(rule, zkey, vkeys, pid, rec, kind, index, start, e)
+    local counted = count_entry(mkey, 't:' .. ARGV[a + 3], gain, now)
+    local expire_at = tonumber(ARGV[a + 2])
     if expire_at > 0 then
       if improved == 1 then
         expire(zkey, expire_at, now)
+        if vkeys then
+          expire(vkeys[1], expire_at, now)
+          expire(vkeys[2], expire_at, now)
+        end
       end
       if improved == 1 or counted == 1 then
         expire(mkey, expire_at, now)
       end
     end
   else
-    local _
-    _, _, mine = row_of(zkey, pid, rec, kind, index, start)
+    mine = row_of(zkey, pid, rec, kind, index, start)
   end
-  local rank = mine and redis.call('ZRANK', zkey, member(mine, pid))
+  local rank = mine and redis.call('ZRANK', zkey, mine)
   result[#result + 1] = rank and (rank + 1) or 0
   result[#result + 1] = improved
 end
 if fresh then
   take_name(rec, name, at)
-  local changed = format_record(rec, oldest_day, oldest_week)
+  local changed = format_record(rec, oldest)
   if changed ~= text then
     redis.call('HSET', players, pid, changed)
   end

@@ -1,21 +1,49 @@
 -- Shared by every script that writes or reads a board; prepended to each of them.
 --
--- A board is a sorted set: member "<achieved ms, 13 digits>:<player id>", score sign * score,
--- so equal scores rank the earlier achievement first and every rank is an exact ZRANK. Its
--- meta hash holds `updated`, `sum` (of its rows' scores), `n` and `t:<bucket>` (entries).
--- A family's players hash holds one record per player, "<name_at>|<tags>|<name>": the name of
--- the player's latest entry (achieved at name_at; of two at the same ms, the greater name), and
--- `;`-separated "<board tag>=<at>" for each board the player has a row on, at being that row's
--- achieved ms less the start of the board's period. Callers name each board by its tag (`a`,
--- `d<day>`, `w<week>`) and period start: scripts compute no dates.
+-- A board is a sorted set: member "<subscore key><achieved ms, 13 digits>:<player id>", score
+-- sign * score, so equal scores rank the better subscore, then the earlier achievement, first
+-- and every rank is an exact ZRANK. The subscore key is empty in a game without subscores, else
+-- 16 digits of sub_sign * subscore + 2^52 (so it sorts as text, and reads back exactly as a
+-- Lua number). Its meta hash holds `updated`, `sum` (of its rows' scores), `n` and
+-- `t:<bucket>` (entries). A family's players hash holds one record per player,
+-- "<name_at>|<tags>|<name>": the name of the player's latest entry (achieved at name_at; of two
+-- at the same ms, the greater name), and `;`-separated "<board tag>=<at>" (or
+-- "<board tag>=<at>,<subscore key>") for each board the player has a row on, at being that
+-- row's achieved ms less the start of the board's period. Callers name each board by its tag
+-- (`a`, `d<day>`, `w<week>`, `m<month>`, `s<season>`) and period start: scripts compute no
+-- dates.
 
-local function member(at, pid)
-  return string.format('%013d', at) .. ':' .. pid
+local SUB_OFFSET = 4503599627370496 -- 2^52
+local SUB_MAX = 9007199254740991 -- 2^53 - 1
+local KINDS = {'d', 'w', 'm', 's'}
+
+local function member(at, pid, sub)
+  return (sub or '') .. string.format('%013d', at) .. ':' .. pid
 end
 
 -- The player id of a member.
 local function player_of(m)
   return string.match(m, '^%d+:(.*)$')
+end
+
+-- A member's subscore key ('' if none) and achieved ms.
+local function parts_of(m)
+  local head = string.match(m, '^(%d+):')
+  return string.sub(head, 1, -14), tonumber(string.sub(head, -13))
+end
+
+-- The subscore key of a signed subscore total (already multiplied by sub_sign), held within
+-- its range.
+local function sub_key(value)
+  return string.format('%016.0f', math.min(math.max(value + SUB_OFFSET, 0), SUB_MAX))
+end
+
+-- The signed value a subscore key stands for (0 for none).
+local function sub_value(key)
+  if key == '' then
+    return 0
+  end
+  return tonumber(key) - SUB_OFFSET
 end
 
 -- The sorted-set score of a score's text, as text: a float is passed on exactly as written
@@ -29,45 +57,47 @@ local function sort_text(score, sign)
   return '-' .. score
 end
 
--- A record as a table: {name_at, name, a = all-time row's at or nil, d = {day -> at},
--- w = {week -> at}} (each at relative to its period's start), or nil.
+-- A record as a table: {name_at, name, a = all-time spot or nil, d = {day -> spot},
+-- w = {week -> spot}, m = {month -> spot}, s = {season -> spot}}, a spot being {rel, sub}: the
+-- row's at relative to its period's start and its subscore key ('' if none). Or nil.
 local function parse_record(text)
   if not text then
     return nil
   end
   local name_at, tags, name = string.match(text, '^(%d+)|([^|]*)|(.*)$')
-  local rec = {name_at = tonumber(name_at), name = name, d = {}, w = {}}
-  for kind, index, rel in string.gmatch(tags, '(%a)(%d*)=(%d+)') do
+  local rec = {name_at = tonumber(name_at), name = name, d = {}, w = {}, m = {}, s = {}}
+  for kind, index, rel, sub in string.gmatch(tags, '(%a)(%d*)=(%d+),?(%d*)') do
+    local spot = {tonumber(rel), sub}
     if kind == 'a' then
-      rec.a = tonumber(rel)
+      rec.a = spot
     else
-      rec[kind][tonumber(index)] = tonumber(rel)
+      rec[kind][tonumber(index)] = spot
     end
   end
   return rec
 end
 
 local function new_record()
-  return {name_at = -1, name = '', d = {}, w = {}}
+  return {name_at = -1, name = '', d = {}, w = {}, m = {}, s = {}}
 end
 
--- A board tag ('a', 'd<day>', 'w<week>') as the kind and index a record is read by.
+-- A board tag ('a', 'd<day>', ...) as the kind and index a record is read by.
 local function slot_of(tag)
   return string.sub(tag, 1, 1), tonumber(string.sub(tag, 2))
 end
 
-local function rel_of(rec, kind, index)
+local function spot_of(rec, kind, index)
   if kind == 'a' then
     return rec.a
   end
   return rec[kind][index]
 end
 
-local function set_rel(rec, kind, index, rel)
+local function set_spot(rec, kind, index, rel, sub)
   if kind == 'a' then
-    rec.a = rel
+    rec.a = {rel, sub}
   else
-    rec[kind][index] = rel
+    rec[kind][index] = {rel, sub}
   end
 end
 
@@ -76,36 +106,55 @@ local function name_in(text)
   return string.match(text, '^%d+|[^|]*|(.*)$')
 end
 
--- The record's relative at for one board tag, without parsing it all.
+-- The record's relative at and subscore key for one board tag, without parsing it all.
 local function tag_in(text, tag)
-  local rel = string.match(';' .. string.match(text, '^%d+|([^|]*)|') .. ';', ';' .. tag .. '=(%d+);')
-  return rel and tonumber(rel)
+  local tags = ';' .. string.match(text, '^%d+|([^|]*)|') .. ';'
+  local rel, sub = string.match(tags, ';' .. tag .. '=(%d+),?(%d*);')
+  return rel and tonumber(rel), sub
+end
+
+local function spot_text(spot)
+  if spot[2] == '' then
+    return spot[1]
+  end
+  return spot[1] .. ',' .. spot[2]
 end
 
 -- Append the tags of one kind of period, in time order, less those older than oldest.
 -- (Numbers below 1e14 concatenate as whole numbers: every ms until the year 5138.)
-local function add_period_tags(parts, kind, rels, oldest)
+local function add_period_tags(parts, kind, spots, oldest)
   local kept = {}
-  for index in pairs(rels) do
+  for index in pairs(spots) do
     if index >= oldest then
       kept[#kept + 1] = index
     end
   end
   table.sort(kept)
   for _, index in ipairs(kept) do
-    parts[#parts + 1] = kind .. index .. '=' .. rels[index]
+    parts[#parts + 1] = kind .. index .. '=' .. spot_text(spots[index])
   end
 end
 
--- A record's text: tags all-time first, then days, then weeks, each in time order, less those
--- of days older than oldest_day and weeks older than oldest_week (no longer readable).
-local function format_record(rec, oldest_day, oldest_week)
+-- The oldest readable period of each kind, from four script arguments (day, week, month,
+-- season) starting at ARGV[first].
+local function horizon_of(args, first)
+  local oldest = {}
+  for i, kind in ipairs(KINDS) do
+    oldest[kind] = tonumber(args[first + i - 1])
+  end
+  return oldest
+end
+
+-- A record's text: tags all-time first, then days, weeks, months and seasons, each in time
+-- order, less those of periods older than the horizon's (no longer readable).
+local function format_record(rec, oldest)
   local parts = {}
   if rec.a then
-    parts[1] = 'a=' .. rec.a
+    parts[1] = 'a=' .. spot_text(rec.a)
   end
-  add_period_tags(parts, 'd', rec.d, oldest_day)
-  add_period_tags(parts, 'w', rec.w, oldest_week)
+  for _, kind in ipairs(KINDS) do
+    add_period_tags(parts, kind, rec[kind], oldest[kind])
+  end
   return rec.name_at .. '|' .. table.concat(parts, ';') .. '|' .. rec.name
 end
 
@@ -129,21 +178,21 @@ local function take_name(rec, name, at)
   end
 end
 
--- The player's row on a board (its tag as kind and index): its member, sort value and achieved
--- ms, or nil. The record says where the row would be; the sorted set, whether it is (an
--- expired board has none).
+-- The player's row on a board (its tag as kind and index): its member, sort value, achieved
+-- ms and subscore key, or nil. The record says where the row would be; the sorted set, whether
+-- it is (an expired board has none).
 local function row_of(zkey, pid, rec, kind, index, start)
-  local rel = rec and rel_of(rec, kind, index)
-  if not rel then
+  local spot = rec and spot_of(rec, kind, index)
+  if not spot then
     return nil
   end
-  local at = tonumber(start) + rel
-  local m = member(at, pid)
+  local at = tonumber(start) + spot[1]
+  local m = member(at, pid, spot[2])
   local sort = redis.call('ZSCORE', zkey, m)
   if not sort then
     return nil
   end
-  return m, tonumber(sort), at
+  return m, tonumber(sort), at, spot[2]
 end
 
 -- A number as a meta field holds it: 17 significant digits read back exactly (Python's
@@ -173,22 +222,97 @@ local function count_entry(mkey, bucket, gain, now)
   return n
 end
 
--- Make (score, at) the player's row on a board unless their row is at least as good; the record
--- (a table) takes the row's tag. Better means a better score, or the same score achieved
--- earlier (entries may arrive in any order, and the board must not depend on it). Returns 1,
--- at and what the board's sum of scores gains, or 0 and the old row's at.
-local function offer(zkey, pid, rec, kind, index, start, score, sign, at)
-  local sort = sign * tonumber(score)
-  local old_member, old_sort, old_at = row_of(zkey, pid, rec, kind, index, start)
+-- A board's distinct values (dense ties): values zset member "<sort, %.17g>|<subscore key>",
+-- scored by the sort, and the counts hash of its rows per value. vkeys is nil for a game
+-- whose ties are not dense.
+local function value_of(sort, sub)
+  return string.format('%.17g', sort) .. '|' .. sub
+end
+
+local function count_value(vkeys, sort, sub, by)
+  local value = value_of(sort, sub)
+  local n = redis.call('HINCRBY', vkeys[2], value, by)
+  if n <= 0 then
+    redis.call('HDEL', vkeys[2], value)
+    redis.call('ZREM', vkeys[1], value)
+  elseif n == by then
+    redis.call('ZADD', vkeys[1], string.format('%.17g', sort), value)
+  end
+end
+
+-- Whether a row (sort, subscore key, at) ranks before another.
+local function ranks_before(sort, sub, at, o_sort, o_sub, o_at)
+  if sort ~= o_sort then
+    return sort < o_sort
+  end
+  if sub ~= o_sub then
+    return sub_value(sub) < sub_value(o_sub)
+  end
+  return at < o_at
+end
+
+-- Offer an entry to the player's row on a board, by the game's keep rule (rule = {sign, keep,
+-- sub_sign}; e = {score = text, sort, sub = signed subscore, at}):
+--   best: the entry becomes the row if it ranks before it (entries may arrive in any order,
+--         and the board must not depend on it);
+--   latest: if it was achieved later, or at the same ms and ranks before it;
+--   sum: the row becomes the totals of the scores and subscores, at the latest achievement.
+-- The record (a table) takes the row's tag. Returns 1, the row's member and what the board's
+-- sum of scores gains; or 0 and the old row's member.
+local function place(rule, zkey, vkeys, pid, rec, kind, index, start, e)
+  local sign = rule.sign
+  local old_member, old_sort, old_at, old_sub = row_of(zkey, pid, rec, kind, index, start)
+  local sort, sub, at, text = e.sort, e.sub_key, e.at, sort_text(e.score, sign)
   if old_member then
-    if sort > old_sort or (sort == old_sort and tonumber(at) >= old_at) then
-      return 0, old_at
+    if rule.keep == 'sum' then
+      sort = old_sort + e.sort
+      text = num(sort)
+      if rule.sub_sign ~= 0 then
+        sub = sub_key(sub_value(old_sub) + sub_value(e.sub_key))
+      end
+      at = math.max(old_at, e.at)
+    elseif rule.keep == 'latest' then
+      local earlier = at < old_at
+      if earlier or (at == old_at and not ranks_before(sort, sub, 0, old_sort, old_sub, 0)) then
+        return 0, old_member
+      end
+    elseif not ranks_before(sort, sub, at, old_sort, old_sub, old_at) then
+      return 0, old_member
     end
     redis.call('ZREM', zkey, old_member)
+    if vkeys then
+      count_value(vkeys, old_sort, old_sub, -1)
+    end
   end
-  redis.call('ZADD', zkey, sort_text(score, sign), member(tonumber(at), pid))
-  set_rel(rec, kind, index, tonumber(at) - tonumber(start))
-  return 1, tonumber(at), tonumber(score) - (old_member and sign * old_sort or 0)
+  local m = member(at, pid, sub)
+  redis.call('ZADD', zkey, text, m)
+  if vkeys then
+    count_value(vkeys, sort, sub, 1)
+  end
+  set_spot(rec, kind, index, at - tonumber(start), sub)
+  return 1, m, sign * (sort - (old_sort or 0))
+end
+
+-- An entry as place takes it, from its fields as logged (score, at, sub) and the game's rule.
+local function entry_of(rule, score, at, sub)
+  local e = {score = score, sort = rule.sign * tonumber(score), at = tonumber(at), sub_key = ''}
+  if rule.sub_sign ~= 0 then
+    e.sub_key = sub_key(rule.sub_sign * (tonumber(sub) or 0))
+  end
+  return e
+end
+
+-- Keep an entry's metadata (JSON text) under its (at, player): of a player's two entries at one
+-- ms, the greater text, so that the choice does not depend on arrival order.
+local function keep_metadata(emeta, at, pid, meta)
+  if not meta or meta == '' then
+    return
+  end
+  local field = string.format('%013d', tonumber(at)) .. ':' .. pid
+  local held = redis.call('HGET', emeta, field)
+  if not held or bytes_after(meta, held) then
+    redis.call('HSET', emeta, field, meta)
+  end
 end
 
 -- The records of some players (false for those without one), a few hundred per HMGET.

@@ -6,8 +6,11 @@
 local total = redis.call('ZCARD', KEYS[1])
 local updated = redis.call('HGET', KEYS[3], 'updated')
 local text = redis.call('HGET', KEYS[2], ARGV[1])
-local rel = text and tag_in(text, ARGV[3])
-local rank = rel and redis.call('ZRANK', KEYS[1], member(tonumber(ARGV[4]) + rel, ARGV[1]))
+local rel, sub
+if text then
+  rel, sub = tag_in(text, ARGV[3])
+end
+local rank = rel and redis.call('ZRANK', KEYS[1], member(tonumber(ARGV[4]) + rel, ARGV[1], sub))
 if not rank then
   return {total, updated, -1, 0}
 end

@@ -18,7 +18,7 @@ from app.leaderboard import rebuild
 from app.leaderboard.boards import Board, Entry, PlayerRecord, apply_entries, read_page
 from app.leaderboard.games import Registry, game_from_table, load_registry
 from app.leaderboard.rebuild import rebuild_family
-from app.leaderboard.windows import WINDOWS, bucket_ms, period_of
+from app.leaderboard.windows import bucket_ms, period_of
 from app.storage import keys
 
 REGISTRY = Registry(
@@ -116,7 +116,7 @@ def model(game, entries) -> dict:
     earlier achievement), ranked by score, then by time, then by player id."""
     best: dict[tuple[str, str], dict[str, Entry]] = {}
     for entry in entries:
-        for window in WINDOWS:
+        for window in game.windows:
             rows = best.setdefault((window, period_of(window, entry.achieved_at)), {})
             old = rows.get(entry.player_id)
             key = (game.sign * entry.score, entry.achieved_at)
@@ -142,7 +142,7 @@ def model_counts(entries) -> dict[tuple[str, str], dict[str, str]]:
     """Each board's ``n`` and ``t:<bucket>``: every entry achieved in its period, counted."""
     counts: dict[tuple[str, str], dict[str, int]] = {}
     for e in entries:
-        for window in WINDOWS:
+        for window in e.game.windows:
             board = counts.setdefault((window, period_of(window, e.achieved_at)), {})
             bucket = f"t:{e.achieved_at - e.achieved_at % bucket_ms(window)}"
             for name in ("n", bucket):

@@ -6,7 +6,7 @@ from flask import Blueprint, Response, jsonify, url_for
 from pydantic import BaseModel
 
 from app.extensions import get_redis, get_registry, read_clock
-from app.leaderboard.boards import Board, Row, read_page, read_standing
+from app.leaderboard.boards import Board, Row, current_period, read_page, read_standing
 from app.leaderboard.games import Game
 from app.leaderboard.records import (
     BoardPage,
@@ -19,9 +19,15 @@ from app.leaderboard.records import (
 )
 from app.leaderboard.schemas import BoardQuery, StandingQuery, StatsQuery
 from app.leaderboard.stats import read_stats
-from app.leaderboard.windows import WINDOWS, Window, period_of
+from app.leaderboard.windows import Window
 from app.storage.submissions import PLAYER_ID
-from app.web.api.inputs import parse_query, require_game, require_period, require_variant
+from app.web.api.inputs import (
+    parse_query,
+    require_game,
+    require_period,
+    require_variant,
+    require_window,
+)
 from app.web.api.jsonp import enable_jsonp
 from app.web.api.openapi import documented
 from app.web.errors import Problem
@@ -43,7 +49,8 @@ def _row(row: Row) -> BoardRow:
 def _board(game_slug: str, variant: str, window: Window, period: str | None) -> Board:
     game = require_game(game_slug)
     variant = require_variant(game, variant)
-    period = require_period(window, period, period_of(window, read_clock()))
+    require_window(game, window)
+    period = require_period(game, window, period, current_period(game, window, read_clock()))
     return Board(game, variant, window, period)
 
 
@@ -54,7 +61,7 @@ def _describe(game: Game) -> GameInfo:
         description=game.description,
         order=game.order,
         integer_scores=game.integer,
-        windows=list(WINDOWS),
+        windows=list(game.windows),
         variants=[
             VariantInfo(
                 name=v.name,

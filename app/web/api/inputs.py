@@ -121,12 +121,22 @@ def require_body_variant(game: Game, variant: str) -> str:
     return game.variants[variant].name
 
 
-def require_period(window: str, period: str | None, default: str) -> str:
+def require_window(game: Game, window: str) -> str:
+    """A window the game has (400 otherwise)."""
+    if window not in game.windows:
+        why = f"{game.slug} has no {window} boards (it has {', '.join(game.windows)})"
+        raise Problem(
+            400, "Invalid query", why + ".", kind="invalid-query", errors={"window": [why]}
+        )
+    return window
+
+
+def require_period(game: Game, window: str, period: str | None, default: str) -> str:
     """A period label of ``window`` (``default`` when absent; 400 if malformed)."""
     if period is None:
         return default
     try:
-        return normalize_period(window, period)
+        return normalize_period(window, period, game.season)
     except ValueError as exc:
         raise Problem(
             400, "Invalid query", str(exc), kind="invalid-query", errors={"period": [str(exc)]}

@@ -23,7 +23,7 @@ from app.leaderboard.players import (
 )
 from app.leaderboard.records import ScoreQueued, Session, Submission
 from app.leaderboard.schemas import ScoreIn, SessionIn, WaitQuery
-from app.leaderboard.validation import check_claim
+from app.leaderboard.validation import check_claim, check_extras
 from app.log_context import current_request_id
 from app.storage import submissions
 from app.storage.connection import is_cluster
@@ -218,6 +218,7 @@ def submit_score(game_slug: str) -> tuple[Response, int]:
     body = parse_body(ScoreIn, json_body())
     require_body_variant(game, body.variant)
     errors = check_claim(game, body.variant, body.score, body.duration_ms, body.token)
+    errors.update(check_extras(game, body.subscore, body.metadata))
     if errors:
         raise validation_problem("The score breaks the rules of the game.", errors)
     submission_id = _submission_id(body)
