@@ -26,11 +26,13 @@ from app.leaderboard.windows import (
     NoPeriod,
     Window,
     bucket_ms,
+    index_start_ms,
     oldest_readable,
     period_end_ms,
     period_of,
     period_range,
     period_tag,
+    readable_indexes,
 )
 from app.storage import keys, scripts, topology
 from app.storage.connection import DataClient
@@ -129,6 +131,41 @@ class Board:
         return period_range(self.window, self.period, self.game.season)
 
 
+def current_end_ms(game: Game, window: Window, now_ms: int) -> int | None:
+    """When the current period of ``window`` ends (None for all-time); before the game's first
+    season, when the first season starts."""
+    if window == "alltime":
+        return None
+    if window == "season" and game.season is not None and game.season.index(now_ms) is None:
+        return game.season.starts_at_ms
+    return period_end_ms(window, current_period(game, window, now_ms), game.season)
+
+
+@dataclass(frozen=True)
+class Period:
+    """One period of a window: its label and epoch ms ``[starts_at, ends_at)`` (None for
+    all-time's)."""
+
+    label: str
+    starts_at: int | None
+    ends_at: int | None
+
+
+def readable_periods(game: Game, window: Window, now_ms: int) -> list[Period]:
+    """The periods of ``window`` whose boards are readable at ``now_ms``, newest first: the
+    current one (none of the season window before the first season) back to the oldest still
+    within its retention."""
+    if window == "alltime":
+        return [Period(ALLTIME_PERIOD, None, None)]
+    keep = game.window_retention_ms(window) or 0
+    periods = []
+    for index in readable_indexes(window, keep, now_ms, game.season):
+        start = index_start_ms(window, index, game.season)
+        end = index_start_ms(window, index + 1, game.season)
+        periods.append(Period(period_of(window, start, game.season), start, end))
+    return periods
+
+
 @dataclass(frozen=True)
 class Entry:
     """An accepted score on its way to the boards."""
@@ -180,7 +217,7 @@ class Applied:
     banned: bool  # the player is banned from this game: nothing was applied
     score: int | float | None  # as logged when first applied (a replay may claim another)
     achieved_at: int | None  # epoch ms, as logged
-    ranks: dict[str, int | None]  # window -> the player's rank on that board afterwards
+    ranks: dict[str, int | None]  # window -> the rank the board shows the player afterwards
     improved: dict[str, bool]  # window -> whether this entry became the player's best
     run_reused: bool = False  # its run token was used by another submission: nothing applied
 
@@ -195,6 +232,7 @@ class Row:
     score: int | float
     achieved_at: int  # epoch ms
     subscore: int | None = None
+    metadata: str | None = None  # the JSON text of the row's entry, when it was read
 
 
 @dataclass(frozen=True)
@@ -212,6 +250,19 @@ class Standing:
 
     row: Row
     neighbours: list[Row]
+    total: int
+    updated_at: int | None
+    #: The share of the board's rows ranked below the player's (rows of the same shown rank
+    #: excluded), in percent with one decimal.
+    percentile: float = 0.0
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """Some players' rows on a board, best first, and the ids of those without one."""
+
+    rows: list[Row]
+    missing: list[str]
     total: int
     updated_at: int | None
 
@@ -390,7 +441,7 @@ def apply_entries_each(
                     *family.rule,
                     "" if entry.subscore is None or not entry.game.sub_sign else entry.subscore,
                     entry.metadata or "",
-                    family.dense,
+                    entry.game.ties,
                     *per_board,
                 ],
             )
@@ -448,7 +499,6 @@ class _Family:
     horizon: Horizon
     windows: tuple[Window, ...]
     rule: tuple[str, int]  # keep, sub_sign
-    dense: str  # "1" when ties are dense: the boards count their distinct values
 
     @classmethod
     def of(cls, entry: Entry, now_ms: int) -> _Family:
@@ -467,7 +517,6 @@ class _Family:
             Horizon.of(game, now_ms),
             tuple(board.window for board in boards),
             (game.keep, game.sub_sign),
-            "1" if game.ties == "dense" else "0",
         )
 
 
@@ -479,52 +528,102 @@ def board_keys(board: Board) -> tuple[str, ...]:
     return board.ranking_key, board.meta_key
 
 
-def _rows(game: Game, first_rank: int, flat: Sequence[str]) -> list[Row]:
-    """Rows from flat (member, sorted-set score, name) triples; a row without a name (no
-    player record: a drift that reconcile repairs) is left out."""
+def _rows(game: Game, flat: Sequence[str | int | None], metadata: bool) -> list[Row]:
+    """Rows from the flat (member, sorted-set score, name, shown rank[, metadata]) tuples the
+    read scripts answer; a row without a name (no player record: a drift that reconcile
+    repairs) is left out."""
+    width = 5 if metadata else 4
     rows = []
-    for i in range(0, len(flat), 3):
-        member, sort, name = flat[i : i + 3]
+    for i in range(0, len(flat), width):
+        member, sort, name, rank = flat[i : i + 4]
         if not name:
             continue
-        sub, at, player_id = split_member(member)
+        sub_key, at, player_id = split_member(str(member))
         rows.append(
             Row(
-                first_rank + i // 3,
+                int(cast(int, rank)),
                 player_id,
-                name,
-                score_of_sort(game, sort),
+                str(name),
+                score_of_sort(game, cast(str, sort)),
                 at,
-                subscore_of_key(game, sub),
+                subscore_of_key(game, sub_key),
+                cast(str | None, flat[i + 4]) if metadata else None,
             )
         )
     return rows
 
 
-def read_page(client: DataClient, board: Board, offset: int, limit: int) -> Page:
-    """Rows ``offset+1 .. offset+limit`` of a board, read atomically in one round trip."""
+def _read_keys(board: Board) -> list[str]:
+    """The keys every read script takes: ranking, players, meta, values, entry metadata."""
+    return [
+        board.ranking_key,
+        board.players_key,
+        board.meta_key,
+        board.values_key,
+        keys.entry_metadata_key(board.game.slug, board.variant),
+    ]
+
+
+def _flag(metadata: bool) -> str:
+    return "1" if metadata else ""
+
+
+def read_page(
+    client: DataClient, board: Board, offset: int, limit: int, *, metadata: bool = False
+) -> Page:
+    """Rows ``offset+1 .. offset+limit`` of a board, each with its shown rank (the game's
+    ties) and, with ``metadata``, its entry's metadata: read atomically in one round trip."""
     result = script(client, "read_range")(
-        keys=[board.ranking_key, board.players_key, board.meta_key],
-        args=[offset, offset + limit - 1],
+        keys=_read_keys(board),
+        args=[offset, offset + limit - 1, board.game.ties, _flag(metadata)],
     )
     total, updated = int(result[0]), result[1]
-    return Page(_rows(board.game, offset + 1, result[2:]), total, int(updated) if updated else None)
+    rows = _rows(board.game, result[2:], metadata)
+    return Page(rows, total, int(updated) if updated else None)
+
+
+def percentile(below: int, total: int) -> float:
+    """The share of ``total`` rows that ``below`` is, in percent with one decimal."""
+    return round(100 * below / total, 1) if total else 0.0
 
 
 def read_standing(
-    client: DataClient, board: Board, player_id: str, around: int = 0
+    client: DataClient,
+    board: Board,
+    player_id: str,
+    around: int = 0,
+    *,
+    metadata: bool = False,
 ) -> Standing | None:
     """The player's row and ``around`` neighbours on each side, or None if unranked."""
     tag, start = board.tag
     result = script(client, "read_player")(
-        keys=[board.ranking_key, board.players_key, board.meta_key],
-        args=[player_id, around, tag, start],
+        keys=_read_keys(board),
+        args=[player_id, around, tag, start, board.game.ties, _flag(metadata)],
     )
-    total, updated, rank0, first0 = int(result[0]), result[1], int(result[2]), int(result[3])
+    total, updated, rank0, below = int(result[0]), result[1], int(result[2]), int(result[4])
     if rank0 < 0:
         return None
-    rows = _rows(board.game, first0 + 1, result[4:])
+    rows = _rows(board.game, result[5:], metadata)
     mine = next((row for row in rows if row.player_id == player_id), None)
     if mine is None:
         return None
-    return Standing(mine, rows, total, int(updated) if updated else None)
+    return Standing(mine, rows, total, int(updated) if updated else None, percentile(below, total))
+
+
+def read_players(
+    client: DataClient, board: Board, player_ids: Sequence[str], *, metadata: bool = False
+) -> Lookup:
+    """The rows of some players on a board, best first, each with its shown rank on the whole
+    board, and the ids (in the order asked, once each) of those without a row: one round trip
+    however many ids."""
+    asked = list(dict.fromkeys(player_ids))
+    tag, start = board.tag
+    result = script(client, "read_players")(
+        keys=_read_keys(board), args=[tag, start, board.game.ties, _flag(metadata), *asked]
+    )
+    total, updated = int(result[0]), result[1]
+    rows = _rows(board.game, result[2:], metadata)
+    ranked = {row.player_id for row in rows}
+    missing = [player_id for player_id in asked if player_id not in ranked]
+    return Lookup(rows, missing, total, int(updated) if updated else None)

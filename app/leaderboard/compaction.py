@@ -6,18 +6,26 @@ entry is kept when
 (a) it was applied inside the idempotency window (its log id's ms is at least now - window):
     a redelivery of its submission must find it, and the applied id of an older one is
     forgotten in the same pass;
-(b) its ranking member ``<at>:<pid>`` is on one of its boards that is still readable (its
-    all-time board, and its day's and its week's while readable): it is the player's row there;
+(b) its ranking member ``<subscore key><at>:<pid>`` is on one of its boards that is still
+    readable (its all-time board, and those of its day, week, month and season the game has,
+    while readable): it is the player's row there;
 (c) it is its player's latest (greatest achieved ms; every entry at that ms), whose name the
     boards show;
 (d) its player is banned: an unban ranks their entries again, and their rows are off the boards;
 
 and dropped otherwise, after being appended to the archive when there is one
-(:mod:`app.storage.archive`). The rows of the readable boards are thus each player's best per
-readable period; a rebuild from the compacted log gives the boards the entries built. A row
-whose entry passes the game's retention later falls back to the best entry the log still
-holds (the player's rows on the readable days and weeks, the latest, the window), not to the
-best of the whole retention, which the log no longer has.
+(:mod:`app.storage.archive`). The rows of the readable boards are thus each player's row per
+readable period, as the game keeps it (the best entry, or the latest); a rebuild from the
+compacted log gives the boards the entries built. A row whose entry passes the game's
+retention later falls back to the best entry the log still holds (the player's rows on the
+readable periods, the latest, the window), not to the best of the whole retention, which the
+log no longer has. A game that keeps a sum keeps every entry (each is part of a total): its
+compaction only forgets the applied ids older than the window.
+
+An entry dropped takes its metadata along (the field ``<at>:<pid>`` of the family's entry
+metadata hash), unless the field still serves: an entry of the same player achieved at the
+same ms shares it, so it stays when such an entry is kept in the same slice, or when the
+player's record places one of their rows on the entry's boards at that ms (the row shows it).
 
 Dropping rewrites the log rather than deleting from it: ``XDEL`` only marks an entry deleted
 inside its stream node, and a node's memory is freed once every entry in it is deleted, which
@@ -51,13 +59,15 @@ Redis the copy (the entries kept) beside the log until the swap.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, cast
 
+from app.leaderboard.boards import Board, entry_boards, subscore_key
 from app.leaderboard.games import Game
 from app.leaderboard.rebuild import SLICE, Progress, prune_family, readable_boards
-from app.leaderboard.windows import period_end_ms, period_of
+from app.leaderboard.windows import period_of
 from app.storage import keys, scripts
 from app.storage.archive import Archive
 from app.storage.connection import DataClient
@@ -107,28 +117,33 @@ def _part(progress: Progress, total: int, start: float, end: float) -> Progress:
 
 
 class _Rankings:
-    """The ranking zsets of an entry's daily and weekly boards, where still readable."""
+    """The boards an entry belongs to that are still readable (its all-time board first)."""
 
     def __init__(self, game: Game, variant: str, now_ms: int) -> None:
         self.game, self.variant, self.now_ms = game, variant, now_ms
-        self.alltime = keys.ranking_key(game.slug, variant, "alltime", "all")
         self.readable = {board.ranking_key for board in readable_boards(game, variant, now_ms)}
-        self._by_day: dict[int, tuple[str | None, str | None]] = {}
+        self._by_day: dict[tuple[int, int | None], tuple[Board, ...]] = {}
 
-    def of(self, at: int) -> tuple[str | None, str | None]:
-        day = at // DAY_MS
-        found = self._by_day.get(day)
+    def of(self, at: int) -> tuple[Board, ...]:
+        # A day lies in one week and one month; a season may begin at any time of a day.
+        season = self.game.season
+        where = (at // DAY_MS, season.index(at) if season is not None else None)
+        found = self._by_day.get(where)
         if found is None:
-            found = self._by_day[day] = (self._readable("daily", at), self._readable("weekly", at))
+            found = self._by_day[where] = tuple(
+                board
+                for board in entry_boards(self.game, self.variant, at)
+                if self._readable(board)
+            )
         return found
 
-    def _readable(self, window: str, at: int) -> str | None:
-        period = period_of(window, at)
-        key = keys.ranking_key(self.game.slug, self.variant, window, period)
-        end = period_end_ms(window, period)
+    def _readable(self, board: Board) -> bool:
+        if board.window == "alltime":
+            return True
         # A period not over yet is readable even if rebuilds do not list it yet (an entry
         # achieved a moment ahead of this clock).
-        return key if key in self.readable or (end is not None and end > self.now_ms) else None
+        _, end = board.achieved_range()
+        return board.ranking_key in self.readable or end > self.now_ms
 
 
 def latest_achieved(
@@ -168,14 +183,24 @@ def compact_family(
     module's docstring), archiving them first under ``archive_dir`` when given."""
     log, copy = keys.log_key(game.slug, variant), keys.log_copy_key(game.slug, variant)
     applied, banned = keys.applied_key(game.slug, variant), keys.banned_key(game.slug, variant)
+    emeta, players = (
+        keys.entry_metadata_key(game.slug, variant),
+        keys.players_key(game.slug, variant),
+    )
     report = Compacted()
     total = cast(int, client.xlen(log))
     client.delete(copy)  # what a compaction cut short left
     if not total:
         return report
+    since = now_ms - window_s * 1000
+    if game.keep == "sum":
+        # Every entry is part of a total: only the applied ids older than the window go.
+        report.read = report.kept = total
+        report.applied_dropped = _forget_applied(client, log, applied, since)
+        progress(total, total)
+        return report
     latest = latest_achieved(client, log, _part(progress, total, 0.0, 0.5))
     judged = _part(progress, total, 0.5, 1.0)
-    since = now_ms - window_s * 1000
     rankings = _Rankings(game, variant, now_ms)
     archive = Archive(archive_dir, game.slug, variant) if archive_dir else None
     judge = scripts.script(client, "compact_log")
@@ -186,9 +211,9 @@ def compact_family(
             entries = cast(list[Any], client.xrange(log, start, "+", count=SLICE))
             if not entries:
                 break
-            zsets, verdicts = _verdicts(entries, since, latest, rankings)
+            zsets, verdicts = _verdicts(game, entries, since, latest, rankings)
             reply = judge(
-                keys=[log, copy, applied, banned, *zsets],
+                keys=[log, copy, applied, banned, emeta, players, *zsets],
                 args=[since, start, entries[-1][0], *verdicts],
             )
             forgotten, dropped = int(reply[0]), cast(list[str], reply[1:])
@@ -215,32 +240,57 @@ def compact_family(
             return report
 
 
+def _forget_applied(client: DataClient, log: str, applied: str, since: int) -> int:
+    """Forget the applied ids of the entries logged before ``since`` (ms); how many were."""
+    forgotten, start = 0, "-"
+    while True:
+        # Log ids grow with the time of logging: the entries before the window come first.
+        entries = cast(list[Any], client.xrange(log, start, f"{since - 1}", count=SLICE))
+        if entries:
+            forgotten += cast(int, client.hdel(applied, *(f["sid"] for _, f in entries)))
+        if len(entries) < SLICE:
+            return forgotten
+        start = f"({entries[-1][0]}"
+
+
 def _verdicts(
-    entries: Sequence[Any], since: int, latest: dict[str, int], rankings: _Rankings
-) -> tuple[list[str], list[int]]:
-    """The ranking zsets a slice's script is given, and its two numbers per entry."""
-    zsets = [rankings.alltime]
-    slot = {rankings.alltime: 5}  # KEYS index in the script
+    game: Game, entries: Sequence[Any], since: int, latest: dict[str, int], rankings: _Rankings
+) -> tuple[list[str], list[str | int]]:
+    """The ranking zsets a slice's script is given, and its arguments after the slice's
+    bounds: each zset's board tag and period start, the groups of zsets (the readable boards
+    of a set of periods), then per entry its group (0: kept anyway) and subscore key."""
+    zsets: list[str] = []
+    tags: list[str | int] = []
+    slot: dict[str, int] = {}  # zset -> its number (from 1) among the zsets
+    groups: dict[tuple[Board, ...], int] = {}
+    members: list[str | int] = []
 
-    def index(key: str | None) -> int:
-        if key is None:
-            return 0
-        if key not in slot:
-            slot[key] = 5 + len(zsets)
-            zsets.append(key)
-        return slot[key]
+    def group(boards: tuple[Board, ...]) -> int:
+        number = groups.get(boards)
+        if number is None:
+            numbers = []
+            for board in boards:
+                key = board.ranking_key
+                if key not in slot:
+                    slot[key] = len(zsets) + 1
+                    zsets.append(key)
+                    tags.extend(board.tag)
+                numbers.append(slot[key])
+            number = groups[boards] = len(groups) + 1
+            members.extend((len(numbers), *numbers))
+        return number
 
-    verdicts: list[int] = []
+    verdicts: list[str | int] = []
     for log_id, fields in entries:
         at = int(fields["at"])
         # Kept whatever the boards say: applied inside the window, or the player's latest (a
         # player the first pass did not see logged it since, so it is their latest too).
         if _log_ms(log_id) >= since or at >= latest.get(fields["pid"], at):
-            verdicts += (-1, -1)
+            verdicts += (0, "")
         else:
-            daily, weekly = rankings.of(at)
-            verdicts += (index(daily), index(weekly))
-    return zsets, verdicts
+            sub = fields.get("sub")
+            verdicts += (group(rankings.of(at)), subscore_key(game, int(sub) if sub else 0))
+    return zsets, [len(zsets), *tags, len(groups), *members, *verdicts]
 
 
 def _archive(archive: Archive, game: Game, entries: Sequence[Any], dropped: Sequence[str]) -> int:
@@ -250,16 +300,19 @@ def _archive(archive: Archive, game: Game, entries: Sequence[Any], dropped: Sequ
     for log_id, fields in entries:
         if log_id in gone:
             at = int(fields["at"])
-            by_day.setdefault(period_of("daily", at), []).append(
-                {
-                    "id": log_id,
-                    "sid": fields["sid"],
-                    "pid": fields["pid"],
-                    "name": fields["name"],
-                    "score": _score(game, fields["score"]),
-                    "at": at,
-                }
-            )
+            line: dict[str, Any] = {
+                "id": log_id,
+                "sid": fields["sid"],
+                "pid": fields["pid"],
+                "name": fields["name"],
+                "score": _score(game, fields["score"]),
+                "at": at,
+            }
+            if "sub" in fields:
+                line["sub"] = int(fields["sub"])
+            if "meta" in fields:
+                line["meta"] = json.loads(fields["meta"])
+            by_day.setdefault(period_of("daily", at), []).append(line)
     return sum(archive.append(day, records) for day, records in by_day.items())
 
 

@@ -45,12 +45,12 @@ import pydantic
 import redis
 
 from app.leaderboard import statuses
-from app.leaderboard.boards import Board
+from app.leaderboard.boards import Board, entry_boards
 from app.leaderboard.compaction import Compaction, compact_family
 from app.leaderboard.games import Game, Registry
 from app.leaderboard.rebuild import SLICE, readable_boards, rebuild_family
 from app.leaderboard.records import SubmissionRecord
-from app.leaderboard.windows import bucket_ms, period_of
+from app.leaderboard.windows import bucket_ms
 from app.storage import intake, keys, operations, scripts
 from app.storage.connection import DataClient, is_cluster
 from app.storage.submissions import BUCKETS, SUBMISSION_ID, Generation, partition_of
@@ -98,7 +98,7 @@ def count_entries(client: DataClient, boards: list[Board]) -> tuple[str, dict[st
     log = keys.log_key(first.game.slug, first.variant)
     by_key = {board.meta_key: board for board in boards}
     counts: dict[str, Counter[str]] = {key: Counter() for key in by_key}
-    # An entry belongs on its all-time board and its day's and week's, where readable.
+    # An entry belongs on one board of each of the game's windows, where readable.
     metas: dict[tuple[str, str], str] = {(b.window, b.period): b.meta_key for b in boards}
     buckets = {b.meta_key: bucket_ms(b.window) for b in boards}
     position, start = "-", "-"
@@ -106,8 +106,8 @@ def count_entries(client: DataClient, boards: list[Board]) -> tuple[str, dict[st
         entries = cast(list[Any], client.xrange(log, start, "+", count=SLICE))
         for log_id, fields in entries:
             at = int(fields["at"])
-            for window in ("alltime", "daily", "weekly"):
-                key = metas.get((window, period_of(window, at)))
+            for board in entry_boards(first.game, first.variant, at):
+                key = metas.get((board.window, board.period))
                 if key is not None:
                     counted = counts[key]
                     counted["n"] += 1

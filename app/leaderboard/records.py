@@ -18,6 +18,7 @@ from typing import Annotated, Any, ClassVar, Literal, cast
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 from app.clock import iso_time
+from app.leaderboard.games import Keep, Ties
 from app.leaderboard.windows import WINDOWS, Window
 from app.storage.keys import PLAYER_ID_PATTERN
 
@@ -424,8 +425,25 @@ class GameInfo(Answer):
     description: str = ""
     order: Order
     integer_scores: bool
-    windows: list[Window]
+    windows: list[Window] = Field(description="The game's own windows.")
     variants: list[VariantInfo]
+    keep: Keep = Field(
+        description="What a player's row holds: the best score, the latest, or the sum."
+    )
+    ties: Ties = Field(
+        description="The rank shown for equal scores: unique (1, 2, 3), dense (1, 1, 2) or "
+        "competition (1, 1, 3)."
+    )
+    format: str = Field(description="How to show a score: integer, time_ms or decimal:N.")
+    unit: str = Field(description="Shown after a score (may be empty).")
+    subscore_order: Order | None = Field(
+        description="Which subscores rank first among equal scores; null: the game has none."
+    )
+    metadata_max_bytes: Count = Field(description="The most bytes of metadata an entry may carry.")
+    ends_at: dict[str, Instant | None] = Field(
+        description="Per window, when its current period ends (null for alltime); before the "
+        "first season, when the first season starts."
+    )
 
 
 class GameList(Answer):
@@ -434,14 +452,30 @@ class GameList(Answer):
     games: list[GameInfo]
 
 
+PeriodText = Annotated[
+    str,
+    Field(
+        description="all, a day 2036-11-19, an ISO week 2036-W47, a month 2036-11 or a season S3."
+    ),
+]
+
+
 class BoardRow(Answer):
-    """One line of a board."""
+    """One line of a board; ``rank`` is the shown rank of the game's ties policy."""
 
     rank: Rank
     player_id: str
     name: str
     score: Number
     achieved_at: Instant
+    subscore: int | None = Field(
+        default=None, description="The row's subscore (only in a game that has them)."
+    )
+    metadata: dict[str, Any] | None = Field(
+        default=None,
+        description="The JSON object the row's entry carried, null if none (only when asked "
+        "with metadata=1).",
+    )
 
 
 class BoardPage(Answer):
@@ -450,7 +484,7 @@ class BoardPage(Answer):
     game: str
     variant: str
     window: Window
-    period: str = Field(description="all, 2036-11-19 or 2036-W47.")
+    period: PeriodText
     order: Order
     total: Count
     offset: Count
@@ -465,7 +499,7 @@ class Standing(Answer):
     game: str
     variant: str
     window: Window
-    period: str
+    period: PeriodText
     total: Count
     updated_at: Instant | None
     rank: Rank
@@ -473,9 +507,50 @@ class Standing(Answer):
     name: str
     score: Number
     achieved_at: Instant
+    subscore: int | None = Field(
+        default=None, description="The row's subscore (only in a game that has them)."
+    )
+    metadata: dict[str, Any] | None = Field(
+        default=None, description="As on a board's rows (only when asked with metadata=1)."
+    )
+    percentile: Annotated[float, Field(ge=0, le=100)] = Field(
+        description="The share of the board's rows ranked below the player's rank, in percent "
+        "(one decimal)."
+    )
     neighbours: list[BoardRow] = Field(
         description="Rows around the player's, the player's included."
     )
+
+
+class BoardLookup(Answer):
+    """Some players' rows on a board (a friends board), best first, each with its rank on the
+    whole board."""
+
+    game: str
+    variant: str
+    window: Window
+    period: PeriodText
+    total: Count = Field(description="Rows on the whole board.")
+    updated_at: Instant | None
+    rows: list[BoardRow]
+    missing: list[str] = Field(description="The ids asked for that have no row on this board.")
+
+
+class Period(Answer):
+    """One readable period of a window; all-time's has no start or end."""
+
+    period: PeriodText
+    starts_at: Instant | None
+    ends_at: Instant | None = Field(description="Exclusive.")
+
+
+class BoardPeriods(Answer):
+    """The readable periods of a window, newest first."""
+
+    game: str
+    variant: str
+    window: Window
+    periods: list[Period]
 
 
 class HistogramBin(Answer):

@@ -188,6 +188,10 @@ class Scope(BaseModel):
 PeriodLabel = Annotated[str, StringConstraints(max_length=16)]
 
 
+#: ``metadata=1`` asks for each row's metadata.
+Flag = Annotated[bool, Field(description="1 to add each row's metadata (object or null).")]
+
+
 class BoardQuery(BaseModel):
     """Query of ``GET .../boards/{variant}``."""
 
@@ -197,6 +201,7 @@ class BoardQuery(BaseModel):
     period: PeriodLabel | None = None
     limit: Annotated[int, Field(ge=1, le=100)] = 10
     offset: Annotated[int, Field(ge=0, le=10_000_000)] = 0
+    metadata: Flag = False
 
 
 class StandingQuery(BaseModel):
@@ -207,6 +212,7 @@ class StandingQuery(BaseModel):
     window: Window = "alltime"
     period: PeriodLabel | None = None
     around: Annotated[int, Field(ge=0, le=50)] = 0
+    metadata: Flag = False
 
 
 class StatsQuery(BaseModel):
@@ -216,6 +222,29 @@ class StatsQuery(BaseModel):
 
     window: Window = "alltime"
     period: PeriodLabel | None = None
+
+
+class PeriodsQuery(BaseModel):
+    """Query of ``GET .../boards/{variant}/periods``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    window: Window = "alltime"
+
+
+#: The most players one lookup reads.
+LOOKUP_MAX = 100
+
+
+class LookupIn(BaseModel):
+    """The body of ``POST .../boards/{variant}/lookup``: the players of a friends board."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    player_ids: Annotated[list[PlayerId], Field(min_length=1, max_length=LOOKUP_MAX)]
+    window: Window = "alltime"
+    period: PeriodLabel | None = None
+    metadata: bool = Field(default=False, description="Add each row's metadata.")
 
 
 class WaitQuery(BaseModel):

@@ -9,12 +9,12 @@
 --       achieved ms (13 digits), now ms, run id ('' for none), ms to keep the run's key (>= 1),
 --       the oldest readable day, week, month and season (tags of older ones are dropped from
 --       the record), keep ('best', 'latest' or 'sum'), sub_sign (0: no subscores), the
---       subscore ('' for none), the metadata's JSON ('' for none), '1' when ties are dense,
+--       subscore ('' for none), the metadata's JSON ('' for none), the ties policy,
 --       then per board: its tag, its period's start ms, its expire-at ms (0: never) and the
 --       start ms of the entry's time bucket on it.
 -- Returns {-1} for a banned player, {-2} for a run token another submission used, else
 -- {fresh, logged score, logged achieved ms, rank_1, improved_1, rank_2, improved_2, ...} where
--- rank 0 means unranked. The logged score and time are those of the entry as first applied,
+-- rank 0 means unranked, and a rank is the one the board shows (its ties policy). The logged score and time are those of the entry as first applied,
 -- which a replay reports instead of its own.
 
 local sid, pid, name, score = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -24,7 +24,8 @@ local sign, at, now = tonumber(ARGV[5]), ARGV[6], ARGV[7]
 local run, run_ttl = ARGV[8], math.max(1, tonumber(ARGV[9]) or 0)
 local oldest = horizon_of(ARGV, 10)
 local rule = {sign = sign, keep = ARGV[14], sub_sign = tonumber(ARGV[15])}
-local sub, meta, dense = ARGV[16], ARGV[17], ARGV[18] == '1'
+local sub, meta, ties = ARGV[16], ARGV[17], ARGV[18]
+local dense = ties == 'dense'
 local players, emeta = KEYS[5], KEYS[6]
 local FIRST_BOARD_ARG, FIRST_BOARD_KEY = 19, 7
 local stride = dense and 4 or 2
@@ -105,8 +106,13 @@ for i = 0, (#KEYS - FIRST_BOARD_KEY + 1) / stride - 1 do
   else
     mine = row_of(zkey, pid, rec, kind, index, start)
   end
-  local rank = mine and redis.call('ZRANK', zkey, mine)
-  result[#result + 1] = rank and (rank + 1) or 0
+  local index = mine and redis.call('ZRANK', zkey, mine)
+  if index then
+    local sort = redis.call('ZSCORE', zkey, mine)
+    result[#result + 1] = shown_rank(zkey, vkeys and vkeys[1], ties, index, mine, sort)
+  else
+    result[#result + 1] = 0
+  end
   result[#result + 1] = improved
 end
 if fresh then

@@ -26,12 +26,6 @@ local function player_of(m)
   return string.match(m, '^%d+:(.*)$')
 end
 
--- A member's subscore key ('' if none) and achieved ms.
-local function parts_of(m)
-  local head = string.match(m, '^(%d+):')
-  return string.sub(head, 1, -14), tonumber(string.sub(head, -13))
-end
-
 -- The subscore key of a signed subscore total (already multiplied by sub_sign), held within
 -- its range.
 local function sub_key(value)
@@ -226,6 +220,11 @@ end
 -- scored by the sort, and the counts hash of its rows per value. vkeys is nil for a game
 -- whose ties are not dense.
 local function value_of(sort, sub)
+  if sort == 0 then
+    -- -0 (a zero of a higher-is-better game) is written 0: some servers answer its ZSCORE
+    -- "-0", others "0", and the text must be the same when a row leaves as when it came.
+    sort = 0
+  end
   return string.format('%.17g', sort) .. '|' .. sub
 end
 
@@ -330,23 +329,6 @@ local function records_of(players, pids)
   return found
 end
 
--- ZRANGE WITHSCORES of a board as flat {member, sort, name or false, ...}.
-local function rows_of(zkey, players, first, last)
-  local ranked = redis.call('ZRANGE', zkey, first, last, 'WITHSCORES')
-  local pids = {}
-  for i = 1, #ranked, 2 do
-    pids[#pids + 1] = player_of(ranked[i])
-  end
-  local texts = records_of(players, pids)
-  local rows = {}
-  for i = 1, #pids do
-    rows[#rows + 1] = ranked[2 * i - 1]
-    rows[#rows + 1] = ranked[2 * i]
-    rows[#rows + 1] = texts[i] and name_in(texts[i]) or false
-  end
-  return rows
-end
-
 -- The fields of a log entry as a table.
 local function fields(flat)
   local t = {}
@@ -354,4 +336,127 @@ local function fields(flat)
     t[flat[i]] = flat[i + 1]
   end
   return t
+end
+
+-- Reads: shown ranks
+--
+-- Rows of equal score and equal subscore key share a value: ties = 'competition' shows 1 + the
+-- rows of a better value, 'dense' 1 + the better values (the board's values zset holds them:
+-- value_of), 'unique' the row's place.
+
+-- The subscore key of a member.
+local function subkey_of(m)
+  return string.match(m, '^(%d*)%d%d%d%d%d%d%d%d%d%d%d%d%d:')
+end
+
+-- The entry metadata field of a member: "<achieved ms, 13 digits>:<player id>".
+local function entry_field_of(m)
+  return string.match(m, '^%d*(%d%d%d%d%d%d%d%d%d%d%d%d%d:.*)$')
+end
+
+-- The place (0-based) of the first row of the value (sort, sub) whose row at index is one:
+-- rows of a better sort come first, and among those of the same sort the members order by
+-- subscore key, so the first of the key is found by halving [ZCOUNT of better sorts, index].
+local function value_first(zkey, index, sort, sub)
+  local low = redis.call('ZCOUNT', zkey, '-inf', '(' .. sort)
+  if sub == '' then
+    return low
+  end
+  local high = index
+  while low < high do
+    local mid = math.floor((low + high) / 2)
+    if bytes_after(sub, subkey_of(redis.call('ZRANGE', zkey, mid, mid)[1])) then
+      low = mid + 1
+    else
+      high = mid
+    end
+  end
+  return low
+end
+
+-- The place (0-based) of the last row of the value of the row at index.
+local function value_last(zkey, index, sort, sub)
+  local high = redis.call('ZCOUNT', zkey, '-inf', sort) - 1
+  if sub == '' then
+    return high
+  end
+  local low = index
+  while low < high do
+    local mid = math.floor((low + high + 1) / 2)
+    if bytes_after(subkey_of(redis.call('ZRANGE', zkey, mid, mid)[1]), sub) then
+      high = mid - 1
+    else
+      low = mid
+    end
+  end
+  return low
+end
+
+-- The dense rank of the value (sort, sub): 1 + the better values. A value missing from the
+-- values zset (a drift that reconcile repairs) is ranked after every better sort.
+local function dense_rank(vkey, sort, sub)
+  local rank = redis.call('ZRANK', vkey, value_of(tonumber(sort), sub))
+  if rank then
+    return rank + 1
+  end
+  return redis.call('ZCOUNT', vkey, '-inf', '(' .. sort) + 1
+end
+
+-- The shown rank of the row at index (member m, sort as Redis answers it).
+local function shown_rank(zkey, vkey, ties, index, m, sort)
+  if ties == 'competition' then
+    return value_first(zkey, index, sort, subkey_of(m)) + 1
+  elseif ties == 'dense' then
+    return dense_rank(vkey, sort, subkey_of(m))
+  end
+  return index + 1
+end
+
+-- The rows that follow each other on a board from place first, as ZRANGE WITHSCORES answers
+-- them, as flat {member, sort, name or false, shown rank[, metadata or false], ...}: the
+-- metadata (from the family's hash ekey) only when with_meta is '1'. The first row's rank is
+-- worked out; each next one's follows from the row before it.
+local function shown_rows(zkey, players, vkey, ekey, ties, with_meta, first, ranked)
+  local pids, fields = {}, {}
+  for i = 1, #ranked, 2 do
+    pids[#pids + 1] = player_of(ranked[i])
+    fields[#fields + 1] = entry_field_of(ranked[i])
+  end
+  local texts = records_of(players, pids)
+  local metas = {}
+  if with_meta == '1' and #fields > 0 then
+    metas = redis.call('HMGET', ekey, unpack(fields))
+  end
+  local rows = {}
+  local rank, sort_before, sub_before
+  for i = 1, #pids do
+    local m, sort = ranked[2 * i - 1], ranked[2 * i]
+    local index = first + i - 1
+    local sub = subkey_of(m)
+    if not rank then
+      rank = shown_rank(zkey, vkey, ties, index, m, sort)
+    elseif ties == 'unique' then
+      rank = index + 1
+    elseif tonumber(sort) ~= tonumber(sort_before) or sub ~= sub_before then
+      rank = ties == 'dense' and rank + 1 or index + 1
+    end
+    sort_before, sub_before = sort, sub
+    rows[#rows + 1] = m
+    rows[#rows + 1] = sort
+    rows[#rows + 1] = texts[i] and name_in(texts[i]) or false
+    rows[#rows + 1] = rank
+    if with_meta == '1' then
+      rows[#rows + 1] = metas[i] or false
+    end
+  end
+  return rows
+end
+
+-- The rows ranked below the value of the row at index (unique: below the row itself), of
+-- total rows.
+local function rows_below(zkey, ties, index, m, sort, total)
+  if ties == 'unique' then
+    return total - index - 1
+  end
+  return total - value_last(zkey, index, sort, subkey_of(m)) - 1
 end

@@ -116,6 +116,7 @@ COUNTED_WITH_FIRST_READ = frozenset(
         "api.boards.board_top",
         "api.boards.player_standing",
         "api.boards.board_stats",
+        "api.boards.lookup_players",
         "api.scores.submission_status",
     }
 )

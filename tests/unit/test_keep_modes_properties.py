@@ -225,3 +225,16 @@ def test_a_sum_board_adds_every_entry_and_shows_the_latest_time():
     assert r.zrange(november.ranking_key, 0, -1, withscores=True) == [
         (ranking_member(subscore_key(game, 1), TURN - 1, pid), -3.0)
     ]
+
+
+@pytest.mark.parametrize(("ties", "ranks"), [("unique", [1, 2, 3]), ("competition", [1, 1, 3])])
+def test_a_verdict_tells_the_rank_the_board_shows(ties, ranks):
+    game = _game("best", ties, None, True)
+    r = fresh_redis()
+    scores = [(f"player-{p:012d}", s, TURN + p) for p, s in enumerate([5, 5, 4])]
+    applied = apply_entries(
+        r,
+        [Entry(f"sub-{pid[-4:]}", game, "default", pid, "Ann", s, at) for pid, s, at in scores],
+        NOW,
+    )
+    assert [a.ranks["alltime"] for a in applied] == ranks

@@ -79,6 +79,21 @@ def parse_body(model: type[M], data: Any) -> M:
         ) from None
 
 
+def parse_read_body(model: type[M], data: Any) -> M:
+    """Validate the JSON document of a read that takes a body (a lookup) against ``model``:
+    400 with per-field errors, as a query's."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise Problem(
+            400,
+            "Invalid query",
+            "Some fields of the body are wrong.",
+            kind="invalid-query",
+            errors=field_errors(exc),
+        ) from None
+
+
 def parse_query(model: type[M]) -> M:
     """Validate the query string against ``model`` (400 with per-parameter errors)."""
     try:

@@ -101,9 +101,9 @@ def documented(
 
 #: What the query parameters mean (the models say what they may be).
 _PARAMETER_TEXT = {
-    "window": "alltime, daily or weekly.",
-    "period": "A past period of the window: a day (2036-11-19) or an ISO week (2036-W47); "
-    "the current one by default.",
+    "window": "alltime, daily, weekly, monthly or season: one of the game's windows.",
+    "period": "A past period of the window: a day (2036-11-19), an ISO week (2036-W47), a "
+    "month (2036-11) or a season (S3); the current one by default.",
     "limit": "Rows per page.",
     "offset": "Rows to skip.",
     "around": "Neighbours on each side of the player.",
