@@ -80,6 +80,40 @@ def _demo_guesses(rng: random.Random, size: int) -> int:
     return max(1, min(size, round(rng.gauss(ideal + 1, 1.6))))
 
 
+def _demo_throws(
+    rng: random.Random, people: list[tuple[str, str]], throws_each: int, days: int, now: int
+) -> list[Entry]:
+    """Paper plane throws by about half of ``people``: distances in tenths of a metre, each
+    entry one throw (subscore 1) with the plane and the wind it flew in."""
+    game = get_registry().get("throw")
+    if game is None or game.keep != "sum":
+        return []  # a games file replaced it with a game these throws do not fit
+    variant = next(iter(game.variants))
+    bounds = game.variants[variant]
+    entries = []
+    for player_id, name in people:
+        if rng.random() < 0.5:
+            continue
+        for _ in range(rng.randint(1, throws_each)):
+            metres = max(0.0, rng.gauss(55, 18))
+            tenths = int(min(bounds.score_max, max(bounds.score_min, round(metres * 10))))
+            plane = rng.choice(("dart", "glider", "stunt"))
+            entries.append(
+                Entry(
+                    submission_id=new_id(),
+                    game=game,
+                    variant=variant,
+                    player_id=player_id,
+                    name=name,
+                    score=tenths,
+                    achieved_at=now - rng.randint(0, days * 86_400_000),
+                    subscore=1,
+                    metadata=f'{{"plane":"{plane}","wind":{rng.randint(-3, 3)}}}',
+                )
+            )
+    return entries
+
+
 @click.command("seed-demo")
 @click.option("--players", default=300, show_default=True)
 @click.option(
@@ -89,16 +123,19 @@ def _demo_guesses(rng: random.Random, size: int) -> int:
 @click.option("--seed", default=None, type=int, help="Random seed, for a repeatable demo.")
 @with_appcontext
 def seed_demo_command(players: int, games_per_player: int, days: int, seed: int | None) -> None:
-    """Fill the guessing game's boards with realistic fake players."""
+    """Fill the demo games' boards (guess, and the paper plane if it is served) with realistic
+    fake players."""
     rng = random.Random(seed)
     game = get_registry().get("guess")
     if game is None:
         raise click.ClickException("the guess game is not configured")
     now = read_clock()
     entries = []
+    people = []
     for _ in range(players):
         player_id = new_id()
         name = f"{rng.choice(_ADJECTIVES)} {rng.choice(_ANIMALS)} {rng.randint(1, 99)}"
+        people.append((player_id, name))
         for _ in range(games_per_player):
             variant = rng.choice(list(game.variants))
             entries.append(
@@ -112,6 +149,10 @@ def seed_demo_command(players: int, games_per_player: int, days: int, seed: int 
                     achieved_at=now - rng.randint(0, days * 86_400_000),
                 )
             )
+    guesses = len(entries)
+    # Drawn after the guesses, so that a seed gives the guessing game the boards it always did.
+    throws = _demo_throws(rng, people, games_per_player, days, now)
+    entries.extend(throws)
     entries.sort(key=lambda e: e.achieved_at)
     client = get_redis()
     with click.progressbar(length=len(entries), label="seeding") as bar:
@@ -119,7 +160,11 @@ def seed_demo_command(players: int, games_per_player: int, days: int, seed: int 
             batch = entries[start : start + 500]
             apply_entries(client, batch, now)
             bar.update(len(batch))
-    click.echo(f"{len(entries)} games by {players} players")
+    throwers = len({entry.player_id for entry in throws})
+    click.echo(
+        f"{guesses} games by {players} players; {len(throws)} paper plane throws by "
+        f"{throwers} players"
+    )
 
 
 def _maintain(kind: str, game: str | None, variant: str | None) -> None:

@@ -1,6 +1,7 @@
 """The games registry: which games exist, how they sort, and what a plausible score is.
 
-Games are data. The built-in table holds the demo's guessing game; a TOML file named by
+Games are data. The built-in table holds the demo's two games, the guessing game (``guess``)
+and a paper plane throw (``throw``, whose settings show off those below); a TOML file named by
 ``HISCORE_GAMES_FILE`` adds games or replaces built-in ones without touching code::
 
     [games.reaction]
@@ -55,7 +56,7 @@ import re
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal, cast, get_args
 
 from app.leaderboard.windows import DAY_MS, DEFAULT_WINDOWS, WINDOWS, Season, Window
@@ -185,7 +186,35 @@ def _guess() -> Game:
     )
 
 
-BUILTIN_GAMES: tuple[Game, ...] = (_guess(),)
+#: The paper plane's weekly seasons start on Monday 2026-11-30, 00:00 UTC.
+_THROW_SEASONS_FROM = datetime(2026, 11, 30, tzinfo=UTC)
+
+
+def _throw() -> Game:
+    return Game(
+        slug="throw",
+        title="Paper plane",
+        description="Throw a paper plane as far as you can; the score is your total distance.",
+        lower_is_better=False,
+        integer=True,  # tenths of a metre, so that totals stay exact
+        variants={"park": Variant("park", 0, 1500)},
+        # The page's flight lasts over a second plus 4 ms per tenth of a metre flown.
+        min_ms_per_point=2,
+        duration_required=True,
+        keep="sum",
+        # One per throw: of two equal totals, the one thrown in fewer throws ranks first. A
+        # count that ranked more throws first would let a player climb a tie by throwing zeros.
+        subscore_order="lower",
+        metadata_max_bytes=256,
+        windows=WINDOWS,
+        season=Season(7 * DAY_MS, int(_THROW_SEASONS_FROM.timestamp() * 1000)),
+        ties="competition",
+        format="decimal:1",
+        unit="m",
+    )
+
+
+BUILTIN_GAMES: tuple[Game, ...] = (_guess(), _throw())
 
 
 _GAME_FIELDS = frozenset(

@@ -5,12 +5,6 @@
   const $ = (id) => document.getElementById(id);
   const state = { max: 0, guesses: 0, name: "", session: null, pending: false };
 
-  // 128 random bits as hex (crypto.randomUUID needs a secure context; this does not).
-  function newId() {
-    const bytes = crypto.getRandomValues(new Uint8Array(16));
-    return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-  }
-
   $("name").value = localStorage.getItem("hiscore.name") || "";
 
   $("setup-form").addEventListener("submit", async (event) => {
@@ -101,19 +95,6 @@
     return "Still checking. Your rank will be on the board shortly.";
   }
 
-  async function submit(body) {
-    // The same submission_id on every try: a retry can never count twice.
-    for (let attempt = 0; ; attempt += 1) {
-      try {
-        return await hiscore.call("POST", "/games/guess/scores", { body });
-      } catch (error) {
-        const transient = error.status === 0 || error.status >= 500;
-        if (!transient || attempt === 3) throw error;
-        await new Promise((done) => setTimeout(done, 1000 * 2 ** attempt));
-      }
-    }
-  }
-
   async function finish(number) {
     const count = state.guesses;
     $("play").hidden = true;
@@ -126,18 +107,14 @@
     try {
       const session = state.session;
       // Only the run: the service knows its score and how long it took.
-      const sent = await submit({
+      const sent = await hiscore.submitScore("guess", {
         name: state.name,
         variant: String(state.max),
         player_id: session.player_id, // proven by the cookie
         token: session.token,
-        submission_id: newId(),
+        submission_id: hiscore.newId(),
       });
-      let status = sent;
-      const deadline = Date.now() + 60_000;
-      while (status.status === "queued" && Date.now() < deadline) {
-        status = await hiscore.call("GET", `${sent.status_url}?wait=25`);
-      }
+      const status = await hiscore.verdict(sent);
       $("verdict").textContent = describe(status);
       $("verdict").dataset.status = status.status;
     } catch (error) {

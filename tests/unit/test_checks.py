@@ -211,7 +211,7 @@ def test_a_games_file_that_loads_is_listed(env, servers, tmp_path):
     games.write_text('[games.reaction]\norder = "lower"\nvariants = ["visual"]\n')
     env.setenv("HISCORE_GAMES_FILE", str(games))
     (result,) = by_name(run_checks(connect=servers.connect))["games"]
-    assert result.status == OK and "guess, reaction" in result.message
+    assert result.status == OK and "guess, throw, reaction" in result.message
 
 
 def test_redact_hides_every_password_of_a_sentinel_list():

@@ -1,6 +1,9 @@
+import re
+
 import pytest
 
 from app import create_app
+from app.storage import keys
 from config import celery_settings, config_for
 
 
@@ -130,7 +133,7 @@ def test_ingestion_timings_fit_inside_the_visibility_timeout():
         assert conf["task_routes"][task]["queue"] == "maintenance"
 
 
-def test_seed_demo_fills_the_boards(runner, client):
+def test_seed_demo_fills_the_boards(runner, client, redis_client):
     result = runner.invoke(args=["seed-demo", "--players", "20", "--games", "5", "--seed", "1"])
     assert result.exit_code == 0, result.output
     assert "100 games by 20 players" in result.output
@@ -140,6 +143,15 @@ def test_seed_demo_fills_the_boards(runner, client):
     ]
     assert 20 <= sum(totals) <= 80  # each player appears once per variant they played
     assert all(t <= 20 for t in totals)
+    seeded = re.search(r"(\d+) paper plane throws by (\d+)", result.output)
+    assert seeded is not None, result.output
+    throws, throwers = int(seeded[1]), int(seeded[2])
+    assert 0 < throwers <= 20 and throwers <= throws <= 5 * throwers
+    board = client.get("/api/v1/games/throw/boards/park?limit=100").get_json()
+    assert board["total"] == throwers  # one row per player: the total of their throws
+    log = [fields for _, fields in redis_client.xrange(keys.log_key("throw", "park"))]
+    assert len(log) == throws and all(f["sub"] == "1" and "plane" in f["meta"] for f in log)
+    assert sum(row["score"] for row in board["entries"]) == sum(int(f["score"]) for f in log)
 
 
 def test_a_cluster_for_the_data_needs_a_broker_of_its_own(monkeypatch):

@@ -13,6 +13,23 @@ def test_guess_is_built_in_with_its_variants():
     assert guess.variants["25"].score_max == 25
 
 
+def test_the_paper_plane_is_built_in_beside_guess():
+    registry = load_registry()
+    throw = registry.get("throw")
+    assert throw is not None
+    assert [game.slug for game in registry] == ["guess", "throw"]
+    assert throw.order == "higher" and throw.integer and throw.keep == "sum"
+    assert list(throw.variants) == ["park"]
+    assert (throw.variants["park"].score_min, throw.variants["park"].score_max) == (0, 1500)
+    assert throw.windows == ("alltime", "daily", "weekly", "monthly", "season")
+    # Weekly seasons from Monday 2026-11-30 00:00 UTC.
+    assert throw.season == Season(7 * DAY_MS, 1_795_996_800_000)
+    assert (throw.ties, throw.subscore_order, throw.sub_sign) == ("competition", "lower", 1)
+    assert (throw.format, throw.unit, throw.metadata_max_bytes) == ("decimal:1", "m", 256)
+    assert throw.duration_required and throw.min_ms_per_point == 2
+    assert not throw.verified  # its scores are claimed, each with a run token
+
+
 def test_a_second_game_is_added_by_configuration_alone(tmp_path):
     games_file = tmp_path / "games.toml"
     games_file.write_text(

@@ -259,7 +259,15 @@ def test_the_document_is_served_as_json_and_built_once_per_app(app, client):
     # Examples of path parameters come from the app's own games.
     board = response.get_json()["paths"]["/api/v1/games/{game_slug}/boards/{variant}"]["get"]
     examples = {p["name"]: set(p.get("examples", {})) for p in board["parameters"]}
-    assert examples["game_slug"] == {"guess", "guess-claimed", "untimed", "tally", "rich", "recent"}
+    assert examples["game_slug"] == {
+        "guess",
+        "throw",
+        "guess-claimed",
+        "untimed",
+        "tally",
+        "rich",
+        "recent",
+    }
     assert examples["variant"] >= {"10", "25", "100", "1000"}
 
 

@@ -1,6 +1,7 @@
 """JSONP, CORS and the pages' server side (the pages themselves are driven in tests/browser)."""
 
 import json
+import re
 
 import pytest
 from flask import Response
@@ -222,6 +223,8 @@ def test_cors_only_for_configured_origins(redis_client):
     [
         ("/", 200),
         ("/boards/guess/100", 200),
+        ("/play/throw", 200),
+        ("/boards/throw/park", 200),
         ("/admin", 200),
         ("/boards/chess/1", 404),
         ("/boards/guess/7", 404),
@@ -235,3 +238,22 @@ def test_pages_are_html_and_so_are_their_errors(client, url, status):
     html = resp.get_data(as_text=True)
     assert '<meta name="viewport"' in html
     assert "Traceback" not in html
+
+
+def test_a_board_page_has_its_games_windows_format_and_subscore_column(client):
+    throw = client.get("/boards/throw/park").get_data(as_text=True)
+    tabs = re.findall(r'data-window="(\w+)"', throw)
+    assert tabs == ["alltime", "daily", "weekly", "monthly", "season"]
+    assert 'data-format="decimal:1"' in throw and 'data-unit="m"' in throw
+    assert 'id="subscore-head"' in throw and 'href="/play/throw"' in throw
+    guess = client.get("/boards/guess/100").get_data(as_text=True)
+    assert re.findall(r'data-window="(\w+)"', guess) == ["alltime", "daily", "weekly"]
+    assert 'data-format="integer"' in guess and "subscore-head" not in guess
+    assert "up to 100" in guess and 'href="/"' in guess
+
+
+def test_the_throw_page_links_its_board_and_home_links_the_throw_page(client):
+    page = client.get("/play/throw").get_data(as_text=True)
+    assert 'href="/boards/throw/park?find=me"' in page
+    assert 'data-score-max="1500"' in page
+    assert 'href="/play/throw"' in client.get("/").get_data(as_text=True)

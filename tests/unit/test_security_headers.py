@@ -14,6 +14,7 @@ TEMPLATES = Path(__file__).resolve().parents[2] / "app" / "templates"
         "/",
         "/admin",
         "/boards/guess/100",
+        "/play/throw",
         "/no/such/page",
         "/api/v1/games",
         "/api/v1/games/nope",
