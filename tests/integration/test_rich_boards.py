@@ -28,8 +28,9 @@ def epoch_ms(iso: str) -> int:
 
 def kept_row(game: Game, entries: list[dict[str, Any]]) -> dict[str, Any]:
     """A player's row on one board, by the game's keep rule: the best entry (score, then
-    subscore, then time), the latest (of two at one ms, the better), or the sums of the scores and subscores at the latest entry. It shows
-    the metadata of its (time, player): of two entries at one ms, the greater compact text."""
+    subscore, then time), the latest (of two at one ms, the better), or the sums of the scores
+    and subscores at the latest entry. It shows the metadata of its (time, player): of two
+    entries at one ms, the greater compact text."""
     if game.keep == "sum":
         at = max(e["achieved_at"] for e in entries)
         score, sub = sum(e["score"] for e in entries), sum(e["subscore"] for e in entries)
