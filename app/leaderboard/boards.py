@@ -404,12 +404,19 @@ def apply_entries_each(
     if not entries:
         return []
     # A batch's entries share a few families and days: their boards, keys and expiries are
-    # worked out once each, not once per entry.
-    families: dict[tuple[str, str, int], _Family] = {}
+    # worked out once each, not once per entry. A UTC day lies in one week and one month, but
+    # a season may begin at any time of day.
+    families: dict[tuple[str, str, int, int | None], _Family] = {}
     placed: list[_Family] = []
     calls: list[scripts.Call] = []
     for entry in entries:
-        where = (entry.game.slug, entry.variant, entry.achieved_at // DAY_MS)
+        season = entry.game.season
+        where = (
+            entry.game.slug,
+            entry.variant,
+            entry.achieved_at // DAY_MS,
+            season.index(entry.achieved_at) if season else None,
+        )
         family = families.get(where)
         if family is None:
             family = families[where] = _Family.of(entry, now_ms)

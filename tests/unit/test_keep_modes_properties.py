@@ -238,3 +238,28 @@ def test_a_verdict_tells_the_rank_the_board_shows(ties, ranks):
         NOW,
     )
     assert [a.ranks["alltime"] for a in applied] == ranks
+
+
+def test_a_batch_across_a_season_that_begins_at_noon_puts_each_entry_on_its_season():
+    game = game_from_table(
+        "noon",
+        {
+            "windows": ["alltime", "season"],
+            "season": {"every": "7d", "starts_at": "2036-11-24T12:00:00Z"},
+        },
+    )
+    noon = _ms(2036, 12, 1, 12)  # S1 ends, S2 begins
+    entries = [
+        Entry("sub-late", game, "default", "player-000000000001", "Ann", 3, noon + 60_000),
+        Entry("sub-early", game, "default", "player-000000000002", "Bob", 4, noon - 60_000),
+        Entry("sub-first", game, "default", "player-000000000003", "Cy", 5, _ms(2036, 11, 24, 11)),
+    ]
+    batched, one_by_one = fresh_redis(), fresh_redis()
+    applied = apply_entries(batched, entries, NOW)
+    for entry in entries:
+        apply_entries(one_by_one, [entry], NOW)
+    assert state(batched, game) == state(one_by_one, game)
+    assert [sorted(a.ranks) for a in applied] == [["alltime", "season"]] * 2 + [["alltime"]]
+    s1, s2 = (Board(game, "default", "season", f"S{n}").ranking_key for n in (1, 2))
+    assert [m.split(":")[1] for m in batched.zrange(s1, 0, -1)] == ["player-000000000002"]
+    assert [m.split(":")[1] for m in batched.zrange(s2, 0, -1)] == ["player-000000000001"]
