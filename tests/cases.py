@@ -125,6 +125,16 @@ BAD_SUBMISSIONS: list[BadRequest] = [
     _bad(
         "oversized-metadata", {**TALLY, "metadata": {"p": "x" * 60}}, 422, "metadata", game="tally"
     ),
+    _bad(
+        "deeply-nested-metadata",
+        # Deeper than Python's own JSON encoder recurses, not deeper than the body parser goes.
+        _json({**TALLY, "metadata": {}}).replace(
+            b'"metadata": {}', b'"metadata": {"a": ' + b"[" * 1000 + b"]" * 1000 + b"}"
+        ),
+        422,
+        "metadata",
+        game="tally",
+    ),
     _bad("fractional-subscore", {**TALLY, "subscore": 1.5}, 422, "subscore", game="tally"),
     _bad("huge-subscore", {**TALLY, "subscore": 10**10}, 422, "subscore", game="tally"),
 ]

@@ -80,6 +80,25 @@ def metadata_text(metadata: Mapping[str, Any]) -> str:
     return json.dumps(metadata, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
+#: How deep a metadata object may nest (objects and arrays within it).
+METADATA_DEPTH = 16
+
+
+def _depth(value: Any) -> int:
+    """How many objects and arrays nest at the deepest point of ``value`` (without recursion:
+    a body parser accepts deeper documents than Python's stack)."""
+    deepest, level = 0, [(value, 1)]
+    while level:
+        item, depth = level.pop()
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        )
+        if children is not None:
+            deepest = max(deepest, depth)
+            level.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 def check_extras(
     game: Game, subscore: int | None, metadata: Mapping[str, Any] | None
 ) -> dict[str, list[str]]:
@@ -90,6 +109,8 @@ def check_extras(
     if metadata is not None:
         if not game.metadata_max_bytes:
             errors["metadata"] = [f"{game.slug} takes no metadata"]
+        elif _depth(metadata) > METADATA_DEPTH:
+            errors["metadata"] = [f"must not nest more than {METADATA_DEPTH} levels deep"]
         else:
             try:
                 size = len(metadata_text(metadata).encode())

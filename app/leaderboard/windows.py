@@ -100,6 +100,13 @@ def _month_start(year: int, month: int) -> date:
 def period_range(window: str, period: str, season: Season | None = None) -> tuple[int, int]:
     """The epoch ms ``[start, end)`` of a period; ``(0, 0)`` (everything) for all-time.
     ValueError if the label is bad."""
+    try:
+        return _period_range(window, period, season)
+    except OverflowError:  # the last day or week of the year 9999 ends after the calendar
+        raise ValueError(f"{period!r} ends beyond the calendar") from None
+
+
+def _period_range(window: str, period: str, season: Season | None) -> tuple[int, int]:
     if window == "alltime":
         if period != ALLTIME_PERIOD:
             raise ValueError(f"the all-time window has one period, {ALLTIME_PERIOD!r}")

@@ -211,6 +211,12 @@ def test_player_standing_with_neighbours(client, work):
         ("/api/v1/games/guess-claimed/boards/10?offset=-1", 400, "offset"),
         ("/api/v1/games/guess-claimed/boards/10?limit=ten", 400, "limit"),
         ("/api/v1/games/guess-claimed/boards/10?window=daily&period=2026-13-01", 400, "period"),
+        ("/api/v1/games/guess-claimed/boards/10?window=daily&period=9999-12-31", 400, "period"),
+        (
+            "/api/v1/games/guess-claimed/boards/10/stats?window=weekly&period=9999-W52",
+            400,
+            "period",
+        ),
         ("/api/v1/games/guess-claimed/boards/10/players/x?around=51", 400, "around"),
         ("/api/v1/submissions/abcdefgh?wait=31", 400, "wait"),
         ("/api/v1/submissions/abcdefgh?wait=soon", 400, "wait"),

@@ -167,3 +167,11 @@ def test_readable_periods_run_from_the_current_back_to_the_retention():
     assert list(readable_indexes("season", 30 * DAY_MS, ms(2026, 2, 17), SEASON)) == [4, 3, 2, 1]
     assert list(readable_indexes("season", 30 * DAY_MS, ms(2026, 2, 19), SEASON)) == [4, 3, 2]
     assert list(readable_indexes("season", 30 * DAY_MS, ms(2025, 12, 1), SEASON)) == []
+
+
+@pytest.mark.parametrize(
+    ("window", "label"), [("daily", "9999-12-31"), ("weekly", "9999-W52"), ("monthly", "9999-12")]
+)
+def test_a_period_that_ends_beyond_the_calendar_is_a_bad_label(window, label):
+    with pytest.raises(ValueError):
+        normalize_period(window, label)
