@@ -9,7 +9,6 @@ few instants (so that equal times are too), over two months and two seasons.
 
 import itertools
 import json
-from datetime import UTC, datetime
 
 import fakeredis
 import pytest
@@ -27,17 +26,8 @@ from app.leaderboard.boards import (
 )
 from app.leaderboard.games import game_from_table
 from app.storage import keys
+from tests.rich_games import DAY, NOW, TURN, ms, rich_game
 
-DAY = 86_400_000
-
-
-def _ms(*args: int) -> int:
-    return int(datetime(*args, tzinfo=UTC).timestamp() * 1000)
-
-
-# Around the turn of a month and of a season (seasons of 7 days from 2036-11-24).
-TURN = _ms(2036, 12, 1)
-NOW = _ms(2036, 12, 3)
 pytestmark = pytest.mark.usefixtures("clock")
 
 
@@ -46,23 +36,8 @@ def instant() -> int:
     return NOW
 
 
-def _game(keep: str, ties: str, order: str | None, higher: bool):
-    table = {
-        "order": "higher" if higher else "lower",
-        "keep": keep,
-        "ties": ties,
-        "metadata_max_bytes": 64,
-        "windows": ["alltime", "daily", "weekly", "monthly", "season"],
-        "season": {"every": "7d", "starts_at": "2036-11-24T00:00:00Z"},
-    }
-    if order:
-        table["subscore_order"] = order
-    slug = f"{keep}-{ties}-{order or 'none'}-{'h' if higher else 'l'}"
-    return game_from_table(slug, table)
-
-
 GAMES = [
-    _game(keep, ties, order, higher)
+    rich_game(keep, ties, order, higher)
     for keep, ties, order, higher in itertools.product(
         ("best", "latest", "sum"),
         ("unique", "dense", "competition"),
@@ -209,7 +184,7 @@ def test_the_boards_are_what_the_keep_rule_computes(game, data):
 
 
 def test_a_sum_board_adds_every_entry_and_shows_the_latest_time():
-    game = _game("sum", "unique", "higher", True)
+    game = rich_game("sum", "unique", "higher", True)
     r = fresh_redis()
     pid = "player-000000000001"
     entries = [
@@ -229,7 +204,7 @@ def test_a_sum_board_adds_every_entry_and_shows_the_latest_time():
 
 @pytest.mark.parametrize(("ties", "ranks"), [("unique", [1, 2, 3]), ("competition", [1, 1, 3])])
 def test_a_verdict_tells_the_rank_the_board_shows(ties, ranks):
-    game = _game("best", ties, None, True)
+    game = rich_game("best", ties, None, True)
     r = fresh_redis()
     scores = [(f"player-{p:012d}", s, TURN + p) for p, s in enumerate([5, 5, 4])]
     applied = apply_entries(
@@ -248,11 +223,11 @@ def test_a_batch_across_a_season_that_begins_at_noon_puts_each_entry_on_its_seas
             "season": {"every": "7d", "starts_at": "2036-11-24T12:00:00Z"},
         },
     )
-    noon = _ms(2036, 12, 1, 12)  # S1 ends, S2 begins
+    noon = ms(2036, 12, 1, 12)  # S1 ends, S2 begins
     entries = [
         Entry("sub-late", game, "default", "player-000000000001", "Ann", 3, noon + 60_000),
         Entry("sub-early", game, "default", "player-000000000002", "Bob", 4, noon - 60_000),
-        Entry("sub-first", game, "default", "player-000000000003", "Cy", 5, _ms(2036, 11, 24, 11)),
+        Entry("sub-first", game, "default", "player-000000000003", "Cy", 5, ms(2036, 11, 24, 11)),
     ]
     batched, one_by_one = fresh_redis(), fresh_redis()
     applied = apply_entries(batched, entries, NOW)

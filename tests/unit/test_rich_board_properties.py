@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import itertools
 import json
-from datetime import UTC, datetime
 from unittest.mock import patch
 
 import fakeredis
@@ -24,21 +23,11 @@ from hypothesis import strategies as st
 from app.leaderboard import rebuild
 from app.leaderboard.boards import Entry, PlayerRecord, apply_entries, split_member
 from app.leaderboard.compaction import compact_family
-from app.leaderboard.games import game_from_table
 from app.leaderboard.rebuild import FamilyBuild, readable_boards, rebuild_family
 from app.storage import keys
+from tests.rich_games import DAY, NOW, TURN, rich_game
 
-DAY = 86_400_000
 VARIANT = "default"
-
-
-def _ms(*args: int) -> int:
-    return int(datetime(*args, tzinfo=UTC).timestamp() * 1000)
-
-
-# Monday 2036-12-01 begins a day, an ISO week, a month and a season (of 7 days from 11-24).
-TURN = _ms(2036, 12, 1)
-NOW = _ms(2036, 12, 3)
 pytestmark = pytest.mark.usefixtures("clock")
 
 
@@ -47,25 +36,10 @@ def instant() -> int:
     return NOW
 
 
-def _game(keep: str, ties: str, subscore: str | None, higher: bool):
-    table = {
-        "order": "higher" if higher else "lower",
-        "keep": keep,
-        "ties": ties,
-        "metadata_max_bytes": 64,
-        "windows": ["alltime", "daily", "weekly", "monthly", "season"],
-        "season": {"every": "7d", "starts_at": "2036-11-24T00:00:00Z"},
-    }
-    if subscore:
-        table["subscore_order"] = subscore
-    slug = f"{keep}-{ties}-{subscore or 'none'}-{'h' if higher else 'l'}"
-    return game_from_table(slug, table)
-
-
 # Every keep mode with every tie policy, with and without a subscore; the sort orders and
 # subscore orders alternate.
 GAMES = [
-    _game(keep, ties, ("higher" if n % 2 else "lower") if subscored else None, n % 3 != 1)
+    rich_game(keep, ties, ("higher" if n % 2 else "lower") if subscored else None, n % 3 != 1)
     for n, (keep, ties, subscored) in enumerate(
         itertools.product(("best", "latest", "sum"), ("unique", "dense", "competition"), (0, 1))
     )
