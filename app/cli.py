@@ -255,7 +255,8 @@ def migrate_storage_command(dry_run: bool) -> None:
                 c = report.compaction
                 line += (
                     f"; log compacted: {c['kept']} kept, {c['dropped']} dropped "
-                    f"({c['archived']} archived), {c['applied_dropped']} applied ids forgotten"
+                    f"({c['archived']} archived), {c['applied_dropped']} applied ids forgotten, "
+                    f"{c['metadata_dropped']} metadata fields deleted"
                 )
             click.echo(line)
 

@@ -20,7 +20,12 @@ compacted log gives the boards the entries built. A row whose entry passes the g
 retention later falls back to the best entry the log still holds (the player's rows on the
 readable periods, the latest, the window), not to the best of the whole retention, which the
 log no longer has. A game that keeps a sum keeps every entry (each is part of a total): its
-compaction only forgets the applied ids older than the window.
+compaction forgets the applied ids older than the window, and deletes the entry metadata no
+readable board shows. A sum's row shows the metadata of its member's (at, pid), the player's
+latest entry of the period, so one pass of the metadata hash keeps a field ``<at>:<pid>`` when
+the player's record places a row at that ms on a readable board of the periods holding it, or
+the player is banned (:file:`app/lua/forget_metadata.lua`, one script per chunk, so an apply
+that moves a row comes before or after the check, never between it and the delete).
 
 An entry dropped takes its metadata along (the field ``<at>:<pid>`` of the family's entry
 metadata hash), unless the field still serves: an entry of the same player achieved at the
@@ -74,6 +79,10 @@ from app.storage.connection import DataClient
 
 DAY_MS = 86_400_000
 
+#: How many entry metadata fields one script of a sum game's compaction judges (an ``HSCAN``
+#: count: a hint, a chunk may be larger).
+METADATA_CHUNK = 300
+
 #: The idempotency window's default, in seconds (``HISCORE_IDEMPOTENCY_WINDOW``).
 DEFAULT_WINDOW_S = 86_400
 
@@ -100,6 +109,7 @@ class Compacted:
     dropped: int = 0
     archived: int = 0  # lines appended to the archive
     applied_dropped: int = 0  # applied ids forgotten (entries applied before the window)
+    metadata_dropped: int = 0  # entry metadata fields deleted (no readable board shows them)
 
 
 def _log_ms(log_id: str) -> int:
@@ -194,16 +204,19 @@ def compact_family(
         return report
     since = now_ms - window_s * 1000
     if game.keep == "sum":
-        # Every entry is part of a total: only the applied ids older than the window go.
+        # Every entry is part of a total: only the applied ids older than the window go, and
+        # the metadata no row shows (a row shows its latest entry's).
         report.read = report.kept = total
         report.applied_dropped = _forget_applied(client, log, applied, since)
+        rankings = _Rankings(game, variant, now_ms)
+        report.metadata_dropped = _forget_metadata(client, game, variant, rankings)
         progress(total, total)
         return report
     latest = latest_achieved(client, log, _part(progress, total, 0.0, 0.5))
     judged = _part(progress, total, 0.5, 1.0)
     rankings = _Rankings(game, variant, now_ms)
     archive = Archive(archive_dir, game.slug, variant) if archive_dir else None
-    judge = scripts.script(client, "compact_log")
+    judge = scripts.script(client, "compact_log", library="board_lib")
     position = "-"
     while True:
         while True:
@@ -216,7 +229,7 @@ def compact_family(
                 keys=[log, copy, applied, banned, emeta, players, *zsets],
                 args=[since, start, entries[-1][0], *verdicts],
             )
-            forgotten, dropped = int(reply[0]), cast(list[str], reply[1:])
+            forgotten, dropped = int(reply[0]), cast(list[str], reply[2:])
             if archive is not None and dropped:
                 report.archived += _archive(archive, game, entries, dropped)
                 client.xdel(log, *dropped)
@@ -225,6 +238,7 @@ def compact_family(
             report.kept += len(entries) - len(dropped)
             report.dropped += len(dropped)
             report.applied_dropped += forgotten
+            report.metadata_dropped += int(reply[1])
             judged(report.read, max(total, report.read))
             if len(entries) < SLICE:
                 break
@@ -253,33 +267,44 @@ def _forget_applied(client: DataClient, log: str, applied: str, since: int) -> i
         start = f"({entries[-1][0]}"
 
 
-def _verdicts(
-    game: Game, entries: Sequence[Any], since: int, latest: dict[str, int], rankings: _Rankings
-) -> tuple[list[str], list[str | int]]:
-    """The ranking zsets a slice's script is given, and its arguments after the slice's
-    bounds: each zset's board tag and period start, the groups of zsets (the readable boards
-    of a set of periods), then per entry its group (0: kept anyway) and subscore key."""
-    zsets: list[str] = []
-    tags: list[str | int] = []
-    slot: dict[str, int] = {}  # zset -> its number (from 1) among the zsets
-    groups: dict[tuple[Board, ...], int] = {}
-    members: list[str | int] = []
+class _Groups:
+    """The boards a compaction script is given, as ``board_groups`` in
+    :file:`app/lua/board_lib.lua` reads them: each board once (its tag and period start), then
+    each set of boards once, by their numbers; :meth:`number` gives a set's number (from 1)."""
 
-    def group(boards: tuple[Board, ...]) -> int:
-        number = groups.get(boards)
+    def __init__(self) -> None:
+        self.zsets: list[str] = []  # the boards' ranking zsets, in the order numbered
+        self._tags: list[str | int] = []
+        self._slot: dict[str, int] = {}  # zset -> its number (from 1) among the zsets
+        self._groups: dict[tuple[Board, ...], int] = {}
+        self._members: list[str | int] = []
+
+    def number(self, boards: tuple[Board, ...]) -> int:
+        number = self._groups.get(boards)
         if number is None:
             numbers = []
             for board in boards:
                 key = board.ranking_key
-                if key not in slot:
-                    slot[key] = len(zsets) + 1
-                    zsets.append(key)
-                    tags.extend(board.tag)
-                numbers.append(slot[key])
-            number = groups[boards] = len(groups) + 1
-            members.extend((len(numbers), *numbers))
+                if key not in self._slot:
+                    self._slot[key] = len(self.zsets) + 1
+                    self.zsets.append(key)
+                    self._tags.extend(board.tag)
+                numbers.append(self._slot[key])
+            number = self._groups[boards] = len(self._groups) + 1
+            self._members.extend((len(numbers), *numbers))
         return number
 
+    def args(self) -> list[str | int]:
+        return [len(self.zsets), *self._tags, len(self._groups), *self._members]
+
+
+def _verdicts(
+    game: Game, entries: Sequence[Any], since: int, latest: dict[str, int], rankings: _Rankings
+) -> tuple[list[str], list[str | int]]:
+    """The ranking zsets a slice's script is given, and its arguments after the slice's
+    bounds: the groups of zsets (the readable boards of a set of periods), then per entry its
+    group (0: kept anyway) and subscore key."""
+    groups = _Groups()
     verdicts: list[str | int] = []
     for log_id, fields in entries:
         at = int(fields["at"])
@@ -289,8 +314,30 @@ def _verdicts(
             verdicts += (0, "")
         else:
             sub = fields.get("sub")
-            verdicts += (group(rankings.of(at)), subscore_key(game, int(sub) if sub else 0))
-    return zsets, [len(zsets), *tags, len(groups), *members, *verdicts]
+            verdicts += (groups.number(rankings.of(at)), subscore_key(game, int(sub) if sub else 0))
+    return groups.zsets, [*groups.args(), *verdicts]
+
+
+def _forget_metadata(client: DataClient, game: Game, variant: str, rankings: _Rankings) -> int:
+    """Delete the entry metadata fields that no readable board shows (a game that keeps a
+    sum, whose log keeps every entry); how many were. One pass of ``HSCAN``, each chunk
+    judged and deleted by one script, atomically against applies."""
+    emeta = keys.entry_metadata_key(game.slug, variant)
+    judge = scripts.script(client, "forget_metadata", library="board_lib")
+    family = [emeta, keys.players_key(game.slug, variant), keys.banned_key(game.slug, variant)]
+    deleted, cursor = 0, 0
+    while True:
+        cursor, chunk = cast(
+            tuple[int, dict[str, str]], client.hscan(emeta, cursor, count=METADATA_CHUNK)
+        )
+        if chunk:
+            groups = _Groups()
+            judged: list[str | int] = []
+            for field in chunk:
+                judged += (field, groups.number(rankings.of(int(field.split(":", 1)[0]))))
+            deleted += int(judge(keys=family, args=[*groups.args(), *judged]))
+        if not cursor:
+            return deleted
 
 
 def _archive(archive: Archive, game: Game, entries: Sequence[Any], dropped: Sequence[str]) -> int:

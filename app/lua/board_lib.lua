@@ -107,6 +107,51 @@ local function tag_in(text, tag)
   return rel and tonumber(rel), sub
 end
 
+-- Whether a record's text places a row achieved at ms `at` on one of the boards (each
+-- {tag = its tag, start = its period's start ms}): such a row shows the metadata of the
+-- player's entries at `at`. A record of no such board, or no record, places none.
+local function shows_at(text, at, boards)
+  local tags = text and string.match(text, '^%d+|([^|]*)|')
+  if not tags then
+    return false
+  end
+  tags = ';' .. tags .. ';'
+  for _, board in ipairs(boards) do
+    local rel = string.match(tags, ';' .. board.tag .. '=(%d+)[;,]')
+    if rel and board.start + tonumber(rel) == at then
+      return true
+    end
+  end
+  return false
+end
+
+-- The groups of boards a compaction script is given from ARGV[first]: the number of boards
+-- and, per board, its tag and period start ms; the number of groups and, per group (the
+-- readable boards of one set of periods), its size and its boards' numbers (from 1). Board z's
+-- key is KEYS[first_key + z - 1] when first_key is given. Returns the groups (each a list of
+-- {key, tag, start}) and the number of the argument after them.
+local function board_groups(first, first_key)
+  local at_arg = first
+  local function take()
+    at_arg = at_arg + 1
+    return ARGV[at_arg - 1]
+  end
+  local boards = {}
+  for z = 1, tonumber(take()) do
+    local key = first_key and KEYS[first_key + z - 1]
+    boards[z] = {key = key, tag = take(), start = tonumber(take())}
+  end
+  local groups = {}
+  for g = 1, tonumber(take()) do
+    local members = {}
+    for m = 1, tonumber(take()) do
+      members[m] = boards[tonumber(take())]
+    end
+    groups[g] = members
+  end
+  return groups, at_arg
+end
+
 local function spot_text(spot)
   if spot[2] == '' then
     return spot[1]

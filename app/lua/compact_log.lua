@@ -14,31 +14,13 @@
 -- ranking zsets of the slice's readable boards.
 -- ARGV[1] window start ms: the applied ids of entries logged before it are forgotten.
 -- ARGV[2], ARGV[3] the slice as the caller read it: XRANGE start ('-' or '(id') and end id.
--- Then: the number of zsets and, per zset, its board's tag and period start ms; the number of
--- groups and, per group (the readable boards of one set of periods), its size and its zsets'
--- numbers (from 1); then two values per entry of the slice, in log order: its group (0 for an
+-- Then the groups of the slice's readable boards, as board_groups reads them (board z is the
+-- zset KEYS[6 + z]); then two values per entry of the slice, in log order: its group (0 for an
 -- entry kept anyway) and its subscore key ('' in a game without subscores).
--- Returns {applied ids forgotten, dropped log id, dropped log id, ...}.
+-- Returns {applied ids forgotten, metadata fields deleted, dropped log id, dropped log id, ...}.
 
 local since = tonumber(ARGV[1])
-local at_arg = 4
-local function next_arg()
-  local value = ARGV[at_arg]
-  at_arg = at_arg + 1
-  return value
-end
-local zsets = {}
-for z = 1, tonumber(next_arg()) do
-  zsets[z] = {key = KEYS[6 + z], tag = next_arg(), start = tonumber(next_arg())}
-end
-local groups = {}
-for g = 1, tonumber(next_arg()) do
-  local members = {}
-  for m = 1, tonumber(next_arg()) do
-    members[m] = zsets[tonumber(next_arg())]
-  end
-  groups[g] = members
-end
+local groups, at_arg = board_groups(4, 7)
 
 local entries = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[3])
 if #entries * 2 ~= #ARGV - at_arg + 1 then
@@ -47,32 +29,12 @@ if #entries * 2 ~= #ARGV - at_arg + 1 then
   return redis.error_reply('ERR compact_log: the slice is not the one judged')
 end
 
--- Whether the player's record places a row at achieved ms `at` on one of the boards.
-local function row_at(pid, at, boards)
-  local text = redis.call('HGET', KEYS[6], pid)
-  local tags = text and string.match(text, '^%d+|([^|]*)|')
-  if not tags then
-    return false
-  end
-  tags = ';' .. tags .. ';'
-  for _, board in ipairs(boards) do
-    local rel = string.match(tags, ';' .. board.tag .. '=(%d+)[;,]')
-    if rel and board.start + tonumber(rel) == at then
-      return true
-    end
-  end
-  return false
-end
-
-local result = {0}
-local forgotten = 0
+local result = {0, 0}
+local forgotten, metadata_dropped = 0, 0
 local kept_fields, dropped_meta = {}, {}
 for i, entry in ipairs(entries) do
   local id, flat = entry[1], entry[2]
-  local e = {}
-  for j = 1, #flat, 2 do
-    e[flat[j]] = flat[j + 1]
-  end
+  local e = fields(flat)
   if tonumber(string.match(id, '^(%d+)')) < since then
     forgotten = forgotten + redis.call('HDEL', KEYS[3], e.sid)
   end
@@ -101,9 +63,9 @@ for i, entry in ipairs(entries) do
 end
 for _, dropped in ipairs(dropped_meta) do
   local field, pid, at, boards = unpack(dropped)
-  if not kept_fields[field] and not row_at(pid, at, boards) then
-    redis.call('HDEL', KEYS[5], field)
+  if not kept_fields[field] and not shows_at(redis.call('HGET', KEYS[6], pid), at, boards) then
+    metadata_dropped = metadata_dropped + redis.call('HDEL', KEYS[5], field)
   end
 end
-result[1] = forgotten
+result[1], result[2] = forgotten, metadata_dropped
 return result

@@ -1,8 +1,8 @@
 """Rebuild, reconcile, compaction and prune of the games of SPEC §11 on the real redis-server
 (whose Lua and number formatting are the production ones): a game that keeps a sum with
 subscores and dense ties over five windows, and one that keeps the best with subscores and
-metadata. Boards built entry by entry, rebuilt from the log, repaired after a drift, and
-compacted, read the same."""
+metadata, and one that keeps a sum with metadata. Boards built entry by entry, rebuilt from
+the log, repaired after a drift, and compacted, read the same."""
 
 from __future__ import annotations
 
@@ -29,6 +29,16 @@ TALLY = game_from_table(
         "keep": "sum",
         "subscore_order": "higher",
         "ties": "dense",
+        "windows": WINDOWS,
+        "season": SEASON,
+    },
+)
+SUMS = game_from_table(
+    "sums",
+    {
+        "order": "higher",
+        "keep": "sum",
+        "metadata_max_bytes": 64,
         "windows": WINDOWS,
         "season": SEASON,
     },
@@ -145,3 +155,28 @@ def test_compaction_and_prune_keep_the_boards_and_the_metadata_they_show(data):
     assert set(data.hkeys(emeta)) <= logged
     rebuild_family(data, BEST, VARIANT, now)
     assert shown(data, BEST, now) == before
+
+
+def test_compacting_a_sum_game_keeps_the_metadata_its_rows_show_and_no_more(data):
+    now = int(time.time() * 1000)
+    entries = history(SUMS, now, seed=7)
+    for first in range(0, len(entries), 50):
+        apply_entries(data, entries[first : first + 50], now)
+    emeta = keys.entry_metadata_key("sums", VARIANT)
+    before = shown(data, SUMS, now)
+    fields = data.hlen(emeta)
+    rows_shown = {
+        f"{split_member(member)[1]:013d}:{split_member(member)[2]}"
+        for rows, _ in before.values()
+        for member, _, _, _, meta in rows
+        if meta is not None
+    }
+    assert len(rows_shown) < fields
+
+    report = compact_family(data, SUMS, VARIANT, now + 1000, 0)
+    assert (report.dropped, data.xlen(keys.log_key("sums", VARIANT))) == (0, len(entries))
+    assert set(data.hkeys(emeta)) == rows_shown
+    assert report.metadata_dropped == fields - len(rows_shown)
+    assert shown(data, SUMS, now) == before
+    rebuild_family(data, SUMS, VARIANT, now)
+    assert shown(data, SUMS, now) == before

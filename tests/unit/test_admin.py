@@ -136,7 +136,14 @@ def test_prune_removes_the_entries_past_retention_and_the_boards_follow(
     task = client.get(queued.get_json()["status_url"], headers=AUTH).get_json()
     assert task["state"] == "done" and task["progress"] == {"done": 4, "total": 4}
     # The two left were applied just now, inside the idempotency window: compaction keeps them.
-    compacted = {"read": 2, "kept": 2, "dropped": 0, "archived": 0, "applied_dropped": 0}
+    compacted = {
+        "read": 2,
+        "kept": 2,
+        "dropped": 0,
+        "archived": 0,
+        "applied_dropped": 0,
+        "metadata_dropped": 0,
+    }
     assert task["result"] == {
         "families": {"guess-claimed/100": {"past_retention": 2, **compacted}},
         "skipped": [],
@@ -267,6 +274,7 @@ def test_every_endpoint_takes_an_integer_variant(app, client, redis_client, endp
                 "dropped": 0,
                 "archived": 0,
                 "applied_dropped": 0,
+                "metadata_dropped": 0,
             }
         }
 

@@ -256,6 +256,7 @@ def test_prune_drops_entries_past_retention_then_compacts(redis_client, clock, t
         "dropped": len(DROPPED),
         "archived": len(DROPPED),
         "applied_dropped": len(HISTORY) - 2 + 1,
+        "metadata_dropped": 0,
     }
     assert "f1" not in logged(redis_client) and "f2" in logged(redis_client)
     alltime = read_page(redis_client, Board(GUESS, "100"), 0, 100).rows
