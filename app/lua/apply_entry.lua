@@ -107,7 +107,9 @@ for i = 0, (#KEYS - FIRST_BOARD_KEY + 1) / stride - 1 do
     mine = row_of(zkey, pid, rec, kind, index, start)
   end
   local index = mine and redis.call('ZRANK', zkey, mine)
-  if index then
+  if index and ties == 'unique' then
+    result[#result + 1] = index + 1
+  elseif index then
     local sort = redis.call('ZSCORE', zkey, mine)
     result[#result + 1] = shown_rank(zkey, vkeys and vkeys[1], ties, index, mine, sort)
   else
