@@ -122,7 +122,7 @@ def state(r, game) -> dict:
     return found
 
 
-FAST = settings(max_examples=25, deadline=None)
+FAST = settings(max_examples=15, deadline=None)
 EACH_GAME = pytest.mark.parametrize("game", GAMES, ids=lambda game: game.slug)
 
 

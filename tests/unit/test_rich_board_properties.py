@@ -133,7 +133,7 @@ def boards(r, game, now: int = NOW) -> dict:
     return shown
 
 
-FAST = settings(max_examples=15, deadline=None)
+FAST = settings(max_examples=10, deadline=None)
 EACH_GAME = pytest.mark.parametrize("game", GAMES, ids=lambda game: game.slug)
 
 
